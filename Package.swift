@@ -1,0 +1,82 @@
+// swift-tools-version:6.1
+// Junction: an LLM-aware router. See Docs/architecture.md for how the targets fit together.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "junction",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "junction", targets: ["junction"]),
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "Routing", targets: ["Routing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // libprotobuf-c from the system (Debian: libprotobuf-c-dev).
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        // protoc-c output for Proto/junction.proto; regenerate with `make proto`.
+        .target(name: "CJunctionProto", dependencies: ["CProtobufC"]),
+        .target(
+            name: "Wire",
+            dependencies: [
+                "CJunctionProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Pure cores: no I/O, no clocks, no NIO.
+        .target(name: "Raft", swiftSettings: strict),
+        .target(name: "Routing", swiftSettings: strict),
+        // Shells: wire the cores to the network, the disk and the clock.
+        .target(name: "Scheduler", dependencies: ["Wire", "Raft", "Routing"], swiftSettings: strict),
+        .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
+        .target(name: "Agent", dependencies: ["Wire"], swiftSettings: strict),
+        .target(name: "EngineSim", swiftSettings: strict),
+        .target(
+            name: "Bench",
+            dependencies: [
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "junction",
+            dependencies: [
+                "Wire", "Scheduler", "Gateway", "Agent", "EngineSim", "Bench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "WireTests",
+            dependencies: [
+                "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,2 @@
+/// The sidecar beside each engine (issue: Agent). Empty until that issue lands.
+public enum AgentModule {}

@@ -1,0 +1,2 @@
+/// Benchmarks that print figures.
+public enum BenchModule {}

@@ -1,0 +1,9 @@
+/// Who is on the other end of an authenticated connection, as its Hello said.
+public struct PeerIdentity: Sendable, Hashable, CustomStringConvertible {
+    public var role: Role
+    public var nodeID: String
+    public var address: String
+    public var softwareVersion: String
+
+    public var description: String { "\(role) \(nodeID.isEmpty ? "?" : nodeID) at \(address)" }
+}

@@ -1,0 +1,166 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Keeps one connection to a target alive: `run()` dials, and after every failure or disconnect
+/// waits a jittered exponential backoff before dialling again. Callers borrow the live connection
+/// with `connection(within:)`, which waits briefly for a reconnect instead of failing at once.
+public actor ReconnectingWireClient {
+    public struct Target: Sendable, Hashable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+        public var description: String { "\(host):\(port)" }
+    }
+
+    private let configuration: WireConfiguration
+    private let service: (any WireService)?
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private var backoff: Backoff
+    private var target: Target
+    private var current: WireConnection?
+    private var waiters: [UInt64: CheckedContinuation<WireConnection, any Error>] = [:]
+    private var nextWaiterID: UInt64 = 0
+    private var wakeDialler: CheckedContinuation<Void, Never>?
+    private var pauseGeneration: UInt64 = 0
+    /// Connections made since start; tests and metrics read it.
+    public private(set) var connectCount = 0
+
+    public init(
+        target: Target,
+        configuration: WireConfiguration,
+        service: (any WireService)? = nil,
+        backoff: Backoff = Backoff(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "junction.wire.client")
+    ) {
+        self.target = target
+        self.configuration = configuration
+        self.service = service
+        self.backoff = backoff
+        self.group = group
+        self.logger = logger
+    }
+
+    public var currentTarget: Target { target }
+    public var isConnected: Bool { current?.isActive ?? false }
+
+    /// Dials and redials until cancelled. Run it in a task group beside the work that uses it.
+    public func run() async {
+        while !Task.isCancelled {
+            let dialled = target
+            do {
+                let connection = try await WireClient.connect(
+                    host: dialled.host, port: dialled.port, configuration: configuration, service: service,
+                    group: group, logger: logger)
+                guard dialled == target, !Task.isCancelled else {
+                    connection.close(reason: "target changed")
+                    continue
+                }
+                connectCount += 1
+                backoff.reset()
+                publish(connection)
+                logger.info("wire connected", metadata: ["target": "\(dialled)"])
+                await withTaskCancellationHandler {
+                    await connection.serve()
+                    try? await connection.closeFuture.get()
+                } onCancel: {
+                    connection.close(reason: "client shutting down")
+                }
+                if current === connection { current = nil }
+                logger.info("wire disconnected", metadata: ["target": "\(dialled)"])
+            } catch {
+                logger.debug("wire connect failed", metadata: ["target": "\(dialled)", "error": "\(error)"])
+                await pause(backoff.next())
+            }
+        }
+        current?.close(reason: "client shutting down")
+        current = nil
+        for (_, waiter) in waiters { waiter.resume(throwing: CancellationError()) }
+        waiters.removeAll()
+    }
+
+    /// Points the client at another endpoint (e.g. the Raft leader a NotLeader reply named).
+    /// The old connection is closed and the new target dialled without waiting out the backoff.
+    public func retarget(_ newTarget: Target) {
+        guard newTarget != target else { return }
+        target = newTarget
+        backoff.reset()
+        current?.close(reason: "retargeted to \(newTarget)")
+        current = nil
+        wakeDialler?.resume()
+        wakeDialler = nil
+    }
+
+    /// The live connection, waiting up to `timeout` for one; throws UNAVAILABLE after that.
+    public func connection(within timeout: Duration) async throws -> WireConnection {
+        if let current, current.isActive { return current }
+        let id = nextWaiterID
+        nextWaiterID += 1
+        return try await withThrowingTaskGroup(of: WireConnection.self) { group in
+            group.addTask {
+                try await withTaskCancellationHandler {
+                    try await self.waitForConnection(id: id)
+                } onCancel: {
+                    Task { await self.dropWaiter(id: id) }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw WireError(.unavailable, "no connection to \(await self.currentTarget) within \(timeout)")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    /// Sends a request over the live connection (waiting up to `timeout` for one).
+    public func call(_ request: Envelope.Body, timeout: Duration? = nil) async throws -> Envelope.Body {
+        let timeout = timeout ?? configuration.defaultCallTimeout
+        let connection = try await connection(within: timeout)
+        return try await connection.call(request, timeout: timeout)
+    }
+
+    private func waitForConnection(id: UInt64) async throws -> WireConnection {
+        if let current, current.isActive { return current }
+        try Task.checkCancellation()
+        return try await withCheckedThrowingContinuation { waiters[id] = $0 }
+    }
+
+    private func dropWaiter(id: UInt64) {
+        waiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
+    }
+
+    private func publish(_ connection: WireConnection) {
+        current = connection
+        let ready = waiters
+        waiters.removeAll()
+        for (_, waiter) in ready { waiter.resume(returning: connection) }
+    }
+
+    /// Sleeps for the backoff, but wakes early on retarget or cancellation. The generation keeps a
+    /// timer of an earlier pause from cutting a later one short.
+    private func pause(_ duration: Duration) async {
+        pauseGeneration += 1
+        let generation = pauseGeneration
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            self.wake(generation)
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { wakeDialler = $0 }
+        } onCancel: {
+            timer.cancel()
+        }
+    }
+
+    private func wake(_ generation: UInt64) {
+        guard generation == pauseGeneration else { return }
+        wakeDialler?.resume()
+        wakeDialler = nil
+    }
+}

@@ -1,0 +1,45 @@
+import Crypto
+
+/// The protocol version this build speaks (Hello.protocol_version).
+public let wireProtocolVersion: UInt32 = 1
+
+/// Settings of one side of a connection. The defaults suit a scheduler and its clients on one
+/// network; Docs/configuration.md lists them with their config keys.
+public struct WireConfiguration: Sendable {
+    /// What this process is, sent in Hello.
+    public var role: Role
+    /// This process's name in Hello: a scheduler's numeric id, an agent's instance id, a gateway name.
+    public var nodeID: String
+    /// The cluster secret both sides prove knowledge of. Never sent on the wire.
+    public var clusterSecret: SymmetricKey
+    /// Frames longer than this are refused and the connection closed.
+    public var maxFrameBytes = 4 * 1024 * 1024
+    /// Time allowed from TCP connect to a completed handshake.
+    public var handshakeTimeout: Duration = .seconds(5)
+    /// A Ping is sent after this long without receiving anything.
+    public var keepaliveInterval: Duration = .seconds(5)
+    /// The connection is closed after this long without receiving anything (Pongs count).
+    public var idleTimeout: Duration = .seconds(15)
+    /// Timeout of a call that names none.
+    public var defaultCallTimeout: Duration = .seconds(5)
+    /// Calls and streams the peer may have open on this connection at once; more get OVERLOADED.
+    public var maxConcurrentInboundCalls = 1024
+    /// Messages held back while the peer reads too slowly; past this, sends fail with OVERLOADED.
+    public var maxQueuedWrites = 4096
+    /// Items buffered per stream for a slow consumer; past this the stream ends with OVERLOADED.
+    public var streamBufferLimit = 1024
+    /// The socket write buffer above which the connection stops writing and queues (then refuses).
+    public var writeBufferHighWaterMark = 1024 * 1024
+    public var writeBufferLowWaterMark = 256 * 1024
+    public var softwareVersion = "junction 0.1.0"
+
+    public init(role: Role, nodeID: String, clusterSecret: [UInt8]) {
+        self.role = role
+        self.nodeID = nodeID
+        self.clusterSecret = SymmetricKey(data: clusterSecret)
+    }
+
+    public init(role: Role, nodeID: String, clusterSecret: String) {
+        self.init(role: role, nodeID: nodeID, clusterSecret: Array(clusterSecret.utf8))
+    }
+}

@@ -1,0 +1,21 @@
+/// What a process serves to its peers over the wire. Each method runs in its own task; a thrown
+/// `WireError` is sent to the peer as it is, any other error as INTERNAL.
+public protocol WireService: Sendable {
+    /// Answers one request (a message of request kind with a call id).
+    func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body
+
+    /// Serves one stream the peer opened. Returning ends it with End; throwing ends it with Error.
+    func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws
+
+    /// Takes a one-way message (call id 0). Called on the connection's event loop in arrival
+    /// order: it must not block; hand the message on (e.g. into an AsyncStream) and return.
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity)
+}
+
+extension WireService {
+    public func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {
+        throw WireError(.unimplemented, "\(open.name) streams are not served here")
+    }
+
+    public func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {}
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct JunctionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "junction",
+        abstract: "Junction: an LLM-aware router for vLLM, SGLang and BladeLLM engine pools.",
+        subcommands: []
+    )
+}
