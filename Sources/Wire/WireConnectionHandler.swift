@@ -62,6 +62,9 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var handshakeTimer: Scheduled<Void>?
     private var keepaliveTimer: Scheduled<Void>?
     private var pingNonce: UInt64 = 0
+    private var flushScheduled = false
+    /// Between channelRead and channelReadComplete, writes wait for the flush at the end of the read.
+    private var inRead = false
 
     init(
         side: Side,
@@ -168,6 +171,7 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        inRead = true
         lastReceived = .now()
         switch phase {
         case .closing:
@@ -453,7 +457,8 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             return onRefused(error)
         }
         if writeQueue.isEmpty && context.channel.isWritable {
-            context.writeAndFlush(wrapOutboundOut(envelope), promise: promise)
+            context.write(wrapOutboundOut(envelope), promise: promise)
+            flushSoon()
         } else if writeQueue.count < configuration.maxQueuedWrites {
             writeQueue.append((envelope, promise))
         } else {
@@ -461,6 +466,24 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             promise?.fail(error)
             onRefused(error)
         }
+    }
+
+    /// Many tasks answer calls on one connection; one flush per event-loop tick instead of one per
+    /// message turns their frames into one writev. Inside channelRead, channelReadComplete flushes.
+    private func flushSoon() {
+        guard !flushScheduled, let context else { return }
+        if inRead { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            self.context?.flush()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inRead = false
+        context.flush()
+        context.fireChannelReadComplete()
     }
 
     private var phaseAllowsWrites: Bool {

@@ -5,6 +5,7 @@ struct JunctionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "junction",
         abstract: "Junction: an LLM-aware router for vLLM, SGLang and BladeLLM engine pools.",
-        subcommands: []
+        version: "0.1.0",
+        subcommands: [BenchCommand.self]
     )
 }

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building and testing Junction needs on a fresh Debian machine, and nothing that is
+# already there: protobuf-c (library and compiler), protoc, pkg-config, and a Python venv with the
+# packages in Tests/Interop/requirements.txt. Idempotent; `make deps` (and so `make test`) runs it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+venv=${JUNCTION_VENV:-$HOME/.cache/junction/venv}
+
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+# python3-venv is Debian's name; a python from elsewhere (pyenv) has venv built in.
+if [ ${#missing[@]} -gt 0 ] && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  missing=("${missing[@]/python3-venv}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+requirements="$root/Tests/Interop/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "install-deps: python venv at $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+fi

@@ -1,0 +1,58 @@
+# Junction's developer entry points. `make test` is what CI runs (.ci/run).
+SWIFT ?= swift
+JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
+export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
+export JUNCTION_VENV
+
+.PHONY: run deps proto proto-check build build-release test test-asan fuzz-wire bench-wire clean
+
+## The local cluster arrives with the cluster issue; until then say so instead of pretending.
+run:
+	@echo "make run: the local cluster (schedulers, gateways, simulated engines) is not built yet."
+	@echo "What runs today: make test, make bench-wire, make fuzz-wire (see README.md, Status)."
+	@exit 2
+
+## Install system packages and the Python test venv (idempotent).
+deps:
+	@Deploy/dev/install-deps.sh
+
+## Regenerate the protobuf-c C code and the Swift message types from Proto/junction.proto.
+proto: deps
+	Proto/generate.sh
+
+## Fail if the checked-in generated code differs from what Proto/junction.proto generates.
+proto-check: deps
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	Proto/generate.sh $$tmp/c $$tmp/Messages.swift && \
+	diff -u Sources/CJunctionProto/junction.pb-c.c $$tmp/c/junction.pb-c.c && \
+	diff -u Sources/CJunctionProto/include/junction.pb-c.h $$tmp/c/include/junction.pb-c.h && \
+	diff -u Sources/Wire/Generated/Messages.swift $$tmp/Messages.swift && \
+	echo "proto-check: generated code matches Proto/junction.proto"
+
+build: deps
+	$(SWIFT) build
+
+build-release: deps
+	$(SWIFT) build -c release
+
+## The test suite: dependencies, generated-code check, build, every test.
+test: deps proto-check
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+## The codec and connection tests under AddressSanitizer + LeakSanitizer (separate build folder).
+test-asan: deps
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan.supp:print_suppressions=1 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan --filter 'MessageCodingTests|FrameCodecTests|HandshakeAndBackoffTests|BadInputTests|ConnectionTests|InteropTests'
+
+## libFuzzer on frame and message decoding. FUZZ_SECONDS=600 by default.
+FUZZ_SECONDS ?= 600
+fuzz-wire: deps
+	Tests/Fuzz/run.sh wire $(FUZZ_SECONDS)
+
+## Wire codec and round-trip benchmark (release build; prints figures).
+bench-wire: build-release
+	.build/release/junction bench wire
+
+clean:
+	rm -rf .build .build-asan Tests/Fuzz/.build

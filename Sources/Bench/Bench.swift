@@ -1,2 +1,0 @@
-/// Benchmarks that print figures.
-public enum BenchModule {}

@@ -1,0 +1,17 @@
+// swift-tools-version:6.1
+// libFuzzer harnesses, kept out of the main package because they have no main() of their own:
+// libFuzzer supplies it. Build and run with Tests/Fuzz/run.sh (or `make fuzz-wire`).
+import PackageDescription
+
+let package = Package(
+    name: "junction-fuzz",
+    dependencies: [.package(name: "junction", path: "../..")],
+    targets: [
+        .target(name: "CFuzzDriver"),
+        .executableTarget(
+            name: "FuzzWire",
+            dependencies: ["CFuzzDriver", .product(name: "Wire", package: "junction")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)
