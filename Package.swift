@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "junction", targets: ["junction"]),
+        .executable(name: "raft-sim", targets: ["raft-sim"]),
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "Routing", targets: ["Routing"]),
@@ -45,6 +46,11 @@ let package = Package(
         // Pure cores: no I/O, no clocks, no NIO.
         .target(name: "Raft", swiftSettings: strict),
         .target(name: "Routing", swiftSettings: strict),
+        // Raft's file-backed storage: segmented WAL with CRC32C, atomic snapshots.
+        .target(name: "RaftStore", dependencies: ["Raft"], swiftSettings: strict),
+        // Deterministic simulation of a Raft group under faults, with safety and linearizability checks.
+        .target(name: "RaftSim", dependencies: ["Raft"], swiftSettings: strict),
+        .executableTarget(name: "raft-sim", dependencies: ["RaftSim"], swiftSettings: strict),
         // Shells: wire the cores to the network, the disk and the clock.
         .target(name: "Scheduler", dependencies: ["Wire", "Raft", "Routing"], swiftSettings: strict),
         .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
@@ -68,6 +74,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
         .testTarget(
             name: "WireTests",
             dependencies: [

@@ -1,0 +1,190 @@
+/// One Raft member, as a value. Feed it with `tick()`, `step(_:)`, `propose(_:)` and
+/// `readIndex(context:)`; collect its output with `ready()`, act on it, then `advance(_:)`.
+/// Single-threaded by construction: the shell owns it and calls it from one place.
+public struct RaftNode: Sendable {
+    public let config: RaftConfig
+    public var id: NodeID { config.id }
+
+    public internal(set) var term: Term
+    /// Whom this node voted for in `term`; 0 for nobody.
+    public internal(set) var vote: NodeID
+    public internal(set) var role: Role = .follower
+    /// The leader this node currently follows (itself when leader); 0 when unknown.
+    public internal(set) var leader: NodeID = 0
+    public internal(set) var membership: Membership
+
+    var log: RaftLog
+    /// The latest snapshot this node holds, sent to followers that fell behind compaction.
+    var snapshot: Snapshot?
+    /// A snapshot received from the leader, to be persisted and restored by the shell.
+    var pendingSnapshot: Snapshot?
+    /// Chunks of a snapshot being received.
+    var incomingSnapshot: (metadata: SnapshotMetadata, data: [UInt8])?
+    var persistedHardState: HardState
+
+    var progress: [NodeID: Progress] = [:]
+    var votes: [NodeID: Bool] = [:]
+    var electionElapsed = 0
+    var heartbeatElapsed = 0
+    var randomizedElectionTimeout = 0
+    var rng: SplitMix64
+    /// A leadership transfer in progress, and how long it has been going.
+    var transferTarget: NodeID = 0
+
+    var readRound: UInt64 = 0
+    var pendingReads: [(round: UInt64, index: LogIndex, context: UInt64)] = []
+    /// Reads that arrived before this leader committed an entry of its own term (§8).
+    var readsAwaitingCommit: [UInt64] = []
+
+    /// Proposals since the last `ready()`; appended to followers in one message each.
+    var broadcastPending = false
+    var messages: [Message] = []
+    var readStates: [ReadState] = []
+    var abandonedReads: [UInt64] = []
+    /// Set instead of trapping when a testing fault has driven the node into an impossible state.
+    public internal(set) var safetyViolation: String?
+
+    public init(config: RaftConfig, persisted: PersistedState = .init()) throws(RaftError) {
+        try config.validate()
+        var expected = (persisted.snapshot?.metadata.index ?? 0) + 1
+        for entry in persisted.entries {
+            guard entry.index == expected else {
+                throw .invalidRequest("storage returned entry \(entry.index) where \(expected) was expected")
+            }
+            expected += 1
+        }
+        self.config = config
+        term = persisted.hardState.term
+        vote = persisted.hardState.vote
+        membership = persisted.snapshot?.metadata.membership ?? config.membership
+        log = RaftLog(snapshot: persisted.snapshot?.metadata, entries: persisted.entries,
+                      committed: persisted.hardState.commit)
+        snapshot = persisted.snapshot
+        persistedHardState = persisted.hardState
+        if log.lastTerm > term {
+            // Entries of a later term survived a crash that the hard state did not (storage writes
+            // the hard state first, so this only happens with foreign storage). Adopting the later
+            // term is safe: any vote cast in it was never sent, as replies wait for the disk.
+            term = log.lastTerm
+            vote = 0
+        }
+        rng = SplitMix64(seed: config.randomSeed ^ persisted.hardState.term)
+        resetElectionTimeout()
+    }
+
+    // MARK: Inspection (for the shell, metrics and the simulation's checkers)
+
+    public var commitIndex: LogIndex { log.committed }
+    public var appliedIndex: LogIndex { log.applied }
+    public var firstIndex: LogIndex { log.firstIndex }
+    public var lastIndex: LogIndex { log.lastIndex }
+    public var lastTerm: Term { log.lastTerm }
+    public var snapshotMetadata: SnapshotMetadata? { snapshot?.metadata }
+    public var leadershipTransferTarget: NodeID? { transferTarget == 0 ? nil : transferTarget }
+    public func entry(at index: LogIndex) -> Entry? { log.entry(at: index) }
+    public func term(at index: LogIndex) -> Term? { log.term(at: index) }
+    public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+
+    /// A leader's view of a follower: (match, next), or nil when not leader.
+    public func replicationProgress(of peer: NodeID) -> (match: LogIndex, next: LogIndex)? {
+        guard role == .leader, let pr = progress[peer] else { return nil }
+        return (pr.match, pr.next)
+    }
+
+    // MARK: Input
+
+    /// One unit of logical time. Elections and heartbeats are counted in ticks.
+    public mutating func tick() {
+        if role == .leader { tickLeader() } else { tickElection() }
+    }
+
+    /// Appends a command; it is committed once a quorum holds it. Only a leader accepts proposals:
+    /// others throw `notLeader` with the leader they know, for the shell to forward to.
+    @discardableResult
+    public mutating func propose(_ data: [UInt8]) throws(RaftError) -> (index: LogIndex, term: Term) {
+        guard role == .leader else { throw .notLeader(leader: leader == 0 ? nil : leader) }
+        guard transferTarget == 0 else { throw .leadershipTransferInProgress }
+        let entry = Entry(index: log.lastIndex + 1, term: term, kind: .command, data: data)
+        log.append(entry)
+        broadcastPending = true
+        return (entry.index, entry.term)
+    }
+
+    /// Compacts the log through `index` (applied and durable), keeping `data` (the state machine
+    /// at `index`) as the snapshot for followers that fall behind. The shell stores it first.
+    public mutating func compact(through index: LogIndex, data: [UInt8]) throws(RaftError) -> Snapshot {
+        guard index > log.snapshotIndex, index <= log.applied, let term = log.term(at: index) else {
+            throw .invalidRequest("cannot compact through \(index): applied \(log.applied), first \(log.firstIndex)")
+        }
+        let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: term, membership: membership), data: data)
+        log.compact(through: index)
+        snapshot = snap
+        return snap
+    }
+
+    // MARK: Output
+
+    public var hasReady: Bool {
+        broadcastPending || !messages.isEmpty || hardState != persistedHardState
+            || !log.unstableEntries.isEmpty || pendingSnapshot != nil || !log.committedUnapplied.isEmpty
+            || !readStates.isEmpty || !abandonedReads.isEmpty
+    }
+
+    /// Takes what the shell must persist, send and apply; see `Ready` for the order.
+    public mutating func ready() -> Ready {
+        if broadcastPending {
+            broadcastPending = false
+            broadcastAppend(allowEmpty: false)
+        }
+        let hs = hardState
+        let ready = Ready(
+            hardState: hs == persistedHardState ? nil : hs,
+            entries: Array(log.unstableEntries),
+            snapshot: pendingSnapshot,
+            messages: messages,
+            committedEntries: Array(log.committedUnapplied),
+            readStates: readStates,
+            abandonedReads: abandonedReads)
+        messages = []
+        readStates = []
+        abandonedReads = []
+        return ready
+    }
+
+    /// Tells the node that `ready` was carried out: persisted, sent and applied.
+    public mutating func advance(_ ready: Ready) {
+        if let hs = ready.hardState { persistedHardState = hs }
+        if let snap = ready.snapshot, pendingSnapshot == snap { pendingSnapshot = nil }
+        if let last = ready.entries.last { log.markStable(through: last.index) }
+        if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
+        if role == .leader {
+            // The leader counts itself towards a quorum only for what its own disk holds.
+            _ = progress[id]?.acknowledge(through: log.stableIndex)
+            if maybeCommit() { broadcastAppend(allowEmpty: true) }
+        }
+    }
+
+    // MARK: Shared helpers
+
+    mutating func send(to: NodeID, term: Term? = nil, _ body: Message.Body) {
+        messages.append(Message(from: id, to: to, term: term ?? self.term, body: body))
+    }
+
+    mutating func resetElectionTimeout() {
+        let span = UInt64(config.electionTicks)
+        randomizedElectionTimeout = config.electionTicks + Int(rng.next() % span)
+    }
+
+    var peers: [NodeID] { membership.members.filter { $0 != id }.sorted() }
+    var isPromotable: Bool { membership.voters.contains(id) }
+
+    /// Records an impossible state. With a testing fault switched on it is reported to the
+    /// simulation; otherwise it is a bug in Raft itself and the process stops before doing harm.
+    mutating func violation(_ what: String) {
+        if config.testingFaults != TestingFaults() {
+            if safetyViolation == nil { safetyViolation = what }
+        } else {
+            preconditionFailure("raft safety: \(what)")
+        }
+    }
+}

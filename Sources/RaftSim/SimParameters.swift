@@ -1,0 +1,93 @@
+import Raft
+
+/// Faults the simulator can inject on purpose, to prove its checkers catch real Raft bugs.
+public enum InjectedBug: String, Sendable, CaseIterable {
+    /// A restarted node forgets whom it voted for (its vote was never made durable).
+    case forgetVote = "forget-vote"
+    /// Entries of earlier terms are committed by counting replicas (the paper's figure 8).
+    case commitPreviousTerm = "commit-previous-term"
+    /// Votes are granted without checking that the candidate's log is up to date.
+    case skipUpToDateCheck = "skip-up-to-date-check"
+    /// Appends truncate at their first entry even when it matches (stale appends cut the log).
+    case truncateAtFirstEntry = "truncate-at-first-entry"
+    /// A node acknowledges before its disk write is durable.
+    case ackBeforeSync = "ack-before-sync"
+}
+
+/// Everything about one simulated run, drawn from its seed. Times are simulated milliseconds.
+public struct SimParameters: Sendable, CustomStringConvertible {
+    public var seed: UInt64
+    public var nodeCount: Int
+    public var clientCount: Int
+    public var keyCount: Int
+    /// Faults are injected until `healAt`; the liveness phase runs until `endAt`.
+    public var healAt: Int
+    public var endAt: Int
+    public var tickMillis: Int
+    /// Per-node clock rate: a node's tick takes tickMillis × skew.
+    public var clockSkew: [Double]
+    public var minDelay: Int
+    public var maxDelay: Int
+    public var lossRate: Double
+    public var duplicateRate: Double
+    public var diskMaxLatency: Int
+    /// Mean time between faults (crash, restart, partition, heal) in the fault phase.
+    public var faultInterval: Int
+    /// Compact after this many applied entries (Int.max: never).
+    public var compactEvery: Int
+    public var snapshotChunkBytes: Int
+    public var maxEntriesPerMessage: Int
+    public var maxInflight: Int
+    public var clientTimeout: Int
+    /// Group settings vary by seed too: the defaults most of the time, the rest off sometimes.
+    /// Election timeout in ticks; sometimes close to the network delay, which makes split votes
+    /// and concurrent candidates in one term common.
+    public var electionTicks: Int
+    public var preVote: Bool
+    public var checkQuorum: Bool
+    /// Chance that a node which has just granted a vote crashes at once and restarts quickly:
+    /// the moment at which an unpersisted vote would be lost.
+    public var crashAfterVoteRate: Double
+    public var bug: InjectedBug?
+
+    public init(seed: UInt64, nodeCount: Int? = nil, bug: InjectedBug? = nil) {
+        var rng = SplitMix64(seed: seed &* 0xD1B5_4A32_D192_ED03 &+ 7)
+        func pick(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &rng) }
+        func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &rng) < p }
+        self.seed = seed
+        self.nodeCount = nodeCount ?? (chance(0.75) ? 3 : 5)
+        clientCount = pick(2...4)
+        keyCount = pick(1...3)
+        tickMillis = 10
+        healAt = pick(2_000...5_000)
+        endAt = healAt + 3_000
+        let skewSpread = chance(0.5) ? 0.2 : 0.05
+        clockSkew = (0..<self.nodeCount).map { _ in 1 + Double.random(in: -skewSpread...skewSpread, using: &rng) }
+        minDelay = 1
+        maxDelay = pick(2...12)
+        lossRate = chance(0.3) ? 0 : Double.random(in: 0...0.15, using: &rng)
+        duplicateRate = chance(0.5) ? 0 : Double.random(in: 0...0.08, using: &rng)
+        diskMaxLatency = pick(0...4)
+        faultInterval = pick(100...600)
+        compactEvery = chance(0.2) ? Int.max : pick(5...60)
+        snapshotChunkBytes = pick(8...64)
+        maxEntriesPerMessage = pick(1...8)
+        maxInflight = pick(1...8)
+        clientTimeout = 400
+        electionTicks = chance(0.7) ? 10 : pick(3...5)
+        preVote = chance(0.7)
+        checkQuorum = chance(0.8)
+        crashAfterVoteRate = chance(0.5) ? 0 : Double.random(in: 0.05...0.4, using: &rng)
+        self.bug = bug
+    }
+
+    public var description: String {
+        "nodes=\(nodeCount) clients=\(clientCount) keys=\(keyCount) heal=\(healAt)ms end=\(endAt)ms "
+            + "delay=\(minDelay)-\(maxDelay)ms loss=\(pct(lossRate)) dup=\(pct(duplicateRate)) "
+            + "disk<=\(diskMaxLatency)ms faults/\(faultInterval)ms compact=\(compactEvery == .max ? "never" : String(compactEvery)) "
+            + "chunk=\(snapshotChunkBytes)B inflight=\(maxInflight) election=\(electionTicks)ticks preVote=\(preVote) checkQuorum=\(checkQuorum) "
+            + "crashAfterVote=\(pct(crashAfterVoteRate))"
+    }
+
+    private func pct(_ x: Double) -> String { "\(Int((x * 100).rounded()))%" }
+}
