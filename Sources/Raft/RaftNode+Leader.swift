@@ -41,8 +41,11 @@ extension RaftNode {
         }
     }
 
+    /// Sends each follower what it lacks, pipelining as far as its in-flight window allows.
     mutating func broadcastAppend(allowEmpty: Bool) {
-        for peer in peers { sendAppend(to: peer, allowEmpty: allowEmpty) }
+        for peer in peers where sendAppend(to: peer, allowEmpty: allowEmpty) {
+            while sendAppend(to: peer, allowEmpty: false) {}
+        }
     }
 
     mutating func broadcastHeartbeat() {
