@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-asan fuzz-wire bench-wire clean
+.PHONY: run deps proto proto-check build build-release test raft-sim test-asan fuzz-wire bench-wire bench-raft clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -35,10 +35,17 @@ build: deps
 build-release: deps
 	$(SWIFT) build -c release
 
-## The test suite: dependencies, generated-code check, build, every test.
+## The test suite: dependencies, generated-code check, build, every test, 2,000 simulated seeds.
 test: deps proto-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) raft-sim
+
+## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
+RAFT_SEED ?= 1
+RAFT_SEEDS ?= 2000
+raft-sim:
+	$(SWIFT) run -c release raft-sim --seed $(RAFT_SEED) --count $(RAFT_SEEDS)
 
 ## The codec and connection tests under AddressSanitizer + LeakSanitizer (separate build folder).
 test-asan: deps
@@ -53,6 +60,10 @@ fuzz-wire: deps
 ## Wire codec and round-trip benchmark (release build; prints figures).
 bench-wire: build-release
 	.build/release/junction bench wire
+
+## Raft commit throughput and latency on file storage with fsync (release build; prints figures).
+bench-raft: build-release
+	.build/release/junction bench raft
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
-                "Wire",
+                "Wire", "Raft", "RaftStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -151,7 +151,9 @@ public final class Simulation {
                     fail("node \(i + 1): durable term went back from \(previous.term) to \(hs.term)")
                 }
                 if hs.term == previous.term, previous.vote != 0, hs.vote != previous.vote {
-                    fail("node \(i + 1) voted for \(previous.vote) and then for \(hs.vote) in term \(hs.term)")
+                    fail(hs.vote == 0
+                        ? "node \(i + 1) forgot its durable vote for \(previous.vote) in term \(hs.term)"
+                        : "node \(i + 1) voted for \(previous.vote) and then for \(hs.vote) in term \(hs.term)")
                 }
             }
             nodes[i].disk.persist(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot)

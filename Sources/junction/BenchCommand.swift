@@ -5,7 +5,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (build with -c release).",
-        subcommands: [WireBench.self]
+        subcommands: [WireBench.self, RaftBench.self]
     )
 }
 
@@ -23,5 +23,19 @@ struct WireBench: AsyncParsableCommand {
 
     func run() async throws {
         try await WireBenchmarkReport.run(codecIterations: codecIterations, calls: calls)
+    }
+}
+
+struct RaftBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raft",
+        abstract: "Commits per second and commit latency of a 3-node group on file storage with fsync."
+    )
+
+    @Option(help: "Commands per batched measurement (the unbatched run uses at most 2,000).")
+    var commands = 20_000
+
+    func run() async throws {
+        try RaftBenchmark.report(total: commands)
     }
 }
