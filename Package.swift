@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // libprotobuf-c from the system (Debian: libprotobuf-c-dev).
@@ -44,18 +45,30 @@ let package = Package(
             swiftSettings: strict
         ),
         // Pure cores: no I/O, no clocks, no NIO.
-        .target(name: "Raft", swiftSettings: strict),
+        .target(name: "Seeded", swiftSettings: strict),
+        .target(name: "Raft", dependencies: ["Seeded"], swiftSettings: strict),
         .target(name: "Routing", swiftSettings: strict),
         // Raft's file-backed storage: segmented WAL with CRC32C, atomic snapshots.
         .target(name: "RaftStore", dependencies: ["Raft"], swiftSettings: strict),
         // Deterministic simulation of a Raft group under faults, with safety and linearizability checks.
-        .target(name: "RaftSim", dependencies: ["Raft"], swiftSettings: strict),
+        .target(name: "RaftSim", dependencies: ["Raft", "Seeded"], swiftSettings: strict),
         .executableTarget(name: "raft-sim", dependencies: ["RaftSim"], swiftSettings: strict),
         // Shells: wire the cores to the network, the disk and the clock.
         .target(name: "Scheduler", dependencies: ["Wire", "Raft", "Routing"], swiftSettings: strict),
         .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
         .target(name: "Agent", dependencies: ["Wire"], swiftSettings: strict),
-        .target(name: "EngineSim", swiftSettings: strict),
+        // The simulated engine: a pure model (tokenizer, KV cache, continuous batching, step cost)
+        // and the HTTP shell that speaks vLLM's, SGLang's or BladeLLM's dialect around it.
+        .target(name: "EngineModel", dependencies: ["Seeded"], swiftSettings: strict),
+        .target(
+            name: "EngineSim",
+            dependencies: [
+                "EngineModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Bench",
             dependencies: [
@@ -74,6 +87,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
         .testTarget(
             name: "WireTests",

@@ -1,3 +1,5 @@
+import Seeded
+
 /// One Raft member, as a value. Feed it with `tick()`, `step(_:)`, `propose(_:)` and
 /// `readIndex(context:)`; collect its output with `ready()`, act on it, then `advance(_:)`.
 /// Single-threaded by construction: the shell owns it and calls it from one place.

@@ -1,4 +1,5 @@
 import Raft
+import Seeded
 
 /// Faults the simulator can inject on purpose, to prove its checkers catch real Raft bugs.
 public enum InjectedBug: String, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import Raft
+import Seeded
 
 /// The outcome of one seeded run.
 public struct SimResult: Sendable {

@@ -1,4 +1,5 @@
-/// A small seeded generator (SplitMix64), so election jitter and simulations replay exactly.
+/// A small seeded generator (SplitMix64), so election jitter, simulations and the simulated
+/// engine's answers replay exactly.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 

@@ -1,0 +1,217 @@
+/// The simulated engine itself, as a value with no clock and no I/O: requests go in with
+/// `submit`, and each `step()` runs one iteration of continuous batching and returns how long it
+/// took (model seconds) and what it produced. The shell sleeps for the duration and then delivers
+/// the events, as a real engine delivers a step's tokens when the step ends.
+///
+/// Scheduling follows vLLM's v1 scheduler: running requests first (decode one token each, or the
+/// next chunk of a prefill), within a per-step token budget; then waiting requests in arrival
+/// order, each looking up its longest cached prefix first. When a running request cannot get a
+/// block, the most recently admitted running request is preempted: its blocks are freed and it
+/// returns to the head of the waiting queue to be recomputed.
+public struct EngineCore: Sendable {
+    public let profile: EngineProfile
+    public private(set) var cache: KVCache
+    public private(set) var counters = EngineCounters()
+
+    private var sequences: [EngineRequestID: SequenceState] = [:]
+    private var running: [EngineRequestID] = []
+    private var waiting: [EngineRequestID] = []
+    private var nextID: EngineRequestID = 1
+
+    public init(profile: EngineProfile) throws(EngineModelError) {
+        try profile.validate()
+        self.profile = profile
+        cache = KVCache(blockCount: profile.kvBlocks, blockSize: profile.blockSize)
+    }
+
+    public var runningCount: Int { running.count }
+    public var waitingCount: Int { waiting.count }
+    public var hasWork: Bool { !running.isEmpty || !waiting.isEmpty }
+    /// Tokens whose KV the running requests hold (SGLang's `num_used_tokens`).
+    public var usedTokens: Int { running.reduce(0) { $0 + (sequences[$1]?.computed ?? 0) } }
+
+    /// The most tokens a request may generate after this prompt (what an absent `max_tokens` means).
+    public func remainingContext(promptTokens: Int) -> Int { max(0, profile.maxModelLength - promptTokens) }
+
+    /// Queues a request. Rejects prompts that cannot fit the context window with the tokens asked for.
+    public mutating func submit(_ request: GenerationRequest) throws(EngineModelError) -> EngineRequestID {
+        let promptCount = request.promptTokens.count
+        guard promptCount > 0 else { throw .emptyPrompt }
+        guard request.maxTokens >= 1, promptCount + request.maxTokens <= profile.maxModelLength else {
+            throw .promptTooLong(
+                promptTokens: promptCount, maxTokens: request.maxTokens, maxModelLength: profile.maxModelLength)
+        }
+        let plan = OutputPlan(
+            seed: request.seed, medianLength: profile.outputMedianTokens, sigma: profile.outputSigma)
+        let stopsByItself = !request.ignoreEOS && plan.naturalLength <= request.maxTokens
+        let id = nextID
+        nextID += 1
+        var tokens = request.promptTokens
+        tokens.reserveCapacity(promptCount + (stopsByItself ? plan.naturalLength : request.maxTokens))
+        sequences[id] = SequenceState(
+            id: id, promptCount: promptCount, tokens: tokens,
+            targetOutput: stopsByItself ? plan.naturalLength : request.maxTokens,
+            finishReason: stopsByItself ? .stop : .length, plan: plan)
+        waiting.append(id)
+        counters.requestsReceived += 1
+        return id
+    }
+
+    /// Stops a request wherever it is (the client went away); frees its blocks.
+    public mutating func abort(_ id: EngineRequestID) {
+        guard let sequence = sequences.removeValue(forKey: id) else { return }
+        cache.release(sequence.blocks)
+        running.removeAll { $0 == id }
+        waiting.removeAll { $0 == id }
+        counters.finished[.abort, default: 0] += 1
+    }
+
+    /// Forgets all cached prefixes; blocks in use stay allocated.
+    public mutating func resetPrefixCache() { cache.resetPrefixCache() }
+
+    /// Runs one iteration. Nil when there is nothing to do.
+    public mutating func step() -> StepResult? {
+        guard hasWork else { return nil }
+        var budget = profile.stepTokenBudget
+        var scheduled: [(id: EngineRequestID, tokens: Int)] = []
+        var events: [EngineEvent] = []
+        var preempted = false
+
+        var index = 0
+        while index < running.count, budget > 0 {
+            let id = running[index]
+            guard let sequence = sequences[id] else { index += 1; continue }
+            let wanted = min(sequence.tokens.count - sequence.computed, budget)
+            if wanted <= 0 { index += 1; continue }
+            let newBlocks = blocksNeeded(sequence, adding: wanted)
+            var fits = cache.canAllocate(newBlocks)
+            while !fits, let victim = running.last {
+                preempt(victim)
+                preempted = true
+                if victim == id { break }
+                fits = cache.canAllocate(newBlocks)
+            }
+            guard fits else { break }
+            if let blocks = cache.allocate(newBlocks) { sequences[id]!.blocks += blocks }
+            scheduled.append((id, wanted))
+            budget -= wanted
+            index += 1
+        }
+
+        while !preempted, budget > 0, running.count < profile.maxRunningSequences, let id = waiting.first {
+            guard var sequence = sequences[id] else { waiting.removeFirst(); continue }
+            let maxHitBlocks = (sequence.tokens.count - 1) / profile.blockSize
+            sequence.hashFullBlocks(blockSize: profile.blockSize, upTo: maxHitBlocks * profile.blockSize)
+            let hits = cache.cachedPrefix(of: sequence.blockHashes.prefix(maxHitBlocks))
+            let hitTokens = hits.count * profile.blockSize
+            let wanted = min(sequence.tokens.count - hitTokens, budget)
+            let newBlocks = (hitTokens + wanted + profile.blockSize - 1) / profile.blockSize - hits.count
+            guard cache.canAllocate(newBlocks, afterTaking: hits) else { break }
+            cache.take(hits)
+            sequence.blocks = hits + (cache.allocate(newBlocks) ?? [])
+            sequence.computed = hitTokens
+            sequence.registeredBlocks = hits.count
+            counters.prefixQueriedTokens += sequence.tokens.count
+            counters.prefixHitTokens += hitTokens
+            if sequence.cachedTokens == nil {
+                sequence.cachedTokens = min(hitTokens, sequence.promptCount)
+                events.append(.scheduled(id, cachedTokens: sequence.cachedTokens!))
+            }
+            sequences[id] = sequence
+            waiting.removeFirst()
+            running.append(id)
+            scheduled.append((id, wanted))
+            budget -= wanted
+        }
+
+        var prefillTokens = 0
+        var decodeSequences = 0
+        var contextTokens = 0
+        for (id, count) in scheduled {
+            guard var sequence = sequences[id] else { continue }
+            let decoding = count == 1 && sequence.computed == sequence.tokens.count - 1 && sequence.outputCount > 0
+            if decoding { decodeSequences += 1 } else { prefillTokens += count }
+            sequence.computed += count
+            contextTokens += sequence.computed
+            registerFullBlocks(&sequence)
+            if sequence.computed == sequence.tokens.count {
+                if !sequence.prefillCounted {
+                    sequence.prefillCounted = true
+                    counters.promptTokens += sequence.promptCount
+                    counters.promptCachedTokens += sequence.cachedTokens ?? 0
+                }
+                let token = sequence.plan.nextToken()
+                sequence.tokens.append(token)
+                counters.generationTokens += 1
+                events.append(.token(id, token))
+            }
+            if sequence.isFinished {
+                finish(sequence, events: &events)
+            } else {
+                sequences[id] = sequence
+            }
+        }
+        guard !scheduled.isEmpty else { return nil }
+        counters.steps += 1
+        return StepResult(
+            duration: profile.stepDuration(
+                prefillTokens: prefillTokens, sequences: scheduled.count, contextTokens: contextTokens),
+            prefillTokens: prefillTokens, decodeSequences: decodeSequences, sequences: scheduled.count,
+            events: events)
+    }
+
+    private func blocksNeeded(_ sequence: SequenceState, adding tokens: Int) -> Int {
+        max(0, (sequence.computed + tokens + profile.blockSize - 1) / profile.blockSize - sequence.blocks.count)
+    }
+
+    private mutating func registerFullBlocks(_ sequence: inout SequenceState) {
+        sequence.hashFullBlocks(blockSize: profile.blockSize, upTo: sequence.computed)
+        let full = min(sequence.blockHashes.count, sequence.computed / profile.blockSize)
+        while sequence.registeredBlocks < full {
+            let index = sequence.registeredBlocks
+            cache.register(sequence.blocks[index], hash: sequence.blockHashes[index])
+            sequence.registeredBlocks += 1
+        }
+    }
+
+    private mutating func preempt(_ id: EngineRequestID) {
+        running.removeAll { $0 == id }
+        guard var sequence = sequences[id] else { return }
+        cache.release(sequence.blocks)
+        sequence.blocks = []
+        sequence.computed = 0
+        sequence.registeredBlocks = 0
+        sequences[id] = sequence
+        waiting.insert(id, at: 0)
+        counters.preemptions += 1
+    }
+
+    private mutating func finish(_ sequence: SequenceState, events: inout [EngineEvent]) {
+        cache.release(sequence.blocks)
+        sequences[sequence.id] = nil
+        running.removeAll { $0 == sequence.id }
+        counters.finished[sequence.finishReason, default: 0] += 1
+        events.append(
+            .finished(
+                sequence.id, sequence.finishReason,
+                usage: TokenUsage(
+                    promptTokens: sequence.promptCount, completionTokens: sequence.outputCount,
+                    cachedTokens: sequence.cachedTokens ?? 0)))
+    }
+}
+
+/// Cumulative counts since start, the raw material of every dialect's /metrics.
+public struct EngineCounters: Sendable, Equatable {
+    public var requestsReceived = 0
+    public var steps = 0
+    /// Prompt tokens of requests whose prefill completed, and how many of them came from cache.
+    public var promptTokens = 0
+    public var promptCachedTokens = 0
+    public var generationTokens = 0
+    /// Prefix-cache lookups in tokens (vLLM's prefix_cache_queries / prefix_cache_hits).
+    public var prefixQueriedTokens = 0
+    public var prefixHitTokens = 0
+    /// Requests preempted (and so recomputed later).
+    public var preemptions = 0
+    public var finished: [FinishReason: Int] = [:]
+}
