@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test raft-sim test-asan fuzz-wire bench-wire bench-raft clean
+.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-wire bench-raft clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -39,7 +39,13 @@ build-release: deps
 test: deps proto-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) test-interop
 	$(MAKE) raft-sim
+
+## Real peers against real processes: the openai client, prometheus_client and promtool against
+## `junction engine-sim` (debug build from `make build`/`make test`).
+test-interop:
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/engine_sim
 
 ## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
 RAFT_SEED ?= 1

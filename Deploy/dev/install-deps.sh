@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing Junction needs on a fresh Debian machine, and nothing that is
-# already there: protobuf-c (library and compiler), protoc, pkg-config, and a Python venv with the
-# packages in Tests/Interop/requirements.txt. Idempotent; `make deps` (and so `make test`) runs it.
+# already there: protobuf-c (library and compiler), protoc, pkg-config, Prometheus' promtool (to
+# check our /metrics), wrk (load for the simulator's efficiency benchmark), and a Python venv with
+# the packages in Tests/Interop/requirements.txt. Idempotent; `make deps` (and so `make test`) runs it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${JUNCTION_VENV:-$HOME/.cache/junction/venv}
 
-apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv)
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv prometheus wrk)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -21,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 requirements="$root/Tests/Interop/requirements.txt"

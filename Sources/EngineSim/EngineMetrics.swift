@@ -1,0 +1,99 @@
+import EngineModel
+
+/// What the runner measures on the wall clock for /metrics: latency histograms, finished
+/// requests by reason, and short windows of recent steps for the engines that export rates and
+/// means (SGLang's gen_throughput, BladeLLM's *_mean and tps_*).
+struct EngineMetrics: Sendable {
+    var timeToFirstToken = LatencyHistogram(bounds: LatencyHistogram.timeToFirstToken)
+    var interTokenLatency = LatencyHistogram(bounds: LatencyHistogram.interToken)
+    var endToEnd = LatencyHistogram(bounds: LatencyHistogram.requestTime)
+    var queueTime = LatencyHistogram(bounds: LatencyHistogram.requestTime)
+    var promptTokens: LatencyHistogram
+    var generationTokens: LatencyHistogram
+    var maxTokensParam: LatencyHistogram
+    var finished: [FinishReason: Int] = [:]
+    private var window: [StepSample] = []
+    private var windowStart = 0
+
+    /// How far back the rates and means look.
+    static let windowSeconds = 5.0
+
+    init(maxModelLength: Int) {
+        let counts = LatencyHistogram.tokenCounts(upTo: maxModelLength)
+        promptTokens = LatencyHistogram(bounds: counts)
+        generationTokens = LatencyHistogram(bounds: counts)
+        maxTokensParam = LatencyHistogram(bounds: counts)
+    }
+
+    struct StepSample: Sendable {
+        var at: ContinuousClock.Instant
+        var prefillTokens: Int
+        var generatedTokens: Int
+        var decodeSequences: Int
+        var waiting: Int
+        var kvUsage: Double
+    }
+
+    mutating func recordStep(_ step: StepResult, running: Int, waiting: Int, kvUsage: Double, at now: ContinuousClock.Instant) {
+        let generated = step.events.reduce(0) { count, event in
+            if case .token = event { return count + 1 }
+            return count
+        }
+        window.append(
+            StepSample(
+                at: now, prefillTokens: step.prefillTokens, generatedTokens: generated,
+                decodeSequences: step.decodeSequences, waiting: waiting, kvUsage: kvUsage))
+        let horizon = now.advanced(by: .seconds(-Self.windowSeconds))
+        while windowStart < window.count, window[windowStart].at < horizon { windowStart += 1 }
+        if windowStart > 4096 {
+            window.removeFirst(windowStart)
+            windowStart = 0
+        }
+    }
+
+    mutating func recordFinish(_ timing: RequestTiming, reason: FinishReason, usage: TokenUsage, at now: ContinuousClock.Instant) {
+        finished[reason, default: 0] += 1
+        endToEnd.observe(seconds(now - timing.submitted))
+        promptTokens.observe(Double(usage.promptTokens))
+        generationTokens.observe(Double(usage.completionTokens))
+        maxTokensParam.observe(Double(timing.maxTokens))
+    }
+
+    mutating func recordAbort() { finished[.abort, default: 0] += 1 }
+
+    /// Rates and means over the recent window, as of `now` (zero when the engine was idle).
+    func recent(at now: ContinuousClock.Instant) -> RecentActivity {
+        let horizon = now.advanced(by: .seconds(-Self.windowSeconds))
+        let samples = window[windowStart...].filter { $0.at >= horizon }
+        guard !samples.isEmpty else { return RecentActivity() }
+        let generated = samples.reduce(0) { $0 + $1.generatedTokens }
+        let prefill = samples.reduce(0) { $0 + $1.prefillTokens }
+        let count = Double(samples.count)
+        return RecentActivity(
+            generatedPerSecond: Double(generated) / Self.windowSeconds,
+            tokensPerSecond: Double(generated + prefill) / Self.windowSeconds,
+            meanDecodeBatch: Double(samples.reduce(0) { $0 + $1.decodeSequences }) / count,
+            meanWaiting: Double(samples.reduce(0) { $0 + $1.waiting }) / count,
+            meanKVUsage: samples.reduce(0) { $0 + $1.kvUsage } / count)
+    }
+}
+
+struct RecentActivity: Sendable {
+    var generatedPerSecond = 0.0
+    var tokensPerSecond = 0.0
+    var meanDecodeBatch = 0.0
+    var meanWaiting = 0.0
+    var meanKVUsage = 0.0
+}
+
+/// Everything /metrics and the info endpoints read, taken at one moment.
+struct EngineSnapshot: Sendable {
+    var profile: EngineProfile
+    var counters: EngineCounters
+    var running: Int
+    var waiting: Int
+    var kvUsage: Double
+    var usedTokens: Int
+    var cachedBlocks: Int
+    var metrics: EngineMetrics
+}

@@ -1,0 +1,173 @@
+import EngineModel
+import Foundation
+
+/// Runs the engine core against the wall clock: one step after another, each lasting its model
+/// duration divided by the speed factor (times the slowness fault), delivering each step's
+/// events to the requests' streams when the step ends, and keeping what /metrics reports.
+actor EngineRunner {
+    private var core: EngineCore
+    private let speed: Double
+    private let faults: FaultSwitch
+    private var streams: [EngineRequestID: AsyncStream<StreamEvent>.Continuation] = [:]
+    private var timings: [EngineRequestID: RequestTiming] = [:]
+    private var idle: CheckedContinuation<Void, Never>?
+    private(set) var metrics: EngineMetrics
+    /// Set when a stream reached `crash_after_tokens`: the process exits once that step's
+    /// tokens are on their way to the clients.
+    private var crashPending = false
+
+    init(core: EngineCore, speed: Double, faults: FaultSwitch) {
+        self.core = core
+        self.speed = speed
+        self.faults = faults
+        metrics = EngineMetrics(maxModelLength: core.profile.maxModelLength)
+    }
+
+    var profile: EngineProfile { core.profile }
+
+    func submit(_ request: GenerationRequest) throws(EngineModelError) -> (EngineRequestID, AsyncStream<StreamEvent>) {
+        let id = try core.submit(request)
+        let (stream, continuation) = AsyncStream<StreamEvent>.makeStream()
+        streams[id] = continuation
+        timings[id] = RequestTiming(submitted: .now, maxTokens: request.maxTokens)
+        if let idle {
+            self.idle = nil
+            idle.resume()
+        }
+        return (id, stream)
+    }
+
+    func submitResult(_ request: GenerationRequest) -> Result<(EngineRequestID, AsyncStream<StreamEvent>), EngineModelError> {
+        do throws(EngineModelError) { return .success(try submit(request)) } catch { return .failure(error) }
+    }
+
+    func remainingContext(promptTokens: Int) -> Int { core.remainingContext(promptTokens: promptTokens) }
+
+    /// The client went away, or the stream was cut: stop spending on the request.
+    func abort(_ id: EngineRequestID) {
+        guard streams.removeValue(forKey: id) != nil else { return }
+        core.abort(id)
+        timings[id] = nil
+        metrics.recordAbort()
+    }
+
+    func resetPrefixCache() { core.resetPrefixCache() }
+
+    func snapshot() -> EngineSnapshot {
+        EngineSnapshot(
+            profile: core.profile, counters: core.counters, running: core.runningCount,
+            waiting: core.waitingCount, kvUsage: core.cache.usage, usedTokens: core.usedTokens,
+            cachedBlocks: core.cache.cachedBlockCount, metrics: metrics)
+    }
+
+    /// The step loop; returns when the task is cancelled.
+    func run() async {
+        let clock = ContinuousClock()
+        var deadline = clock.now
+        while !Task.isCancelled {
+            // A hung engine stops stepping: in-flight streams stall with it.
+            if faults.current.hang {
+                try? await Task.sleep(for: .milliseconds(50))
+                deadline = clock.now
+                continue
+            }
+            guard let step = core.step() else {
+                await withCheckedContinuation { idle = $0 }
+                deadline = clock.now
+                continue
+            }
+            let seconds = step.duration / speed * faults.current.slowness
+            deadline = deadline.advanced(by: .seconds(seconds))
+            // Running late (a long pause, a loaded machine): start again from now rather than
+            // firing a burst of catch-up steps.
+            if deadline < clock.now.advanced(by: .milliseconds(-50)) { deadline = clock.now }
+            try? await Task.sleep(until: deadline, clock: clock)
+            deliver(step, at: clock.now)
+            if crashPending {
+                try? await Task.sleep(for: .milliseconds(20))
+                FileHandle.standardError.write(Data("engine-sim: crash_after_tokens fault: exiting\n".utf8))
+                exit(70)
+            }
+        }
+    }
+
+    func stopWaiting() {
+        idle?.resume()
+        idle = nil
+    }
+
+    private func deliver(_ step: StepResult, at now: ContinuousClock.Instant) {
+        metrics.recordStep(step, running: core.runningCount, waiting: core.waitingCount, kvUsage: core.cache.usage, at: now)
+        let crashAfter = faults.current.crashAfterTokens
+        for event in step.events {
+            switch event {
+            case .scheduled(let id, _):
+                if let submitted = timings[id]?.submitted {
+                    metrics.queueTime.observe(seconds(now - submitted))
+                    timings[id]?.scheduled = now
+                }
+            case .token(let id, _):
+                guard var timing = timings[id] else { continue }
+                if let last = timing.lastToken {
+                    metrics.interTokenLatency.observe(seconds(now - last))
+                } else {
+                    metrics.timeToFirstToken.observe(seconds(now - timing.submitted))
+                    timing.firstToken = now
+                }
+                timing.lastToken = now
+                timing.tokens += 1
+                timings[id] = timing
+                if let crashAfter, timing.tokens >= crashAfter { crashPending = true }
+            case .finished(let id, let reason, let usage):
+                if let timing = timings.removeValue(forKey: id) {
+                    metrics.recordFinish(timing, reason: reason, usage: usage, at: now)
+                }
+            }
+        }
+        var index = 0
+        let events = step.events
+        while index < events.count {
+            let event = events[index]
+            index += 1
+            guard let continuation = streams[event.requestID] else { continue }
+            switch event {
+            case .scheduled(_, let cached):
+                continuation.yield(.scheduled(cachedTokens: cached))
+            case .token(let id, let token):
+                if index < events.count, case .finished(id, let reason, let usage) = events[index] {
+                    index += 1
+                    continuation.yield(.token(token, finish: (reason, usage)))
+                    continuation.finish()
+                    streams[id] = nil
+                } else {
+                    continuation.yield(.token(token, finish: nil))
+                }
+            case .finished(let id, let reason, let usage):
+                continuation.yield(.ended(reason, usage))
+                continuation.finish()
+                streams[id] = nil
+            }
+        }
+    }
+}
+
+struct RequestTiming: Sendable {
+    var submitted: ContinuousClock.Instant
+    var maxTokens: Int
+    var scheduled: ContinuousClock.Instant?
+    var firstToken: ContinuousClock.Instant?
+    var lastToken: ContinuousClock.Instant?
+    var tokens = 0
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
+
+extension EngineEvent {
+    var requestID: EngineRequestID {
+        switch self {
+        case .scheduled(let id, _), .token(let id, _), .finished(let id, _, _): id
+        }
+    }
+}

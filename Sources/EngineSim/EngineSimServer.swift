@@ -1,0 +1,83 @@
+import EngineModel
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// `junction engine-sim`: an HTTP server that answers like vLLM, SGLang or BladeLLM, backed by
+/// the `EngineModel` core. Runs until SIGTERM or SIGINT, then finishes what is in flight.
+public enum EngineSimServer {
+    public static func run(_ config: EngineSimConfiguration, logger: Logger) async throws {
+        let core = try EngineCore(profile: config.profile)
+        let faults = FaultSwitch(config.faults)
+        let runner = EngineRunner(core: core, speed: config.speed, faults: faults)
+        let state = ServerState(config: config, runner: runner, faults: faults)
+        let router = Router()
+        EngineRoutes(state: state).add(to: router)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
+            services: [EngineLoopService(runner: runner, state: state)],
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? config.port
+                let line = "engine-sim listening on http://\(config.host):\(port) dialect=\(config.dialect.rawValue) "
+                    + "profile=\(config.profile.name) model=\(config.modelName) speed=\(config.speed)\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            },
+            logger: logger)
+        // SIGTERM lets open streams finish, but not forever: a hung engine would never be done.
+        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
+        group.maximumCancellationDuration = .seconds(2)
+        try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// What every handler shares.
+final class ServerState: Sendable {
+    let config: EngineSimConfiguration
+    let runner: EngineRunner
+    let faults: FaultSwitch
+    let startTime = Date().timeIntervalSince1970
+    private let ready = Atomic<Bool>(false)
+    private let requestCounter = Atomic<UInt64>(0)
+
+    init(config: EngineSimConfiguration, runner: EngineRunner, faults: FaultSwitch) {
+        self.config = config
+        self.runner = runner
+        self.faults = faults
+    }
+
+    var isReady: Bool { ready.load(ordering: .acquiring) }
+    func markReady() { ready.store(true, ordering: .releasing) }
+    func nextRequestNumber() -> UInt64 { requestCounter.wrappingAdd(1, ordering: .relaxed).newValue }
+}
+
+/// The step loop as a service: started before the HTTP server and stopped after it, so streams
+/// still open at SIGTERM get their last tokens.
+struct EngineLoopService: Service {
+    let runner: EngineRunner
+    let state: ServerState
+
+    func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                if state.config.startupSeconds > 0 {
+                    try await Task.sleep(for: .seconds(state.config.startupSeconds))
+                }
+                state.markReady()
+            }
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await runner.run()
+                } onCancel: {
+                    Task { await runner.stopWaiting() }
+                }
+            }
+            try await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import EngineModel
+import EngineSim
+import Logging
+
+struct EngineSimCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "engine-sim",
+        abstract: "A simulated inference engine that answers like vLLM, SGLang or BladeLLM.",
+        subcommands: [EngineSimServe.self, EngineSimCalibrate.self],
+        defaultSubcommand: EngineSimServe.self
+    )
+}
+
+extension Dialect: ExpressibleByArgument {}
+extension MetricsRenderer.VLLMGeneration: ExpressibleByArgument {}
+
+struct EngineSimServe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the OpenAI API, /health and /metrics in an engine's dialect (the default).",
+        discussion: "Profiles: \(EngineProfile.all.map { "\($0.name) (\($0.summary))" }.joined(separator: "; ")). "
+            + "Faults can also be changed at run time: POST /admin/faults with a JSON object, DELETE /admin/faults."
+    )
+
+    @Option(help: "Which engine to impersonate: vllm, sglang or bladellm.") var dialect: Dialect = .vllm
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one; the chosen port is printed).") var port = 8000
+    @Option(help: "Performance profile.") var profile = "tiny"
+    @Option(help: "Model name to serve (default: the profile's).") var servedModelName: String?
+    @Option(help: "Run the model this many times faster than real time.") var speed = 1.0
+    @Option(help: "Seed for answers of requests that bring none.") var seed: UInt64 = 0
+    @Option(help: "Override the profile's number of KV blocks.") var kvBlocks: Int?
+    @Option(help: "Override the profile's maximum running sequences.") var maxNumSeqs: Int?
+    @Option(help: "Seconds to answer 503 on /health after start.") var startupSeconds = 0.0
+    @Option(help: "vLLM metric names: current (V1, 0.8+) or legacy (V0, 0.7.x).") var vllmMetrics: MetricsRenderer.VLLMGeneration = .current
+    @Option(help: "Largest request body in bytes.") var maxBodyBytes = 16 << 20
+    @Option(help: "After SIGTERM, seconds open requests may run before they are cancelled.") var shutdownGraceSeconds = 5.0
+    @Option(help: "Fault: fraction of requests that fail.") var errorRate = 0.0
+    @Option(help: "Fault: HTTP status of failed requests (500 or 503).") var errorStatus = 500
+    @Flag(help: "Fault: accept requests and never answer.") var hang = false
+    @Option(help: "Fault: multiply step times by this factor.") var slowness = 1.0
+    @Option(help: "Fault: cut each stream's connection after this many tokens.") var cutStreamAfterTokens: Int?
+    @Option(help: "Fault: exit once any stream has sent this many tokens.") var crashAfterTokens: Int?
+    @Flag(help: "Fault: /health answers 503 while inference goes on.") var healthFailing = false
+
+    func run() async throws {
+        var config = EngineSimConfiguration()
+        config.host = host
+        config.port = port
+        config.dialect = dialect
+        do {
+            config.profile = try EngineProfile.named(profile)
+            if let kvBlocks { config.profile.kvBlocks = kvBlocks }
+            if let maxNumSeqs { config.profile.maxRunningSequences = maxNumSeqs }
+            if kvBlocks != nil {
+                config.profile.maxModelLength = min(config.profile.maxModelLength, config.profile.kvBlocks * config.profile.blockSize)
+                config.profile.stepTokenBudget = min(config.profile.stepTokenBudget, config.profile.kvBlocks * config.profile.blockSize - 1)
+            }
+            try config.profile.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be above 0 and at most 10000") }
+        config.servedModelName = servedModelName
+        config.speed = speed
+        config.seed = seed
+        config.startupSeconds = startupSeconds
+        config.vllmMetrics = vllmMetrics
+        config.maxBodyBytes = maxBodyBytes
+        guard shutdownGraceSeconds >= 0 else { throw ValidationError("--shutdown-grace-seconds must not be negative") }
+        config.shutdownGraceSeconds = shutdownGraceSeconds
+        var faults = Faults()
+        faults.errorRate = errorRate
+        faults.errorStatus = errorStatus
+        faults.hang = hang
+        faults.slowness = slowness
+        faults.cutStreamAfterTokens = cutStreamAfterTokens
+        faults.crashAfterTokens = crashAfterTokens
+        faults.healthFailing = healthFailing
+        guard (0...1).contains(errorRate) else { throw ValidationError("--error-rate must be from 0 to 1") }
+        guard errorStatus == 500 || errorStatus == 503 else { throw ValidationError("--error-status must be 500 or 503") }
+        guard slowness >= 1 else { throw ValidationError("--slowness must be at least 1") }
+        config.faults = faults
+        var logger = Logger(label: "engine-sim")
+        logger.logLevel = .warning
+        try await EngineSimServer.run(config, logger: logger)
+    }
+}
