@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-wire bench-raft clean
+.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-engine-sim bench-wire bench-raft clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -62,6 +62,11 @@ test-asan: deps
 FUZZ_SECONDS ?= 600
 fuzz-wire: deps
 	Tests/Fuzz/run.sh wire $(FUZZ_SECONDS)
+
+## The engine simulator's CPU use at 500 concurrent streams (release build; prints figures).
+bench-engine-sim: deps
+	$(SWIFT) build -c release --product junction
+	Deploy/bench/engine-sim-efficiency.sh 500 20 1 256
 
 ## Wire codec and round-trip benchmark (release build; prints figures).
 bench-wire: build-release

@@ -2,7 +2,7 @@
 /// architecture (KV bytes per token, weight bytes, FLOPs per token) and each GPU's memory
 /// bandwidth and compute, and checked there against the seed's published results.
 extension EngineProfile {
-    public static let all: [EngineProfile] = [tiny, qwen7bH100, qwen7bL20, qwen32bH100x2, qwen32bL20x2]
+    public static let all: [EngineProfile] = [tiny, qwen7bH100, qwen7bA100, qwen7bL20, qwen32bH100x2, qwen32bL20x2]
 
     public static func named(_ name: String) throws(EngineModelError) -> EngineProfile {
         guard let profile = all.first(where: { $0.name == name }) else { throw .unknownProfile(name) }
@@ -26,8 +26,16 @@ extension EngineProfile {
         stepBase: 0.0062, prefillPerToken: 0.000_032, decodePerSequence: 0.000_06,
         attentionPerKToken: 0.000_022, outputMedianTokens: 900, outputSigma: 0.8)
 
-    /// The same model on one L20 48 GB (864 GB/s, 119.5 dense bf16 TFLOP/s), the class of GPU
-    /// that reproduces the seed's published 7B figures (see Docs/engine-sim.md).
+    /// The same model on one A100 SXM 80 GB (2.04 TB/s, 312 dense bf16 TFLOP/s): of the three
+    /// 7B profiles, the closest to the seed's published 7B figures (see Docs/engine-sim.md).
+    public static let qwen7bA100 = EngineProfile(
+        name: "7b-a100", summary: "Distill-Qwen-7B, bf16, one A100 80 GB",
+        servedModelName: "DeepSeek-R1-Distill-Qwen-7B", maxModelLength: 32_768, kvBlocks: 56_000,
+        maxRunningSequences: 256, stepTokenBudget: 8192,
+        stepBase: 0.0098, prefillPerToken: 0.000_097, decodePerSequence: 0.000_06,
+        attentionPerKToken: 0.000_035, outputMedianTokens: 900, outputSigma: 0.8)
+
+    /// The same model on one L20 48 GB (864 GB/s, 119.5 dense bf16 TFLOP/s).
     public static let qwen7bL20 = EngineProfile(
         name: "7b-l20", summary: "Distill-Qwen-7B, bf16, one L20 48 GB",
         servedModelName: "DeepSeek-R1-Distill-Qwen-7B", maxModelLength: 32_768, kvBlocks: 26_000,
