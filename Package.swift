@@ -48,7 +48,7 @@ let package = Package(
         // Pure cores: no I/O, no clocks, no NIO.
         .target(name: "Seeded", swiftSettings: strict),
         .target(name: "Raft", dependencies: ["Seeded"], swiftSettings: strict),
-        .target(name: "Routing", swiftSettings: strict),
+        .target(name: "Routing", dependencies: ["Seeded"], swiftSettings: strict),
         // Raft's file-backed storage: segmented WAL with CRC32C, atomic snapshots.
         .target(name: "RaftStore", dependencies: ["Raft"], swiftSettings: strict),
         // Deterministic simulation of a Raft group under faults, with safety and linearizability checks.
@@ -90,6 +90,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
+        .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
         .testTarget(
             name: "WireTests",

@@ -1,0 +1,81 @@
+/// The scheduling policy and its parameters; replicated through the Raft log so every member
+/// decides the same way after a failover. Names are the seed's (`llm_scheduler.policy`).
+public struct PolicyConfiguration: Sendable, Equatable {
+    public enum Name: String, Sendable, CaseIterable {
+        case prefixCache = "prefix-cache"
+        case llmMetrics = "llm-metrics"
+        case leastRequest = "least-request"
+        case roundRobin = "round-robin"
+    }
+
+    public var name: Name = .prefixCache
+    /// Characters per hashed prompt chunk and the tokens such a chunk is worth (4 characters a
+    /// token): turns matched chunks into cached tokens.
+    public var chunkTokens: Double = 64
+    /// prefix-cache: how many uncached prompt tokens one queued token ahead of us is worth.
+    /// 1 means "queued work delays me as much as computing my own uncached prompt".
+    public var loadWeight: Double = 1
+    /// Prompt tokens assumed for a queued request whose size is unknown.
+    public var queuedRequestTokens: Double = 512
+    /// Token-equivalents one running sequence costs a newcomer (it slows every step a little).
+    public var runningSequenceTokens: Double = 32
+    /// Above this KV usage an instance's cache is under pressure: its queued work counts double.
+    public var kvPressure: Double = 0.9
+    /// Saturation: an instance with at least this many waiting requests and at least this KV
+    /// usage takes no more; when all are saturated, `schedule` answers wait.
+    public var saturatedWaiting: Int = 64
+    public var saturatedKVUsage: Double = 0.98
+    public var retryAfterMilliseconds: Int = 200
+    /// Reports older than this are ignored (the scheduler's own in-flight count stands in).
+    public var staleReportMilliseconds: Int = 5_000
+
+    public init() {}
+
+    public static let parameterKeys = [
+        "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
+        "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms",
+    ]
+
+    /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
+    public mutating func set(_ key: String, _ value: Double) throws(PolicyError) {
+        func check(_ ok: Bool, _ why: String) throws(PolicyError) { if !ok { throw .invalidParameter(key: key, reason: why) } }
+        try check(value.isFinite, "must be a finite number")
+        switch key {
+        case "chunk_tokens": try check(value >= 1, "must be at least 1"); chunkTokens = value
+        case "load_weight": try check(value >= 0, "must not be negative"); loadWeight = value
+        case "queued_request_tokens": try check(value >= 0, "must not be negative"); queuedRequestTokens = value
+        case "running_sequence_tokens": try check(value >= 0, "must not be negative"); runningSequenceTokens = value
+        case "kv_pressure": try check((0...1).contains(value), "must be from 0 to 1"); kvPressure = value
+        case "saturated_waiting": try check(value >= 1, "must be at least 1"); saturatedWaiting = Int(value)
+        case "saturated_kv_usage": try check((0...1).contains(value), "must be from 0 to 1"); saturatedKVUsage = value
+        case "retry_after_ms": try check(value >= 1 && value <= 60_000, "must be from 1 to 60000"); retryAfterMilliseconds = Int(value)
+        case "stale_report_ms": try check(value >= 100, "must be at least 100"); staleReportMilliseconds = Int(value)
+        default: throw .unknownParameter(key)
+        }
+    }
+
+    public var parameters: [(key: String, value: Double)] {
+        [
+            ("chunk_tokens", chunkTokens), ("load_weight", loadWeight), ("queued_request_tokens", queuedRequestTokens),
+            ("running_sequence_tokens", runningSequenceTokens), ("kv_pressure", kvPressure),
+            ("saturated_waiting", Double(saturatedWaiting)), ("saturated_kv_usage", saturatedKVUsage),
+            ("retry_after_ms", Double(retryAfterMilliseconds)), ("stale_report_ms", Double(staleReportMilliseconds)),
+        ]
+    }
+}
+
+public enum PolicyError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknownPolicy(String)
+    case unknownParameter(String)
+    case invalidParameter(key: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unknownPolicy(let name):
+            "unknown policy '\(name)'; known: \(PolicyConfiguration.Name.allCases.map(\.rawValue).joined(separator: ", "))"
+        case .unknownParameter(let key):
+            "unknown policy parameter '\(key)'; known: \(PolicyConfiguration.parameterKeys.joined(separator: ", "))"
+        case .invalidParameter(let key, let reason): "policy parameter \(key) \(reason)"
+        }
+    }
+}

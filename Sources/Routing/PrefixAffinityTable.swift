@@ -1,0 +1,122 @@
+/// Which instance has recently served which prompt prefix: the scheduler's picture of every
+/// engine's prefix cache, kept without asking the engines.
+///
+/// A request's prefix is a chain of hashes of fixed-size chunks of its prompt, each hash covering
+/// everything before it, so "instance I holds hash h_k" means "I has seen this whole prefix up to
+/// chunk k". Each instance keeps a bounded LRU set (sized from its KV capacity when known); a
+/// recorded chain is touched tail first, so the head of a shared prefix stays newest and eviction
+/// takes the ends of long prompts before their shared beginnings, as the engines' own caches do.
+///
+/// The table is a value with no clock or randomness: the scheduler applies the same records in
+/// the same order on every Raft member, so a new leader starts with the old leader's table.
+public struct PrefixAffinityTable: Sendable, Equatable {
+    /// Entries an instance keeps when its KV capacity is unknown.
+    public static let defaultCapacity = 65_536
+
+    private var slots: [String: Int32] = [:]
+    private var instances: [InstanceLRU?] = []
+    private var freeSlots: [Int32] = []
+    /// For every hash, the slots of the instances that hold it (usually one or two).
+    private var holders: [UInt64: [Int32]] = [:]
+
+    public init() {}
+
+    public var instanceIDs: [String] { slots.keys.sorted() }
+    public func entryCount(of instance: String) -> Int {
+        slots[instance].flatMap { instances[Int($0)]?.count } ?? 0
+    }
+    public func capacity(of instance: String) -> Int? { slots[instance].flatMap { instances[Int($0)]?.capacity } }
+
+    /// Sets how many hashes an instance may hold (evicting the oldest if it shrinks).
+    public mutating func setCapacity(_ capacity: Int, for instance: String) {
+        let slot = slotFor(instance, capacity: capacity)
+        var lru = instances[Int(slot)]!
+        lru.capacity = max(1, capacity)
+        while lru.count > lru.capacity, let evicted = lru.evictOldest() { dropHolder(evicted, slot: slot) }
+        instances[Int(slot)] = lru
+    }
+
+    /// Records that `instance` now holds every prefix of `chain`.
+    public mutating func record(_ chain: [UInt64], on instance: String) {
+        guard !chain.isEmpty else { return }
+        let slot = slotFor(instance, capacity: Self.defaultCapacity)
+        var lru = instances[Int(slot)]!
+        for hash in chain.reversed() {
+            if lru.touch(hash) == .inserted {
+                holders[hash, default: []].append(slot)
+                if lru.count > lru.capacity, let evicted = lru.evictOldest() { dropHolder(evicted, slot: slot) }
+            }
+        }
+        instances[Int(slot)] = lru
+    }
+
+    /// For each instance holding at least the first chunk: how many leading chunks of `chain` it holds.
+    public func matches(for chain: [UInt64]) -> [String: Int] {
+        guard let first = chain.first, let firstHolders = holders[first] else { return [:] }
+        var length: [Int32: Int] = [:]
+        for slot in firstHolders { length[slot] = 1 }
+        var alive = Set(firstHolders)
+        var index = 1
+        while index < chain.count, !alive.isEmpty {
+            let next = Set(holders[chain[index]] ?? []).intersection(alive)
+            for slot in next { length[slot] = index + 1 }
+            alive = next
+            index += 1
+        }
+        var result: [String: Int] = [:]
+        for (slot, count) in length {
+            if let id = instances[Int(slot)]?.id { result[id] = count }
+        }
+        return result
+    }
+
+    /// Forgets an instance entirely (it was removed, or its engine restarted with an empty cache).
+    public mutating func remove(_ instance: String) {
+        guard let slot = slots.removeValue(forKey: instance), let lru = instances[Int(slot)] else { return }
+        for hash in lru.allHashes { dropHolder(hash, slot: slot) }
+        instances[Int(slot)] = nil
+        freeSlots.append(slot)
+    }
+
+    /// Every instance's hashes, oldest first: what a snapshot stores, and enough to rebuild
+    /// an equal table with `init(entries:)`.
+    public var entries: [(instance: String, capacity: Int, hashesOldestFirst: [UInt64])] {
+        instanceIDs.compactMap { id in
+            guard let lru = instances[Int(slots[id]!)] else { return nil }
+            return (id, lru.capacity, lru.oldestFirst)
+        }
+    }
+
+    public init(entries: [(instance: String, capacity: Int, hashesOldestFirst: [UInt64])]) {
+        self.init()
+        for entry in entries {
+            setCapacity(entry.capacity, for: entry.instance)
+            for hash in entry.hashesOldestFirst { record([hash], on: entry.instance) }
+        }
+    }
+
+    public static func == (lhs: PrefixAffinityTable, rhs: PrefixAffinityTable) -> Bool {
+        lhs.entries.elementsEqual(rhs.entries) { $0.instance == $1.instance && $0.capacity == $1.capacity && $0.hashesOldestFirst == $1.hashesOldestFirst }
+    }
+
+    private mutating func slotFor(_ instance: String, capacity: Int) -> Int32 {
+        if let slot = slots[instance] { return slot }
+        let lru = InstanceLRU(id: instance, capacity: max(1, capacity))
+        let slot: Int32
+        if let reused = freeSlots.popLast() {
+            slot = reused
+            instances[Int(slot)] = lru
+        } else {
+            slot = Int32(instances.count)
+            instances.append(lru)
+        }
+        slots[instance] = slot
+        return slot
+    }
+
+    private mutating func dropHolder(_ hash: UInt64, slot: Int32) {
+        guard var list = holders[hash] else { return }
+        list.removeAll { $0 == slot }
+        holders[hash] = list.isEmpty ? nil : list
+    }
+}

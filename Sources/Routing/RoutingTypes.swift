@@ -1,0 +1,83 @@
+/// What a policy knows about one instance when it decides.
+public struct RoutingInstance: Sendable, Equatable {
+    public enum State: Sendable, Equatable { case up, draining, down }
+    public enum Role: Sendable, Equatable { case both, prefill, decode }
+
+    public var id: String
+    public var model: String
+    public var state: State
+    public var role: Role
+    /// KV-cache size in tokens, when the engine tells.
+    public var kvCapacityTokens: Int?
+    /// The engine's load from its agent's latest report; nil until the first report arrives.
+    public var load: EngineLoad?
+    /// Requests the scheduler sent here and has not yet seen finish.
+    public var inFlight: Int
+    /// Of `inFlight`, those sent after the latest report was taken (the report cannot know them).
+    public var inFlightSinceReport: Int
+
+    public init(
+        id: String, model: String, state: State = .up, role: Role = .both, kvCapacityTokens: Int? = nil,
+        load: EngineLoad? = nil, inFlight: Int = 0, inFlightSinceReport: Int = 0
+    ) {
+        self.id = id
+        self.model = model
+        self.state = state
+        self.role = role
+        self.kvCapacityTokens = kvCapacityTokens
+        self.load = load
+        self.inFlight = inFlight
+        self.inFlightSinceReport = inFlightSinceReport
+    }
+}
+
+/// An engine's load, normalised from its own metrics by its agent.
+public struct EngineLoad: Sendable, Equatable {
+    public var running: Int
+    public var waiting: Int
+    /// 0...1
+    public var kvUsage: Double
+    public var promptTokensPerSecond: Double
+    public var generationTokensPerSecond: Double
+    /// How old the report is, in milliseconds; stale reports count for less.
+    public var ageMilliseconds: Int
+
+    public init(
+        running: Int, waiting: Int, kvUsage: Double, promptTokensPerSecond: Double = 0,
+        generationTokensPerSecond: Double = 0, ageMilliseconds: Int = 0
+    ) {
+        self.running = running
+        self.waiting = waiting
+        self.kvUsage = kvUsage
+        self.promptTokensPerSecond = promptTokensPerSecond
+        self.generationTokensPerSecond = generationTokensPerSecond
+        self.ageMilliseconds = ageMilliseconds
+    }
+}
+
+/// What the gateway knows about a request when it asks.
+public struct RoutingRequest: Sendable, Equatable {
+    public var model: String
+    /// Chained hashes of fixed-size chunks of the canonical prompt text.
+    public var prefixHashes: [UInt64]
+    /// The gateway's estimate of prompt tokens.
+    public var promptTokens: Int
+    /// Instances that already failed this request.
+    public var exclude: Set<String>
+
+    public init(model: String, prefixHashes: [UInt64], promptTokens: Int, exclude: Set<String> = []) {
+        self.model = model
+        self.prefixHashes = prefixHashes
+        self.promptTokens = promptTokens
+        self.exclude = exclude
+    }
+}
+
+public enum RoutingDecision: Sendable, Equatable {
+    /// Send it there; `cachedChunks` leading chunks are believed cached on that instance.
+    case assign(instance: String, cachedChunks: Int)
+    /// Every eligible instance is saturated: ask again after the hint.
+    case wait(retryAfterMilliseconds: Int, reason: String)
+    /// No instance can serve this model at all.
+    case noInstance(reason: String)
+}

@@ -1,0 +1,195 @@
+import Routing
+import Seeded
+import Testing
+
+private func instances(_ count: Int, model: String = "m") -> [RoutingInstance] {
+    (0..<count).map { RoutingInstance(id: "i\($0)", model: model) }
+}
+
+private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
+    var rng = SplitMix64(seed: seed)
+    return (0..<length).map { _ in rng.next() }
+}
+
+@Suite struct RouterTests {
+    @Test func neverChoosesAnIneligibleInstance() {
+        var rng = SplitMix64(seed: 7)
+        for policy in PolicyConfiguration.Name.allCases {
+            var configuration = PolicyConfiguration()
+            configuration.name = policy
+            var router = Router(configuration: configuration, seed: 1)
+            var table = PrefixAffinityTable()
+            for _ in 0..<3_000 {
+                let pool: [RoutingInstance] = (0..<8).map { index in
+                    let roll = rng.next() % 10
+                    return RoutingInstance(
+                        id: "i\(index)", model: rng.next() % 4 == 0 ? "other" : "m",
+                        state: roll == 0 ? .down : roll == 1 ? .draining : .up,
+                        role: roll == 2 ? .prefill : .both,
+                        load: rng.next() % 3 == 0 ? nil : EngineLoad(
+                            running: Int(rng.next() % 50), waiting: Int(rng.next() % 80),
+                            kvUsage: Double(rng.next() % 101) / 100, ageMilliseconds: Int(rng.next() % 8_000)),
+                        inFlight: Int(rng.next() % 20))
+                }
+                let excluded: Set<String> = rng.next() % 5 == 0 ? ["i\(rng.next() % 8)"] : []
+                let request = RoutingRequest(
+                    model: "m", prefixHashes: chain(rng.next() % 50, 20), promptTokens: 1280, exclude: excluded)
+                let decision = router.decide(request, instances: pool, affinity: table)
+                if case .assign(let id, _) = decision {
+                    let chosen = pool.first { $0.id == id }!
+                    #expect(chosen.state == .up && chosen.model == "m" && chosen.role != .prefill)
+                    #expect(!excluded.contains(id))
+                    #expect(!router.isSaturated(chosen))
+                    table.record(request.prefixHashes, on: id)
+                } else {
+                    let anyOpen = pool.contains {
+                        $0.state == .up && $0.model == "m" && $0.role != .prefill && !excluded.contains($0.id) && !router.isSaturated($0)
+                    }
+                    #expect(!anyOpen, "\(policy): \(decision) although an instance was open")
+                }
+            }
+        }
+    }
+
+    @Test func explainsWhyNothingCanServe() {
+        var router = Router()
+        let table = PrefixAffinityTable()
+        let request = RoutingRequest(model: "m", prefixHashes: [1], promptTokens: 10)
+        #expect(router.decide(request, instances: [], affinity: table) == .noInstance(reason: "no instance serves model 'm'"))
+        var down = instances(2)
+        down[0].state = .down
+        down[1].state = .draining
+        #expect(router.decide(request, instances: down, affinity: table) == .noInstance(reason: "no instance of model 'm' is up"))
+        var excluded = request
+        excluded.exclude = ["i0", "i1"]
+        #expect(
+            router.decide(excluded, instances: instances(2), affinity: table)
+                == .noInstance(reason: "every up instance of model 'm' already failed this request"))
+    }
+
+    @Test func waitsWhenEveryInstanceIsSaturated() {
+        var router = Router()
+        var pool = instances(3)
+        for index in pool.indices { pool[index].load = EngineLoad(running: 100, waiting: 64, kvUsage: 0.99) }
+        let request = RoutingRequest(model: "m", prefixHashes: [1], promptTokens: 10)
+        #expect(router.decide(request, instances: pool, affinity: PrefixAffinityTable())
+            == .wait(retryAfterMilliseconds: 200, reason: "all 3 instances of model 'm' are saturated"))
+        pool[1].load?.waiting = 3
+        #expect(router.decide(request, instances: pool, affinity: PrefixAffinityTable()) == .assign(instance: "i1", cachedChunks: 0))
+    }
+
+    @Test func roundRobinCyclesEvenly() {
+        var configuration = PolicyConfiguration()
+        configuration.name = .roundRobin
+        var router = Router(configuration: configuration)
+        var counts: [String: Int] = [:]
+        for _ in 0..<300 {
+            if case .assign(let id, _) = router.decide(
+                RoutingRequest(model: "m", prefixHashes: [], promptTokens: 1), instances: instances(3),
+                affinity: PrefixAffinityTable())
+            { counts[id, default: 0] += 1 }
+        }
+        #expect(counts == ["i0": 100, "i1": 100, "i2": 100])
+    }
+
+    @Test func leastRequestAndLLMMetricsPickTheLeastLoaded() {
+        var pool = instances(3)
+        pool[0].inFlight = 5
+        pool[1].inFlight = 2
+        pool[2].inFlight = 9
+        pool[0].load = EngineLoad(running: 10, waiting: 0, kvUsage: 0.2)
+        pool[1].load = EngineLoad(running: 10, waiting: 6, kvUsage: 0.2)
+        pool[2].load = EngineLoad(running: 12, waiting: 0, kvUsage: 0.2)
+        let request = RoutingRequest(model: "m", prefixHashes: [], promptTokens: 1)
+        var configuration = PolicyConfiguration()
+        configuration.name = .leastRequest
+        var least = Router(configuration: configuration)
+        #expect(least.decide(request, instances: pool, affinity: PrefixAffinityTable()) == .assign(instance: "i1", cachedChunks: 0))
+        configuration.name = .llmMetrics
+        var metrics = Router(configuration: configuration)
+        #expect(metrics.decide(request, instances: pool, affinity: PrefixAffinityTable()) == .assign(instance: "i0", cachedChunks: 0))
+        // KV pressure doubles an instance's queued work.
+        pool[0].load?.kvUsage = 0.95
+        pool[0].load?.running = 14
+        #expect(metrics.decide(request, instances: pool, affinity: PrefixAffinityTable()) == .assign(instance: "i2", cachedChunks: 0))
+    }
+
+    @Test func prefixCacheFollowsTheCacheUntilLoadOutweighsIt() {
+        var router = Router()
+        var table = PrefixAffinityTable()
+        let prompt = chain(1, 30)  // 30 chunks of 64 tokens
+        table.record(prompt, on: "i2")
+        var pool = instances(3)
+        let request = RoutingRequest(model: "m", prefixHashes: prompt + [42], promptTokens: 31 * 64)
+        #expect(router.decide(request, instances: pool, affinity: table) == .assign(instance: "i2", cachedChunks: 30))
+        // 1,920 cached tokens are worth less than four queued requests of 512 tokens.
+        pool[2].load = EngineLoad(running: 0, waiting: 4, kvUsage: 0.5)
+        if case .assign(let id, _) = router.decide(request, instances: pool, affinity: table) {
+            #expect(id != "i2")
+        } else {
+            Issue.record("expected an assignment")
+        }
+        // A stale report is ignored: the scheduler's own in-flight count stands in.
+        pool[2].load?.ageMilliseconds = 60_000
+        #expect(router.decide(request, instances: pool, affinity: table) == .assign(instance: "i2", cachedChunks: 30))
+    }
+
+    /// The failure of naive affinity: every request shares one long prompt, so every request
+    /// matches the instance that served the first one. Outstanding work must stay spread.
+    @Test func identicalPromptsDoNotPileOntoOneInstance() {
+        var router = Router(seed: 3)
+        var table = PrefixAffinityTable()
+        var pool = instances(8)
+        var outstanding: [[Int]] = Array(repeating: [], count: 8)
+        let prompt = chain(9, 32)
+        var worstSpread = 0
+        for step in 0..<5_000 {
+            let request = RoutingRequest(model: "m", prefixHashes: prompt, promptTokens: 2048)
+            guard case .assign(let id, _) = router.decide(request, instances: pool, affinity: table) else {
+                Issue.record("no assignment")
+                return
+            }
+            let index = Int(id.dropFirst())!
+            table.record(prompt, on: id)
+            pool[index].inFlight += 1
+            outstanding[index].append(step)
+            // Requests finish after 40 decisions, whoever served them.
+            for other in pool.indices where outstanding[other].first.map({ step - $0 >= 40 }) == true {
+                outstanding[other].removeFirst()
+                pool[other].inFlight -= 1
+            }
+            let counts = pool.map(\.inFlight)
+            if step > 100 { worstSpread = max(worstSpread, counts.max()! - counts.min()!) }
+        }
+        #expect(worstSpread <= 2, "in-flight spread reached \(worstSpread)")
+        #expect(table.instanceIDs.count == 8, "the shared prefix ends up cached everywhere")
+    }
+
+    @Test func tiesAreBrokenAtRandomButReproducibly() {
+        func run(seed: UInt64) -> [String] {
+            var router = Router(seed: seed)
+            return (0..<40).compactMap {
+                if case .assign(let id, _) = router.decide(
+                    RoutingRequest(model: "m", prefixHashes: [UInt64($0)], promptTokens: 100), instances: instances(4),
+                    affinity: PrefixAffinityTable()) { return id }
+                return nil
+            }
+        }
+        #expect(run(seed: 5) == run(seed: 5))
+        #expect(Set(run(seed: 5)).count == 4)
+    }
+
+    @Test func parametersAreCheckedByName() throws {
+        var configuration = PolicyConfiguration()
+        try configuration.set("load_weight", 2)
+        #expect(configuration.loadWeight == 2)
+        #expect(throws: PolicyError.unknownParameter("nope")) { try configuration.set("nope", 1) }
+        #expect(throws: PolicyError.invalidParameter(key: "kv_pressure", reason: "must be from 0 to 1")) {
+            try configuration.set("kv_pressure", 3)
+        }
+        #expect(throws: PolicyError.invalidParameter(key: "load_weight", reason: "must be a finite number")) {
+            try configuration.set("load_weight", .nan)
+        }
+        #expect(configuration.parameters.count == PolicyConfiguration.parameterKeys.count)
+    }
+}
