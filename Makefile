@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-engine-sim bench-wire bench-raft clean
+.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-engine-sim bench-routing bench-wire bench-raft clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -67,6 +67,10 @@ fuzz-wire: deps
 bench-engine-sim: deps
 	$(SWIFT) build -c release --product junction
 	Deploy/bench/engine-sim-efficiency.sh 500 20 1 256
+
+## Decisions per second and latency of the pure routing policies (release build; prints figures).
+bench-routing: deps
+	$(SWIFT) run -c release junction bench routing
 
 ## Wire codec and round-trip benchmark (release build; prints figures).
 bench-wire: build-release

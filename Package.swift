@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "Bench",
             dependencies: [
-                "Wire", "Raft", "RaftStore",
+                "Wire", "Raft", "RaftStore", "Routing", "Seeded",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -43,7 +43,7 @@ public struct PrefixAffinityTable: Sendable, Equatable {
         var lru = instances[Int(slot)]!
         for hash in chain.reversed() {
             if lru.touch(hash) == .inserted {
-                holders[hash, default: []].append(slot)
+                insertSorted(slot, into: &holders[hash, default: []])
                 if lru.count > lru.capacity, let evicted = lru.evictOldest() { dropHolder(evicted, slot: slot) }
             }
         }
@@ -52,23 +52,51 @@ public struct PrefixAffinityTable: Sendable, Equatable {
 
     /// For each instance holding at least the first chunk: how many leading chunks of `chain` it holds.
     public func matches(for chain: [UInt64]) -> [String: Int] {
-        guard let first = chain.first, let firstHolders = holders[first] else { return [:] }
-        var length: [Int32: Int] = [:]
-        for slot in firstHolders { length[slot] = 1 }
-        var alive = Set(firstHolders)
-        var index = 1
-        while index < chain.count, !alive.isEmpty {
-            let next = Set(holders[chain[index]] ?? []).intersection(alive)
-            for slot in next { length[slot] = index + 1 }
-            alive = next
-            index += 1
-        }
+        let found = match(chain)
         var result: [String: Int] = [:]
-        for (slot, count) in length {
-            if let id = instances[Int(slot)]?.id { result[id] = count }
+        for (slot, length) in found.lengthBySlot.enumerated() where length > 0 {
+            if let id = instances[slot]?.id { result[id] = length }
         }
         return result
     }
+
+    /// The same as `matches`, in a form that costs no dictionary of strings to build: the router
+    /// asks it per candidate instance.
+    public func match(_ chain: [UInt64]) -> AffinityMatch {
+        guard let first = chain.first, var alive = holders[first] else { return AffinityMatch(table: self, lengthBySlot: []) }
+        var lengths = Array(repeating: 0, count: instances.count)
+        var index = 1
+        var scratch: [Int32] = []
+        while index < chain.count, let next = holders[chain[index]] {
+            // Both lists are sorted: intersect by merging.
+            scratch.removeAll(keepingCapacity: true)
+            var i = 0
+            var j = 0
+            while i < alive.count, j < next.count {
+                if alive[i] == next[j] {
+                    scratch.append(alive[i])
+                    i += 1
+                    j += 1
+                } else if alive[i] < next[j] {
+                    lengths[Int(alive[i])] = index
+                    i += 1
+                } else {
+                    j += 1
+                }
+            }
+            while i < alive.count {
+                lengths[Int(alive[i])] = index
+                i += 1
+            }
+            if scratch.isEmpty { return AffinityMatch(table: self, lengthBySlot: lengths) }
+            swap(&alive, &scratch)
+            index += 1
+        }
+        for slot in alive { lengths[Int(slot)] = index }
+        return AffinityMatch(table: self, lengthBySlot: lengths)
+    }
+
+    fileprivate func slot(of instance: String) -> Int32? { slots[instance] }
 
     /// Forgets an instance entirely (it was removed, or its engine restarted with an empty cache).
     public mutating func remove(_ instance: String) {
@@ -114,9 +142,28 @@ public struct PrefixAffinityTable: Sendable, Equatable {
         return slot
     }
 
+    private func insertSorted(_ slot: Int32, into list: inout [Int32]) {
+        var position = list.count
+        while position > 0, list[position - 1] > slot { position -= 1 }
+        list.insert(slot, at: position)
+    }
+
     private mutating func dropHolder(_ hash: UInt64, slot: Int32) {
         guard var list = holders[hash] else { return }
         list.removeAll { $0 == slot }
         holders[hash] = list.isEmpty ? nil : list
+    }
+}
+
+/// How many leading chunks of one request's chain each instance holds.
+public struct AffinityMatch: Sendable {
+    fileprivate let table: PrefixAffinityTable
+    fileprivate let lengthBySlot: [Int]
+
+    public var isEmpty: Bool { lengthBySlot.isEmpty }
+
+    public func cachedChunks(of instance: String) -> Int {
+        guard !lengthBySlot.isEmpty, let slot = table.slot(of: instance), Int(slot) < lengthBySlot.count else { return 0 }
+        return lengthBySlot[Int(slot)]
     }
 }

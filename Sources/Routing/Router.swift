@@ -13,40 +13,55 @@ public struct Router: Sendable {
         rng = SplitMix64(seed: seed)
     }
 
+    /// Chooses an instance. `instances` should come in a stable order (the scheduler keeps
+    /// them sorted by id): round-robin cycles through that order.
     public mutating func decide(
         _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable
     ) -> RoutingDecision {
-        let ofModel = instances.filter { $0.model == request.model }
-        guard !ofModel.isEmpty else { return .noInstance(reason: "no instance serves model '\(request.model)'") }
-        let eligible = ofModel.filter { $0.state == .up && $0.role != .prefill && !request.exclude.contains($0.id) }
-        guard !eligible.isEmpty else {
-            let up = ofModel.filter { $0.state == .up }
+        var ofModel = 0
+        var up = 0
+        var eligible = 0
+        var open: [Int] = []
+        open.reserveCapacity(instances.count)
+        for index in instances.indices {
+            let instance = instances[index]
+            guard instance.model == request.model else { continue }
+            ofModel += 1
+            guard instance.state == .up else { continue }
+            up += 1
+            guard instance.role != .prefill, !request.exclude.contains(instance.id) else { continue }
+            eligible += 1
+            if !isSaturated(instance) { open.append(index) }
+        }
+        guard ofModel > 0 else { return .noInstance(reason: "no instance serves model '\(request.model)'") }
+        guard eligible > 0 else {
             return .noInstance(
-                reason: up.isEmpty
+                reason: up == 0
                     ? "no instance of model '\(request.model)' is up"
                     : "every up instance of model '\(request.model)' already failed this request")
         }
-        let open = eligible.filter { !isSaturated($0) }
         guard !open.isEmpty else {
             return .wait(
                 retryAfterMilliseconds: configuration.retryAfterMilliseconds,
-                reason: "all \(eligible.count) instances of model '\(request.model)' are saturated")
+                reason: "all \(eligible) instances of model '\(request.model)' are saturated")
         }
         switch configuration.name {
         case .roundRobin:
-            let ordered = open.sorted { $0.id < $1.id }
-            let chosen = ordered[roundRobinCursor % ordered.count]
+            let chosen = open[roundRobinCursor % open.count]
             roundRobinCursor &+= 1
-            return .assign(instance: chosen.id, cachedChunks: 0)
+            return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .leastRequest:
-            return .assign(instance: cheapest(open, costs: open.map { Double($0.inFlight) }).id, cachedChunks: 0)
+            let chosen = cheapest(open, costs: open.map { Double(instances[$0].inFlight) })
+            return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .llmMetrics:
-            return .assign(instance: cheapest(open, costs: open.map(queuedTokens)).id, cachedChunks: 0)
+            let chosen = cheapest(open, costs: open.map { queuedTokens(instances[$0]) })
+            return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .prefixCache:
-            let matched = affinity.matches(for: request.prefixHashes)
-            let costs = open.map { expectedCost(request, $0, cachedChunks: matched[$0.id] ?? 0) }
+            let matched = affinity.match(request.prefixHashes)
+            let cached = open.map { matched.isEmpty ? 0 : matched.cachedChunks(of: instances[$0].id) }
+            let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
             let chosen = cheapest(open, costs: costs)
-            return .assign(instance: chosen.id, cachedChunks: matched[chosen.id] ?? 0)
+            return .assign(instance: instances[chosen].id, cachedChunks: cached[open.firstIndex(of: chosen)!])
         }
     }
 
@@ -81,19 +96,23 @@ public struct Router: Sendable {
         return load
     }
 
-    /// The instance of least cost; ties (within a millionth of a token) broken at random, so equal
+    /// The index of least cost; ties (within a millionth of a token) broken at random, so equal
     /// instances share the traffic instead of the first in the list taking it all.
-    private mutating func cheapest(_ candidates: [RoutingInstance], costs: [Double]) -> RoutingInstance {
-        var best: [RoutingInstance] = []
+    private mutating func cheapest(_ candidates: [Int], costs: [Double]) -> Int {
         var bestCost = Double.infinity
+        var ties = 0
+        var chosen = candidates[0]
         for (candidate, value) in zip(candidates, costs) {
             if value < bestCost - 1e-6 {
                 bestCost = value
-                best = [candidate]
+                chosen = candidate
+                ties = 1
             } else if abs(value - bestCost) <= 1e-6 {
-                best.append(candidate)
+                // Reservoir sampling: each of the tied candidates ends up chosen with equal chance.
+                ties += 1
+                if rng.next() % UInt64(ties) == 0 { chosen = candidate }
             }
         }
-        return best.count == 1 ? best[0] : best[Int(rng.next() % UInt64(best.count))]
+        return chosen
     }
 }

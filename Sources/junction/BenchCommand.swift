@@ -5,7 +5,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (build with -c release).",
-        subcommands: [WireBench.self, RaftBench.self]
+        subcommands: [WireBench.self, RaftBench.self, RoutingBench.self]
     )
 }
 
@@ -37,5 +37,19 @@ struct RaftBench: AsyncParsableCommand {
 
     func run() async throws {
         try RaftBenchmark.report(total: commands)
+    }
+}
+
+struct RoutingBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "routing",
+        abstract: "Decisions per second and decision latency of the pure policies at 8, 64 and 256 instances."
+    )
+
+    @Option(help: "Decisions per row.")
+    var decisions = 20_000
+
+    func run() async throws {
+        RoutingBenchmark.report(decisions: decisions)
     }
 }
