@@ -49,13 +49,15 @@ let package = Package(
         .target(name: "Seeded", swiftSettings: strict),
         .target(name: "Raft", dependencies: ["Seeded"], swiftSettings: strict),
         .target(name: "Routing", dependencies: ["Seeded"], swiftSettings: strict),
+        // The scheduler's replicated state machine: registry, policy, affinity. Pure.
+        .target(name: "SchedulerCore", dependencies: ["Routing"], swiftSettings: strict),
         // Raft's file-backed storage: segmented WAL with CRC32C, atomic snapshots.
         .target(name: "RaftStore", dependencies: ["Raft"], swiftSettings: strict),
         // Deterministic simulation of a Raft group under faults, with safety and linearizability checks.
         .target(name: "RaftSim", dependencies: ["Raft", "Seeded"], swiftSettings: strict),
         .executableTarget(name: "raft-sim", dependencies: ["RaftSim"], swiftSettings: strict),
         // Shells: wire the cores to the network, the disk and the clock.
-        .target(name: "Scheduler", dependencies: ["Wire", "Raft", "Routing"], swiftSettings: strict),
+        .target(name: "Scheduler", dependencies: ["Wire", "Raft", "Routing", "SchedulerCore"], swiftSettings: strict),
         .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
         .target(name: "Agent", dependencies: ["Wire"], swiftSettings: strict),
         // The simulated engine: a pure model (tokenizer, KV cache, continuous batching, step cost)
@@ -91,6 +93,7 @@ let package = Package(
         ),
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
+        .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
         .testTarget(
             name: "WireTests",

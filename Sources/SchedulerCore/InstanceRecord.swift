@@ -1,0 +1,51 @@
+import Routing
+
+/// One engine instance as the replicated registry knows it.
+public struct InstanceRecord: Sendable, Equatable {
+    public enum Engine: String, Sendable, CaseIterable { case unspecified, vllm, sglang, bladellm, simulator }
+
+    public var id: String
+    public var endpointURL: String
+    public var model: String
+    public var engine: Engine
+    public var role: RoutingInstance.Role
+    public var state: RoutingInstance.State
+    /// KV-cache size in tokens and tokens per block; nil when the engine does not say.
+    public var kvCapacityTokens: Int?
+    public var kvBlockSize: Int?
+    /// The agent's node id, for operators.
+    public var agentNode: String
+    /// When and why the state last changed (the leader's clock, carried in the command, so every
+    /// member applies the same value).
+    public var stateChangedUnixMilliseconds: UInt64
+    public var stateReason: String
+
+    public init(
+        id: String, endpointURL: String, model: String, engine: Engine = .unspecified, role: RoutingInstance.Role = .both,
+        state: RoutingInstance.State = .up, kvCapacityTokens: Int? = nil, kvBlockSize: Int? = nil, agentNode: String = "",
+        stateChangedUnixMilliseconds: UInt64 = 0, stateReason: String = ""
+    ) {
+        self.id = id
+        self.endpointURL = endpointURL
+        self.model = model
+        self.engine = engine
+        self.role = role
+        self.state = state
+        self.kvCapacityTokens = kvCapacityTokens
+        self.kvBlockSize = kvBlockSize
+        self.agentNode = agentNode
+        self.stateChangedUnixMilliseconds = stateChangedUnixMilliseconds
+        self.stateReason = stateReason
+    }
+
+    /// The same instance, ignoring when and why its state last changed.
+    func sameDescription(as other: InstanceRecord) -> Bool {
+        var a = self
+        var b = other
+        a.stateChangedUnixMilliseconds = 0
+        a.stateReason = ""
+        b.stateChangedUnixMilliseconds = 0
+        b.stateReason = ""
+        return a == b
+    }
+}

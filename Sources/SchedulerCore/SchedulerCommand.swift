@@ -1,0 +1,38 @@
+import Routing
+
+/// A change to the scheduler's replicated state: the payload of a Raft log entry
+/// (`SchedulerCommand` in Proto/junction.proto). Everything a command depends on, including
+/// times, is inside it, so applying it gives the same result on every member.
+public enum SchedulerCommand: Sendable, Equatable {
+    /// Registers an instance, or refreshes its registration (idempotent on the id).
+    case upsertInstance(InstanceRecord)
+    case setInstanceState(id: String, state: RoutingInstance.State, reason: String, atUnixMilliseconds: UInt64)
+    case removeInstance(id: String)
+    case setPolicy(PolicyConfiguration)
+    /// Prefix chains the leader attributed to instances since its last batch, in decision order.
+    case affinity([AffinityRecord])
+}
+
+public struct AffinityRecord: Sendable, Equatable {
+    public var instanceID: String
+    /// Chained prefix hashes in prompt order.
+    public var hashes: [UInt64]
+
+    public init(instanceID: String, hashes: [UInt64]) {
+        self.instanceID = instanceID
+        self.hashes = hashes
+    }
+}
+
+/// What applying a command did.
+public enum ApplyOutcome: Sendable, Equatable {
+    /// The registry changed; subscribers get the new table at this version.
+    case registryChanged(version: UInt64)
+    /// Applied, nothing a subscriber sees changed (the same registration again, policy, affinity).
+    case applied
+    /// The command named an instance the registry does not have; nothing changed.
+    case unknownInstance(String)
+    /// The command was malformed; nothing changed. The leader checks before proposing, so this
+    /// is seen only for entries written by a faulty or newer peer.
+    case rejected(String)
+}
