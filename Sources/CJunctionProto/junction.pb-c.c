@@ -1762,6 +1762,96 @@ void   junction__v1__append_response__free_unpacked
   assert(message->base.descriptor == &junction__v1__append_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   junction__v1__heartbeat__init
+                     (Junction__V1__Heartbeat         *message)
+{
+  static const Junction__V1__Heartbeat init_value = JUNCTION__V1__HEARTBEAT__INIT;
+  *message = init_value;
+}
+size_t junction__v1__heartbeat__get_packed_size
+                     (const Junction__V1__Heartbeat *message)
+{
+  assert(message->base.descriptor == &junction__v1__heartbeat__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__heartbeat__pack
+                     (const Junction__V1__Heartbeat *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__heartbeat__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__heartbeat__pack_to_buffer
+                     (const Junction__V1__Heartbeat *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__heartbeat__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__Heartbeat *
+       junction__v1__heartbeat__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__Heartbeat *)
+     protobuf_c_message_unpack (&junction__v1__heartbeat__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__heartbeat__free_unpacked
+                     (Junction__V1__Heartbeat *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__heartbeat__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__heartbeat_response__init
+                     (Junction__V1__HeartbeatResponse         *message)
+{
+  static const Junction__V1__HeartbeatResponse init_value = JUNCTION__V1__HEARTBEAT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t junction__v1__heartbeat_response__get_packed_size
+                     (const Junction__V1__HeartbeatResponse *message)
+{
+  assert(message->base.descriptor == &junction__v1__heartbeat_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__heartbeat_response__pack
+                     (const Junction__V1__HeartbeatResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__heartbeat_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__heartbeat_response__pack_to_buffer
+                     (const Junction__V1__HeartbeatResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__heartbeat_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__HeartbeatResponse *
+       junction__v1__heartbeat_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__HeartbeatResponse *)
+     protobuf_c_message_unpack (&junction__v1__heartbeat_response__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__heartbeat_response__free_unpacked
+                     (Junction__V1__HeartbeatResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__heartbeat_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   junction__v1__membership__init
                      (Junction__V1__Membership         *message)
 {
@@ -5048,7 +5138,7 @@ const ProtobufCMessageDescriptor junction__v1__drain_request__descriptor =
   (ProtobufCMessageInit) junction__v1__drain_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descriptors[10] =
+static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descriptors[12] =
 {
   {
     "from",
@@ -5170,11 +5260,37 @@ static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "heartbeat",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__RaftMessage, kind_case),
+    offsetof(Junction__V1__RaftMessage, heartbeat),
+    &junction__v1__heartbeat__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat_response",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__RaftMessage, kind_case),
+    offsetof(Junction__V1__RaftMessage, heartbeat_response),
+    &junction__v1__heartbeat_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__raft_message__field_indices_by_name[] = {
   5,   /* field[5] = append_request */
   6,   /* field[6] = append_response */
   0,   /* field[0] = from */
+  10,   /* field[10] = heartbeat */
+  11,   /* field[11] = heartbeat_response */
   7,   /* field[7] = snapshot_chunk */
   8,   /* field[8] = snapshot_response */
   2,   /* field[2] = term */
@@ -5187,7 +5303,7 @@ static const ProtobufCIntRange junction__v1__raft_message__number_ranges[2 + 1] 
 {
   { 1, 0 },
   { 10, 3 },
-  { 0, 10 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor =
 {
@@ -5197,7 +5313,7 @@ const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor =
   "Junction__V1__RaftMessage",
   "junction.v1",
   sizeof(Junction__V1__RaftMessage),
-  10,
+  12,
   junction__v1__raft_message__field_descriptors,
   junction__v1__raft_message__field_indices_by_name,
   2,  junction__v1__raft_message__number_ranges,
@@ -5409,7 +5525,7 @@ const ProtobufCMessageDescriptor junction__v1__log_entry__descriptor =
   (ProtobufCMessageInit) junction__v1__log_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__append_request__field_descriptors[5] =
+static const ProtobufCFieldDescriptor junction__v1__append_request__field_descriptors[4] =
 {
   {
     "prev_log_index",
@@ -5459,30 +5575,17 @@ static const ProtobufCFieldDescriptor junction__v1__append_request__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-  {
-    "read_context",
-    5,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT64,
-    0,   /* quantifier_offset */
-    offsetof(Junction__V1__AppendRequest, read_context),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
 };
 static const unsigned junction__v1__append_request__field_indices_by_name[] = {
   2,   /* field[2] = entries */
   3,   /* field[3] = leader_commit */
   0,   /* field[0] = prev_log_index */
   1,   /* field[1] = prev_log_term */
-  4,   /* field[4] = read_context */
 };
 static const ProtobufCIntRange junction__v1__append_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor junction__v1__append_request__descriptor =
 {
@@ -5492,14 +5595,14 @@ const ProtobufCMessageDescriptor junction__v1__append_request__descriptor =
   "Junction__V1__AppendRequest",
   "junction.v1",
   sizeof(Junction__V1__AppendRequest),
-  5,
+  4,
   junction__v1__append_request__field_descriptors,
   junction__v1__append_request__field_indices_by_name,
   1,  junction__v1__append_request__number_ranges,
   (ProtobufCMessageInit) junction__v1__append_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__append_response__field_descriptors[6] =
+static const ProtobufCFieldDescriptor junction__v1__append_response__field_descriptors[5] =
 {
   {
     "success",
@@ -5561,31 +5664,18 @@ static const ProtobufCFieldDescriptor junction__v1__append_response__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-  {
-    "read_context",
-    6,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_UINT64,
-    0,   /* quantifier_offset */
-    offsetof(Junction__V1__AppendResponse, read_context),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
 };
 static const unsigned junction__v1__append_response__field_indices_by_name[] = {
   3,   /* field[3] = hint_index */
   4,   /* field[4] = hint_term */
   1,   /* field[1] = match_index */
-  5,   /* field[5] = read_context */
   2,   /* field[2] = reject_index */
   0,   /* field[0] = success */
 };
 static const ProtobufCIntRange junction__v1__append_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor junction__v1__append_response__descriptor =
 {
@@ -5595,11 +5685,100 @@ const ProtobufCMessageDescriptor junction__v1__append_response__descriptor =
   "Junction__V1__AppendResponse",
   "junction.v1",
   sizeof(Junction__V1__AppendResponse),
-  6,
+  5,
   junction__v1__append_response__field_descriptors,
   junction__v1__append_response__field_indices_by_name,
   1,  junction__v1__append_response__number_ranges,
   (ProtobufCMessageInit) junction__v1__append_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__heartbeat__field_descriptors[2] =
+{
+  {
+    "commit",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__Heartbeat, commit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "read_round",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__Heartbeat, read_round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__heartbeat__field_indices_by_name[] = {
+  0,   /* field[0] = commit */
+  1,   /* field[1] = read_round */
+};
+static const ProtobufCIntRange junction__v1__heartbeat__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor junction__v1__heartbeat__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.Heartbeat",
+  "Heartbeat",
+  "Junction__V1__Heartbeat",
+  "junction.v1",
+  sizeof(Junction__V1__Heartbeat),
+  2,
+  junction__v1__heartbeat__field_descriptors,
+  junction__v1__heartbeat__field_indices_by_name,
+  1,  junction__v1__heartbeat__number_ranges,
+  (ProtobufCMessageInit) junction__v1__heartbeat__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__heartbeat_response__field_descriptors[1] =
+{
+  {
+    "read_round",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__HeartbeatResponse, read_round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__heartbeat_response__field_indices_by_name[] = {
+  0,   /* field[0] = read_round */
+};
+static const ProtobufCIntRange junction__v1__heartbeat_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor junction__v1__heartbeat_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.HeartbeatResponse",
+  "HeartbeatResponse",
+  "Junction__V1__HeartbeatResponse",
+  "junction.v1",
+  sizeof(Junction__V1__HeartbeatResponse),
+  1,
+  junction__v1__heartbeat_response__field_descriptors,
+  junction__v1__heartbeat_response__field_indices_by_name,
+  1,  junction__v1__heartbeat_response__number_ranges,
+  (ProtobufCMessageInit) junction__v1__heartbeat_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor junction__v1__membership__field_descriptors[2] =

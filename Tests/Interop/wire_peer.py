@@ -130,7 +130,7 @@ def main():
     command = pb.SchedulerCommand(remove_instance="engine-z").SerializeToString()
     peer.send(pb.Envelope(call_id=0, raft_message=pb.RaftMessage(
         **{"from": 2}, to=1, term=12, append_request=pb.AppendRequest(
-            prev_log_index=41, prev_log_term=11, leader_commit=40, read_context=5,
+            prev_log_index=41, prev_log_term=11, leader_commit=40,
             entries=[pb.LogEntry(index=42, term=12, type=pb.ENTRY_TYPE_NOOP),
                      pb.LogEntry(index=43, term=12, type=pb.ENTRY_TYPE_COMMAND, data=command)]))))
 

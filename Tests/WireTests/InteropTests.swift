@@ -41,7 +41,7 @@ import Testing
             #expect(received.contains(.raftMessage(RaftMessage(from: 2, to: 1, term: 12, kind: .appendRequest(AppendRequest(
                 prevLogIndex: 41, prevLogTerm: 11,
                 entries: [LogEntry(index: 42, term: 12, type: .noop), LogEntry(index: 43, term: 12, type: .command, data: command)],
-                leaderCommit: 40, readContext: 5))))))
+                leaderCommit: 40))))))
             let reports = received.compactMap { body -> LoadReport? in if case .loadReport(let r) = body { r } else { nil } }
             var expected: [LoadReport] = []
             for seq in 1...3 as ClosedRange<UInt32> {

@@ -26,7 +26,7 @@ enum Samples {
             LogEntry(index: 43, term: 12, type: .command, data: SchedulerCommand(command: .upsertInstance(instance)).serializedBytes()),
             LogEntry(index: 44, term: 12, type: .membership, data: Membership(voters: [1, 2, 3], learners: [4]).serializedBytes()),
         ],
-        leaderCommit: 40, readContext: 5)))
+        leaderCommit: 40)))
 
     static let bodies: [Envelope.Body] = [
         .hello(Hello(protocolVersion: 1, role: .agent, nodeID: "agent-a", nonce: Array(0..<32), proof: Array(repeating: 0xAB, count: 32), softwareVersion: "junction 0.1.0")),
@@ -64,7 +64,7 @@ enum Samples {
         .raftMessage(raft),
         .raftMessage(RaftMessage(from: 2, to: 1, term: 12, kind: .voteRequest(VoteRequest(preVote: true, lastLogIndex: 44, lastLogTerm: 12, leadershipTransfer: true)))),
         .raftMessage(RaftMessage(from: 1, to: 2, term: 12, kind: .voteResponse(VoteResponse(preVote: true, granted: true)))),
-        .raftMessage(RaftMessage(from: 3, to: 1, term: 12, kind: .appendResponse(AppendResponse(success: false, matchIndex: 0, rejectIndex: 41, hintIndex: 30, hintTerm: 10, readContext: 5)))),
+        .raftMessage(RaftMessage(from: 3, to: 1, term: 12, kind: .appendResponse(AppendResponse(success: false, matchIndex: 0, rejectIndex: 41, hintIndex: 30, hintTerm: 10)))),
         .raftMessage(RaftMessage(from: 1, to: 3, term: 12, kind: .snapshotChunk(SnapshotChunk(
             lastIncludedIndex: 40, lastIncludedTerm: 11, membership: Membership(voters: [1, 2, 3]), offset: 65536,
             data: Array(repeating: 0x5A, count: 1000), done: true, totalSize: 66536)))),

@@ -54,6 +54,8 @@ typedef struct Junction__V1__VoteResponse Junction__V1__VoteResponse;
 typedef struct Junction__V1__LogEntry Junction__V1__LogEntry;
 typedef struct Junction__V1__AppendRequest Junction__V1__AppendRequest;
 typedef struct Junction__V1__AppendResponse Junction__V1__AppendResponse;
+typedef struct Junction__V1__Heartbeat Junction__V1__Heartbeat;
+typedef struct Junction__V1__HeartbeatResponse Junction__V1__HeartbeatResponse;
 typedef struct Junction__V1__Membership Junction__V1__Membership;
 typedef struct Junction__V1__SnapshotChunk Junction__V1__SnapshotChunk;
 typedef struct Junction__V1__SnapshotResponse Junction__V1__SnapshotResponse;
@@ -991,7 +993,9 @@ typedef enum {
   JUNCTION__V1__RAFT_MESSAGE__KIND_APPEND_RESPONSE = 13,
   JUNCTION__V1__RAFT_MESSAGE__KIND_SNAPSHOT_CHUNK = 14,
   JUNCTION__V1__RAFT_MESSAGE__KIND_SNAPSHOT_RESPONSE = 15,
-  JUNCTION__V1__RAFT_MESSAGE__KIND_TIMEOUT_NOW = 16
+  JUNCTION__V1__RAFT_MESSAGE__KIND_TIMEOUT_NOW = 16,
+  JUNCTION__V1__RAFT_MESSAGE__KIND_HEARTBEAT = 17,
+  JUNCTION__V1__RAFT_MESSAGE__KIND_HEARTBEAT_RESPONSE = 18
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(JUNCTION__V1__RAFT_MESSAGE__KIND__CASE)
 } Junction__V1__RaftMessage__KindCase;
 
@@ -1010,6 +1014,8 @@ struct  Junction__V1__RaftMessage
     Junction__V1__SnapshotChunk *snapshot_chunk;
     Junction__V1__SnapshotResponse *snapshot_response;
     Junction__V1__TimeoutNow *timeout_now;
+    Junction__V1__Heartbeat *heartbeat;
+    Junction__V1__HeartbeatResponse *heartbeat_response;
   };
 };
 #define JUNCTION__V1__RAFT_MESSAGE__INIT \
@@ -1061,7 +1067,8 @@ struct  Junction__V1__LogEntry
 
 
 /*
- * Entries to append after (prev_log_index, prev_log_term); empty entries make a heartbeat.
+ * Entries to append after (prev_log_index, prev_log_term). Liveness and read-index rounds go
+ * in Heartbeat, not in an empty AppendRequest.
  */
 struct  Junction__V1__AppendRequest
 {
@@ -1071,14 +1078,10 @@ struct  Junction__V1__AppendRequest
   size_t n_entries;
   Junction__V1__LogEntry **entries;
   uint64_t leader_commit;
-  /*
-   * read-index round this heartbeat belongs to; 0 = none
-   */
-  uint64_t read_context;
 };
 #define JUNCTION__V1__APPEND_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__append_request__descriptor) \
-    , 0, 0, 0,NULL, 0, 0 }
+    , 0, 0, 0,NULL, 0 }
 
 
 struct  Junction__V1__AppendResponse
@@ -1101,14 +1104,43 @@ struct  Junction__V1__AppendResponse
    *   conflicting term (fast back-off)
    */
   uint64_t hint_term;
-  /*
-   * echoed from the request
-   */
-  uint64_t read_context;
 };
 #define JUNCTION__V1__APPEND_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__append_response__descriptor) \
-    , 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0 }
+
+
+/*
+ * The leader's periodic "I am still leader": never carries entries and is never rejected.
+ */
+struct  Junction__V1__Heartbeat
+{
+  ProtobufCMessage base;
+  /*
+   * the leader's commit index, capped at what this follower holds
+   */
+  uint64_t commit;
+  /*
+   * the read-index round this heartbeat confirms; 0 = none
+   */
+  uint64_t read_round;
+};
+#define JUNCTION__V1__HEARTBEAT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__heartbeat__descriptor) \
+    , 0, 0 }
+
+
+struct  Junction__V1__HeartbeatResponse
+{
+  ProtobufCMessage base;
+  /*
+   * echoed from the Heartbeat
+   */
+  uint64_t read_round;
+};
+#define JUNCTION__V1__HEARTBEAT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__heartbeat_response__descriptor) \
+    , 0 }
 
 
 struct  Junction__V1__Membership
@@ -2062,6 +2094,44 @@ Junction__V1__AppendResponse *
 void   junction__v1__append_response__free_unpacked
                      (Junction__V1__AppendResponse *message,
                       ProtobufCAllocator *allocator);
+/* Junction__V1__Heartbeat methods */
+void   junction__v1__heartbeat__init
+                     (Junction__V1__Heartbeat         *message);
+size_t junction__v1__heartbeat__get_packed_size
+                     (const Junction__V1__Heartbeat   *message);
+size_t junction__v1__heartbeat__pack
+                     (const Junction__V1__Heartbeat   *message,
+                      uint8_t             *out);
+size_t junction__v1__heartbeat__pack_to_buffer
+                     (const Junction__V1__Heartbeat   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__Heartbeat *
+       junction__v1__heartbeat__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__heartbeat__free_unpacked
+                     (Junction__V1__Heartbeat *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__HeartbeatResponse methods */
+void   junction__v1__heartbeat_response__init
+                     (Junction__V1__HeartbeatResponse         *message);
+size_t junction__v1__heartbeat_response__get_packed_size
+                     (const Junction__V1__HeartbeatResponse   *message);
+size_t junction__v1__heartbeat_response__pack
+                     (const Junction__V1__HeartbeatResponse   *message,
+                      uint8_t             *out);
+size_t junction__v1__heartbeat_response__pack_to_buffer
+                     (const Junction__V1__HeartbeatResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__HeartbeatResponse *
+       junction__v1__heartbeat_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__heartbeat_response__free_unpacked
+                     (Junction__V1__HeartbeatResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Junction__V1__Membership methods */
 void   junction__v1__membership__init
                      (Junction__V1__Membership         *message);
@@ -2428,6 +2498,12 @@ typedef void (*Junction__V1__AppendRequest_Closure)
 typedef void (*Junction__V1__AppendResponse_Closure)
                  (const Junction__V1__AppendResponse *message,
                   void *closure_data);
+typedef void (*Junction__V1__Heartbeat_Closure)
+                 (const Junction__V1__Heartbeat *message,
+                  void *closure_data);
+typedef void (*Junction__V1__HeartbeatResponse_Closure)
+                 (const Junction__V1__HeartbeatResponse *message,
+                  void *closure_data);
 typedef void (*Junction__V1__Membership_Closure)
                  (const Junction__V1__Membership *message,
                   void *closure_data);
@@ -2520,6 +2596,8 @@ extern const ProtobufCMessageDescriptor junction__v1__vote_response__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__log_entry__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__append_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__append_response__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__heartbeat__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__heartbeat_response__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__membership__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__snapshot_chunk__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__snapshot_response__descriptor;

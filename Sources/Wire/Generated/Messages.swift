@@ -2451,6 +2451,8 @@ public struct RaftMessage: Sendable, Hashable {
         case snapshotChunk(SnapshotChunk)
         case snapshotResponse(SnapshotResponse)
         case timeoutNow(TimeoutNow)
+        case heartbeat(Heartbeat)
+        case heartbeatResponse(HeartbeatResponse)
     }
 
     public var kind: Kind?
@@ -2485,6 +2487,8 @@ extension RaftMessage: ProtobufCConvertible, WireMessage {
         case 14: self.kind = try c.snapshot_chunk.map { .snapshotChunk(try SnapshotChunk(c: $0)) }
         case 15: self.kind = try c.snapshot_response.map { .snapshotResponse(try SnapshotResponse(c: $0)) }
         case 16: self.kind = try c.timeout_now.map { .timeoutNow(try TimeoutNow(c: $0)) }
+        case 17: self.kind = try c.heartbeat.map { .heartbeat(try Heartbeat(c: $0)) }
+        case 18: self.kind = try c.heartbeat_response.map { .heartbeatResponse(try HeartbeatResponse(c: $0)) }
         default: self.kind = nil
         }
     }
@@ -2519,6 +2523,12 @@ extension RaftMessage: ProtobufCConvertible, WireMessage {
         case .timeoutNow(let value)?:
             c.kind_case = Junction__V1__RaftMessage__KindCase(rawValue: 16)
             c.timeout_now = value.makeC(arena)
+        case .heartbeat(let value)?:
+            c.kind_case = Junction__V1__RaftMessage__KindCase(rawValue: 17)
+            c.heartbeat = value.makeC(arena)
+        case .heartbeatResponse(let value)?:
+            c.kind_case = Junction__V1__RaftMessage__KindCase(rawValue: 18)
+            c.heartbeat_response = value.makeC(arena)
         }
         pointer.pointee = c
         return pointer
@@ -2725,27 +2735,24 @@ extension LogEntry: ProtobufCConvertible, WireMessage {
     }
 }
 
-/// Entries to append after (prev_log_index, prev_log_term); empty entries make a heartbeat.
+/// Entries to append after (prev_log_index, prev_log_term). Liveness and read-index rounds go
+/// in Heartbeat, not in an empty AppendRequest.
 public struct AppendRequest: Sendable, Hashable {
     public var prevLogIndex: UInt64
     public var prevLogTerm: UInt64
     public var entries: [LogEntry]
     public var leaderCommit: UInt64
-    /// read-index round this heartbeat belongs to; 0 = none
-    public var readContext: UInt64
 
     public init(
         prevLogIndex: UInt64 = 0,
         prevLogTerm: UInt64 = 0,
         entries: [LogEntry] = [],
-        leaderCommit: UInt64 = 0,
-        readContext: UInt64 = 0
+        leaderCommit: UInt64 = 0
     ) {
         self.prevLogIndex = prevLogIndex
         self.prevLogTerm = prevLogTerm
         self.entries = entries
         self.leaderCommit = leaderCommit
-        self.readContext = readContext
     }
 }
 
@@ -2759,7 +2766,6 @@ extension AppendRequest: ProtobufCConvertible, WireMessage {
         self.prevLogTerm = c.prev_log_term
         self.entries = try cMessages(c.entries, c.n_entries).map { try LogEntry(c: $0) }
         self.leaderCommit = c.leader_commit
-        self.readContext = c.read_context
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__AppendRequest> {
@@ -2770,7 +2776,6 @@ extension AppendRequest: ProtobufCConvertible, WireMessage {
         c.prev_log_term = prevLogTerm
         (c.n_entries, c.entries) = arena.messages(entries)
         c.leader_commit = leaderCommit
-        c.read_context = readContext
         pointer.pointee = c
         return pointer
     }
@@ -2805,23 +2810,19 @@ public struct AppendResponse: Sendable, Hashable {
     public var hintIndex: UInt64
     /// conflicting term (fast back-off)
     public var hintTerm: UInt64
-    /// echoed from the request
-    public var readContext: UInt64
 
     public init(
         success: Bool = false,
         matchIndex: UInt64 = 0,
         rejectIndex: UInt64 = 0,
         hintIndex: UInt64 = 0,
-        hintTerm: UInt64 = 0,
-        readContext: UInt64 = 0
+        hintTerm: UInt64 = 0
     ) {
         self.success = success
         self.matchIndex = matchIndex
         self.rejectIndex = rejectIndex
         self.hintIndex = hintIndex
         self.hintTerm = hintTerm
-        self.readContext = readContext
     }
 }
 
@@ -2836,7 +2837,6 @@ extension AppendResponse: ProtobufCConvertible, WireMessage {
         self.rejectIndex = c.reject_index
         self.hintIndex = c.hint_index
         self.hintTerm = c.hint_term
-        self.readContext = c.read_context
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__AppendResponse> {
@@ -2848,7 +2848,6 @@ extension AppendResponse: ProtobufCConvertible, WireMessage {
         c.reject_index = rejectIndex
         c.hint_index = hintIndex
         c.hint_term = hintTerm
-        c.read_context = readContext
         pointer.pointee = c
         return pointer
     }
@@ -2870,6 +2869,111 @@ extension AppendResponse: ProtobufCConvertible, WireMessage {
     }
     static func cPack(_ pointer: UnsafePointer<Junction__V1__AppendResponse>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
         junction__v1__append_response__pack(pointer, out)
+    }
+}
+
+/// The leader's periodic "I am still leader": never carries entries and is never rejected.
+public struct Heartbeat: Sendable, Hashable {
+    /// the leader's commit index, capped at what this follower holds
+    public var commit: UInt64
+    /// the read-index round this heartbeat confirms; 0 = none
+    public var readRound: UInt64
+
+    public init(
+        commit: UInt64 = 0,
+        readRound: UInt64 = 0
+    ) {
+        self.commit = commit
+        self.readRound = readRound
+    }
+}
+
+extension Heartbeat: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__Heartbeat
+
+    init(c pointer: UnsafePointer<Junction__V1__Heartbeat>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.commit = c.commit
+        self.readRound = c.read_round
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__Heartbeat> {
+        let pointer = arena.allocate(Junction__V1__Heartbeat.self)
+        junction__v1__heartbeat__init(pointer)
+        var c = pointer.pointee
+        c.commit = commit
+        c.read_round = readRound
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(Heartbeat.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(Heartbeat.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__Heartbeat>? {
+        junction__v1__heartbeat__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__Heartbeat>) {
+        junction__v1__heartbeat__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__Heartbeat>) -> Int {
+        junction__v1__heartbeat__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__Heartbeat>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__heartbeat__pack(pointer, out)
+    }
+}
+
+public struct HeartbeatResponse: Sendable, Hashable {
+    /// echoed from the Heartbeat
+    public var readRound: UInt64
+
+    public init(
+        readRound: UInt64 = 0
+    ) {
+        self.readRound = readRound
+    }
+}
+
+extension HeartbeatResponse: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__HeartbeatResponse
+
+    init(c pointer: UnsafePointer<Junction__V1__HeartbeatResponse>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.readRound = c.read_round
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__HeartbeatResponse> {
+        let pointer = arena.allocate(Junction__V1__HeartbeatResponse.self)
+        junction__v1__heartbeat_response__init(pointer)
+        var c = pointer.pointee
+        c.read_round = readRound
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(HeartbeatResponse.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(HeartbeatResponse.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__HeartbeatResponse>? {
+        junction__v1__heartbeat_response__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__HeartbeatResponse>) {
+        junction__v1__heartbeat_response__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__HeartbeatResponse>) -> Int {
+        junction__v1__heartbeat_response__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__HeartbeatResponse>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__heartbeat_response__pack(pointer, out)
     }
 }
 
