@@ -1,0 +1,23 @@
+import Raft
+
+/// Why a replica could not do what was asked.
+public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Only the leader takes writes and answers linearizable reads; this is who it is, if known.
+    case notLeader(leader: NodeID?)
+    /// The entry was proposed but leadership was lost before it was applied; it may or may not
+    /// commit later. Commands are idempotent, so the caller retries at the new leader.
+    case leadershipLost
+    case leadershipTransferInProgress
+    case storage(String)
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .notLeader(let leader): leader.map { "not the leader; the leader is node \($0)" } ?? "not the leader; no leader is known"
+        case .leadershipLost: "leadership was lost before the change was applied; retry at the new leader"
+        case .leadershipTransferInProgress: "leadership transfer in progress; retry shortly"
+        case .storage(let why): "storage failed: \(why)"
+        case .stopped: "the replica is stopping"
+        }
+    }
+}

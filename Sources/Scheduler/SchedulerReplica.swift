@@ -1,0 +1,193 @@
+import Raft
+import SchedulerCore
+
+/// One member of the scheduler trio: the pure Raft node, its durable storage and the replicated
+/// state machine, driven by ticks, incoming messages and proposals. Carries out every `Ready` in
+/// the order the core requires (persist, send, apply, advance) before taking the next input.
+///
+/// Storage writes run on the actor: a write holds up this replica's other work for the length
+/// of an fsync, which is the point (nothing may be sent before it is durable).
+public actor SchedulerReplica {
+    public struct Status: Sendable, Equatable {
+        public var id: NodeID
+        public var role: Role
+        public var term: Term
+        public var leader: NodeID?
+        public var commitIndex: LogIndex
+        public var appliedIndex: LogIndex
+        public var lastIndex: LogIndex
+        public var progress: [NodeID: LogIndex]
+    }
+
+    private var node: RaftNode
+    private var storage: any RaftStorage
+    private let transport: any RaftTransport
+    public private(set) var state: SchedulerStateMachine
+    /// Compact the log once this many entries are applied past the last snapshot.
+    private let compactEvery: UInt64
+    private var proposals: [LogIndex: (term: Term, continuation: CheckedContinuation<ApplyOutcome, any Error>)] = [:]
+    private var reads: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    private var nextReadContext: UInt64 = 1
+    private var applyListeners: [UInt64: @Sendable (ApplyOutcome) -> Void] = [:]
+    private var nextListener: UInt64 = 0
+    private var stopped = false
+
+    public init(
+        config: RaftConfig, storage: sending any RaftStorage, transport: any RaftTransport, compactEvery: UInt64 = 10_000
+    ) throws {
+        let persisted = try storage.load()
+        node = try RaftNode(config: config, persisted: persisted)
+        self.storage = storage
+        self.transport = transport
+        self.compactEvery = compactEvery
+        if let snapshot = persisted.snapshot, !snapshot.data.isEmpty {
+            state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
+        } else {
+            state = SchedulerStateMachine()
+        }
+    }
+
+    public var status: Status {
+        var progress: [NodeID: LogIndex] = [:]
+        if node.role == .leader {
+            for member in node.membership.members where member != node.id {
+                progress[member] = node.replicationProgress(of: member)?.match ?? 0
+            }
+        }
+        return Status(
+            id: node.id, role: node.role, term: node.term, leader: node.leader == 0 ? nil : node.leader,
+            commitIndex: node.commitIndex, appliedIndex: node.appliedIndex, lastIndex: node.lastIndex, progress: progress)
+    }
+
+    public var isLeader: Bool { node.role == .leader }
+
+    /// One unit of logical time (the shell calls it every tick interval).
+    public func tick() throws {
+        guard !stopped else { return }
+        node.tick()
+        try drain()
+    }
+
+    public func receive(_ message: Raft.Message) throws {
+        guard !stopped, message.to == node.id else { return }
+        node.step(message)
+        try drain()
+    }
+
+    /// Replicates a command and returns what applying it did, once it is committed and applied here.
+    public func propose(_ command: SchedulerCommand) async throws -> ApplyOutcome {
+        guard !stopped else { throw ReplicaError.stopped }
+        let position: (index: LogIndex, term: Term)
+        do {
+            position = try node.propose(SchedulerCommandCoding.encode(command))
+        } catch .notLeader(let leader) {
+            throw ReplicaError.notLeader(leader: leader)
+        } catch {
+            throw ReplicaError.leadershipTransferInProgress
+        }
+        return try await withCheckedThrowingContinuation { continuation in
+            proposals[position.index] = (position.term, continuation)
+            do { try drain() } catch { failAll(error) }
+        }
+    }
+
+    /// Waits until this replica's state reflects every write committed before the call (a
+    /// read index confirmed by a quorum): the state can then be read linearizably.
+    public func linearizableBarrier() async throws {
+        guard !stopped else { throw ReplicaError.stopped }
+        guard node.role == .leader else { throw ReplicaError.notLeader(leader: node.leader == 0 ? nil : node.leader) }
+        let context = nextReadContext
+        nextReadContext += 1
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            reads[context] = continuation
+            do {
+                try node.readIndex(context: context)
+                try drain()
+            } catch {
+                reads[context] = nil
+                continuation.resume(throwing: ReplicaError.notLeader(leader: node.leader == 0 ? nil : node.leader))
+            }
+        }
+    }
+
+    /// Calls `listener` after every applied command, on this actor (keep it quick).
+    public func onApply(_ listener: @escaping @Sendable (ApplyOutcome) -> Void) -> UInt64 {
+        nextListener += 1
+        applyListeners[nextListener] = listener
+        return nextListener
+    }
+
+    public func stop() {
+        stopped = true
+        failAll(ReplicaError.stopped)
+    }
+
+    // MARK: carrying out Ready
+
+    private func drain() throws {
+        while node.hasReady {
+            let ready = node.ready()
+            if ready.needsPersisting {
+                do {
+                    try storage.persist(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot)
+                } catch {
+                    // A replica that cannot write must not go on: it would acknowledge what it lost.
+                    stopped = true
+                    failAll(ReplicaError.storage("\(error)"))
+                    throw ReplicaError.storage("\(error)")
+                }
+            }
+            for message in ready.messages { transport.send(message) }
+            if let snapshot = ready.snapshot {
+                state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
+            }
+            for entry in ready.committedEntries { apply(entry) }
+            for read in ready.readStates { reads.removeValue(forKey: read.context)?.resume() }
+            for context in ready.abandonedReads {
+                reads.removeValue(forKey: context)?.resume(throwing: ReplicaError.leadershipLost)
+            }
+            node.advance(ready)
+            try compactIfDue()
+        }
+        // Proposals of an earlier term that were not applied may never be: tell their callers.
+        if node.role != .leader {
+            for (index, waiter) in proposals where waiter.term < node.term || index > node.lastIndex {
+                proposals[index] = nil
+                waiter.continuation.resume(throwing: ReplicaError.leadershipLost)
+            }
+        }
+    }
+
+    private func apply(_ entry: Entry) {
+        var outcome = ApplyOutcome.applied
+        if entry.kind == .command {
+            do {
+                outcome = state.apply(try SchedulerCommandCoding.decodeCommand(entry.data))
+            } catch {
+                outcome = .rejected(error.description)
+            }
+            for listener in applyListeners.values { listener(outcome) }
+        }
+        if let waiter = proposals.removeValue(forKey: entry.index) {
+            if waiter.term == entry.term {
+                waiter.continuation.resume(returning: outcome)
+            } else {
+                waiter.continuation.resume(throwing: ReplicaError.leadershipLost)
+            }
+        }
+    }
+
+    private func compactIfDue() throws {
+        let since = node.snapshotMetadata?.index ?? 0
+        guard node.appliedIndex >= since + compactEvery else { return }
+        let snapshot = try node.compact(through: node.appliedIndex, data: SchedulerCommandCoding.encode(state.snapshot))
+        do { try storage.saveCompactionSnapshot(snapshot) } catch { throw ReplicaError.storage("\(error)") }
+    }
+
+    private func failAll(_ error: any Error) {
+        for (_, waiter) in proposals { waiter.continuation.resume(throwing: error) }
+        proposals = [:]
+        for (_, continuation) in reads { continuation.resume(throwing: error) }
+        reads = [:]
+    }
+}
