@@ -57,7 +57,14 @@ let package = Package(
         .target(name: "RaftSim", dependencies: ["Raft", "Seeded"], swiftSettings: strict),
         .executableTarget(name: "raft-sim", dependencies: ["RaftSim"], swiftSettings: strict),
         // Shells: wire the cores to the network, the disk and the clock.
-        .target(name: "Scheduler", dependencies: ["Wire", "Raft", "Routing", "SchedulerCore"], swiftSettings: strict),
+        .target(
+            name: "Scheduler",
+            dependencies: [
+                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
         .target(name: "Agent", dependencies: ["Wire"], swiftSettings: strict),
         // The simulated engine: a pure model (tokenizer, KV cache, continuous batching, step cost)
@@ -87,6 +94,7 @@ let package = Package(
             dependencies: [
                 "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

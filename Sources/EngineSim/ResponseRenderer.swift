@@ -102,9 +102,11 @@ struct ResponseRenderer: Sendable {
         head + "\"choices\":[],\"usage\":\(self.usage(usage))}"
     }
 
+    /// vLLM writes completion chunks whole (`"usage": null` included) but chat chunks with only
+    /// the fields set; SGLang writes every chunk whole.
     private func usageTail(_ usage: TokenUsage?) -> String {
         if let usage { return ",\"usage\":\(self.usage(usage))" }
-        return dialect == .sglang ? ",\"usage\":null" : ""
+        return dialect == .sglang || kind == .completion ? ",\"usage\":null" : ""
     }
 
     /// An error body in the dialect's shape.

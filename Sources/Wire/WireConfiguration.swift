@@ -4,7 +4,7 @@ import Crypto
 public let wireProtocolVersion: UInt32 = 1
 
 /// Settings of one side of a connection. The defaults suit a scheduler and its clients on one
-/// network; Docs/configuration.md lists them with their config keys.
+/// network; Docs/configuration.md lists them (they are not yet read from the config file).
 public struct WireConfiguration: Sendable {
     /// What this process is, sent in Hello.
     public var role: Role

@@ -1,0 +1,59 @@
+import Routing
+import SchedulerCore
+
+/// What only the leader keeps, outside the log: each instance's latest load report and when it
+/// came, the requests it assigned and has not seen finish, the router (its round-robin cursor
+/// and tie-break generator), and the affinity learned since the last batch was proposed.
+/// A new leader starts this empty; the affinity it decides with is the replicated one.
+struct LeaderSoftState: Sendable {
+    struct Report: Sendable {
+        var load: EngineLoad
+        var receivedAt: ContinuousClock.Instant
+        var healthy: Bool
+    }
+
+    var router: Router
+    var reports: [String: Report] = [:]
+    var inFlight: [String: Int] = [:]
+    var sentSinceReport: [String: Int] = [:]
+    var pendingAffinity: [AffinityRecord] = []
+    var lastHeard: [String: ContinuousClock.Instant] = [:]
+
+    init(policy: PolicyConfiguration) { router = Router(configuration: policy) }
+
+    func view(of record: InstanceRecord, now: ContinuousClock.Instant) -> RoutingInstance {
+        var load = reports[record.id]?.load
+        if let report = reports[record.id] {
+            load?.ageMilliseconds = Int(seconds(now - report.receivedAt) * 1000)
+        }
+        return RoutingInstance(
+            id: record.id, model: record.model, state: record.state, role: record.role,
+            kvCapacityTokens: record.kvCapacityTokens, load: load, inFlight: inFlight[record.id] ?? 0,
+            inFlightSinceReport: sentSinceReport[record.id] ?? 0)
+    }
+
+    mutating func assigned(_ instance: String, chain: [UInt64]) {
+        inFlight[instance, default: 0] += 1
+        sentSinceReport[instance, default: 0] += 1
+        if !chain.isEmpty { pendingAffinity.append(AffinityRecord(instanceID: instance, hashes: chain)) }
+    }
+
+    mutating func finished(_ instance: String) {
+        if let count = inFlight[instance], count > 0 { inFlight[instance] = count - 1 }
+    }
+
+    mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, at now: ContinuousClock.Instant) {
+        reports[instance] = Report(load: load, receivedAt: now, healthy: healthy)
+        sentSinceReport[instance] = 0
+        lastHeard[instance] = now
+    }
+
+    mutating func takeAffinityBatch() -> [AffinityRecord] {
+        defer { pendingAffinity = [] }
+        return pendingAffinity
+    }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}

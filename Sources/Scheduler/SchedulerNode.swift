@@ -1,0 +1,326 @@
+import Foundation
+import Logging
+import Raft
+import RaftStore
+import Routing
+import SchedulerCore
+import Wire
+
+/// One `junction scheduler` process: its Raft replica, the leader's soft state, the timers
+/// (Raft ticks, affinity batches, heartbeat timeouts) and the answers to every wire call.
+public actor SchedulerNode {
+    let config: SchedulerConfiguration
+    let id: NodeID
+    let replica: SchedulerReplica
+    let transport: WirePeerTransport
+    let logger: Logger
+    var soft: LeaderSoftState
+    var leaderSince: ContinuousClock.Instant?
+    var lastAffinityFlush = ContinuousClock.now
+
+    public init(config: SchedulerConfiguration, id: NodeID, logger: Logger) throws {
+        self.config = config
+        self.id = id
+        self.logger = logger
+        var raft = RaftConfig(id: id, voters: Set(config.members.map(\.id)))
+        raft.electionTicks = config.electionTicks
+        raft.randomSeed = UInt64.random(in: 1...UInt64.max)
+        let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
+        transport = WirePeerTransport(
+            peers: Dictionary(
+                uniqueKeysWithValues: config.members.filter { $0.id != id }.map { ($0.id, ReconnectingWireClient.Target(host: $0.host, port: $0.port)) }),
+            configuration: wire, logger: logger)
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        let storage = try FileStorage(directory: config.dataDirectory)
+        replica = try SchedulerReplica(config: raft, storage: storage, transport: transport)
+        soft = LeaderSoftState(policy: config.policy)
+    }
+
+    /// Serves until cancelled.
+    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        guard let me = config.member(id) else { return }
+        let (inbound, inboundQueue) = AsyncStream<Raft.Message>.makeStream(bufferingPolicy: .bufferingNewest(8192))
+        let service = SchedulerService(node: self, raftInbound: inboundQueue)
+        let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
+        let server = try await WireServer.bind(host: me.host, port: me.port, configuration: wire, service: service, logger: logger)
+        onListening(server.port)
+        let replica = self.replica
+        let tick = Duration.milliseconds(config.tickMilliseconds)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.run() }
+            group.addTask { await self.transport.run() }
+            group.addTask {
+                for await message in inbound { try? await replica.receive(message) }
+            }
+            group.addTask {
+                let clock = ContinuousClock()
+                var next = clock.now
+                while !Task.isCancelled {
+                    next = next.advanced(by: tick)
+                    try await Task.sleep(until: next, clock: clock)
+                    try await self.onTick()
+                }
+            }
+        }
+    }
+
+    /// Every tick: Raft's clock, then the leader's duties.
+    func onTick() async throws {
+        try await replica.tick()
+        let now = ContinuousClock.now
+        guard await replica.isLeader else {
+            if leaderSince != nil {
+                leaderSince = nil
+                soft = LeaderSoftState(policy: await replica.state.policy)
+            }
+            return
+        }
+        if leaderSince == nil {
+            leaderSince = now
+            soft = LeaderSoftState(policy: await replica.state.policy)
+            let term = await replica.status.term
+            logger.notice("became leader", metadata: ["term": "\(term)"])
+        }
+        if now - lastAffinityFlush >= .milliseconds(config.affinityBatchMilliseconds) {
+            lastAffinityFlush = now
+            let batch = soft.takeAffinityBatch()
+            if !batch.isEmpty { proposeInBackground(.affinity(batch)) }
+        }
+        try await markSilentInstancesDown(now: now)
+    }
+
+    /// An instance whose agent has not reported for the heartbeat timeout is marked down. A new
+    /// leader waits one timeout first, so agents have time to find it.
+    private func markSilentInstancesDown(now: ContinuousClock.Instant) async throws {
+        guard let since = leaderSince, now - since >= .milliseconds(config.heartbeatTimeoutMilliseconds) else { return }
+        for record in await replica.state.sortedInstances where record.state == .up {
+            let heard = soft.lastHeard[record.id] ?? since
+            if now - heard >= .milliseconds(config.heartbeatTimeoutMilliseconds) {
+                soft.lastHeard[record.id] = now  // one proposal per timeout, not one per tick
+                proposeInBackground(
+                    .setInstanceState(id: record.id, state: .down, reason: "missed heartbeats", atUnixMilliseconds: unixMilliseconds()))
+            }
+        }
+    }
+
+    private func proposeInBackground(_ command: SchedulerCore.SchedulerCommand) {
+        let replica = self.replica
+        let logger = self.logger
+        Task {
+            do { _ = try await replica.propose(command) } catch {
+                logger.info("proposal not applied", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: answers
+
+    func notLeaderReply() async -> Envelope.Body {
+        let status = await replica.status
+        let address = status.leader.flatMap { config.member($0) }.map { "\($0.host):\($0.port)" } ?? ""
+        return .notLeader(NotLeader(leaderID: status.leader ?? 0, leaderAddress: address, term: status.term))
+    }
+
+    func schedule(_ request: ScheduleRequest) async throws -> Envelope.Body {
+        guard await replica.isLeader else { return await notLeaderReply() }
+        let state = await replica.state
+        let now = ContinuousClock.now
+        soft.router.configuration = state.policy
+        let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
+        let decision = soft.router.decide(
+            RoutingRequest(
+                model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
+                exclude: Set(request.excludeInstances)),
+            instances: instances, affinity: state.affinity)
+        switch decision {
+        case .assign(let instance, let cached):
+            soft.assigned(instance, chain: request.prefixHashes)
+            let record = state.instances[instance]!
+            return .scheduleReply(
+                ScheduleReply(
+                    outcome: .assigned(
+                        Assignment(
+                            instanceID: instance, endpointURL: record.endpointURL,
+                            engine: SchedulerCommandCoding.instance(record).engine, cachedChunks: UInt32(clamping: cached),
+                            policy: state.policy.name.rawValue))))
+        case .wait(let retry, let reason):
+            return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))
+        case .noInstance(let reason):
+            throw WireError(.notFound, reason)
+        }
+    }
+
+    func finish(_ request: FinishRequest) async -> Envelope.Body {
+        guard await replica.isLeader else { return await notLeaderReply() }
+        soft.finished(request.instanceID)
+        return .ack(Ack())
+    }
+
+    func register(_ request: RegisterInstance) async throws -> Envelope.Body {
+        guard var wireInstance = request.instance else { throw WireError(.invalidArgument, "RegisterInstance needs an instance") }
+        guard await replica.isLeader else { return await notLeaderReply() }
+        if wireInstance.state == .unspecified { wireInstance.state = .up }
+        var record: InstanceRecord
+        do { record = try SchedulerCommandCoding.record(wireInstance) } catch {
+            throw WireError(.invalidArgument, error.description)
+        }
+        if let existing = await replica.state.instances[record.id], existing.state == .draining, record.state == .up {
+            record.state = .draining  // re-registering does not undo an operator's drain
+        }
+        record.stateChangedUnixMilliseconds = unixMilliseconds()
+        record.stateReason = "registered"
+        let outcome = try await proposeForReply(.upsertInstance(record))
+        soft.lastHeard[record.id] = .now
+        return .registerReply(
+            RegisterReply(
+                instanceID: record.id, reportIntervalMs: UInt32(config.reportIntervalMilliseconds),
+                heartbeatTimeoutMs: UInt32(config.heartbeatTimeoutMilliseconds), index: await appliedIndex(outcome)))
+    }
+
+    func deregister(_ request: DeregisterInstance) async throws -> Envelope.Body {
+        guard await replica.isLeader else { return await notLeaderReply() }
+        let outcome = try await proposeForReply(.removeInstance(id: request.instanceID))
+        if case .unknownInstance(let id) = outcome { throw WireError(.notFound, "no instance \(id)") }
+        return .ack(Ack(index: await appliedIndex(outcome), message: "removed \(request.instanceID)"))
+    }
+
+    func setPolicy(_ request: SetPolicyRequest) async throws -> Envelope.Body {
+        guard let wire = request.policy else { throw WireError(.invalidArgument, "SetPolicyRequest needs a policy") }
+        guard await replica.isLeader else { return await notLeaderReply() }
+        var policy = await replica.state.policy
+        guard let name = PolicyConfiguration.Name(rawValue: wire.name) else {
+            throw WireError(.invalidArgument, PolicyError.unknownPolicy(wire.name).description)
+        }
+        policy.name = name
+        for parameter in wire.params {
+            do { try policy.set(parameter.key, parameter.value) } catch { throw WireError(.invalidArgument, error.description) }
+        }
+        let outcome = try await proposeForReply(.setPolicy(policy))
+        return .ack(Ack(index: await appliedIndex(outcome), message: "policy \(name.rawValue)"))
+    }
+
+    func drain(_ request: DrainRequest) async throws -> Envelope.Body {
+        guard await replica.isLeader else { return await notLeaderReply() }
+        let outcome = try await proposeForReply(
+            .setInstanceState(
+                id: request.instanceID, state: request.undrain ? .up : .draining,
+                reason: request.undrain ? "operator undrain" : "operator drain", atUnixMilliseconds: unixMilliseconds()))
+        if case .unknownInstance(let id) = outcome { throw WireError(.notFound, "no instance \(id)") }
+        return .ack(Ack(index: await appliedIndex(outcome), message: request.undrain ? "undrained" : "draining"))
+    }
+
+    func report(_ report: LoadReport) async throws -> Bool {
+        guard await replica.isLeader else { return false }
+        let state = await replica.state
+        guard let record = state.instances[report.instanceID] else { throw WireError(.notFound, "no instance \(report.instanceID): register again") }
+        let healthy = report.health == .healthy || report.health == .unspecified
+        soft.report(
+            report.instanceID,
+            load: EngineLoad(
+                running: Int(report.running), waiting: Int(report.waiting), kvUsage: report.kvUsage,
+                promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS),
+            healthy: healthy, at: .now)
+        if !healthy, record.state != .down {
+            proposeInBackground(
+                .setInstanceState(id: record.id, state: .down, reason: "agent reports the engine \(report.health)", atUnixMilliseconds: unixMilliseconds()))
+        } else if healthy, record.state == .down {
+            proposeInBackground(.setInstanceState(id: record.id, state: .up, reason: "engine recovered", atUnixMilliseconds: unixMilliseconds()))
+        }
+        return true
+    }
+
+    func status() async -> Envelope.Body {
+        let status = await replica.status
+        let state = await replica.state
+        let now = ContinuousClock.now
+        var members: [MemberStatus] = []
+        for member in config.members {
+            let reachable = member.id == id ? true : await transport.isConnected(member.id)
+            members.append(
+                MemberStatus(
+                    id: member.id, address: "\(member.host):\(member.port)", reachable: reachable,
+                    matchIndex: member.id == id ? status.lastIndex : status.progress[member.id] ?? 0))
+        }
+        let isLeader = status.role == .leader
+        let instances = state.sortedInstances.map { record in
+            let report = isLeader ? soft.reports[record.id] : nil
+            return InstanceStatus(
+                instance: SchedulerCommandCoding.instance(record),
+                lastReport: report.map {
+                    LoadReport(
+                        instanceID: record.id, health: $0.healthy ? .healthy : .unhealthy, running: UInt32(clamping: $0.load.running),
+                        waiting: UInt32(clamping: $0.load.waiting), kvUsage: $0.load.kvUsage,
+                        promptTokensPerS: $0.load.promptTokensPerSecond, generationTokensPerS: $0.load.generationTokensPerSecond)
+                },
+                reportAgeMs: report.map { UInt32(clamping: Int(seconds(now - $0.receivedAt) * 1000)) } ?? 0,
+                inFlight: UInt32(clamping: isLeader ? soft.inFlight[record.id] ?? 0 : 0),
+                affinityEntries: UInt32(clamping: state.affinity.entryCount(of: record.id)))
+        }
+        return .statusReply(
+            StatusReply(
+                nodeID: id, leaderID: status.leader ?? 0, term: status.term, commitIndex: status.commitIndex,
+                appliedIndex: status.appliedIndex, raftState: "\(status.role)", members: members, instances: instances,
+                policy: SchedulerCommandCoding.policy(state.policy), registryVersion: state.registryVersion))
+    }
+
+    private func proposeForReply(_ command: SchedulerCore.SchedulerCommand) async throws -> ApplyOutcome {
+        do {
+            let outcome = try await replica.propose(command)
+            if case .rejected(let why) = outcome { throw WireError(.invalidArgument, why) }
+            return outcome
+        } catch let error as ReplicaError {
+            switch error {
+            case .notLeader, .leadershipLost, .leadershipTransferInProgress:
+                throw WireError(.unavailable, error.description, retryAfterMs: 200)
+            case .storage, .stopped:
+                throw WireError(.internal, error.description)
+            }
+        }
+    }
+
+    private func appliedIndex(_ outcome: ApplyOutcome) async -> UInt64 { await replica.status.appliedIndex }
+
+    private func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// The wire face of a scheduler node: routes each call to the node.
+struct SchedulerService: WireService {
+    let node: SchedulerNode
+    let raftInbound: AsyncStream<Raft.Message>.Continuation
+
+    func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
+        switch request {
+        case .scheduleRequest(let r): return try await node.schedule(r)
+        case .finishRequest(let r): return await node.finish(r)
+        case .registerInstance(let r): return try await node.register(r)
+        case .deregisterInstance(let r): return try await node.deregister(r)
+        case .statusRequest: return await node.status()
+        case .setPolicyRequest(let r): return try await node.setPolicy(r)
+        case .drainRequest(let r): return try await node.drain(r)
+        default: throw WireError(.unimplemented, "\(request.name) is not served by a scheduler")
+        }
+    }
+
+    func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {
+        guard case .openReportStream(let opened) = open else {
+            throw WireError(.unimplemented, "\(open.name) streams are not served by a scheduler")
+        }
+        for try await item in stream.inbound {
+            guard case .loadReport(var report) = item else {
+                throw WireError(.protocolViolation, "a report stream carries LoadReport messages, not \(item.name)")
+            }
+            if report.instanceID.isEmpty { report.instanceID = opened.instanceID }
+            guard try await node.report(report) else {
+                try await stream.send(await node.notLeaderReply())
+                return
+            }
+        }
+    }
+
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
+        guard peer.role == .scheduler, case .raftMessage(let wire) = message,
+            let core = try? RaftWireMapping.core(wire)
+        else { return }
+        raftInbound.yield(core)
+    }
+}

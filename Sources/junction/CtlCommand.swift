@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import Scheduler
+import Wire
+
+struct CtlCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ctl",
+        abstract: "Operator commands to the scheduler trio over the wire.",
+        subcommands: [CtlStatus.self, CtlSetPolicy.self, CtlDrain.self]
+    )
+}
+
+struct CtlTarget: ParsableArguments {
+    @Option(help: "The cluster config file (for the secret and the schedulers' addresses).") var config: String
+    @Option(help: "Ask this scheduler (host:port) instead of trying each from the config.") var scheduler: String?
+    @Option(help: "Seconds to wait for an answer.") var timeout = 3.0
+
+    /// Sends `request` to the given scheduler, or to each configured one until one answers;
+    /// follows a NotLeader answer to the leader when `leaderOnly`.
+    func call(_ request: Envelope.Body, leaderOnly: Bool) async throws -> Envelope.Body {
+        let cluster: SchedulerConfiguration
+        let firstID = try anyID()
+        do { cluster = try SchedulerConfiguration.load(path: config, id: firstID) } catch { throw ValidationError(error.description) }
+        var targets = cluster.members.map { "\($0.host):\($0.port)" }
+        if let scheduler { targets = [scheduler] }
+        let wire = WireConfiguration(role: .operator, nodeID: "ctl", clusterSecret: cluster.secret)
+        var lastError: (any Error)?
+        var tried = Set<String>()
+        while let target = targets.first {
+            targets.removeFirst()
+            guard tried.insert(target).inserted, let colon = target.lastIndex(of: ":"), let port = Int(target[target.index(after: colon)...]) else { continue }
+            do {
+                let connection = try await WireClient.connect(host: String(target[..<colon]), port: port, configuration: wire)
+                defer { connection.close() }
+                let reply = try await connection.call(request, timeout: .milliseconds(Int(timeout * 1000)))
+                if leaderOnly, case .notLeader(let hint) = reply, !hint.leaderAddress.isEmpty, scheduler == nil || targets.isEmpty {
+                    targets.insert(hint.leaderAddress, at: 0)
+                    continue
+                }
+                return reply
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError ?? ValidationError("no scheduler answered")
+    }
+
+    private func anyID() throws -> UInt64 {
+        guard let data = FileManager.default.contents(atPath: config),
+            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let list = (root["cluster"] as? [String: Any])?["schedulers"] as? [[String: Any]],
+            let first = list.first?["id"] as? Int
+        else { throw ValidationError("config: cluster.schedulers: required") }
+        return UInt64(first)
+    }
+}
+
+struct CtlStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Leader, term, indexes, members and instances.")
+    @OptionGroup var target: CtlTarget
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let reply = try await target.call(.statusRequest(StatusRequest()), leaderOnly: false)
+        guard case .statusReply(let status) = reply else { throw ValidationError("unexpected answer: \(reply.name)") }
+        print(json ? StatusFormatting.json(status) : StatusFormatting.text(status))
+    }
+}
+
+struct CtlSetPolicy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "set-policy", abstract: "Change the policy (through the Raft log).")
+    @OptionGroup var target: CtlTarget
+    @Argument(help: "prefix-cache, llm-metrics, least-request or round-robin") var policy: String
+    @Option(name: .customLong("param"), help: "key=value, repeatable (Docs/scheduler.md lists the keys).") var params: [String] = []
+
+    func run() async throws {
+        var parameters: [PolicyParam] = []
+        for param in params {
+            let parts = param.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let value = Double(parts[1]) else { throw ValidationError("--param \(param): expected key=number") }
+            parameters.append(PolicyParam(key: String(parts[0]), value: value))
+        }
+        let reply = try await target.call(.setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: policy, params: parameters))), leaderOnly: true)
+        guard case .ack(let ack) = reply else { throw ValidationError("unexpected answer: \(reply.name)") }
+        print("\(ack.message) (log index \(ack.index))")
+    }
+}
+
+struct CtlDrain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drain", abstract: "Stop sending new requests to an instance.")
+    @OptionGroup var target: CtlTarget
+    @Argument(help: "The instance id.") var instance: String
+    @Flag(help: "Return the instance to service instead.") var undrain = false
+
+    func run() async throws {
+        let reply = try await target.call(.drainRequest(DrainRequest(instanceID: instance, undrain: undrain)), leaderOnly: true)
+        guard case .ack(let ack) = reply else { throw ValidationError("unexpected answer: \(reply.name)") }
+        print("\(instance): \(ack.message) (log index \(ack.index))")
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import Wire
+
+/// `junction ctl status` output: a table for people, JSON for scripts.
+enum StatusFormatting {
+    static func text(_ s: StatusReply) -> String {
+        var lines = [
+            "node \(s.nodeID): \(s.raftState), term \(s.term), leader \(s.leaderID == 0 ? "unknown" : String(s.leaderID))",
+            "commit \(s.commitIndex), applied \(s.appliedIndex), registry version \(s.registryVersion), policy \(s.policy?.name ?? "?")",
+            "members:",
+        ]
+        for m in s.members {
+            lines.append("  \(m.id) \(m.address) \(m.reachable ? "reachable" : "UNREACHABLE") match \(m.matchIndex)")
+        }
+        lines.append("instances:")
+        for i in s.instances {
+            guard let instance = i.instance else { continue }
+            var line = "  \(instance.id) \(instance.state) \(instance.model) \(instance.endpointURL) affinity \(i.affinityEntries)"
+            if let report = i.lastReport {
+                line += " running \(report.running) waiting \(report.waiting) kv \(String(format: "%.2f", report.kvUsage)) in-flight \(i.inFlight) report \(i.reportAgeMs) ms ago"
+            }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ s: StatusReply) -> String {
+        let object: [String: Any] = [
+            "node_id": s.nodeID, "leader_id": s.leaderID, "term": s.term, "commit_index": s.commitIndex,
+            "applied_index": s.appliedIndex, "raft_state": s.raftState, "registry_version": s.registryVersion,
+            "policy": ["name": s.policy?.name ?? "", "params": Dictionary(uniqueKeysWithValues: (s.policy?.params ?? []).map { ($0.key, $0.value) })],
+            "members": s.members.map {
+                ["id": $0.id, "address": $0.address, "reachable": $0.reachable, "match_index": $0.matchIndex] as [String: Any]
+            },
+            "instances": s.instances.compactMap { i -> [String: Any]? in
+                guard let instance = i.instance else { return nil }
+                var entry: [String: Any] = [
+                    "id": instance.id, "model": instance.model, "endpoint_url": instance.endpointURL,
+                    "state": "\(instance.state)", "state_reason": instance.stateReason, "affinity_entries": i.affinityEntries,
+                    "in_flight": i.inFlight,
+                ]
+                if let report = i.lastReport {
+                    entry["load"] = ["running": report.running, "waiting": report.waiting, "kv_usage": report.kvUsage, "age_ms": i.reportAgeMs]
+                }
+                return entry
+            },
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,41 @@
+import Routing
+import Scheduler
+import Testing
+
+@Suite struct SchedulerConfigurationTests {
+    static var good: [String: Any] { [
+        "cluster": [
+            "secret": "0123456789abcdef-secret",
+            "schedulers": [["id": 1, "address": "127.0.0.1:7101"], ["id": 2, "address": "127.0.0.1:7102"], ["id": 3, "address": "127.0.0.1:7103"]],
+        ],
+        "scheduler": ["data_dir": "/tmp/s-{id}", "tick_ms": 50],
+        "llm_scheduler": ["policy": "least-request", "params": ["load_weight": 2.0]],
+    ] }
+
+    @Test func readsEveryKey() throws {
+        let config = try SchedulerConfiguration.parse(Self.good, id: 2)
+        #expect(config.members.map(\.port) == [7101, 7102, 7103])
+        #expect(config.dataDirectory == "/tmp/s-2")
+        #expect(config.tickMilliseconds == 50 && config.electionTicks == 10)
+        #expect(config.policy.name == .leastRequest && config.policy.loadWeight == 2)
+    }
+
+    @Test func badValuesNameTheirKey() {
+        func key(_ change: (inout [String: Any]) -> Void, id: UInt64 = 1) -> String? {
+            var root = Self.good
+            change(&root)
+            do { _ = try SchedulerConfiguration.parse(root, id: id); return nil } catch { return error.key }
+        }
+        #expect(key { $0["cluster"] = nil } == "cluster")
+        #expect(key { _ in } == nil)
+        #expect(key({ _ in }, id: 9) == "cluster.schedulers")
+        #expect(key { $0["cluster"] = ["secret": "short", "schedulers": []] } == "cluster.secret")
+        #expect(key { $0["scheduler"] = ["data_dir": "/x", "tick_ms": 1] } == "scheduler.tick_ms")
+        #expect(key { $0["scheduler"] = ["tick_ms": 100] } == "scheduler.data_dir")
+        #expect(key { $0["llm_scheduler"] = ["policy": "fastest"] } == "llm_scheduler.policy")
+        #expect(key { $0["llm_scheduler"] = ["params": ["kv_pressure": 3.0]] } == "llm_scheduler.params.kv_pressure")
+        #expect(key {
+            $0["cluster"] = ["secret": "0123456789abcdef-secret", "schedulers": [["id": 1, "address": "nohost"]]]
+        } == "cluster.schedulers[0].address")
+    }
+}
