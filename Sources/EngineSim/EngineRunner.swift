@@ -104,7 +104,6 @@ actor EngineRunner {
             case .scheduled(let id, _):
                 if let submitted = timings[id]?.submitted {
                     metrics.queueTime.observe(seconds(now - submitted))
-                    timings[id]?.scheduled = now
                 }
             case .token(let id, _):
                 guard var timing = timings[id] else { continue }
@@ -112,7 +111,6 @@ actor EngineRunner {
                     metrics.interTokenLatency.observe(seconds(now - last))
                 } else {
                     metrics.timeToFirstToken.observe(seconds(now - timing.submitted))
-                    timing.firstToken = now
                 }
                 timing.lastToken = now
                 timing.tokens += 1
@@ -154,8 +152,6 @@ actor EngineRunner {
 struct RequestTiming: Sendable {
     var submitted: ContinuousClock.Instant
     var maxTokens: Int
-    var scheduled: ContinuousClock.Instant?
-    var firstToken: ContinuousClock.Instant?
     var lastToken: ContinuousClock.Instant?
     var tokens = 0
 }

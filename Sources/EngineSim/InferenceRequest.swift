@@ -16,8 +16,6 @@ struct InferenceRequest: Sendable {
     var stream: Bool
     var includeUsage: Bool
     var continuousUsage: Bool
-    /// Chat only: echo the last message's role in the first chunk.
-    var echo: Bool
 
     static func parse(_ body: [UInt8], kind: Kind) throws(RequestError) -> InferenceRequest {
         let object: [String: Any]
@@ -36,7 +34,7 @@ struct InferenceRequest: Sendable {
         }
         var request = InferenceRequest(
             kind: kind, model: model, promptTokens: [], maxTokens: nil, ignoreEOS: false, seed: nil,
-            stream: false, includeUsage: false, continuousUsage: false, echo: false)
+            stream: false, includeUsage: false, continuousUsage: false)
         switch kind {
         case .completion: request.promptTokens = try completionPrompt(object["prompt"])
         case .chat: request.promptTokens = try chatPrompt(object["messages"])
@@ -62,7 +60,6 @@ struct InferenceRequest: Sendable {
             request.seed = UInt64(bitPattern: Int64(seed))
         }
         request.stream = try flag(object, "stream")
-        request.echo = try flag(object, "echo")
         if let options = object["stream_options"], !(options is NSNull) {
             guard let options = options as? [String: Any] else {
                 throw .invalid("stream_options must be an object", param: "stream_options")

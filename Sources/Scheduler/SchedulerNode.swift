@@ -169,19 +169,19 @@ public actor SchedulerNode {
         }
         record.stateChangedUnixMilliseconds = unixMilliseconds()
         record.stateReason = "registered"
-        let outcome = try await proposeForReply(.upsertInstance(record))
+        _ = try await proposeForReply(.upsertInstance(record))
         soft.lastHeard[record.id] = .now
         return .registerReply(
             RegisterReply(
                 instanceID: record.id, reportIntervalMs: UInt32(config.reportIntervalMilliseconds),
-                heartbeatTimeoutMs: UInt32(config.heartbeatTimeoutMilliseconds), index: await appliedIndex(outcome)))
+                heartbeatTimeoutMs: UInt32(config.heartbeatTimeoutMilliseconds), index: await appliedIndex()))
     }
 
     func deregister(_ request: DeregisterInstance) async throws -> Envelope.Body {
         guard await replica.isLeader else { return await notLeaderReply() }
         let outcome = try await proposeForReply(.removeInstance(id: request.instanceID))
         if case .unknownInstance(let id) = outcome { throw WireError(.notFound, "no instance \(id)") }
-        return .ack(Ack(index: await appliedIndex(outcome), message: "removed \(request.instanceID)"))
+        return .ack(Ack(index: await appliedIndex(), message: "removed \(request.instanceID)"))
     }
 
     func setPolicy(_ request: SetPolicyRequest) async throws -> Envelope.Body {
@@ -195,8 +195,8 @@ public actor SchedulerNode {
         for parameter in wire.params {
             do { try policy.set(parameter.key, parameter.value) } catch { throw WireError(.invalidArgument, error.description) }
         }
-        let outcome = try await proposeForReply(.setPolicy(policy))
-        return .ack(Ack(index: await appliedIndex(outcome), message: "policy \(name.rawValue)"))
+        _ = try await proposeForReply(.setPolicy(policy))
+        return .ack(Ack(index: await appliedIndex(), message: "policy \(name.rawValue)"))
     }
 
     func drain(_ request: DrainRequest) async throws -> Envelope.Body {
@@ -206,7 +206,7 @@ public actor SchedulerNode {
                 id: request.instanceID, state: request.undrain ? .up : .draining,
                 reason: request.undrain ? "operator undrain" : "operator drain", atUnixMilliseconds: unixMilliseconds()))
         if case .unknownInstance(let id) = outcome { throw WireError(.notFound, "no instance \(id)") }
-        return .ack(Ack(index: await appliedIndex(outcome), message: request.undrain ? "undrained" : "draining"))
+        return .ack(Ack(index: await appliedIndex(), message: request.undrain ? "undrained" : "draining"))
     }
 
     func report(_ report: LoadReport) async throws -> Bool {
@@ -278,7 +278,7 @@ public actor SchedulerNode {
         }
     }
 
-    private func appliedIndex(_ outcome: ApplyOutcome) async -> UInt64 { await replica.status.appliedIndex }
+    private func appliedIndex() async -> UInt64 { await replica.status.appliedIndex }
 
     private func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 }

@@ -28,8 +28,6 @@ public actor SchedulerReplica {
     private var proposals: [LogIndex: (term: Term, continuation: CheckedContinuation<ApplyOutcome, any Error>)] = [:]
     private var reads: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     private var nextReadContext: UInt64 = 1
-    private var applyListeners: [UInt64: @Sendable (ApplyOutcome) -> Void] = [:]
-    private var nextListener: UInt64 = 0
     private var stopped = false
 
     public init(
@@ -110,13 +108,6 @@ public actor SchedulerReplica {
         }
     }
 
-    /// Calls `listener` after every applied command, on this actor (keep it quick).
-    public func onApply(_ listener: @escaping @Sendable (ApplyOutcome) -> Void) -> UInt64 {
-        nextListener += 1
-        applyListeners[nextListener] = listener
-        return nextListener
-    }
-
     public func stop() {
         stopped = true
         failAll(ReplicaError.stopped)
@@ -166,7 +157,6 @@ public actor SchedulerReplica {
             } catch {
                 outcome = .rejected(error.description)
             }
-            for listener in applyListeners.values { listener(outcome) }
         }
         if let waiter = proposals.removeValue(forKey: entry.index) {
             if waiter.term == entry.term {

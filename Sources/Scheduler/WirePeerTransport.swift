@@ -47,10 +47,6 @@ public final class WirePeerTransport: RaftTransport {
         }
     }
 
-    public func finish() {
-        for queue in queues.values { queue.finish() }
-    }
-
     /// Whether the connection to a peer is up now, for status.
     public func isConnected(_ id: NodeID) async -> Bool {
         await clients[id]?.isConnected ?? false
