@@ -15,8 +15,11 @@ public struct Router: Sendable {
 
     /// Chooses an instance. `instances` should come in a stable order (the scheduler keeps
     /// them sorted by id): round-robin cycles through that order.
+    ///
+    /// `overlay` adds affinity not yet in `affinity` (the leader's uncommitted decisions).
     public mutating func decide(
-        _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable
+        _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable,
+        overlay: AffinityOverlay = AffinityOverlay()
     ) -> RoutingDecision {
         var ofModel = 0
         var up = 0
@@ -58,7 +61,11 @@ public struct Router: Sendable {
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .prefixCache:
             let matched = affinity.match(request.prefixHashes)
-            let cached = open.map { matched.isEmpty ? 0 : matched.cachedChunks(of: instances[$0].id) }
+            let recent = overlay.cachedChunks(for: request.prefixHashes)
+            let cached = open.map { index in
+                let id = instances[index].id
+                return max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
+            }
             let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
             let chosen = cheapest(open, costs: costs)
             return .assign(instance: instances[chosen].id, cachedChunks: cached[open.firstIndex(of: chosen)!])

@@ -3,8 +3,10 @@ import SchedulerCore
 
 /// What only the leader keeps, outside the log: each instance's latest load report and when it
 /// came, the requests it assigned and has not seen finish, the router (its round-robin cursor
-/// and tie-break generator), and the affinity learned since the last batch was proposed.
-/// A new leader starts this empty; the affinity it decides with is the replicated one.
+/// and tie-break generator), the affinity learned since the last batch was proposed (and the
+/// overlay that lets decisions see it before it commits), and the models for which some request
+/// was told to wait. A new leader starts this empty; the affinity it decides with is the
+/// replicated one.
 struct LeaderSoftState: Sendable {
     struct Report: Sendable {
         var load: EngineLoad
@@ -17,6 +19,8 @@ struct LeaderSoftState: Sendable {
     var inFlight: [String: Int] = [:]
     var sentSinceReport: [String: Int] = [:]
     var pendingAffinity: [AffinityRecord] = []
+    var recentAffinity = AffinityOverlay()
+    var modelsWaiting: Set<String> = []
     var lastHeard: [String: ContinuousClock.Instant] = [:]
 
     init(policy: PolicyConfiguration) { router = Router(configuration: policy) }
@@ -35,7 +39,10 @@ struct LeaderSoftState: Sendable {
     mutating func assigned(_ instance: String, chain: [UInt64]) {
         inFlight[instance, default: 0] += 1
         sentSinceReport[instance, default: 0] += 1
-        if !chain.isEmpty { pendingAffinity.append(AffinityRecord(instanceID: instance, hashes: chain)) }
+        if !chain.isEmpty {
+            pendingAffinity.append(AffinityRecord(instanceID: instance, hashes: chain))
+            recentAffinity.record(chain, on: instance)
+        }
     }
 
     mutating func finished(_ instance: String) {
@@ -49,7 +56,10 @@ struct LeaderSoftState: Sendable {
     }
 
     mutating func takeAffinityBatch() -> [AffinityRecord] {
-        defer { pendingAffinity = [] }
+        defer {
+            pendingAffinity = []
+            recentAffinity.rotate()
+        }
         return pendingAffinity
     }
 }

@@ -15,7 +15,7 @@ public struct SchedulerConfiguration: Sendable {
     public var members: [Member]
     public var secret: String
     public var dataDirectory: String
-    public var tickMilliseconds = 100
+    public var tickMilliseconds = 50
     public var electionTicks = 10
     public var heartbeatTimeoutMilliseconds = 3_000
     public var reportIntervalMilliseconds = 250
@@ -78,7 +78,7 @@ public struct SchedulerConfiguration: Sendable {
         }
         var config = SchedulerConfiguration(
             members: members, secret: secret, dataDirectory: dataDir.replacingOccurrences(of: "{id}", with: String(id)))
-        config.tickMilliseconds = try int(scheduler, "scheduler.tick_ms", "tick_ms", default: 100, range: 5...5_000)
+        config.tickMilliseconds = try int(scheduler, "scheduler.tick_ms", "tick_ms", default: 50, range: 5...5_000)
         config.electionTicks = try int(scheduler, "scheduler.election_ticks", "election_ticks", default: 10, range: 3...1_000)
         config.heartbeatTimeoutMilliseconds = try int(
             scheduler, "scheduler.heartbeat_timeout_ms", "heartbeat_timeout_ms", default: 3_000, range: 100...600_000)

@@ -17,6 +17,11 @@ public actor SchedulerNode {
     var soft: LeaderSoftState
     var leaderSince: ContinuousClock.Instant?
     var lastAffinityFlush = ContinuousClock.now
+    var hub = SubscriptionHub()
+    /// Commands the node proposes on its own (affinity batches, instance state changes): proposed
+    /// by a task of `run`, so none outlives the node.
+    let backgroundProposals: AsyncStream<SchedulerCore.SchedulerCommand>
+    let backgroundProposalQueue: AsyncStream<SchedulerCore.SchedulerCommand>.Continuation
 
     public init(config: SchedulerConfiguration, id: NodeID, logger: Logger) throws {
         self.config = config
@@ -34,9 +39,10 @@ public actor SchedulerNode {
         let storage = try FileStorage(directory: config.dataDirectory)
         replica = try SchedulerReplica(config: raft, storage: storage, transport: transport)
         soft = LeaderSoftState(policy: config.policy)
+        (backgroundProposals, backgroundProposalQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
     }
 
-    /// Serves until cancelled.
+    /// Serves until cancelled, then returns.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         guard let me = config.member(id) else { return }
         let (inbound, inboundQueue) = AsyncStream<Raft.Message>.makeStream(bufferingPolicy: .bufferingNewest(8192))
@@ -53,11 +59,15 @@ public actor SchedulerNode {
                 for await message in inbound { try? await replica.receive(message) }
             }
             group.addTask {
+                for await _ in replica.changes { await self.publishTableIfChanged() }
+            }
+            group.addTask { await self.proposeBackgroundCommands() }
+            group.addTask {
                 let clock = ContinuousClock()
                 var next = clock.now
                 while !Task.isCancelled {
                     next = next.advanced(by: tick)
-                    try await Task.sleep(until: next, clock: clock)
+                    do { try await Task.sleep(until: next, clock: clock) } catch { return }  // cancelled: stop
                     try await self.onTick()
                 }
             }
@@ -67,11 +77,13 @@ public actor SchedulerNode {
     /// Every tick: Raft's clock, then the leader's duties.
     func onTick() async throws {
         try await replica.tick()
+        await publishTableIfChanged()
         let now = ContinuousClock.now
         guard await replica.isLeader else {
             if leaderSince != nil {
                 leaderSince = nil
                 soft = LeaderSoftState(policy: await replica.state.policy)
+                hub.endCapacitySubscriptions()
             }
             return
         }
@@ -104,11 +116,20 @@ public actor SchedulerNode {
     }
 
     private func proposeInBackground(_ command: SchedulerCore.SchedulerCommand) {
+        backgroundProposalQueue.yield(command)
+    }
+
+    /// Proposes queued commands concurrently (each waits for its commit) until the node stops.
+    private func proposeBackgroundCommands() async {
         let replica = self.replica
         let logger = self.logger
-        Task {
-            do { _ = try await replica.propose(command) } catch {
-                logger.info("proposal not applied", metadata: ["error": "\(error)"])
+        await withDiscardingTaskGroup { group in
+            for await command in backgroundProposals {
+                group.addTask {
+                    do { _ = try await replica.propose(command) } catch {
+                        logger.info("proposal not applied", metadata: ["error": "\(error)"])
+                    }
+                }
             }
         }
     }
@@ -131,7 +152,7 @@ public actor SchedulerNode {
             RoutingRequest(
                 model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
                 exclude: Set(request.excludeInstances)),
-            instances: instances, affinity: state.affinity)
+            instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
             soft.assigned(instance, chain: request.prefixHashes)
@@ -144,6 +165,7 @@ public actor SchedulerNode {
                             engine: SchedulerCommandCoding.instance(record).engine, cachedChunks: UInt32(clamping: cached),
                             policy: state.policy.name.rawValue))))
         case .wait(let retry, let reason):
+            soft.modelsWaiting.insert(request.model)
             return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))
         case .noInstance(let reason):
             throw WireError(.notFound, reason)
@@ -153,6 +175,7 @@ public actor SchedulerNode {
     func finish(_ request: FinishRequest) async -> Envelope.Body {
         guard await replica.isLeader else { return await notLeaderReply() }
         soft.finished(request.instanceID)
+        await signalCapacityIfWaiting(request.instanceID)
         return .ack(Ack())
     }
 
@@ -220,6 +243,7 @@ public actor SchedulerNode {
                 running: Int(report.running), waiting: Int(report.waiting), kvUsage: report.kvUsage,
                 promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS),
             healthy: healthy, at: .now)
+        await signalCapacityIfWaiting(report.instanceID)
         if !healthy, record.state != .down {
             proposeInBackground(
                 .setInstanceState(id: record.id, state: .down, reason: "agent reports the engine \(report.health)", atUnixMilliseconds: unixMilliseconds()))
@@ -281,46 +305,4 @@ public actor SchedulerNode {
     private func appliedIndex() async -> UInt64 { await replica.status.appliedIndex }
 
     private func unixMilliseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
-}
-
-/// The wire face of a scheduler node: routes each call to the node.
-struct SchedulerService: WireService {
-    let node: SchedulerNode
-    let raftInbound: AsyncStream<Raft.Message>.Continuation
-
-    func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
-        switch request {
-        case .scheduleRequest(let r): return try await node.schedule(r)
-        case .finishRequest(let r): return await node.finish(r)
-        case .registerInstance(let r): return try await node.register(r)
-        case .deregisterInstance(let r): return try await node.deregister(r)
-        case .statusRequest: return await node.status()
-        case .setPolicyRequest(let r): return try await node.setPolicy(r)
-        case .drainRequest(let r): return try await node.drain(r)
-        default: throw WireError(.unimplemented, "\(request.name) is not served by a scheduler")
-        }
-    }
-
-    func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {
-        guard case .openReportStream(let opened) = open else {
-            throw WireError(.unimplemented, "\(open.name) streams are not served by a scheduler")
-        }
-        for try await item in stream.inbound {
-            guard case .loadReport(var report) = item else {
-                throw WireError(.protocolViolation, "a report stream carries LoadReport messages, not \(item.name)")
-            }
-            if report.instanceID.isEmpty { report.instanceID = opened.instanceID }
-            guard try await node.report(report) else {
-                try await stream.send(await node.notLeaderReply())
-                return
-            }
-        }
-    }
-
-    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
-        guard peer.role == .scheduler, case .raftMessage(let wire) = message,
-            let core = try? RaftWireMapping.core(wire)
-        else { return }
-        raftInbound.yield(core)
-    }
 }

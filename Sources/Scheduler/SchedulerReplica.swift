@@ -29,6 +29,10 @@ public actor SchedulerReplica {
     private var reads: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     private var nextReadContext: UInt64 = 1
     private var stopped = false
+    /// Signals that the state machine changed (entries applied or a snapshot installed). It keeps
+    /// only the newest signal: a reader looks at `state` afterwards, so missed signals lose nothing.
+    public nonisolated let changes: AsyncStream<Void>
+    private let changed: AsyncStream<Void>.Continuation
 
     public init(
         config: RaftConfig, storage: sending any RaftStorage, transport: any RaftTransport, compactEvery: UInt64 = 10_000
@@ -38,6 +42,7 @@ public actor SchedulerReplica {
         self.storage = storage
         self.transport = transport
         self.compactEvery = compactEvery
+        (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         if let snapshot = persisted.snapshot, !snapshot.data.isEmpty {
             state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
         } else {
@@ -110,6 +115,7 @@ public actor SchedulerReplica {
 
     public func stop() {
         stopped = true
+        changed.finish()
         failAll(ReplicaError.stopped)
     }
 
@@ -131,8 +137,10 @@ public actor SchedulerReplica {
             for message in ready.messages { transport.send(message) }
             if let snapshot = ready.snapshot {
                 state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
+                changed.yield()
             }
             for entry in ready.committedEntries { apply(entry) }
+            if !ready.committedEntries.isEmpty { changed.yield() }
             for read in ready.readStates { reads.removeValue(forKey: read.context)?.resume() }
             for context in ready.abandonedReads {
                 reads.removeValue(forKey: context)?.resume(throwing: ReplicaError.leadershipLost)

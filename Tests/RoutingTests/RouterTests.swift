@@ -193,3 +193,28 @@ private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
         #expect(configuration.parameters.count == PolicyConfiguration.parameterKeys.count)
     }
 }
+
+@Suite struct AffinityOverlayTests {
+    @Test func uncommittedAffinityCountsLikeCommitted() {
+        let pool = instances(4)
+        let chain: [UInt64] = [11, 12, 13, 14, 15, 16, 17, 18]
+        let request = RoutingRequest(model: "m", prefixHashes: chain, promptTokens: 8 * 64)
+        var overlay = AffinityOverlay()
+        overlay.record(Array(chain.prefix(6)), on: "i2")
+        #expect(overlay.cachedChunks(for: chain) == ["i2": 6])
+        var router = Router()
+        #expect(router.decide(request, instances: pool, affinity: PrefixAffinityTable(), overlay: overlay) == .assign(instance: "i2", cachedChunks: 6))
+        // The longer of the two views wins.
+        var table = PrefixAffinityTable()
+        table.record(chain, on: "i2")
+        #expect(router.decide(request, instances: pool, affinity: table, overlay: overlay) == .assign(instance: "i2", cachedChunks: 8))
+        // Another chain that shares only the first chunk matches one chunk.
+        #expect(overlay.cachedChunks(for: [11, 99, 98]) == ["i2": 1])
+        #expect(AffinityOverlay().cachedChunks(for: chain).isEmpty)
+        // It remembers two batch intervals, then forgets.
+        overlay.rotate()
+        #expect(overlay.cachedChunks(for: chain) == ["i2": 6])
+        overlay.rotate()
+        #expect(overlay.isEmpty)
+    }
+}

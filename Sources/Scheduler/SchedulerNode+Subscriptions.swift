@@ -1,0 +1,45 @@
+import Wire
+
+/// The instance-table and capacity subscriptions a node serves (see `SubscriptionHub`).
+extension SchedulerNode {
+    func instanceTable() async -> InstanceTable {
+        let status = await replica.status
+        let state = await replica.state
+        return InstanceTable(
+            version: state.registryVersion, instances: state.sortedInstances.map(SchedulerCommandCoding.instance),
+            leaderID: status.leader ?? 0, term: status.term)
+    }
+
+    func publishTableIfChanged() async {
+        guard hub.tableSubscribers > 0 else { return }
+        hub.publishIfChanged(await instanceTable())
+    }
+
+    func subscribeInstances() async -> (id: UInt64, tables: AsyncStream<InstanceTable>) {
+        hub.addTableSubscriber(current: await instanceTable())
+    }
+
+    /// Capacity signals come only from the leader (only it knows the load); nil elsewhere.
+    func subscribeCapacity(model: String) async -> (id: UInt64, signals: AsyncStream<CapacityAvailable>)? {
+        guard await replica.isLeader else { return nil }
+        return hub.addCapacitySubscriber(model: model)
+    }
+
+    func unsubscribe(_ id: UInt64) { hub.remove(id) }
+
+    /// After a request finished or a report came: if requests for this instance's model were
+    /// told to wait and the instance now has room, tell the capacity subscribers once.
+    func signalCapacityIfWaiting(_ instance: String) async {
+        guard !soft.modelsWaiting.isEmpty, let record = await replica.state.instances[instance], record.state == .up,
+            soft.modelsWaiting.contains(record.model)
+        else { return }
+        let view = soft.view(of: record, now: .now)
+        guard !soft.router.isSaturated(view) else { return }
+        soft.modelsWaiting.remove(record.model)
+        let queued = view.load.map { $0.waiting + view.inFlightSinceReport } ?? 0
+        hub.signalCapacity(
+            CapacityAvailable(
+                model: record.model, instanceID: instance,
+                freeSlots: UInt32(clamping: max(1, soft.router.configuration.saturatedWaiting - queued))))
+    }
+}

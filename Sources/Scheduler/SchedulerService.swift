@@ -1,0 +1,81 @@
+import Raft
+import Wire
+
+/// The wire face of a scheduler node: routes each call to the node.
+struct SchedulerService: WireService {
+    let node: SchedulerNode
+    let raftInbound: AsyncStream<Raft.Message>.Continuation
+
+    func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
+        switch request {
+        case .scheduleRequest(let r): return try await node.schedule(r)
+        case .finishRequest(let r): return await node.finish(r)
+        case .registerInstance(let r): return try await node.register(r)
+        case .deregisterInstance(let r): return try await node.deregister(r)
+        case .statusRequest: return await node.status()
+        case .setPolicyRequest(let r): return try await node.setPolicy(r)
+        case .drainRequest(let r): return try await node.drain(r)
+        default: throw WireError(.unimplemented, "\(request.name) is not served by a scheduler")
+        }
+    }
+
+    func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {
+        switch open {
+        case .openReportStream(let opened): try await serveReports(opened, stream: stream)
+        case .subscribeInstances:
+            let (id, tables) = await node.subscribeInstances()
+            await forward(tables, as: Envelope.Body.instanceTable, to: stream)
+            await node.unsubscribe(id)
+        case .subscribeCapacity(let subscribe):
+            guard let (id, signals) = await node.subscribeCapacity(model: subscribe.model) else {
+                try await stream.send(await node.notLeaderReply())
+                return
+            }
+            await forward(signals, as: Envelope.Body.capacityAvailable, to: stream)
+            await node.unsubscribe(id)
+            // The node ends capacity streams when it stops leading; say where the leader went.
+            if !Task.isCancelled { try? await stream.send(await node.notLeaderReply()) }
+        default:
+            throw WireError(.unimplemented, "\(open.name) streams are not served by a scheduler")
+        }
+    }
+
+    /// Sends every item of `items` down `stream` until either ends (the subscriber leaves by
+    /// cancelling or closing its connection; the node ends `items` when it stops serving them).
+    private func forward<Item: Sendable>(
+        _ items: AsyncStream<Item>, as body: @escaping @Sendable (Item) -> Envelope.Body, to stream: WireStream
+    ) async {
+        await withTaskGroup { group in
+            group.addTask {
+                for await item in items {
+                    do { try await stream.send(body(item)) } catch { return }
+                }
+            }
+            group.addTask {
+                do { for try await _ in stream.inbound {} } catch {}
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func serveReports(_ opened: OpenReportStream, stream: WireStream) async throws {
+        for try await item in stream.inbound {
+            guard case .loadReport(var report) = item else {
+                throw WireError(.protocolViolation, "a report stream carries LoadReport messages, not \(item.name)")
+            }
+            if report.instanceID.isEmpty { report.instanceID = opened.instanceID }
+            guard try await node.report(report) else {
+                try await stream.send(await node.notLeaderReply())
+                return
+            }
+        }
+    }
+
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
+        guard peer.role == .scheduler, case .raftMessage(let wire) = message,
+            let core = try? RaftWireMapping.core(wire)
+        else { return }
+        raftInbound.yield(core)
+    }
+}

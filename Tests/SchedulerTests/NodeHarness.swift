@@ -1,0 +1,63 @@
+import Foundation
+import Logging
+import Scheduler
+import Wire
+
+/// A one-member scheduler group in this process, on an ephemeral loopback port: it elects itself
+/// at once, so the node's wire services can be tested without a trio.
+struct SingleNode {
+    let port: Int
+    let secret = "single-node-test-secret"
+    let directory: String
+
+    /// Runs `body` against a started node and stops the node afterwards.
+    static func with<T: Sendable>(
+        heartbeatTimeoutMilliseconds: Int = 60_000, _ body: @Sendable (SingleNode) async throws -> T
+    ) async throws -> T {
+        let directory = NSTemporaryDirectory() + "junction-node-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = try SchedulerConfiguration.parse(
+            [
+                "cluster": ["secret": "single-node-test-secret", "schedulers": [["id": 1, "address": "127.0.0.1:\(try freeLoopbackPort())"]]],
+                "scheduler": ["data_dir": directory, "tick_ms": 10, "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds],
+            ], id: 1)
+        let node = try SchedulerNode(config: config, id: 1, logger: Logger(label: "test-node"))
+        let (ports, portQueue) = AsyncStream<Int>.makeStream()
+        return try await withThrowingTaskGroup { group in
+            group.addTask {
+                try await node.run { portQueue.yield($0) }
+                return nil as T?
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw WireError(.internal, "the node did not start") }
+            let harness = SingleNode(port: port, directory: directory)
+            try await harness.waitForLeadership()
+            let result = try await body(harness)
+            group.cancelAll()
+            while let _ = try await group.next() {}
+            return result
+        }
+    }
+
+    func connect(role: Role = .gateway) async throws -> WireConnection {
+        try await WireClient.connect(
+            host: "127.0.0.1", port: port, configuration: WireConfiguration(role: role, nodeID: "test", clusterSecret: secret))
+    }
+
+    private func waitForLeadership() async throws {
+        let connection = try await connect(role: .operator)
+        defer { connection.close() }
+        for _ in 0..<200 {
+            if case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())), status.leaderID == 1 { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw WireError(.unavailable, "the single node did not become leader")
+    }
+}
+
+func register(_ id: String, model: String = "m", on connection: WireConnection) async throws {
+    let reply = try await connection.call(
+        .registerInstance(
+            RegisterInstance(instance: Instance(id: id, endpointURL: "http://127.0.0.1:9/\(id)", model: model, engine: .vllm))))
+    guard case .registerReply = reply else { throw WireError(.internal, "register \(id): \(reply.name)") }
+}

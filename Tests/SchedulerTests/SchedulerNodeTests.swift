@@ -1,0 +1,115 @@
+import Foundation
+import Scheduler
+import Testing
+import Wire
+
+/// The node's wire services on a one-member group in process.
+@Suite(.timeLimit(.minutes(1))) struct SchedulerNodeTests {
+    /// A chain of `length` distinct hashes unique to `seed`.
+    private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] { (0..<UInt64(length)).map { seed &* 1_000_003 &+ $0 } }
+
+    private func schedule(_ chain: [UInt64], tokens: UInt32, on connection: WireConnection) async throws -> ScheduleReply {
+        let reply = try await connection.call(
+            .scheduleRequest(ScheduleRequest(requestID: "r", model: "m", prefixHashes: chain, promptTokens: tokens)))
+        guard case .scheduleReply(let answer) = reply else { throw WireError(.internal, "schedule: \(reply.name)") }
+        return answer
+    }
+
+    @Test func theInstanceTableIsPushedOnEveryRegistryChange() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            try await register("a", on: connection)
+            let stream = try await connection.openStream(.subscribeInstances(SubscribeInstances()))
+            var tables = stream.inbound.makeAsyncIterator()
+            guard case .instanceTable(let first) = try await tables.next() else { Issue.record("no table"); return }
+            #expect(first.instances.map(\.id) == ["a"] && first.leaderID == 1 && first.version >= 1)
+
+            try await register("b", on: connection)
+            guard case .instanceTable(let second) = try await tables.next() else { Issue.record("no second table"); return }
+            #expect(second.instances.map(\.id) == ["a", "b"] && second.version > first.version)
+
+            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "a")))
+            guard case .instanceTable(let third) = try await tables.next() else { Issue.record("no third table"); return }
+            #expect(third.instances.first?.state == .draining && third.version > second.version)
+
+            // Registering the same description again changes nothing, so nothing is pushed; a
+            // deregistration is the next table.
+            try await register("b", on: connection)
+            _ = try await connection.call(.deregisterInstance(DeregisterInstance(instanceID: "b")))
+            guard case .instanceTable(let fourth) = try await tables.next() else { Issue.record("no fourth table"); return }
+            #expect(fourth.instances.map(\.id) == ["a"] && fourth.version == third.version + 1)
+            stream.cancel()
+        }
+    }
+
+    @Test func aRepeatedPromptFindsItsInstanceBeforeTheAffinityBatchCommits() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            for id in ["a", "b", "c", "d"] { try await register(id, on: connection) }
+            // 40 chunks of 64 tokens: the cached prefix outweighs one queued request (512 tokens).
+            let prompt = chain(7, 40)
+            let first = try await schedule(prompt, tokens: 2_600, on: connection)
+            let second = try await schedule(prompt, tokens: 2_600, on: connection)
+            guard case .assigned(let a) = first.outcome, case .assigned(let b) = second.outcome else {
+                Issue.record("not assigned: \(first) \(second)")
+                return
+            }
+            #expect(a.cachedChunks == 0)
+            #expect(b.instanceID == a.instanceID && b.cachedChunks == 40)
+        }
+    }
+
+    @Test func aWaitingModelGetsACapacitySignalWhenAnInstanceFreesUp() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            try await register("a", on: connection)
+            let agent = try await node.connect(role: .agent)
+            defer { agent.close() }
+            let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "a")))
+            try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 200, waiting: 80, kvUsage: 0.99)))
+            let signals = try await connection.openStream(.subscribeCapacity(SubscribeCapacity(model: "m")))
+
+            var answer = try await schedule([1], tokens: 10, on: connection)
+            for _ in 0..<100 where answer.outcome.map({ if case .wait = $0 { false } else { true } }) ?? true {
+                try await Task.sleep(for: .milliseconds(10))  // the report is handled concurrently with this call
+                answer = try await schedule([1], tokens: 10, on: connection)
+            }
+            guard case .wait(let hint) = answer.outcome else { Issue.record("expected wait, got \(answer)"); return }
+            #expect(hint.retryAfterMs == 200 && hint.reason.contains("saturated"))
+
+            try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 200, waiting: 10, kvUsage: 0.9)))
+            var iterator = signals.inbound.makeAsyncIterator()
+            guard case .capacityAvailable(let signal) = try await iterator.next() else { Issue.record("no capacity signal"); return }
+            #expect(signal.model == "m" && signal.instanceID == "a" && signal.freeSlots == 54)
+            guard case .assigned(let assignment) = try await schedule([1], tokens: 10, on: connection).outcome else {
+                Issue.record("still not assigned")
+                return
+            }
+            #expect(assignment.instanceID == "a")
+            signals.cancel()
+            reports.cancel()
+        }
+    }
+
+    @Test func anUnknownModelIsNotFoundAndAMissingInstanceIsAnError() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            try await register("a", on: connection)
+            await #expect(throws: WireError.self) {
+                _ = try await connection.call(.scheduleRequest(ScheduleRequest(model: "other", promptTokens: 1)))
+            }
+            do {
+                _ = try await connection.call(.scheduleRequest(ScheduleRequest(model: "other", promptTokens: 1)))
+            } catch let error as WireError {
+                #expect(error.code == .notFound && error.message.contains("no instance serves model 'other'"))
+            }
+            await #expect(throws: WireError.self) {
+                _ = try await connection.call(.registerInstance(RegisterInstance()))
+            }
+        }
+    }
+}
