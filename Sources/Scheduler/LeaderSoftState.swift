@@ -23,7 +23,9 @@ struct LeaderSoftState: Sendable {
     var modelsWaiting: Set<String> = []
     var lastHeard: [String: ContinuousClock.Instant] = [:]
 
-    init(policy: PolicyConfiguration) { router = Router(configuration: policy) }
+    /// `seed` drives the router's tie-breaks: each leadership draws its own, so a new leader does
+    /// not replay its predecessor's choices among equal instances.
+    init(policy: PolicyConfiguration, seed: UInt64) { router = Router(configuration: policy, seed: seed) }
 
     func view(of record: InstanceRecord, now: ContinuousClock.Instant) -> RoutingInstance {
         var load = reports[record.id]?.load

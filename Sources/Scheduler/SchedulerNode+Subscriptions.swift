@@ -21,7 +21,7 @@ extension SchedulerNode {
 
     /// Capacity signals come only from the leader (only it knows the load); nil elsewhere.
     func subscribeCapacity(model: String) async -> (id: UInt64, signals: AsyncStream<CapacityAvailable>)? {
-        guard await replica.isLeader else { return nil }
+        guard await leads() else { return nil }
         return hub.addCapacitySubscriber(model: model)
     }
 

@@ -15,6 +15,8 @@ public actor SchedulerNode {
     let transport: WirePeerTransport
     let logger: Logger
     var soft: LeaderSoftState
+    /// The term this node leads, and since when; nil while it follows.
+    var ledTerm: Term?
     var leaderSince: ContinuousClock.Instant?
     var lastAffinityFlush = ContinuousClock.now
     var hub = SubscriptionHub()
@@ -38,7 +40,7 @@ public actor SchedulerNode {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let storage = try FileStorage(directory: config.dataDirectory)
         replica = try SchedulerReplica(config: raft, storage: storage, transport: transport)
-        soft = LeaderSoftState(policy: config.policy)
+        soft = LeaderSoftState(policy: config.policy, seed: 0)
         (backgroundProposals, backgroundProposalQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
     }
 
@@ -78,27 +80,40 @@ public actor SchedulerNode {
     func onTick() async throws {
         try await replica.tick()
         await publishTableIfChanged()
+        guard await leads() else { return }
         let now = ContinuousClock.now
-        guard await replica.isLeader else {
-            if leaderSince != nil {
-                leaderSince = nil
-                soft = LeaderSoftState(policy: await replica.state.policy)
-                hub.endCapacitySubscriptions()
-            }
-            return
-        }
-        if leaderSince == nil {
-            leaderSince = now
-            soft = LeaderSoftState(policy: await replica.state.policy)
-            let term = await replica.status.term
-            logger.notice("became leader", metadata: ["term": "\(term)"])
-        }
+        soft.router.configuration = await replica.state.policy
         if now - lastAffinityFlush >= .milliseconds(config.affinityBatchMilliseconds) {
             lastAffinityFlush = now
             let batch = soft.takeAffinityBatch()
             if !batch.isEmpty { proposeInBackground(.affinity(batch)) }
         }
         try await markSilentInstancesDown(now: now)
+    }
+
+    /// Whether this node leads now. The first time it finds itself leading a new term it starts
+    /// the leader's soft state afresh, before any call of that term uses it; when it stops
+    /// leading it drops that state and ends the capacity subscriptions. Checked without a
+    /// suspension between reading the role and switching state, so concurrent calls agree.
+    func leads() async -> Bool {
+        let status = await replica.status
+        guard status.role == .leader else {
+            if ledTerm != nil {
+                ledTerm = nil
+                leaderSince = nil
+                soft = LeaderSoftState(policy: soft.router.configuration, seed: 0)
+                hub.endCapacitySubscriptions()
+                logger.notice("no longer leader", metadata: ["term": "\(status.term)"])
+            }
+            return false
+        }
+        if ledTerm != status.term {
+            ledTerm = status.term
+            leaderSince = .now
+            soft = LeaderSoftState(policy: soft.router.configuration, seed: UInt64.random(in: 1...UInt64.max))
+            logger.notice("became leader", metadata: ["term": "\(status.term)"])
+        }
+        return true
     }
 
     /// An instance whose agent has not reported for the heartbeat timeout is marked down. A new
@@ -143,7 +158,7 @@ public actor SchedulerNode {
     }
 
     func schedule(_ request: ScheduleRequest) async throws -> Envelope.Body {
-        guard await replica.isLeader else { return await notLeaderReply() }
+        guard try await waitUntilCurrentLeader() else { return await notLeaderReply() }
         let state = await replica.state
         let now = ContinuousClock.now
         soft.router.configuration = state.policy
@@ -172,8 +187,19 @@ public actor SchedulerNode {
         }
     }
 
+    /// True once this node leads with a current state; false if it does not lead. A new leader
+    /// commits its first entry within a round trip, so the wait is short.
+    private func waitUntilCurrentLeader() async throws -> Bool {
+        for _ in 0..<100 {
+            guard await leads() else { return false }
+            if await replica.isCurrentLeader { return true }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw WireError(.unavailable, "this scheduler was just elected and has not yet committed its first entry", retryAfterMs: 50)
+    }
+
     func finish(_ request: FinishRequest) async -> Envelope.Body {
-        guard await replica.isLeader else { return await notLeaderReply() }
+        guard await leads() else { return await notLeaderReply() }
         soft.finished(request.instanceID)
         await signalCapacityIfWaiting(request.instanceID)
         return .ack(Ack())
@@ -181,7 +207,7 @@ public actor SchedulerNode {
 
     func register(_ request: RegisterInstance) async throws -> Envelope.Body {
         guard var wireInstance = request.instance else { throw WireError(.invalidArgument, "RegisterInstance needs an instance") }
-        guard await replica.isLeader else { return await notLeaderReply() }
+        guard await leads() else { return await notLeaderReply() }
         if wireInstance.state == .unspecified { wireInstance.state = .up }
         var record: InstanceRecord
         do { record = try SchedulerCommandCoding.record(wireInstance) } catch {
@@ -201,7 +227,7 @@ public actor SchedulerNode {
     }
 
     func deregister(_ request: DeregisterInstance) async throws -> Envelope.Body {
-        guard await replica.isLeader else { return await notLeaderReply() }
+        guard await leads() else { return await notLeaderReply() }
         let outcome = try await proposeForReply(.removeInstance(id: request.instanceID))
         if case .unknownInstance(let id) = outcome { throw WireError(.notFound, "no instance \(id)") }
         return .ack(Ack(index: await appliedIndex(), message: "removed \(request.instanceID)"))
@@ -209,7 +235,7 @@ public actor SchedulerNode {
 
     func setPolicy(_ request: SetPolicyRequest) async throws -> Envelope.Body {
         guard let wire = request.policy else { throw WireError(.invalidArgument, "SetPolicyRequest needs a policy") }
-        guard await replica.isLeader else { return await notLeaderReply() }
+        guard await leads() else { return await notLeaderReply() }
         var policy = await replica.state.policy
         guard let name = PolicyConfiguration.Name(rawValue: wire.name) else {
             throw WireError(.invalidArgument, PolicyError.unknownPolicy(wire.name).description)
@@ -223,7 +249,7 @@ public actor SchedulerNode {
     }
 
     func drain(_ request: DrainRequest) async throws -> Envelope.Body {
-        guard await replica.isLeader else { return await notLeaderReply() }
+        guard await leads() else { return await notLeaderReply() }
         let outcome = try await proposeForReply(
             .setInstanceState(
                 id: request.instanceID, state: request.undrain ? .up : .draining,
@@ -233,7 +259,7 @@ public actor SchedulerNode {
     }
 
     func report(_ report: LoadReport) async throws -> Bool {
-        guard await replica.isLeader else { return false }
+        guard await leads() else { return false }
         let state = await replica.state
         guard let record = state.instances[report.instanceID] else { throw WireError(.notFound, "no instance \(report.instanceID): register again") }
         let healthy = report.health == .healthy || report.health == .unspecified
@@ -265,7 +291,7 @@ public actor SchedulerNode {
                     id: member.id, address: "\(member.host):\(member.port)", reachable: reachable,
                     matchIndex: member.id == id ? status.lastIndex : status.progress[member.id] ?? 0))
         }
-        let isLeader = status.role == .leader
+        let isLeader = status.role == .leader && ledTerm == status.term
         let instances = state.sortedInstances.map { record in
             let report = isLeader ? soft.reports[record.id] : nil
             return InstanceStatus(

@@ -64,6 +64,13 @@ public actor SchedulerReplica {
 
     public var isLeader: Bool { node.role == .leader }
 
+    /// A leader whose state is current: it has committed (and so applied) an entry of its own
+    /// term, so everything committed under earlier leaders is in `state`. Until then a new
+    /// leader could decide with a registry that misses the last changes.
+    public var isCurrentLeader: Bool {
+        node.role == .leader && node.term(at: node.commitIndex) == node.term && node.appliedIndex == node.commitIndex
+    }
+
     /// One unit of logical time (the shell calls it every tick interval).
     public func tick() throws {
         guard !stopped else { return }

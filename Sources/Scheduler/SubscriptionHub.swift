@@ -15,6 +15,9 @@ struct SubscriptionHub: Sendable {
     var capacitySubscribers: Int { capacity.count }
 
     mutating func addTableSubscriber(current: InstanceTable) -> (id: UInt64, tables: AsyncStream<InstanceTable>) {
+        // Bring the others up to `current` first, so that every subscriber has seen what
+        // `published` says and the newcomer is not sent `current` twice.
+        publishIfChanged(current)
         let (stream, continuation) = AsyncStream<InstanceTable>.makeStream(bufferingPolicy: .bufferingNewest(1))
         continuation.yield(current)
         let id = takeID()
