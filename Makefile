@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-engine-sim bench-routing bench-wire bench-raft clean
+.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-engine-sim bench-routing bench-wire bench-raft bench-schedule clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -79,6 +79,10 @@ bench-wire: build-release
 ## Raft commit throughput and latency on file storage with fsync (release build; prints figures).
 bench-raft: build-release
 	.build/release/junction bench raft
+
+## schedule over the wire against the leader of a local trio of processes (release build; prints figures).
+bench-schedule: build-release
+	.build/release/junction bench schedule
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),
-        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire"], swiftSettings: strict),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire", "Bench"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
         .testTarget(
             name: "WireTests",

@@ -30,7 +30,7 @@ public struct PrefixAffinityTable: Sendable, Equatable {
     /// Sets how many hashes an instance may hold (evicting the oldest if it shrinks).
     public mutating func setCapacity(_ capacity: Int, for instance: String) {
         let slot = slotFor(instance, capacity: capacity)
-        var lru = instances[Int(slot)]!
+        var lru = takeLRU(slot)
         lru.capacity = max(1, capacity)
         while lru.count > lru.capacity, let evicted = lru.evictOldest() { dropHolder(evicted, slot: slot) }
         instances[Int(slot)] = lru
@@ -40,7 +40,7 @@ public struct PrefixAffinityTable: Sendable, Equatable {
     public mutating func record(_ chain: [UInt64], on instance: String) {
         guard !chain.isEmpty else { return }
         let slot = slotFor(instance, capacity: Self.defaultCapacity)
-        var lru = instances[Int(slot)]!
+        var lru = takeLRU(slot)
         for hash in chain.reversed() {
             if lru.touch(hash) == .inserted {
                 insertSorted(slot, into: &holders[hash, default: []])
@@ -125,6 +125,13 @@ public struct PrefixAffinityTable: Sendable, Equatable {
 
     public static func == (lhs: PrefixAffinityTable, rhs: PrefixAffinityTable) -> Bool {
         lhs.entries.elementsEqual(rhs.entries) { $0.instance == $1.instance && $0.capacity == $1.capacity && $0.hashesOldestFirst == $1.hashesOldestFirst }
+    }
+
+    /// Moves an instance's LRU out of the array for mutation (the caller puts it back). Copying
+    /// it out while the array still held it would make its first mutation copy the whole LRU.
+    private mutating func takeLRU(_ slot: Int32) -> InstanceLRU {
+        defer { instances[Int(slot)] = nil }
+        return instances[Int(slot)]!
     }
 
     private mutating func slotFor(_ instance: String, capacity: Int) -> Int32 {

@@ -19,6 +19,13 @@ struct LeaderSoftState: Sendable {
     var inFlight: [String: Int] = [:]
     var sentSinceReport: [String: Int] = [:]
     var pendingAffinity: [AffinityRecord] = []
+    /// (instance, last hash) of the chains already in `pendingAffinity`: a chain assigned twice
+    /// in one interval is logged once.
+    var pendingKeys: Set<PendingKey> = []
+    struct PendingKey: Hashable, Sendable {
+        var instance: String
+        var last: UInt64
+    }
     var recentAffinity = AffinityOverlay()
     var modelsWaiting: Set<String> = []
     var lastHeard: [String: ContinuousClock.Instant] = [:]
@@ -41,7 +48,7 @@ struct LeaderSoftState: Sendable {
     mutating func assigned(_ instance: String, chain: [UInt64]) {
         inFlight[instance, default: 0] += 1
         sentSinceReport[instance, default: 0] += 1
-        if !chain.isEmpty {
+        if let last = chain.last, pendingKeys.insert(PendingKey(instance: instance, last: last)).inserted {
             pendingAffinity.append(AffinityRecord(instanceID: instance, hashes: chain))
             recentAffinity.record(chain, on: instance)
         }
@@ -60,6 +67,7 @@ struct LeaderSoftState: Sendable {
     mutating func takeAffinityBatch() -> [AffinityRecord] {
         defer {
             pendingAffinity = []
+            pendingKeys = []
             recentAffinity.rotate()
         }
         return pendingAffinity

@@ -25,6 +25,13 @@ public actor SchedulerNode {
     let backgroundProposals: AsyncStream<SchedulerCore.SchedulerCommand>
     let backgroundProposalQueue: AsyncStream<SchedulerCore.SchedulerCommand>.Continuation
 
+    /// The node runs on its replica's serial executor. Calls between the two then never run at
+    /// the same time, so a decision reads the replicated state in place while no entry is being
+    /// applied: had they run in parallel, every apply during a decision would copy the whole
+    /// affinity table (copy-on-write), which under load took the leader's CPU and its heartbeats
+    /// with it. Code here must not hold the state across a suspension for the same reason.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { replica.unownedExecutor }
+
     public init(config: SchedulerConfiguration, id: NodeID, logger: Logger) throws {
         self.config = config
         self.id = id
@@ -48,7 +55,8 @@ public actor SchedulerNode {
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         guard let me = config.member(id) else { return }
         let (inbound, inboundQueue) = AsyncStream<Raft.Message>.makeStream(bufferingPolicy: .bufferingNewest(8192))
-        let service = SchedulerService(node: self, raftInbound: inboundQueue)
+        let (finishes, finishQueue) = AsyncStream<FinishRequest>.makeStream(bufferingPolicy: .bufferingNewest(65_536))
+        let service = SchedulerService(node: self, raftInbound: inboundQueue, finishInbound: finishQueue)
         let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
         let server = try await WireServer.bind(host: me.host, port: me.port, configuration: wire, service: service, logger: logger)
         onListening(server.port)
@@ -65,20 +73,25 @@ public actor SchedulerNode {
             }
             group.addTask { await self.proposeBackgroundCommands() }
             group.addTask {
+                for await finish in finishes { _ = await self.finish(finish) }
+            }
+            group.addTask {
                 let clock = ContinuousClock()
                 var next = clock.now
                 while !Task.isCancelled {
                     next = next.advanced(by: tick)
                     do { try await Task.sleep(until: next, clock: clock) } catch { return }  // cancelled: stop
+                    // Raft's clock goes straight to the replica, not through this actor, so a
+                    // node busy answering calls still sends its heartbeats on time.
+                    try await replica.tick()
                     try await self.onTick()
                 }
             }
         }
     }
 
-    /// Every tick: Raft's clock, then the leader's duties.
+    /// Every tick, after Raft's: publish a changed table; the leader's duties.
     func onTick() async throws {
-        try await replica.tick()
         await publishTableIfChanged()
         guard await leads() else { return }
         let now = ContinuousClock.now
@@ -95,9 +108,10 @@ public actor SchedulerNode {
     /// the leader's soft state afresh, before any call of that term uses it; when it stops
     /// leading it drops that state and ends the capacity subscriptions. Checked without a
     /// suspension between reading the role and switching state, so concurrent calls agree.
-    func leads() async -> Bool {
-        let status = await replica.status
-        guard status.role == .leader else {
+    func leads() async -> Bool { syncLeadership(await replica.leadership) }
+
+    func syncLeadership(_ status: SchedulerReplica.Leadership) -> Bool {
+        guard status.isLeader else {
             if ledTerm != nil {
                 ledTerm = nil
                 leaderSince = nil
@@ -158,8 +172,12 @@ public actor SchedulerNode {
     }
 
     func schedule(_ request: ScheduleRequest) async throws -> Envelope.Body {
-        guard try await waitUntilCurrentLeader() else { return await notLeaderReply() }
-        let state = await replica.state
+        var (leadership, state) = await replica.leadershipAndState
+        guard syncLeadership(leadership) else { return await notLeaderReply() }
+        if !leadership.isCurrent {
+            guard try await waitUntilCurrentLeader() else { return await notLeaderReply() }
+            (leadership, state) = await replica.leadershipAndState
+        }
         let now = ContinuousClock.now
         soft.router.configuration = state.policy
         let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
@@ -191,8 +209,9 @@ public actor SchedulerNode {
     /// commits its first entry within a round trip, so the wait is short.
     private func waitUntilCurrentLeader() async throws -> Bool {
         for _ in 0..<100 {
-            guard await leads() else { return false }
-            if await replica.isCurrentLeader { return true }
+            let leadership = await replica.leadership
+            guard syncLeadership(leadership) else { return false }
+            if leadership.isCurrent { return true }
             try await Task.sleep(for: .milliseconds(5))
         }
         throw WireError(.unavailable, "this scheduler was just elected and has not yet committed its first entry", retryAfterMs: 50)
@@ -260,8 +279,9 @@ public actor SchedulerNode {
 
     func report(_ report: LoadReport) async throws -> Bool {
         guard await leads() else { return false }
-        let state = await replica.state
-        guard let record = state.instances[report.instanceID] else { throw WireError(.notFound, "no instance \(report.instanceID): register again") }
+        guard let record = await replica.state.instances[report.instanceID] else {
+            throw WireError(.notFound, "no instance \(report.instanceID): register again")
+        }
         let healthy = report.health == .healthy || report.health == .unspecified
         soft.report(
             report.instanceID,
@@ -280,12 +300,14 @@ public actor SchedulerNode {
     }
 
     func status() async -> Envelope.Body {
-        let status = await replica.status
-        let state = await replica.state
+        var reachable: [NodeID: Bool] = [:]
+        for member in config.members where member.id != id { reachable[member.id] = await transport.isConnected(member.id) }
+        // Read after the last suspension: see `unownedExecutor`.
+        let (status, state) = (await replica.status, await replica.state)
         let now = ContinuousClock.now
         var members: [MemberStatus] = []
         for member in config.members {
-            let reachable = member.id == id ? true : await transport.isConnected(member.id)
+            let reachable = reachable[member.id] ?? true
             members.append(
                 MemberStatus(
                     id: member.id, address: "\(member.host):\(member.port)", reachable: reachable,

@@ -23,8 +23,11 @@ public actor SchedulerReplica {
     private var storage: any RaftStorage
     private let transport: any RaftTransport
     public private(set) var state: SchedulerStateMachine
-    /// Compact the log once this many entries are applied past the last snapshot.
+    /// Compact the log once this many entries, or this many bytes of entries, are applied past
+    /// the last snapshot (affinity batches are large: bytes usually decide).
     private let compactEvery: UInt64
+    private let compactEveryBytes: Int
+    private var bytesSinceSnapshot = 0
     private var proposals: [LogIndex: (term: Term, continuation: CheckedContinuation<ApplyOutcome, any Error>)] = [:]
     private var reads: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     private var nextReadContext: UInt64 = 1
@@ -35,13 +38,15 @@ public actor SchedulerReplica {
     private let changed: AsyncStream<Void>.Continuation
 
     public init(
-        config: RaftConfig, storage: sending any RaftStorage, transport: any RaftTransport, compactEvery: UInt64 = 10_000
+        config: RaftConfig, storage: sending any RaftStorage, transport: any RaftTransport, compactEvery: UInt64 = 10_000,
+        compactEveryBytes: Int = 64 << 20
     ) throws {
         let persisted = try storage.load()
         node = try RaftNode(config: config, persisted: persisted)
         self.storage = storage
         self.transport = transport
         self.compactEvery = compactEvery
+        self.compactEveryBytes = compactEveryBytes
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         if let snapshot = persisted.snapshot, !snapshot.data.isEmpty {
             state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
@@ -64,12 +69,25 @@ public actor SchedulerReplica {
 
     public var isLeader: Bool { node.role == .leader }
 
-    /// A leader whose state is current: it has committed (and so applied) an entry of its own
-    /// term, so everything committed under earlier leaders is in `state`. Until then a new
-    /// leader could decide with a registry that misses the last changes.
-    public var isCurrentLeader: Bool {
-        node.role == .leader && node.term(at: node.commitIndex) == node.term && node.appliedIndex == node.commitIndex
+    /// This node's part in the group, read in one hop by every call that only a leader answers.
+    public struct Leadership: Sendable, Equatable {
+        public var isLeader: Bool
+        public var term: Term
+        /// A leader whose state is current: it has committed (and so applied) an entry of its
+        /// own term, so everything committed under earlier leaders is in `state`. Until then a
+        /// new leader could decide with a registry that misses the last changes.
+        public var isCurrent: Bool
     }
+
+    public var leadership: Leadership {
+        let isLeader = node.role == .leader
+        return Leadership(
+            isLeader: isLeader, term: node.term,
+            isCurrent: isLeader && node.term(at: node.commitIndex) == node.term && node.appliedIndex == node.commitIndex)
+    }
+
+    /// What a decision needs, in one hop.
+    public var leadershipAndState: (Leadership, SchedulerStateMachine) { (leadership, state) }
 
     /// One unit of logical time (the shell calls it every tick interval).
     public func tick() throws {
@@ -165,6 +183,7 @@ public actor SchedulerReplica {
     }
 
     private func apply(_ entry: Entry) {
+        bytesSinceSnapshot += entry.data.count
         var outcome = ApplyOutcome.applied
         if entry.kind == .command {
             do {
@@ -184,7 +203,8 @@ public actor SchedulerReplica {
 
     private func compactIfDue() throws {
         let since = node.snapshotMetadata?.index ?? 0
-        guard node.appliedIndex >= since + compactEvery else { return }
+        guard node.appliedIndex >= since + compactEvery || bytesSinceSnapshot >= compactEveryBytes else { return }
+        bytesSinceSnapshot = 0
         let snapshot = try node.compact(through: node.appliedIndex, data: SchedulerCommandCoding.encode(state.snapshot))
         do { try storage.saveCompactionSnapshot(snapshot) } catch { throw ReplicaError.storage("\(error)") }
     }

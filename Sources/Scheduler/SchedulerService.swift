@@ -5,6 +5,8 @@ import Wire
 struct SchedulerService: WireService {
     let node: SchedulerNode
     let raftInbound: AsyncStream<Raft.Message>.Continuation
+    /// One-way FinishRequests (a gateway need not wait for their Ack), handed to the node in order.
+    let finishInbound: AsyncStream<FinishRequest>.Continuation
 
     func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
         switch request {
@@ -73,6 +75,10 @@ struct SchedulerService: WireService {
     }
 
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
+        if case .finishRequest(let finish) = message {
+            finishInbound.yield(finish)
+            return
+        }
         guard peer.role == .scheduler, case .raftMessage(let wire) = message,
             let core = try? RaftWireMapping.core(wire)
         else { return }

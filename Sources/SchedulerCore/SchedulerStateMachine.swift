@@ -13,7 +13,8 @@ public struct SchedulerStateMachine: Sendable, Equatable {
     public init() {}
 
     /// Instances sorted by id: the stable order the router and the subscribers see.
-    public var sortedInstances: [InstanceRecord] { instances.values.sorted { $0.id < $1.id } }
+    /// Kept with every registry change rather than sorted per decision.
+    public private(set) var sortedInstances: [InstanceRecord] = []
 
     public mutating func apply(_ command: SchedulerCommand) -> ApplyOutcome {
         switch command {
@@ -65,6 +66,7 @@ public struct SchedulerStateMachine: Sendable, Equatable {
 
     private mutating func registryChanged() -> ApplyOutcome {
         registryVersion += 1
+        sortedInstances = instances.values.sorted { $0.id < $1.id }
         return .registryChanged(version: registryVersion)
     }
 
@@ -94,6 +96,7 @@ public struct SchedulerStateMachine: Sendable, Equatable {
 
     public init(snapshot: Snapshot) {
         for record in snapshot.instances { instances[record.id] = record }
+        sortedInstances = instances.values.sorted { $0.id < $1.id }
         policy = snapshot.policy
         registryVersion = snapshot.registryVersion
         affinity = PrefixAffinityTable(

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Bench
+import Foundation
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print figures (build with -c release).",
-        subcommands: [WireBench.self, RaftBench.self, RoutingBench.self]
+        subcommands: [WireBench.self, RaftBench.self, RoutingBench.self, ScheduleBench.self]
     )
 }
 
@@ -51,5 +52,22 @@ struct RoutingBench: AsyncParsableCommand {
 
     func run() async throws {
         RoutingBenchmark.report(decisions: decisions)
+    }
+}
+
+struct ScheduleBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule",
+        abstract: "schedule calls per second and latency against the leader of a local trio, 1 and 64 in flight."
+    )
+
+    @Option(help: "Calls per row.") var calls = 20_000
+    @Option(help: "Registered instances.") var instances = 64
+    @Option(help: "Warm-up calls that fill the affinity table.") var warmUp = 20_000
+
+    func run() async throws {
+        // The trio runs this same executable as `junction scheduler`.
+        let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        try await ScheduleBenchmark.report(binary: binary, calls: calls, instances: instances, warmUp: warmUp)
     }
 }

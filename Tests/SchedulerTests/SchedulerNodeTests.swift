@@ -94,6 +94,27 @@ import Wire
         }
     }
 
+    @Test func aOneWayFinishReleasesTheInFlightSlot() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            try await register("a", on: connection)
+            guard case .assigned = try await schedule([5], tokens: 10, on: connection).outcome else { Issue.record("not assigned"); return }
+            func inFlight() async throws -> UInt32? {
+                guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return nil }
+                return status.instances.first?.inFlight
+            }
+            #expect(try await inFlight() == 1)
+            try await connection.sendOneWay(.finishRequest(FinishRequest(requestID: "r", instanceID: "a", outcome: .ok)))
+            var released = false
+            for _ in 0..<100 where !released {
+                released = try await inFlight() == 0
+                if !released { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            #expect(released)
+        }
+    }
+
     @Test func anUnknownModelIsNotFoundAndAMissingInstanceIsAnError() async throws {
         try await SingleNode.with { node in
             let connection = try await node.connect()

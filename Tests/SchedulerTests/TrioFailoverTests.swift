@@ -1,3 +1,4 @@
+import Bench
 import Foundation
 import Testing
 import Wire
@@ -35,7 +36,7 @@ import Glibc
     }
 
     /// Waits until every node in `ids` has applied the same index and holds the affinity of all 24 prompts.
-    private func waitForReplication(_ trio: TrioProcesses, _ ids: [UInt64]) async throws {
+    private func waitForReplication(_ trio: LocalSchedulerTrio, _ ids: [UInt64]) async throws {
         for _ in 0..<200 {
             var statuses: [StatusReply] = []
             for id in ids { if let status = await trio.status(id) { statuses.append(status) } }
@@ -48,7 +49,7 @@ import Glibc
     }
 
     @Test func killingTheLeaderKeepsRegistryAndAffinityAndALoneNodeCannotDecide() async throws {
-        let trio = try TrioProcesses()
+        let trio = try LocalSchedulerTrio(binary: junctionBinary())
         do {
             try await run(trio)
         } catch {
@@ -57,7 +58,7 @@ import Glibc
         await trio.stopAll()
     }
 
-    private func run(_ trio: TrioProcesses) async throws {
+    private func run(_ trio: LocalSchedulerTrio) async throws {
         for id: UInt64 in 1...3 { try await trio.start(id) }
         let leader = try await trio.waitForLeader(among: [1, 2, 3])
         let followers = [UInt64(1), 2, 3].filter { $0 != leader }

@@ -6,7 +6,7 @@ import Glibc
 
 /// A loopback TCP port nobody listens on right now (the kernel's choice for port 0). Another
 /// process could take it before the caller binds it; on a test machine that is rare enough.
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EMFILE) }
     defer { close(fd) }
