@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire bench-engine-sim bench-routing bench-wire bench-raft bench-schedule clean
+.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -62,6 +62,10 @@ test-asan: deps
 FUZZ_SECONDS ?= 600
 fuzz-wire: deps
 	Tests/Fuzz/run.sh wire $(FUZZ_SECONDS)
+
+## libFuzzer on the Prometheus text parser (FUZZ_SECONDS, default 600).
+fuzz-promtext: deps
+	Tests/Fuzz/run.sh promtext $(FUZZ_SECONDS)
 
 ## The engine simulator's CPU use at 500 concurrent streams (release build; prints figures).
 bench-engine-sim: deps

@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "Routing", targets: ["Routing"]),
+        .library(name: "PromText", targets: ["PromText"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // libprotobuf-c from the system (Debian: libprotobuf-c-dev).
@@ -66,7 +68,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
-        .target(name: "Agent", dependencies: ["Wire"], swiftSettings: strict),
+        // The Prometheus text format parser (pure; fuzzed in Tests/Fuzz).
+        .target(name: "PromText", swiftSettings: strict),
+        // The agent: a pure core (engine detection, the metric-name table, normalisation, health)
+        // and the shell that scrapes the engine and talks to the scheduler.
+        .target(name: "AgentCore", dependencies: ["PromText"], swiftSettings: strict),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Wire", "AgentCore", "PromText",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // The simulated engine: a pure model (tokenizer, KV cache, continuous batching, step cost)
         // and the HTTP shell that speaks vLLM's, SGLang's or BladeLLM's dialect around it.
         .target(name: "EngineModel", dependencies: ["Seeded"], swiftSettings: strict),
@@ -101,6 +115,8 @@ let package = Package(
         ),
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
+        .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
+        .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "PromText"], swiftSettings: strict),
         .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire", "Bench"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),

@@ -13,5 +13,10 @@ let package = Package(
             dependencies: ["CFuzzDriver", .product(name: "Wire", package: "junction")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "FuzzPromtext",
+            dependencies: ["CFuzzDriver", .product(name: "PromText", package: "junction")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )

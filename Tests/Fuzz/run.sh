@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds a libFuzzer harness with AddressSanitizer and runs it for a bounded time.
-# Usage: Tests/Fuzz/run.sh wire [SECONDS]   (the harness is Sources/Fuzz<Name>)
+# Usage: Tests/Fuzz/run.sh wire|promtext [SECONDS]   (the harness is Sources/Fuzz<Name>)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-name=${1:?usage: run.sh wire [seconds]}
+name=${1:?usage: run.sh wire|promtext [seconds]}
 seconds=${2:-600}
 target="Fuzz$(tr '[:lower:]' '[:upper:]' <<< "${name:0:1}")${name:1}"
 swift build --package-path "$here" -c debug --product "$target" \
