@@ -62,12 +62,14 @@ let package = Package(
         .target(
             name: "Scheduler",
             dependencies: [
-                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore",
+                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore", "ClusterConfig",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
+        // The JSON config file every process reads: the cluster section and key helpers.
+        .target(name: "ClusterConfig", swiftSettings: strict),
         // The Prometheus text format parser (pure; fuzzed in Tests/Fuzz).
         .target(name: "PromText", swiftSettings: strict),
         // The agent: a pure core (engine detection, the metric-name table, normalisation, health)
@@ -76,8 +78,9 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Wire", "AgentCore", "PromText",
+                "Wire", "AgentCore", "PromText", "ClusterConfig",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
@@ -106,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "junction",
             dependencies: [
-                "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench",
+                "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench", "ClusterConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,6 +120,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "PromText"], swiftSettings: strict),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Bench", "Wire", "PromText"], swiftSettings: strict),
         .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire", "Bench"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),

@@ -1,2 +1,247 @@
-/// The sidecar beside each engine (issue: Agent). Empty until that issue lands.
-public enum AgentModule {}
+import AgentCore
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import PromText
+import Wire
+
+/// `junction agent`: keeps one engine registered with the scheduler trio and streams its load.
+/// It finds the engine's kind and model, registers it with the leader (following redirects),
+/// then every scrape interval probes `/health`, scrapes `/metrics`, normalises and sends a
+/// `LoadReport`, which is also the instance's heartbeat. A lost stream, a leader change or an
+/// "unknown instance" answer sends it back to registering, after a jittered backoff. On a
+/// graceful shutdown it drains the instance, waits for the engine to go idle (bounded), and
+/// deregisters it. It only reads from the engine.
+public actor Agent {
+    public let configuration: AgentConfiguration
+    private let logger: Logger
+    private let engine: EngineClient
+    private let leader: LeaderClient
+    private var health: HealthTracker
+    private var normaliser: LoadNormaliser?
+    private var identity: EngineIdentity?
+    private var sequence: UInt64 = 0
+    private var lastLoad = NormalisedLoad()
+    private let started = ContinuousClock.now
+
+    struct EngineIdentity: Sendable {
+        var family: EngineFamily
+        var model: String
+    }
+
+    public init(configuration: AgentConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        engine = EngineClient(
+            baseURL: configuration.engineURL, timeout: .milliseconds(Int64(configuration.scrapeTimeoutMilliseconds)),
+            http: HTTPClient.shared)
+        leader = LeaderClient(
+            schedulers: configuration.cluster.members.map { LeaderClient.Target(host: $0.host, port: $0.port) },
+            configuration: WireConfiguration(role: .agent, nodeID: configuration.instanceID, clusterSecret: configuration.cluster.secret),
+            logger: logger)
+        health = HealthTracker(failureThreshold: configuration.healthFailures)
+    }
+
+    private var interval: Duration { .milliseconds(configuration.scrapeIntervalMilliseconds) }
+
+    /// Runs until `waitForShutdown` returns (then drains and deregisters) or the task is cancelled.
+    public func run(untilShutdown waitForShutdown: @escaping @Sendable () async -> Void) async {
+        let leader = self.leader
+        await withTaskGroup { outer in
+            outer.addTask { await leader.run() }
+            await withTaskGroup { inner in
+                inner.addTask { await self.mainLoop() }
+                inner.addTask { await waitForShutdown() }
+                await inner.next()
+                inner.cancelAll()
+            }
+            if !Task.isCancelled, identity != nil { await drainAndDeregister() }
+            outer.cancelAll()
+        }
+    }
+
+    // MARK: the loop
+
+    private func mainLoop() async {
+        var backoff = Backoff(base: .milliseconds(50), cap: .seconds(2))
+        while !Task.isCancelled {
+            if identity == nil {
+                identity = await discover()
+                if identity == nil {
+                    try? await Task.sleep(for: interval)
+                    continue
+                }
+            }
+            do {
+                let reportEvery = try await register()
+                backoff.reset()
+                try await streamReports(every: reportEvery)
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.info("scheduler link lost; registering again", metadata: ["reason": "\(error)"])
+            }
+            try? await Task.sleep(for: backoff.next())
+        }
+    }
+
+    /// The engine's kind and model, or nil while it does not answer.
+    private func discover() async -> EngineIdentity? {
+        let page = try? await engine.scrape()
+        let models: [(id: String, ownedBy: String)]
+        do { models = try await engine.models() } catch {
+            logger.info("waiting for the engine", metadata: ["engine": "\(configuration.engineURL)", "reason": "\(error)"])
+            return nil
+        }
+        guard let model = configuration.model ?? models.first?.id else {
+            logger.warning("the engine serves no model yet", metadata: ["engine": "\(configuration.engineURL)"])
+            return nil
+        }
+        var family = configuration.engineFamily ?? page.flatMap(EngineFamily.detect)
+        if family == nil { family = models.lazy.compactMap { EngineFamily.detect(ownedBy: $0.ownedBy) }.first }
+        if family == nil, await engine.answersSGLangModelInfo() { family = .sglang }
+        guard let family else {
+            logger.warning(
+                "cannot tell the engine's kind from /metrics, /v1/models or /get_model_info; set agent.engine",
+                metadata: ["engine": "\(configuration.engineURL)"])
+            return nil
+        }
+        normaliser = LoadNormaliser(family: family)
+        if let page { lastLoad = normaliser!.normalise(page, at: seconds(ContinuousClock.now - started)) }
+        logger.notice(
+            "engine found", metadata: ["engine": "\(configuration.engineURL)", "kind": "\(family.rawValue)", "model": "\(model)"])
+        return EngineIdentity(family: family, model: model)
+    }
+
+    /// Registers (idempotently) with the leader; returns how often to report.
+    private func register() async throws -> Duration {
+        guard let identity else { throw CancellationError() }
+        let instance = Instance(
+            id: configuration.instanceID, endpointURL: configuration.engineURL, model: identity.model,
+            engine: Self.wireKind(identity.family), role: configuration.role, state: .up,
+            kvCapacityTokens: lastLoad.kvCapacityTokens, kvBlockSize: lastLoad.kvBlockSize, agentNode: configuration.nodeName)
+        let reply = try await leader.call(.registerInstance(RegisterInstance(instance: instance)))
+        guard case .registerReply(let registered) = reply else {
+            throw WireError(.protocolViolation, "register answered \(reply.name)")
+        }
+        let scheduler = await leader.target
+        logger.notice(
+            "registered", metadata: ["instance": "\(registered.instanceID)", "scheduler": "\(scheduler)", "index": "\(registered.index)"])
+        let asked = Duration.milliseconds(Int(registered.reportIntervalMs))
+        return registered.reportIntervalMs > 0 ? min(asked, interval) : interval
+    }
+
+    /// Sends a report every `period` until the stream fails or the scheduler ends it.
+    private func streamReports(every period: Duration) async throws {
+        let connection = try await leader.connection(within: .seconds(1))
+        let stream = try await connection.openStream(.openReportStream(OpenReportStream(instanceID: configuration.instanceID)))
+        defer { stream.cancel(reason: "agent re-registering") }
+        let leader = self.leader
+        try await withThrowingTaskGroup { group in
+            group.addTask {
+                for try await item in stream.inbound {
+                    if case .notLeader(let hint) = item {
+                        await leader.follow(hint)
+                        throw WireError(.unavailable, "the scheduler no longer leads")
+                    }
+                }
+                throw WireError(.unavailable, "the scheduler ended the report stream")
+            }
+            group.addTask {
+                let clock = ContinuousClock()
+                var next = clock.now
+                while true {
+                    try await stream.send(.loadReport(await self.sample()))
+                    next = next.advanced(by: period)
+                    if next < clock.now { next = clock.now }
+                    try await Task.sleep(until: next, clock: clock)
+                }
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Probes and scrapes the engine (concurrently) and builds the report.
+    func sample() async -> LoadReport {
+        let engine = self.engine
+        let probed: HealthTracker.Probe
+        let page: Result<Exposition, EngineClient.Failure>
+        if await engine.acceptsConnections() {
+            async let probe = engine.probeHealth()
+            async let scraped = engine.scrapeResult()
+            (probed, page) = await (probe, scraped)
+        } else {
+            (probed, page) = (.refused, .failure(.unreachable("connection refused")))
+        }
+        let scrapedAt = ContinuousClock.now
+        var outcome = probed
+        switch page {
+        case .success(let exposition):
+            if let normaliser {
+                var copy = normaliser
+                lastLoad = copy.normalise(exposition, at: seconds(scrapedAt - started))
+                self.normaliser = copy
+            }
+        case .failure(.unreachable):
+            outcome = .unreachable
+        case .failure:
+            break  // /metrics broken but /health decides
+        }
+        if health.record(outcome) {
+            logger.notice("engine health changed", metadata: ["engine": "\(configuration.engineURL)", "health": "\(health.health)"])
+        }
+        sequence += 1
+        let healthy = health.health == .healthy
+        return LoadReport(
+            instanceID: configuration.instanceID, sequence: sequence, health: Self.wireHealth(health.health),
+            running: healthy ? UInt32(clamping: lastLoad.running) : 0, waiting: healthy ? UInt32(clamping: lastLoad.waiting) : 0,
+            kvUsage: healthy ? lastLoad.kvUsage : 0, promptTokensPerS: healthy ? lastLoad.promptTokensPerSecond : 0,
+            generationTokensPerS: healthy ? lastLoad.generationTokensPerSecond : 0, prefixCacheHitRate: lastLoad.prefixCacheHitRate,
+            kvCapacityTokens: lastLoad.kvCapacityTokens, scrapeAgeMs: UInt32(clamping: Int(seconds(ContinuousClock.now - scrapedAt) * 1000)),
+            sentUnixMs: UInt64(Date().timeIntervalSince1970 * 1000))
+    }
+
+    // MARK: shutdown
+
+    private func drainAndDeregister() async {
+        let id = configuration.instanceID
+        logger.notice("draining before stopping", metadata: ["instance": "\(id)"])
+        _ = try? await leader.call(.drainRequest(DrainRequest(instanceID: id)), deadline: .seconds(2))
+        let deadline = ContinuousClock.now + .milliseconds(configuration.drainTimeoutMilliseconds)
+        while ContinuousClock.now < deadline {
+            let report = await sample()
+            if report.health != .healthy || report.running + report.waiting == 0 { break }
+            try? await Task.sleep(for: interval)
+        }
+        do {
+            _ = try await leader.call(
+                .deregisterInstance(DeregisterInstance(instanceID: id, reason: "agent stopped")), deadline: .seconds(2))
+            logger.notice("deregistered", metadata: ["instance": "\(id)"])
+        } catch {
+            logger.warning("could not deregister; the scheduler will mark it down", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func wireKind(_ family: EngineFamily) -> EngineKind {
+        switch family {
+        case .vllm: .vllm
+        case .sglang: .sglang
+        case .bladellm: .bladellm
+        }
+    }
+
+    static func wireHealth(_ health: HealthTracker.Health) -> Health {
+        switch health {
+        case .healthy: .healthy
+        case .unhealthy: .unhealthy
+        case .unreachable: .unreachable
+        case .unknown: .unspecified
+        }
+    }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}

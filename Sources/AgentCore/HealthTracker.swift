@@ -1,9 +1,10 @@
 /// The engine's health from its `/health` probes and scrapes: a run of failures makes it
-/// unhealthy (it answers, but not 200) or unreachable (it does not answer at all); one success
+/// unhealthy (it answers, but not 200) or unreachable (it does not answer at all); a refused
+/// connection (nothing listens: the engine is gone) makes it unreachable at once; one success
 /// makes it healthy again.
 public struct HealthTracker: Sendable {
     public enum Health: Sendable, Equatable { case unknown, healthy, unhealthy, unreachable }
-    public enum Probe: Sendable, Equatable { case ok, failed, unreachable }
+    public enum Probe: Sendable, Equatable { case ok, failed, unreachable, refused }
 
     public let failureThreshold: Int
     public private(set) var health: Health = .unknown
@@ -18,6 +19,9 @@ public struct HealthTracker: Sendable {
         case .ok:
             consecutiveFailures = 0
             health = .healthy
+        case .refused:
+            consecutiveFailures += 1
+            health = .unreachable
         case .failed, .unreachable:
             consecutiveFailures += 1
             if consecutiveFailures >= failureThreshold {

@@ -17,7 +17,7 @@ public actor LocalSchedulerTrio {
     private var processes: [UInt64: Process] = [:]
 
     /// `binary` is the `junction` executable to run as `junction scheduler`.
-    public init(binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10) throws {
+    public init(binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10, heartbeatTimeoutMilliseconds: Int = 600_000) throws {
         self.binary = binary
         directory = NSTemporaryDirectory() + "junction-trio-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -32,8 +32,8 @@ public actor LocalSchedulerTrio {
             ],
             "scheduler": [
                 "data_dir": directory + "/data-{id}", "tick_ms": tickMilliseconds, "election_ticks": electionTicks,
-                // No agents here: keep registered instances up for the whole run.
-                "heartbeat_timeout_ms": 600_000,
+                // Without agents the default keeps registered instances up for the whole run.
+                "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds,
             ],
         ]
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))

@@ -1,6 +1,6 @@
 import ArgumentParser
+import ClusterConfig
 import Foundation
-import Scheduler
 import Wire
 
 struct CtlCommand: AsyncParsableCommand {
@@ -19,9 +19,8 @@ struct CtlTarget: ParsableArguments {
     /// Sends `request` to the given scheduler, or to each configured one until one answers;
     /// follows a NotLeader answer to the leader when `leaderOnly`.
     func call(_ request: Envelope.Body, leaderOnly: Bool) async throws -> Envelope.Body {
-        let cluster: SchedulerConfiguration
-        let firstID = try anyID()
-        do { cluster = try SchedulerConfiguration.load(path: config, id: firstID) } catch { throw ValidationError(error.description) }
+        let cluster: ClusterConfiguration
+        do { cluster = try ClusterConfiguration.parse(try ConfigFile.load(path: config)) } catch { throw ValidationError(error.description) }
         var targets = cluster.members.map { "\($0.host):\($0.port)" }
         if let scheduler { targets = [scheduler] }
         let wire = WireConfiguration(role: .operator, nodeID: "ctl", clusterSecret: cluster.secret)
@@ -44,15 +43,6 @@ struct CtlTarget: ParsableArguments {
             }
         }
         throw lastError ?? ValidationError("no scheduler answered")
-    }
-
-    private func anyID() throws -> UInt64 {
-        guard let data = FileManager.default.contents(atPath: config),
-            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let list = (root["cluster"] as? [String: Any])?["schedulers"] as? [[String: Any]],
-            let first = list.first?["id"] as? Int
-        else { throw ValidationError("config: cluster.schedulers: required") }
-        return UInt64(first)
     }
 }
 

@@ -84,5 +84,6 @@ private func fixture(_ name: String) throws -> Exposition {
         #expect(tracker.record(.unreachable) && tracker.health == .unreachable)
         #expect(tracker.record(.failed) && tracker.health == .unhealthy)
         #expect(tracker.record(.ok) && tracker.health == .healthy)
+        #expect(tracker.record(.refused) && tracker.health == .unreachable)  // nothing listens: no need to wait
     }
 }

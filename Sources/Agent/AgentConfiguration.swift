@@ -1,0 +1,70 @@
+import AgentCore
+import ClusterConfig
+import Foundation
+import Wire
+
+/// `junction agent --engine URL --config FILE [--instance-id ID]`: which engine to watch, how
+/// often, and how to reach the schedulers. Docs/configuration.md lists the keys.
+public struct AgentConfiguration: Sendable {
+    public var cluster: ClusterConfiguration
+    /// The engine's base URL, e.g. http://10.0.0.5:8000 (no trailing slash).
+    public var engineURL: String
+    public var instanceID: String
+    /// nil: detect from the engine.
+    public var engineFamily: EngineFamily?
+    /// nil: the first model `/v1/models` lists.
+    public var model: String?
+    public var role: InstanceRole = .both
+    public var scrapeIntervalMilliseconds = 250
+    public var scrapeTimeoutMilliseconds = 1_000
+    public var healthFailures = 2
+    public var drainTimeoutMilliseconds = 30_000
+    public var nodeName = ProcessInfo.processInfo.hostName
+
+    public init(cluster: ClusterConfiguration, engineURL: String, instanceID: String? = nil) {
+        self.cluster = cluster
+        self.engineURL = engineURL.hasSuffix("/") ? String(engineURL.dropLast()) : engineURL
+        self.instanceID = instanceID ?? Self.defaultInstanceID(engineURL)
+    }
+
+    public static func load(path: String, engineURL: String, instanceID: String?) throws(ConfigError) -> AgentConfiguration {
+        try parse(try ConfigFile.load(path: path), engineURL: engineURL, instanceID: instanceID)
+    }
+
+    public static func parse(_ root: [String: Any], engineURL: String, instanceID: String?) throws(ConfigError) -> AgentConfiguration {
+        guard let url = URL(string: engineURL), let scheme = url.scheme, scheme == "http" || scheme == "https", url.host != nil else {
+            throw ConfigError(key: "--engine", reason: "an http:// or https:// URL, e.g. http://127.0.0.1:8000")
+        }
+        var config = AgentConfiguration(cluster: try ClusterConfiguration.parse(root), engineURL: engineURL, instanceID: instanceID)
+        let agent = try ConfigFile.object(root, "agent", required: false)
+        config.scrapeIntervalMilliseconds = try ConfigFile.int(agent, "agent.scrape_interval_ms", default: 250, range: 10...60_000)
+        config.scrapeTimeoutMilliseconds = try ConfigFile.int(agent, "agent.scrape_timeout_ms", default: 1_000, range: 10...60_000)
+        config.healthFailures = try ConfigFile.int(agent, "agent.health_failures", default: 2, range: 1...100)
+        config.drainTimeoutMilliseconds = try ConfigFile.int(agent, "agent.drain_timeout_ms", default: 30_000, range: 0...3_600_000)
+        config.model = try ConfigFile.string(agent, "agent.model")
+        if let role = try ConfigFile.string(agent, "agent.role") {
+            switch role {
+            case "both": config.role = .both
+            case "prefill": config.role = .prefill
+            case "decode": config.role = .decode
+            default: throw ConfigError(key: "agent.role", reason: "one of both, prefill, decode")
+            }
+        }
+        // The seed's key names the engine for the whole deployment; the agent's own key wins.
+        let gateway = try ConfigFile.object(root, "llm_gateway", required: false)
+        for (section, key) in [(agent, "agent.engine"), (gateway, "llm_gateway.infer_backend")] {
+            guard let name = try ConfigFile.string(section, key), config.engineFamily == nil else { continue }
+            guard let family = EngineFamily(configName: name) else {
+                throw ConfigError(key: key, reason: "one of vllm, sglang, bladellm")
+            }
+            config.engineFamily = family
+        }
+        return config
+    }
+
+    /// `127.0.0.1:8000` becomes `127.0.0.1-8000`: stable across restarts of the agent.
+    static func defaultInstanceID(_ engineURL: String) -> String {
+        guard let url = URL(string: engineURL), let host = url.host else { return engineURL }
+        return url.port.map { "\(host)-\($0)" } ?? host
+    }
+}

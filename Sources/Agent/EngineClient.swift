@@ -1,0 +1,91 @@
+import AgentCore
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOPosix
+import PromText
+
+/// The agent's HTTP view of its engine: `/metrics`, `/health`, `/v1/models`. Every call has a
+/// deadline, so a wedged engine reads as unreachable instead of stalling the agent.
+struct EngineClient: Sendable {
+    let baseURL: String
+    let timeout: TimeAmount
+    let http: HTTPClient
+
+    enum Failure: Error, CustomStringConvertible {
+        /// No answer: refused, reset, timed out.
+        case unreachable(String)
+        /// An answer other than 200.
+        case status(Int)
+        case malformed(String)
+
+        var description: String {
+            switch self {
+            case .unreachable(let why): "unreachable: \(why)"
+            case .status(let code): "answered HTTP \(code)"
+            case .malformed(let why): "malformed answer: \(why)"
+            }
+        }
+    }
+
+    func get(_ path: String, limit: Int = 16 << 20) async throws(Failure) -> ByteBuffer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .GET
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, timeout: timeout) } catch { throw .unreachable("\(error)") }
+        let body: ByteBuffer
+        do { body = try await response.body.collect(upTo: limit) } catch { throw .unreachable("reading the body: \(error)") }
+        guard response.status.code == 200 else { throw .status(Int(response.status.code)) }
+        return body
+    }
+
+    func scrape() async throws(Failure) -> Exposition {
+        let body = try await get("/metrics")
+        do { return try PromTextParser.parse(Array(body.readableBytesView)) } catch { throw .malformed(error.description) }
+    }
+
+    func scrapeResult() async -> Result<Exposition, Failure> {
+        do { return .success(try await scrape()) } catch { return .failure(error) }
+    }
+
+    /// Whether anything accepts TCP connections at the engine's address. A refusal is certain
+    /// and immediate, where an HTTP request to a dead engine waits out its whole deadline (the
+    /// HTTP client retries connecting until then).
+    func acceptsConnections() async -> Bool {
+        guard let url = URL(string: baseURL), let host = url.host else { return false }
+        let port = url.port ?? (url.scheme == "https" ? 443 : 80)
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(timeout)
+                .connect(host: host, port: port).get()
+            try? await channel.close()
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    func probeHealth() async -> HealthTracker.Probe {
+        do {
+            _ = try await get("/health", limit: 1 << 16)
+            return .ok
+        } catch {
+            if case .unreachable = error { return .unreachable }
+            return .failed
+        }
+    }
+
+    /// `/v1/models`: each model's id and owner.
+    func models() async throws(Failure) -> [(id: String, ownedBy: String)] {
+        let body = try await get("/v1/models", limit: 4 << 20)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+            let list = object["data"] as? [[String: Any]]
+        else { throw .malformed("/v1/models is not an OpenAI model list") }
+        return list.compactMap { entry in (entry["id"] as? String).map { ($0, entry["owned_by"] as? String ?? "") } }
+    }
+
+    /// SGLang answers `/get_model_info`; the others do not.
+    func answersSGLangModelInfo() async -> Bool {
+        (try? await get("/get_model_info", limit: 1 << 16)) != nil
+    }
+}

@@ -1,0 +1,49 @@
+/// The part of the config every process needs: the cluster secret and the three schedulers.
+public struct ClusterConfiguration: Sendable, Equatable {
+    public struct Member: Sendable, Equatable {
+        public var id: UInt64
+        public var host: String
+        public var port: Int
+        public init(id: UInt64, host: String, port: Int) {
+            self.id = id
+            self.host = host
+            self.port = port
+        }
+        public var address: String { "\(host):\(port)" }
+    }
+
+    public var secret: String
+    public var members: [Member]
+
+    public init(secret: String, members: [Member]) {
+        self.secret = secret
+        self.members = members
+    }
+
+    public static func parse(_ root: [String: Any]) throws(ConfigError) -> ClusterConfiguration {
+        let cluster = try ConfigFile.object(root, "cluster", required: true)!
+        guard let secret = cluster["secret"] as? String, secret.count >= 16 else {
+            throw ConfigError(key: "cluster.secret", reason: "required: a string of at least 16 characters")
+        }
+        guard let list = cluster["schedulers"] as? [[String: Any]], !list.isEmpty else {
+            throw ConfigError(key: "cluster.schedulers", reason: "required: a list of {\"id\": N, \"address\": \"host:port\"}")
+        }
+        var members: [Member] = []
+        for (index, entry) in list.enumerated() {
+            let key = "cluster.schedulers[\(index)]"
+            guard let memberID = (entry["id"] as? Int).flatMap({ $0 > 0 ? UInt64($0) : nil }) else {
+                throw ConfigError(key: key + ".id", reason: "required: a positive integer")
+            }
+            guard let address = entry["address"] as? String, let (host, port) = ConfigFile.splitAddress(address) else {
+                throw ConfigError(key: key + ".address", reason: "required: \"host:port\"")
+            }
+            guard !members.contains(where: { $0.id == memberID }) else {
+                throw ConfigError(key: key + ".id", reason: "id \(memberID) appears twice")
+            }
+            members.append(Member(id: memberID, host: host, port: port))
+        }
+        return ClusterConfiguration(secret: secret, members: members)
+    }
+
+    public func member(_ id: UInt64) -> Member? { members.first { $0.id == id } }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// A config key that is missing or wrong, and what it should be: `config: scheduler.tick_ms:
+/// an integer from 5 to 5000`.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var key: String
+    public var reason: String
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+    public var description: String { "config: \(key): \(reason)" }
+}
+
+/// Reading the JSON config file every Junction process shares (Docs/configuration.md).
+public enum ConfigFile {
+    public static func load(path: String) throws(ConfigError) -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(key: path, reason: "cannot read the file")
+        }
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ConfigError(key: path, reason: "not valid JSON: \(error.localizedDescription)")
+        }
+        guard let object = parsed as? [String: Any] else { throw ConfigError(key: path, reason: "the file must hold a JSON object") }
+        return object
+    }
+
+    public static func object(_ root: [String: Any], _ key: String, required: Bool) throws(ConfigError) -> [String: Any]? {
+        guard let value = root[key] else {
+            if required { throw ConfigError(key: key, reason: "required section missing") }
+            return nil
+        }
+        guard let object = value as? [String: Any] else { throw ConfigError(key: key, reason: "must be an object") }
+        return object
+    }
+
+    public static func int(
+        _ section: [String: Any]?, _ fullKey: String, default value: Int, range: ClosedRange<Int>
+    ) throws(ConfigError) -> Int {
+        let key = String(fullKey.split(separator: ".").last ?? "")
+        guard let raw = section?[key] else { return value }
+        guard let number = raw as? Int, range.contains(number) else {
+            throw ConfigError(key: fullKey, reason: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return number
+    }
+
+    public static func string(_ section: [String: Any]?, _ fullKey: String) throws(ConfigError) -> String? {
+        let key = String(fullKey.split(separator: ".").last ?? "")
+        guard let raw = section?[key] else { return nil }
+        guard let text = raw as? String else { throw ConfigError(key: fullKey, reason: "a string") }
+        return text
+    }
+
+    /// `host:port` with a port from 1 to 65535.
+    public static func splitAddress(_ address: String) -> (host: String, port: Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65_535).contains(port), colon > address.startIndex
+        else { return nil }
+        return (String(address[..<colon]), port)
+    }
+}
