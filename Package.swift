@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "PromText"], swiftSettings: strict),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "Bench", "Wire", "PromText"], swiftSettings: strict),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentCore", "ClusterConfig", "Bench", "Wire", "PromText"], swiftSettings: strict),
         .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire", "Bench"], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
