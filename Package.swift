@@ -67,7 +67,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "Gateway", dependencies: ["Wire", "Routing"], swiftSettings: strict),
+        // The gateway: a pure core (request features, prefix hashes, fallback round-robin, retry
+        // rules, OpenAI error shapes) and the HTTP shell.
+        .target(name: "GatewayCore", swiftSettings: strict),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "Wire", "GatewayCore", "ClusterConfig",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // The JSON config file every process reads: the cluster section and key helpers.
         .target(name: "ClusterConfig", swiftSettings: strict),
         // The Prometheus text format parser (pure; fuzzed in Tests/Fuzz).
@@ -119,6 +130,7 @@ let package = Package(
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "PromText"], swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentCore", "ClusterConfig", "Bench", "Wire", "PromText"], swiftSettings: strict),
         .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),

@@ -1,0 +1,58 @@
+/// An engine instance as the gateway's cached instance table knows it.
+public struct InstanceRef: Sendable, Equatable {
+    public var id: String
+    public var endpointURL: String
+    public var model: String
+    public var isUp: Bool
+
+    public init(id: String, endpointURL: String, model: String, isUp: Bool) {
+        self.id = id
+        self.endpointURL = endpointURL
+        self.model = model
+        self.isUp = isUp
+    }
+}
+
+/// How the gateway routes while no scheduler answers: round-robin over the up instances of the
+/// model in its cached table, skipping for a short cool-off those that just failed here (a few
+/// seconds, so a recovered engine is back in rotation almost at once, unlike a minute-long
+/// circuit breaker). Pure: the caller passes the time.
+public struct FallbackRouter: Sendable {
+    public var coolOffSeconds: Double
+    private var cursor = 0
+    private var failedUntil: [String: Double] = [:]
+
+    public init(coolOffSeconds: Double = 2) { self.coolOffSeconds = coolOffSeconds }
+
+    /// The next instance for `model`, not in `exclude`; instances cooling off only when no other
+    /// is left. nil when the table has no up instance of the model outside `exclude`.
+    public mutating func choose(model: String, in table: [InstanceRef], exclude: Set<String>, now: Double) -> InstanceRef? {
+        let candidates = table.filter { $0.isUp && $0.model == model && !exclude.contains($0.id) }
+        guard !candidates.isEmpty else { return nil }
+        let fresh = candidates.filter { (failedUntil[$0.id] ?? 0) <= now }
+        let pool = fresh.isEmpty ? candidates : fresh
+        let chosen = pool[cursor % pool.count]
+        cursor &+= 1
+        return chosen
+    }
+
+    public mutating func failed(_ id: String, now: Double) { failedUntil[id] = now + coolOffSeconds }
+    public mutating func succeeded(_ id: String) { failedUntil[id] = nil }
+}
+
+/// What to do after an attempt on an engine failed before any byte reached the client.
+public enum RetryDecision: Sendable, Equatable {
+    /// Try another instance (the engine could not or would not serve: connection failure, 5xx, 429).
+    case retryElsewhere
+    /// Give the client the engine's own answer (a 4xx is about the request, not the engine).
+    case passToClient
+}
+
+public enum RetryPolicy {
+    /// `status` nil means no HTTP answer at all (refused, reset, timed out).
+    public static func decide(status: Int?) -> RetryDecision {
+        guard let status else { return .retryElsewhere }
+        if status == 429 || status >= 500 { return .retryElsewhere }
+        return .passToClient
+    }
+}

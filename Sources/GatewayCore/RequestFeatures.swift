@@ -1,0 +1,87 @@
+import Foundation
+
+/// What the gateway reads of a request (without changing it): the model, whether it streams,
+/// and the routing features the scheduler decides on.
+public struct RequestFeatures: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable { case chat, completion, other }
+
+    public var kind: Kind
+    public var model: String
+    public var stream: Bool
+    /// The prompt as text every turn of a conversation extends: each chat message as
+    /// `<|role|>\n` + its text + `\n`; a completion prompt as given; token ids as decimal text.
+    public var canonicalPrompt: [UInt8]
+    public var prefixHashes: [UInt64]
+    public var promptTokens: Int
+    public var maxTokens: Int?
+
+    /// Reads an OpenAI request body. `kind` comes from the route.
+    public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int) throws(OpenAIError) -> RequestFeatures {
+        let object: [String: Any]
+        do {
+            guard let parsed = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+                throw OpenAIError.invalidRequest("The request body must be a JSON object.")
+            }
+            object = parsed
+        } catch let error as OpenAIError {
+            throw error
+        } catch {
+            throw .invalidRequest("The request body is not valid JSON: \(error.localizedDescription)")
+        }
+        guard let model = object["model"] as? String, !model.isEmpty else {
+            throw .invalidRequest("you must provide a model parameter", param: "model")
+        }
+        var features = RequestFeatures(
+            kind: kind, model: model, stream: (object["stream"] as? Bool) ?? false, canonicalPrompt: [], prefixHashes: [],
+            promptTokens: 0)
+        if let limit = (object["max_completion_tokens"] ?? object["max_tokens"]) as? Int { features.maxTokens = limit }
+        var tokenIDs = 0
+        switch kind {
+        case .chat:
+            guard let messages = object["messages"] as? [[String: Any]], !messages.isEmpty else {
+                throw .invalidRequest("'messages' must be a non-empty array of message objects", param: "messages")
+            }
+            for message in messages {
+                let role = message["role"] as? String ?? "user"
+                features.canonicalPrompt += Array("<|\(role)|>\n".utf8)
+                features.canonicalPrompt += Array(Self.text(of: message["content"]).utf8)
+                features.canonicalPrompt.append(UInt8(ascii: "\n"))
+            }
+        case .completion:
+            switch object["prompt"] {
+            case let text as String:
+                features.canonicalPrompt = Array(text.utf8)
+            case let texts as [String]:
+                features.canonicalPrompt = Array(texts.joined(separator: "\n").utf8)
+            case let ids as [Int]:
+                tokenIDs = ids.count
+                features.canonicalPrompt = Array(ids.map(String.init).joined(separator: " ").utf8)
+            case let batches as [[Int]]:
+                tokenIDs = batches.reduce(0) { $0 + $1.count }
+                features.canonicalPrompt = Array(batches.map { $0.map(String.init).joined(separator: " ") }.joined(separator: "\n").utf8)
+            default:
+                throw .invalidRequest("'prompt' must be a string, an array of strings, or token ids", param: "prompt")
+            }
+        case .other:
+            break
+        }
+        features.prefixHashes = PrefixHasher.chain(features.canonicalPrompt, chunkBytes: chunkBytes)
+        // About four bytes a token for text; exact for token ids.
+        features.promptTokens = tokenIDs > 0 ? tokenIDs : (features.canonicalPrompt.count + 3) / 4
+        return features
+    }
+
+    /// A message's content: a string, or the text of its parts (other parts by their URL or type).
+    static func text(of content: Any?) -> String {
+        switch content {
+        case let text as String: return text
+        case let parts as [[String: Any]]:
+            return parts.map { part in
+                if let text = part["text"] as? String { return text }
+                if let image = part["image_url"] as? [String: Any], let url = image["url"] as? String { return url }
+                return (part["type"] as? String).map { "<\($0)>" } ?? ""
+            }.joined(separator: "\n")
+        default: return ""
+        }
+    }
+}
