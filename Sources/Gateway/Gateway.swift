@@ -1,2 +1,0 @@
-/// The OpenAI-compatible gateway (issue: Gateway). Empty until that issue lands.
-public enum GatewayModule {}

@@ -1,0 +1,79 @@
+import Prometheus
+
+/// The gateway's `/metrics` (swift-prometheus). Covers the seed's monitoring list: request
+/// counts, TTFT and TPOT measured from the answers, token throughput (token counters), and the
+/// gateway's own health: in flight, waiting, retries, fallback, scheduler latency, upstream errors.
+final class GatewayMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let inFlightGauge: Gauge
+    private let pendingGauge: Gauge
+    private let fallbackGauge: Gauge
+    private let ttft: ValueHistogram
+    private let tpot: ValueHistogram
+    private let schedulerLatency: ValueHistogram
+    private let promptTokens: Counter
+    private let completionTokens: Counter
+    private let retries: Counter
+    private let queueRejected: Counter
+    private let cancelled: Counter
+    private let gaveUp: Counter
+
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "junction", subsystem: "gateway", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    init() {
+        inFlightGauge = registry.makeGauge(descriptor: Self.name("requests_in_flight", "", "Requests being answered now."))
+        pendingGauge = registry.makeGauge(descriptor: Self.name("requests_pending", "", "Requests waiting for an engine with room."))
+        fallbackGauge = registry.makeGauge(descriptor: Self.name("fallback", "", "1 while no scheduler answers and routing is round-robin."))
+        let latencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+        ttft = registry.makeValueHistogram(
+            descriptor: Self.name("time_to_first_token", "seconds", "From request to the first byte of the answer."), buckets: latencyBuckets)
+        tpot = registry.makeValueHistogram(descriptor: Self.name("time_per_output_token", "seconds", "(end - first token) / (completion tokens - 1)."), buckets: [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1])
+        schedulerLatency = registry.makeValueHistogram(descriptor: Self.name("schedule", "seconds", "Time to get a routing decision (scheduler or fallback)."), buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1])
+        promptTokens = registry.makeCounter(descriptor: Self.name("prompt_tokens", "total", "Prompt tokens of answered requests (engine usage)."))
+        completionTokens = registry.makeCounter(descriptor: Self.name("completion_tokens", "total", "Completion tokens of answered requests."))
+        retries = registry.makeCounter(descriptor: Self.name("retries", "total", "Attempts on another instance after one failed."))
+        queueRejected = registry.makeCounter(descriptor: Self.name("queue_rejected", "total", "Requests answered 429 because the wait queue was full."))
+        cancelled = registry.makeCounter(descriptor: Self.name("client_cancelled", "total", "Answers cut short because the client went away."))
+        gaveUp = registry.makeCounter(descriptor: Self.name("upstream_gave_up", "total", "Requests no instance could serve after every retry."))
+    }
+
+    func requestStarted() { inFlightGauge.increment() }
+    func requestEnded() { inFlightGauge.decrement() }
+    func pending(_ count: Int) { pendingGauge.set(to: Double(count)) }
+    func fallback(_ on: Bool) { fallbackGauge.set(to: on ? 1 : 0) }
+    func scheduled(in duration: Duration, route: String) {
+        schedulerLatency.record(seconds(duration))
+        registry.makeCounter(descriptor: Self.name("routing_decisions", "total", "Routing decisions by how they were made."), labels: [("route", route)]).increment()
+    }
+    func retried() { retries.increment() }
+    func rejectedQueueFull() { queueRejected.increment() }
+    func clientCancelled() { cancelled.increment() }
+    func upstreamGaveUp() { gaveUp.increment() }
+
+    func upstreamError(_ instance: String) {
+        registry.makeCounter(descriptor: Self.name("upstream_errors", "total", "Engine failures seen by this gateway, per instance."), labels: [("instance", instance)]).increment()
+    }
+
+    func answered(path: String, status: Int, instance: String?) {
+        registry.makeCounter(descriptor: Self.name("requests", "total", "Answered requests by path, status and instance."), labels: [("path", path), ("status", String(status)), ("instance", instance ?? "")]).increment()
+    }
+
+    func fallbackTransition(entered: Bool) {
+        registry.makeCounter(descriptor: Self.name("fallback_transitions", "total", "Changes between scheduled and fallback routing."), labels: [("to", entered ? "fallback" : "scheduled")]).increment()
+    }
+
+    func completed(status: Int, meter: StreamMeter) {
+        guard status < 400 else { return }
+        if let first = meter.firstByte { ttft.record(seconds(first)) }
+        if let usage = meter.usage {
+            promptTokens.increment(by: Int64(usage.prompt))
+            completionTokens.increment(by: Int64(usage.completion))
+            if usage.completion > 1, let first = meter.firstByte {
+                let decoding = seconds(ContinuousClock.now - meter.started) - seconds(first)
+                tpot.record(decoding / Double(usage.completion - 1))
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import AsyncHTTPClient
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+import Wire
+
+/// One client request on its way through the gateway: where it may go, what failed, and the
+/// answer it ends with. Tries up to `1 + retry_count` instances; an instance that cannot serve
+/// (no connection, 5xx, 429) before any byte reached the client is excluded and the next one
+/// asked for; a 4xx goes to the client as the engine wrote it.
+struct ProxyAttempt {
+    let gateway: GatewayState
+    let request: Request
+    let body: ByteBuffer
+    let features: RequestFeatures
+    let requestID: String
+    let started = ContinuousClock.now
+
+    /// Counts the request in flight from here until its answer's last byte (or its error).
+    func run() async throws(OpenAIError) -> Response {
+        gateway.metrics.requestStarted()
+        do {
+            return try await attempt()
+        } catch {
+            gateway.metrics.requestEnded()
+            throw error
+        }
+    }
+
+    private func attempt() async throws(OpenAIError) -> Response {
+        var excluded: Set<String> = []
+        var lastProblem = "no instance was tried"
+        for attempt in 0...gateway.config.retryCount {
+            if attempt > 0 { gateway.metrics.retried() }
+            let asked = ContinuousClock.now
+            let (instance, route) = try await choose(excluding: excluded)
+            gateway.metrics.scheduled(in: ContinuousClock.now - asked, route: route)
+            let response: HTTPClientResponse
+            do {
+                response = try await gateway.upstream.send(
+                    method: request.method, path: request.uri.string, headers: request.headers, body: body, to: instance.endpointURL,
+                    dropAuthorization: !gateway.config.apiKeys.isEmpty)
+            } catch {
+                lastProblem = "\(instance.id) \(error)"
+                failed(instance, route: route, outcome: .engineError)
+                excluded.insert(instance.id)
+                continue
+            }
+            let status = Int(response.status.code)
+            if status >= 400, RetryPolicy.decide(status: status) == .retryElsewhere {
+                lastProblem = "\(instance.id) answered HTTP \(status)"
+                failed(instance, route: route, outcome: .engineError)
+                excluded.insert(instance.id)
+                continue
+            }
+            gateway.succeeded(instance)
+            return relay(response, from: instance, route: route)
+        }
+        gateway.metrics.upstreamGaveUp()
+        throw .upstream("No engine could serve the request after \(gateway.config.retryCount + 1) attempts; last: \(lastProblem)")
+    }
+
+    /// The scheduler's choice, waiting in the queue while it says wait; round-robin over the
+    /// cached table when it does not answer.
+    private func choose(excluding excluded: Set<String>) async throws(OpenAIError) -> (InstanceRef, String) {
+        let deadline = ContinuousClock.now + .milliseconds(gateway.config.waitScheduleTimeoutMilliseconds)
+        var queued = false
+        let queue = gateway.queue
+        let metrics = gateway.metrics
+        defer { if queued { Task { await queue.leave(); metrics.pending(await queue.waiting) } } }
+        while true {
+            switch await gateway.link.schedule(features, requestID: requestID, exclude: excluded) {
+            case .assigned(let instance, _):
+                return (instance, "scheduled")
+            case .noInstance(let why):
+                if excluded.isEmpty { throw .modelNotFound(features.model) }
+                throw .upstream("No other instance can take the request: \(why)")
+            case .unavailable:
+                guard let instance = await gateway.fallbackChoice(model: features.model, excluding: excluded) else {
+                    if excluded.isEmpty, await !gateway.tableKnowsModel(features.model) { throw .modelNotFound(features.model) }
+                    throw .upstream("The scheduler does not answer and no cached instance of '\(features.model)' is left to try.", status: 503)
+                }
+                return (instance, "fallback")
+            case .wait(let retryAfter):
+                if !queued {
+                    guard await gateway.queue.admit() else {
+                        gateway.metrics.rejectedQueueFull()
+                        throw .queueFull(size: gateway.config.maxQueueSize)
+                    }
+                    queued = true
+                    metrics.pending(await gateway.queue.waiting)
+                }
+                guard ContinuousClock.now < deadline else {
+                    throw .waitTimedOut(seconds: Double(gateway.config.waitScheduleTimeoutMilliseconds) / 1000)
+                }
+                let period = min(gateway.config.waitScheduleTryPeriodMilliseconds, max(retryAfter, 1))
+                await gateway.queue.waitForTurn(period: .milliseconds(period))
+                if Task.isCancelled { throw .upstream("cancelled", status: 499) }
+            }
+        }
+    }
+
+    private func failed(_ instance: InstanceRef, route: String, outcome: FinishOutcome) {
+        gateway.metrics.upstreamError(instance.id)
+        gateway.failed(instance)
+        if route == "scheduled" { finish(instance, outcome: outcome, usage: nil, firstByte: nil) }
+    }
+
+    /// The engine's answer to the client: relayed chunk by chunk when it streams, whole otherwise.
+    private func relay(_ response: HTTPClientResponse, from instance: InstanceRef, route: String) -> Response {
+        var headers = Upstream.responseFields(response.headers)
+        headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
+        headers[HTTPField.Name("X-Junction-Route")!] = route
+        let status = HTTPResponse.Status(code: Int(response.status.code))
+        let streaming = response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
+        let attempt = self
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody { writer in
+                defer { attempt.gateway.metrics.requestEnded() }
+                var meter = StreamMeter(started: attempt.started)
+                var chunks = response.body.makeAsyncIterator()
+                while true {
+                    let next: ByteBuffer?
+                    do { next = try await chunks.next() } catch {
+                        // The engine died mid-answer: say so, and end the stream cleanly.
+                        attempt.gateway.metrics.upstreamError(instance.id)
+                        attempt.gateway.logger.warning(
+                            "engine failed mid-answer", metadata: ["instance": "\(instance.id)", "error": "\(error)"])
+                        if streaming {
+                            let failure = OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
+                            try await writer.write(ByteBuffer(string: "data: \(failure.json)\n\ndata: [DONE]\n\n"))
+                        }
+                        attempt.finish(instance, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
+                        try await writer.finish(nil)
+                        return
+                    }
+                    guard let chunk = next else { break }
+                    meter.saw(chunk)
+                    do { try await writer.write(chunk) } catch {
+                        // The client went away. Returning drops the engine's body, which ends the
+                        // request there, so the engine stops spending on it.
+                        attempt.gateway.metrics.clientCancelled()
+                        attempt.finish(instance, outcome: .clientCancelled, usage: meter.usage, firstByte: meter.firstByte)
+                        throw error
+                    }
+                }
+                attempt.gateway.metrics.completed(status: Int(status.code), meter: meter)
+                attempt.finish(instance, outcome: status.code < 400 ? .ok : .clientError, usage: meter.usage, firstByte: meter.firstByte)
+                try await writer.finish(nil)
+            })
+    }
+
+    private func finish(_ instance: InstanceRef, outcome: FinishOutcome, usage: StreamMeter.Usage?, firstByte: Duration?) {
+        let total = ContinuousClock.now - started
+        gateway.link.finish(
+            FinishRequest(
+                requestID: requestID, instanceID: instance.id, outcome: outcome, promptTokens: UInt32(clamping: usage?.prompt ?? 0),
+                completionTokens: UInt32(clamping: usage?.completion ?? 0), cachedTokens: UInt32(clamping: usage?.cached ?? 0),
+                ttftMs: UInt32(clamping: Int((firstByte.map(seconds) ?? 0) * 1000)), totalMs: UInt32(clamping: Int(seconds(total) * 1000))))
+    }
+}
+

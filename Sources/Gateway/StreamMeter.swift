@@ -1,0 +1,71 @@
+import Foundation
+import NIOCore
+
+/// Watches an answer go by: when its first byte came, and the token usage the engine reports
+/// (in the last SSE chunk with `usage`, or in the JSON body).
+struct StreamMeter {
+    struct Usage: Equatable {
+        var prompt = 0
+        var completion = 0
+        var cached = 0
+    }
+
+    let started: ContinuousClock.Instant
+    private(set) var firstByte: Duration?
+    private(set) var bytes = 0
+    /// The tail of the answer: usage is near the end of it.
+    private var tail: [UInt8] = []
+    private static let tailLimit = 16 << 10
+
+    init(started: ContinuousClock.Instant) { self.started = started }
+
+    mutating func saw(_ chunk: ByteBuffer) {
+        if firstByte == nil { firstByte = ContinuousClock.now - started }
+        bytes += chunk.readableBytes
+        tail.append(contentsOf: chunk.readableBytesView)
+        if tail.count > 2 * Self.tailLimit { tail.removeFirst(tail.count - Self.tailLimit) }
+    }
+
+    /// The last `"usage": {...}` object in the answer, if any.
+    var usage: Usage? {
+        let key = Array("\"usage\"".utf8)
+        guard let keyStart = Self.lastIndex(of: key, in: tail) else { return nil }
+        var index = keyStart + key.count
+        while index < tail.count, tail[index] != UInt8(ascii: "{") {
+            if tail[index] == UInt8(ascii: "n") { return nil }  // "usage": null
+            index += 1
+        }
+        var depth = 0
+        var end = index
+        while end < tail.count {
+            if tail[end] == UInt8(ascii: "{") { depth += 1 }
+            if tail[end] == UInt8(ascii: "}") {
+                depth -= 1
+                if depth == 0 { break }
+            }
+            end += 1
+        }
+        guard end < tail.count,
+            let object = try? JSONSerialization.jsonObject(with: Data(tail[index...end])) as? [String: Any]
+        else { return nil }
+        var usage = Usage()
+        usage.prompt = object["prompt_tokens"] as? Int ?? 0
+        usage.completion = object["completion_tokens"] as? Int ?? 0
+        usage.cached = (object["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? 0
+        return usage
+    }
+
+    private static func lastIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        var start = haystack.count - needle.count
+        while start >= 0 {
+            if haystack[start] == needle[0], Array(haystack[start..<(start + needle.count)]) == needle { return start }
+            start -= 1
+        }
+        return nil
+    }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
