@@ -46,6 +46,7 @@ test: deps proto-check
 ## `junction engine-sim` (debug build from `make build`/`make test`).
 test-interop:
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/engine_sim
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/gateway
 
 ## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
 RAFT_SEED ?= 1

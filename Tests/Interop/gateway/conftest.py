@@ -1,0 +1,142 @@
+"""A whole Junction cluster of real processes on 127.0.0.1 for the gateway tests: three
+schedulers, simulated engines with an agent each, and a gateway, started from the `junction`
+binary and stopped (by PID) afterwards."""
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import httpx
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junction"))
+API_KEY = "test-key-0123"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    def __init__(self, name, args, directory):
+        self.name = name
+        self.args = args
+        self.log_path = os.path.join(directory, f"{name}.log")
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BINARY, *args], stdout=self.log, stderr=subprocess.STDOUT)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGKILL, timeout=10):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def tail(self, lines=25):
+        with open(self.log_path, "rb") as f:
+            return f"--- {self.name} ---\n" + "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+class Cluster:
+    def __init__(self, engines, gateway_options=None):
+        self.dir = tempfile.mkdtemp(prefix="junction-gw-")
+        self.scheduler_ports = {i: free_port() for i in (1, 2, 3)}
+        self.gateway_port = free_port()
+        self.config_path = os.path.join(self.dir, "cluster.json")
+        gateway = {
+            "listen": f"127.0.0.1:{self.gateway_port}", "api_keys": [API_KEY], "table_cache_path": os.path.join(self.dir, "table.bin"),
+            "max_queue_size": 2, "wait_schedule_timeout": 1500, "retry_count": 2, "max_body_bytes": 65536,
+        }
+        gateway.update(gateway_options or {})
+        config = {
+            "cluster": {"secret": "gateway-test-secret-0123",
+                        "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in self.scheduler_ports.items()]},
+            "scheduler": {"data_dir": os.path.join(self.dir, "data-{id}"), "heartbeat_timeout_ms": 60000},
+            "llm_gateway": gateway,
+        }
+        with open(self.config_path, "w") as f:
+            json.dump(config, f)
+        self.processes = {}
+        for i in (1, 2, 3):
+            self.start_scheduler(i)
+        self.engines = {}
+        for name, args in engines.items():
+            port = free_port()
+            self.engines[name] = f"http://127.0.0.1:{port}"
+            self.processes[f"sim-{name}"] = Process(f"sim-{name}", ["engine-sim", "--port", str(port), *args], self.dir)
+        for name in engines:
+            self.start_agent(name)
+        self.processes["gateway"] = Process("gateway", ["gateway", "--config", self.config_path, "--log-level", "info"], self.dir)
+        self.url = f"http://127.0.0.1:{self.gateway_port}"
+        self.wait_for_instances(len(engines))
+
+    def start_scheduler(self, i):
+        self.processes[f"scheduler-{i}"] = Process(
+            f"scheduler-{i}", ["scheduler", "--config", self.config_path, "--id", str(i), "--log-level", "info"], self.dir)
+
+    def start_agent(self, name):
+        self.processes[f"agent-{name}"] = Process(
+            f"agent-{name}", ["agent", "--engine", self.engines[name], "--config", self.config_path, "--instance-id", name], self.dir)
+
+    def ctl(self, *args):
+        out = subprocess.run([BINARY, "ctl", *args, "--config", self.config_path], capture_output=True, text=True, timeout=20)
+        return out.stdout
+
+    def status(self):
+        out = self.ctl("status", "--json")
+        try:
+            return json.loads(out)
+        except ValueError:
+            return None
+
+    def wait_for_instances(self, count, timeout=40):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = self.status()
+            ready = httpx.get(self.url + "/ready").status_code if self._gateway_up() else 0
+            if status and len([i for i in status["instances"] if i["state"] == "up"]) >= count and ready == 200:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the cluster did not come up:\n" + self.logs())
+
+    def _gateway_up(self):
+        try:
+            httpx.get(self.url + "/health", timeout=1)
+            return True
+        except httpx.HTTPError:
+            return False
+
+    def logs(self):
+        return "\n".join(p.tail() for p in self.processes.values())
+
+    def stop(self):
+        for process in self.processes.values():
+            process.stop()
+
+
+@pytest.fixture
+def cluster_factory():
+    started = []
+
+    def make(engines, gateway_options=None):
+        cluster = Cluster(engines, gateway_options)
+        started.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.stop()

@@ -1,0 +1,116 @@
+"""Faults under load through a real gateway: an engine refusing connections, the whole scheduler
+trio stopped and restarted, the wait queue full and timing out."""
+import concurrent.futures
+import json
+import socket
+import signal
+import threading
+import time
+
+import httpx
+
+from conftest import API_KEY
+
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def complete(cluster, prompt, max_tokens=4, timeout=30):
+    return httpx.post(cluster.url + "/v1/completions", headers=HEADERS, timeout=timeout,
+                      json={"model": "tiny", "prompt": prompt, "max_tokens": max_tokens})
+
+
+def test_an_engine_refusing_connections_is_retried_elsewhere(cluster_factory):
+    cluster = cluster_factory({"a": ["--dialect", "vllm"], "b": ["--dialect", "sglang"]})
+    # Kill b and its agent: with a 60 s heartbeat timeout the scheduler still believes b is up.
+    cluster.processes["agent-b"].stop()
+    cluster.processes["sim-b"].stop()
+    replies = [complete(cluster, f"request {i} " + "y" * (300 + i)) for i in range(12)]
+    assert [r.status_code for r in replies] == [200] * 12
+    assert {r.headers["x-junction-instance"] for r in replies} == {"a"}
+    metrics = httpx.get(cluster.url + "/metrics").text
+    assert 'junction_gateway_upstream_errors_total{instance="b"}' in metrics
+    assert "junction_gateway_retries_total" in metrics
+
+
+def test_stopping_the_whole_trio_under_load_loses_nothing_and_restarting_it_ends_fallback(cluster_factory):
+    cluster = cluster_factory({"a": ["--dialect", "vllm"], "b": ["--dialect", "vllm"]})
+    results = []
+    stop = threading.Event()
+
+    def load(worker):
+        n = 0
+        while not stop.is_set() and n < 400:
+            n += 1
+            try:
+                reply = complete(cluster, f"worker {worker} request {n}", timeout=20)
+                results.append((reply.status_code, reply.headers.get("x-junction-route"), time.time()))
+            except httpx.HTTPError as error:
+                results.append((repr(error), None, time.time()))
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        workers = [pool.submit(load, w) for w in range(3)]
+        time.sleep(1.0)
+        for i in (1, 2, 3):
+            cluster.processes[f"scheduler-{i}"].stop(signal.SIGKILL)
+        stopped_at = time.time()
+        time.sleep(2.5)
+        for i in (1, 2, 3):
+            cluster.start_scheduler(i)
+        restarted_at = time.time()
+        time.sleep(4.0)
+        stop.set()
+        for w in workers:
+            w.result()
+    failures = [r for r in results if r[0] != 200]
+    assert not failures, failures[:5]
+    routes_while_down = {route for status, route, at in results if stopped_at + 0.8 < at < restarted_at}
+    assert routes_while_down == {"fallback"}
+    assert results[-1][1] == "scheduled", "routing by the scheduler did not resume"
+    metrics = httpx.get(cluster.url + "/metrics").text
+    assert 'junction_gateway_fallback_transitions_total{to="fallback"}' in metrics
+    assert 'junction_gateway_fallback_transitions_total{to="scheduled"}' in metrics
+
+
+def hold_engine(engine, prompt):
+    """A raw streaming request straight to the engine, kept open until the socket is closed
+    (which makes the engine abort it)."""
+    host, port = engine.removeprefix("http://").split(":")
+    body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 1500, "ignore_eos": True, "stream": True}).encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: engine\r\nContent-Type: application/json\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    return sock
+
+
+def test_a_full_queue_is_429_and_a_long_wait_is_503_then_capacity_releases_waiters(cluster_factory):
+    # One sequence at a time: two requests held open on the engine keep one of them waiting.
+    cluster = cluster_factory({"a": ["--dialect", "vllm", "--max-num-seqs", "1", "--slowness", "20"]})
+    out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
+    assert "policy prefix-cache" in out, out
+    held = [hold_engine(cluster.engines["a"], f"busy {i}") for i in range(2)]
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        status = cluster.status()
+        if status and status["instances"][0].get("load", {}).get("waiting", 0) >= 1:
+            break
+        time.sleep(0.1)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        started = time.time()
+        replies = list(pool.map(lambda i: complete(cluster, f"wait {i}"), range(3)))
+        elapsed = time.time() - started
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [429, 503, 503], codes
+    for reply in replies:
+        assert reply.headers["retry-after"] == "1"
+        assert reply.json()["error"]["code"] in ("queue_full", "schedule_timeout")
+    assert elapsed >= 1.4
+
+    # A waiting request goes through as soon as the engine has room again.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(complete, cluster, "released")
+        time.sleep(0.3)
+        released_at = time.time()
+        for sock in held:
+            sock.close()
+        reply = waiting.result()
+    assert reply.status_code == 200 and time.time() - released_at < 1.2

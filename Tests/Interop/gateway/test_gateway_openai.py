@@ -1,0 +1,138 @@
+"""The official `openai` client through a real gateway in front of a real scheduler trio, agents
+and simulated engines."""
+import re
+import socket
+import time
+
+import httpx
+import openai
+import pytest
+
+from conftest import API_KEY, Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster({
+        "a": ["--dialect", "vllm", "--slowness", "5"],
+        "b": ["--dialect", "vllm", "--slowness", "5"],
+        "crash": ["--dialect", "vllm", "--served-model-name", "crashy", "--crash-after-tokens", "5"],
+    })
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def client(cluster):
+    with openai.OpenAI(base_url=cluster.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30) as c:
+        yield c
+
+
+def metric(cluster, name, **labels):
+    text = httpx.get(cluster.url + "/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_chat_and_completion(client):
+    chat = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hello"}], max_tokens=8)
+    assert chat.choices[0].message.content and chat.usage.completion_tokens >= 1
+    completion = client.completions.create(model="tiny", prompt="once upon a time", max_tokens=8)
+    assert completion.choices[0].text and completion.usage.prompt_tokens > 0
+
+
+def test_streaming_chat_relays_every_chunk_and_usage(client):
+    chunks = list(client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "stream please"}], max_tokens=12, stream=True,
+        stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == len(
+        [c for c in chunks if c.choices and c.choices[0].delta.content])
+
+
+def test_models_are_the_union_of_up_instances(client):
+    assert {m.id for m in client.models.list()} == {"tiny", "crashy"}
+
+
+def test_wrong_key_is_401_in_openai_shape(cluster):
+    with openai.OpenAI(base_url=cluster.url + "/v1", api_key="wrong", max_retries=0) as bad:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            bad.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 401 and caught.value.code == "invalid_api_key"
+    # The seed's bare-token form is accepted too.
+    reply = httpx.post(cluster.url + "/v1/completions", headers={"Authorization": API_KEY},
+                       json={"model": "tiny", "prompt": "x", "max_tokens": 1})
+    assert reply.status_code == 200
+
+
+def test_unknown_model_is_404(client):
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.code == "model_not_found"
+
+
+def test_malformed_json_and_oversized_bodies(cluster):
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    bad = httpx.post(cluster.url + "/v1/chat/completions", headers=headers, content=b'{"model": "tiny", "messages": [')
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+    assert "not valid JSON" in bad.json()["error"]["message"]
+    big = httpx.post(cluster.url + "/v1/completions", headers=headers,
+                     content=b'{"model":"tiny","prompt":"' + b"x" * 70000 + b'"}')
+    assert big.status_code == 413 and big.json()["error"]["message"].startswith("The request body is larger than")
+
+
+def test_an_engine_4xx_goes_back_unchanged_and_is_not_an_engine_failure(cluster):
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    before = metric(cluster, "junction_gateway_upstream_errors_total")
+    reply = httpx.post(cluster.url + "/v1/completions", headers=headers, json={"model": "tiny", "prompt": "x", "max_tokens": -3})
+    assert reply.status_code == 400 and reply.headers["x-junction-instance"] in ("a", "b")
+    assert reply.json()["error"]["message"] == "max_tokens must be an integer of at least 1"
+    assert metric(cluster, "junction_gateway_upstream_errors_total") == before
+    assert metric(cluster, "junction_gateway_retries_total") == 0
+
+
+def test_body_reaches_the_engine_byte_for_byte(cluster):
+    # Unusual spacing, key order and an extra field: what the engine echoes as usage depends on
+    # the exact prompt, and the request must not be re-serialised on the way.
+    body = b'{ "prompt" :"exact  bytes",   "model":"tiny","max_tokens":2 , "x_custom_field": {"kept": [1, 2]} }'
+    reply = httpx.post(cluster.url + "/v1/completions", content=body,
+                       headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
+    assert reply.status_code == 200 and reply.json()["usage"]["prompt_tokens"] > 0
+
+
+def test_a_client_that_leaves_cancels_the_engine_request(cluster):
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    body = {"model": "tiny", "prompt": "a long answer please", "max_tokens": 1500, "stream": True, "ignore_eos": True}
+    with httpx.stream("POST", cluster.url + "/v1/completions", headers=headers, json=body, timeout=30) as reply:
+        instance = reply.headers["x-junction-instance"]
+        lines = reply.iter_lines()
+        assert next(lines).startswith("data: ")
+        engine = cluster.engines[instance]
+        busy = httpx.get(engine + "/metrics").text
+        assert float(re.search(r'^vllm:num_requests_running\{[^}]*\} (\S+)$', busy, re.M).group(1)) >= 1
+    deadline = time.time() + 3
+    running = None
+    while time.time() < deadline:
+        text = httpx.get(engine + "/metrics").text
+        running = float(re.search(r'^vllm:num_requests_running\{[^}]*\} (\S+)$', text, re.M).group(1))
+        if running == 0:
+            break
+        time.sleep(0.05)
+    assert running == 0, "the engine kept generating for a client that left"
+    assert metric(cluster, "junction_gateway_client_cancelled_total") >= 1
+
+
+def test_an_engine_dying_mid_stream_ends_with_an_error_event(client, cluster):
+    stream = client.chat.completions.create(
+        model="crashy", messages=[{"role": "user", "content": "crash"}], max_tokens=50, stream=True)
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received.append(chunk)
+    assert received, "the stream broke before any chunk"
+    assert "failed while answering" in str(caught.value)
