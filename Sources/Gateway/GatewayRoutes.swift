@@ -14,6 +14,11 @@ struct GatewayRoutes {
         router.post("/v1/completions") { request, _ in await self.inference(request, kind: .completion) }
         router.post("/v1/**") { request, _ in await self.inference(request, kind: .other) }
         router.get("/v1/models") { request, _ in await self.models(request) }
+        // Reached when a WebSocket upgrade was refused (or not asked for): say why.
+        router.get("/v1/ws") { request, _ in
+            do { try authorize(request) } catch let error as OpenAIError { return Self.errorResponse(error) }
+            return Self.errorResponse(OpenAIError(status: 426, message: "Connect with a WebSocket upgrade.", type: "invalid_request_error"))
+        }
         router.get("/health") { _, _ in Response(status: .ok) }
         router.get("/ready") { _, _ in await self.ready() }
         router.get("/metrics") { _, _ in
@@ -34,7 +39,8 @@ struct GatewayRoutes {
             }
             let features = try RequestFeatures.read(Array(buffer: body), kind: kind, chunkBytes: state.config.chunkBytes)
             let response = try await ProxyAttempt(
-                gateway: state, request: request, body: body, features: features, requestID: state.nextRequestID()
+                gateway: state, method: request.method, path: request.uri.string, headers: request.headers, body: body,
+                features: features, requestID: state.nextRequestID()
             ).run()
             state.metrics.answered(path: path, status: Int(response.status.code), instance: response.headers[HTTPField.Name("X-Junction-Instance")!])
             return response
@@ -49,11 +55,13 @@ struct GatewayRoutes {
     }
 
     /// `Authorization: Bearer KEY`, or the bare key as in the seed's example.
-    private func authorize(_ request: Request) throws(OpenAIError) {
-        guard !state.config.apiKeys.isEmpty else { return }
-        guard let value = request.headers[.authorization] else { throw .unauthorized() }
+    private func authorize(_ request: Request) throws(OpenAIError) { try Self.authorize(request.headers, keys: state.config.apiKeys) }
+
+    static func authorize(_ headers: HTTPFields, keys: Set<String>) throws(OpenAIError) {
+        guard !keys.isEmpty else { return }
+        guard let value = headers[.authorization] else { throw .unauthorized() }
         let key = value.hasPrefix("Bearer ") ? String(value.dropFirst(7)) : value
-        guard state.config.apiKeys.contains(key.trimmingCharacters(in: .whitespaces)) else { throw .unauthorized() }
+        guard keys.contains(key.trimmingCharacters(in: .whitespaces)) else { throw .unauthorized() }
     }
 
     /// The models of every up instance in the cached table, in OpenAI's list shape.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 
@@ -10,8 +11,11 @@ public enum GatewayServer {
         let state = GatewayState(config: config, logger: logger)
         let router = Router()
         GatewayRoutes(state: state).add(to: router)
+        let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
+        GatewayWebSocket(state: state).add(to: webSocketRouter)
         let app = Application(
             router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
             services: [SchedulerLinkService(state: state)],
             onServerRunning: { channel in

@@ -14,24 +14,30 @@ import Wire
 /// asked for; a 4xx goes to the client as the engine wrote it.
 struct ProxyAttempt {
     let gateway: GatewayState
-    let request: Request
+    let method: HTTPRequest.Method
+    /// Path and query, as the client asked.
+    let path: String
+    let headers: HTTPFields
     let body: ByteBuffer
     let features: RequestFeatures
     let requestID: String
     let started = ContinuousClock.now
 
-    /// Counts the request in flight from here until its answer's last byte (or its error).
+    /// The answer for an HTTP client. Counts the request in flight from here until its answer's
+    /// last byte (or its error).
     func run() async throws(OpenAIError) -> Response {
         gateway.metrics.requestStarted()
         do {
-            return try await attempt()
+            let (response, instance, route) = try await open()
+            return relay(response, from: instance, route: route)
         } catch {
             gateway.metrics.requestEnded()
             throw error
         }
     }
 
-    private func attempt() async throws(OpenAIError) -> Response {
+    /// The first engine answer worth giving the client, after retries.
+    func open() async throws(OpenAIError) -> (HTTPClientResponse, InstanceRef, String) {
         var excluded: Set<String> = []
         var lastProblem = "no instance was tried"
         for attempt in 0...gateway.config.retryCount {
@@ -42,7 +48,7 @@ struct ProxyAttempt {
             let response: HTTPClientResponse
             do {
                 response = try await gateway.upstream.send(
-                    method: request.method, path: request.uri.string, headers: request.headers, body: body, to: instance.endpointURL,
+                    method: method, path: path, headers: headers, body: body, to: instance.endpointURL,
                     dropAuthorization: !gateway.config.apiKeys.isEmpty)
             } catch {
                 lastProblem = "\(instance.id) \(error)"
@@ -58,7 +64,7 @@ struct ProxyAttempt {
                 continue
             }
             gateway.succeeded(instance)
-            return relay(response, from: instance, route: route)
+            return (response, instance, route)
         }
         gateway.metrics.upstreamGaveUp()
         throw .upstream("No engine could serve the request after \(gateway.config.retryCount + 1) attempts; last: \(lastProblem)")
@@ -155,7 +161,7 @@ struct ProxyAttempt {
             })
     }
 
-    private func finish(_ instance: InstanceRef, outcome: FinishOutcome, usage: StreamMeter.Usage?, firstByte: Duration?) {
+    func finish(_ instance: InstanceRef, outcome: FinishOutcome, usage: StreamMeter.Usage?, firstByte: Duration?) {
         let total = ContinuousClock.now - started
         gateway.link.finish(
             FinishRequest(

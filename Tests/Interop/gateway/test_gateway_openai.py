@@ -136,3 +136,35 @@ def test_an_engine_dying_mid_stream_ends_with_an_error_event(client, cluster):
             received.append(chunk)
     assert received, "the stream broke before any chunk"
     assert "failed while answering" in str(caught.value)
+
+
+def test_websocket_answers_requests_in_turn(cluster):
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    with connect(url, additional_headers={"Authorization": f"Bearer {API_KEY}"}) as ws:
+        # A streaming chat: the same chunks as SSE, then [DONE].
+        ws.send(json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "ws one"}], "max_tokens": 6,
+                            "stream": True, "stream_options": {"include_usage": True}}))
+        chunks = []
+        while (message := ws.recv(timeout=30)) != "[DONE]":
+            chunks.append(json.loads(message))
+        assert chunks[0]["object"] == "chat.completion.chunk"
+        assert chunks[-1]["usage"]["completion_tokens"] == len([c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")])
+        # A second request on the same connection, not streaming: one JSON answer, then [DONE].
+        ws.send(json.dumps({"model": "tiny", "prompt": "ws two", "max_tokens": 3}))
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer["object"] == "text_completion" and ws.recv(timeout=30) == "[DONE]"
+        # Errors come in OpenAI's shape, and the connection goes on.
+        ws.send(json.dumps({"model": "no-such-model", "prompt": "x"}))
+        assert json.loads(ws.recv(timeout=30))["error"]["code"] == "model_not_found" and ws.recv(timeout=30) == "[DONE]"
+        ws.send("not json")
+        assert json.loads(ws.recv(timeout=30))["error"]["type"] == "invalid_request_error" and ws.recv(timeout=30) == "[DONE]"
+    with connect(url, additional_headers={"Authorization": "Bearer wrong"}) as refused:
+        assert json.loads(refused.recv(timeout=10))["error"]["code"] == "invalid_api_key"
+        with pytest.raises(ConnectionClosed) as closed:
+            refused.recv(timeout=10)
+    assert closed.value.rcvd.code == 1008
