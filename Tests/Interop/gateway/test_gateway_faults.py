@@ -114,3 +114,30 @@ def test_a_full_queue_is_429_and_a_long_wait_is_503_then_capacity_releases_waite
             sock.close()
         reply = waiting.result()
     assert reply.status_code == 200 and time.time() - released_at < 1.2
+
+
+def test_a_recovered_engine_is_back_in_rotation_within_seconds(cluster_factory):
+    cluster = cluster_factory({"a": ["--dialect", "vllm"], "b": ["--dialect", "vllm"]})
+    sim = cluster.processes["sim-b"]
+    port = cluster.engines["b"].rsplit(":", 1)[1]
+    sim.stop()
+    # b is marked down by its agent; everything goes to a.
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        status = cluster.status()
+        if status and any(i["id"] == "b" and i["state"] == "down" for i in status["instances"]):
+            break
+        time.sleep(0.1)
+    assert {complete(cluster, f"while b is down {i}").headers["x-junction-instance"] for i in range(6)} == {"a"}
+    # b comes back: requests reach it again within a few seconds, not after a minute-long breaker.
+    from conftest import Process
+    cluster.processes["sim-b"] = Process("sim-b2", ["engine-sim", "--port", port, "--dialect", "vllm"], cluster.dir)
+    back = time.time()
+    seen_b = None
+    while time.time() - back < 10 and seen_b is None:
+        reply = complete(cluster, f"after b is back {time.time()}")
+        assert reply.status_code == 200
+        if reply.headers["x-junction-instance"] == "b":
+            seen_b = time.time() - back
+        time.sleep(0.05)
+    assert seen_b is not None and seen_b < 3, seen_b
