@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule clean
+.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway clean
 
 ## The local cluster arrives with the cluster issue; until then say so instead of pretending.
 run:
@@ -88,6 +88,10 @@ bench-raft: build-release
 ## schedule over the wire against the leader of a local trio of processes (release build; prints figures).
 bench-schedule: build-release
 	.build/release/junction bench schedule
+
+## Gateway overhead against the engine direct, sglang-router and vllm-router (release build; prints figures).
+bench-gateway: build-release
+	python3 Deploy/bench/gateway-overhead.py
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

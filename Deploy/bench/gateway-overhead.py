@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Gateway overhead: latency added and requests per second of a router in front of a simulated
+engine, against calling the engine directly, in one run, for Junction's gateway (with a real
+scheduler trio and agent) and for sglang-router and vllm-router from PyPI, each in front of the
+same engine. Load by wrk (POST, keep-alive), non-streaming and streaming, 1 and 32 connections.
+Router CPU time per request comes from /proc/PID/stat (steadier than throughput on 2 shared cores).
+
+    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH]
+
+Needs: a release build (`swift build -c release --product junction`), wrk, and a venv with
+`pip install sglang-router vllm-router` (default /tmp/routers-venv; missing routers are skipped).
+"""
+import argparse
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("JUNCTION_RELEASE_BIN", str(ROOT / ".build" / "release" / "junction"))
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, path="/health", timeout=30):
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + path, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url}{path} did not come up")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def wrk(url, path, body, connections, seconds, work):
+    script = os.path.join(work, "post.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                f"wrk.body = {json.dumps(body)}\n")
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "30s", "-s", script, url + path],
+                         capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def percentile(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value = float(m.group(1))
+        return value / 1000 if m.group(2) == "us" else value * 1000 if m.group(2) == "s" else value
+
+    return {"rps": rps, "requests": total, "p50_ms": percentile(50), "p99_ms": percentile(99),
+            "errors": int(errors.group(1)) if errors else 0}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--routers-venv", default="/tmp/routers-venv")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="junction-overhead-")
+    procs = []
+
+    def start(name, argv, env=None):
+        log = open(os.path.join(work, name + ".log"), "wb")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        procs.append(p)
+        return p
+
+    try:
+        engine_port = free_port()
+        engine = f"http://127.0.0.1:{engine_port}"
+        start("engine", [BINARY, "engine-sim", "--port", str(engine_port), "--max-num-seqs", "1024", "--speed", "1000"])
+        wait_http(engine)
+        targets = {"direct (engine)": (engine, None)}
+
+        # Junction: three schedulers, an agent, a gateway.
+        ports = {i: free_port() for i in (1, 2, 3)}
+        gateway_port = free_port()
+        config = os.path.join(work, "cluster.json")
+        json.dump({"cluster": {"secret": "overhead-bench-secret-0123",
+                               "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
+                   "scheduler": {"data_dir": os.path.join(work, "data-{id}")},
+                   "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}, open(config, "w"))
+        leaders = [start(f"scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i)]) for i in ports]
+        start("agent", [BINARY, "agent", "--engine", engine, "--config", config])
+        gateway = start("gateway", [BINARY, "gateway", "--config", config])
+        wait_http(f"http://127.0.0.1:{gateway_port}", "/ready")
+        targets["junction gateway"] = (f"http://127.0.0.1:{gateway_port}", [gateway] + leaders)
+
+        bin_dir = os.path.join(args.routers_venv, "bin")
+        for name, argv in [
+            ("sglang-router", [os.path.join(bin_dir, "sglang-router"), "launch", "--worker-urls", engine, "--policy", "round_robin",
+                               "--log-level", "warn"]),
+            ("vllm-router", [os.path.join(bin_dir, "vllm-router"), "--worker-urls", engine, "--policy", "round_robin",
+                             "--log-level", "warning"]),
+        ]:
+            if not os.path.exists(argv[0]):
+                print(f"skipping {name}: not installed in {args.routers_venv}")
+                continue
+            port = free_port()
+            p = start(name, argv + ["--host", "127.0.0.1", "--port", str(port), "--prometheus-host", "127.0.0.1",
+                                    "--prometheus-port", str(free_port())])
+            try:
+                wait_http(f"http://127.0.0.1:{port}", "/health", timeout=60)
+            except RuntimeError:
+                print(f"skipping {name}: it did not come up (see {work}/{name}.log)")
+                continue
+            targets[name] = (f"http://127.0.0.1:{port}", [p])
+
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 1}
+        stream_body = dict(body, max_tokens=16, stream=True, ignore_eos=True)
+        rows = []
+        for label, request in [("non-streaming, 1 token", body), ("streaming, 16 tokens", stream_body)]:
+            for connections in (1, 32):
+                for name, (url, router_procs) in targets.items():
+                    wrk(url, "/v1/chat/completions", json.dumps(request), connections, 2, work)  # warm-up
+                    before = [cpu_seconds(p.pid) for p in router_procs or []]
+                    result = wrk(url, "/v1/chat/completions", json.dumps(request), connections, args.seconds, work)
+                    after = [cpu_seconds(p.pid) for p in router_procs or []]
+                    cpu = [(a - b) / max(1, result["requests"]) * 1e6 for a, b in zip(after, before)]
+                    rows.append((label, connections, name, result, cpu))
+        print(f"\nGateway overhead, {args.seconds} s per row, wrk with keep-alive, engine: junction engine-sim (tiny, speed 1000)\n")
+        print("| request | connections | target | req/s | p50 ms | p99 ms | added p50 ms | router CPU µs/request | errors |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        for label, connections, name, result, cpu in rows:
+            direct = next(r for l, c, n, r, _ in rows if l == label and c == connections and n == "direct (engine)")
+            cpu_text = "" if not cpu else f"{cpu[0]:.0f}" + (f" (+{sum(cpu[1:]):.0f} schedulers)" if len(cpu) > 1 else "")
+            print(f"| {label} | {connections} | {name} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | "
+                  f"{result['p50_ms'] - direct['p50_ms']:+.2f} | {cpu_text} | {result['errors']} |")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+
+
+if __name__ == "__main__":
+    main()
