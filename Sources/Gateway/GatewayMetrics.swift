@@ -1,4 +1,5 @@
 import Prometheus
+import Synchronization
 
 /// The gateway's `/metrics` (swift-prometheus). Covers the seed's monitoring list: request
 /// counts, TTFT and TPOT measured from the answers, token throughput (token counters), and the
@@ -17,6 +18,16 @@ final class GatewayMetrics: Sendable {
     private let queueRejected: Counter
     private let cancelled: Counter
     private let gaveUp: Counter
+    /// Labelled counters by their label values: found here without building their names again.
+    private let labelled = Mutex<[String: Counter]>([:])
+
+    private func counter(_ metric: String, _ help: String, _ labels: [(String, String)]) -> Counter {
+        let key = metric + labels.map { "|" + $0.1 }.joined()
+        if let found = labelled.withLock({ $0[key] }) { return found }
+        let made = registry.makeCounter(descriptor: Self.name(metric, "total", help), labels: labels)
+        labelled.withLock { $0[key] = made }
+        return made
+    }
 
     private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "junction", subsystem: "gateway", metricName: metric, unitName: unit, helpText: help)
@@ -45,7 +56,7 @@ final class GatewayMetrics: Sendable {
     func fallback(_ on: Bool) { fallbackGauge.set(to: on ? 1 : 0) }
     func scheduled(in duration: Duration, route: String) {
         schedulerLatency.record(seconds(duration))
-        registry.makeCounter(descriptor: Self.name("routing_decisions", "total", "Routing decisions by how they were made."), labels: [("route", route)]).increment()
+        counter("routing_decisions", "Routing decisions by how they were made.", [("route", route)]).increment()
     }
     func retried() { retries.increment() }
     func rejectedQueueFull() { queueRejected.increment() }
@@ -53,21 +64,21 @@ final class GatewayMetrics: Sendable {
     func upstreamGaveUp() { gaveUp.increment() }
 
     func upstreamError(_ instance: String) {
-        registry.makeCounter(descriptor: Self.name("upstream_errors", "total", "Engine failures seen by this gateway, per instance."), labels: [("instance", instance)]).increment()
+        counter("upstream_errors", "Engine failures seen by this gateway, per instance.", [("instance", instance)]).increment()
     }
 
     func answered(path: String, status: Int, instance: String?) {
-        registry.makeCounter(descriptor: Self.name("requests", "total", "Answered requests by path, status and instance."), labels: [("path", path), ("status", String(status)), ("instance", instance ?? "")]).increment()
+        counter("requests", "Answered requests by path, status and instance.", [("path", path), ("status", String(status)), ("instance", instance ?? "")]).increment()
     }
 
     func fallbackTransition(entered: Bool) {
-        registry.makeCounter(descriptor: Self.name("fallback_transitions", "total", "Changes between scheduled and fallback routing."), labels: [("to", entered ? "fallback" : "scheduled")]).increment()
+        counter("fallback_transitions", "Changes between scheduled and fallback routing.", [("to", entered ? "fallback" : "scheduled")]).increment()
     }
 
-    func completed(status: Int, meter: StreamMeter) {
+    func completed(status: Int, meter: StreamMeter, usage: StreamMeter.Usage?) {
         guard status < 400 else { return }
         if let first = meter.firstByte { ttft.record(seconds(first)) }
-        if let usage = meter.usage {
+        if let usage {
             promptTokens.increment(by: Int64(usage.prompt))
             completionTokens.increment(by: Int64(usage.completion))
             if usage.completion > 1, let first = meter.firstByte {

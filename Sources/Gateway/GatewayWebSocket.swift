@@ -64,8 +64,9 @@ struct GatewayWebSocket {
                     for payload in events.feed(chunk) where payload != "[DONE]" { try await outbound.writeTextMessage(payload) }
                 }
                 if !streaming { try await outbound.writeTextMessage(String(buffer: whole)) }
-                attempt.finish(instance, outcome: response.status.code < 400 ? .ok : .clientError, usage: meter.usage, firstByte: meter.firstByte)
-                state.metrics.completed(status: Int(response.status.code), meter: meter)
+                let usage = meter.usage
+                attempt.finish(instance, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+                state.metrics.completed(status: Int(response.status.code), meter: meter, usage: usage)
             } catch let error as OpenAIError {
                 throw error
             } catch {

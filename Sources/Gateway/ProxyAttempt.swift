@@ -155,8 +155,9 @@ struct ProxyAttempt {
                         throw error
                     }
                 }
-                attempt.gateway.metrics.completed(status: Int(status.code), meter: meter)
-                attempt.finish(instance, outcome: status.code < 400 ? .ok : .clientError, usage: meter.usage, firstByte: meter.firstByte)
+                let usage = meter.usage
+                attempt.gateway.metrics.completed(status: Int(status.code), meter: meter, usage: usage)
+                attempt.finish(instance, outcome: status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
                 try await writer.finish(nil)
             })
     }

@@ -56,16 +56,21 @@ struct StreamMeter {
     }
 
     private static func lastIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        var start = haystack.count - needle.count
-        while start >= 0 {
-            if haystack[start] == needle[0], Array(haystack[start..<(start + needle.count)]) == needle { return start }
-            start -= 1
+        guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+        return haystack.withUnsafeBufferPointer { hay in
+            needle.withUnsafeBufferPointer { pin in
+                var start = hay.count - pin.count
+                while start >= 0 {
+                    var matched = 0
+                    while matched < pin.count, hay[start + matched] == pin[matched] { matched += 1 }
+                    if matched == pin.count { return start }
+                    start -= 1
+                }
+                return nil
+            }
         }
-        return nil
     }
 }
-
 func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
 }
