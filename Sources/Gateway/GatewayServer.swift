@@ -40,7 +40,7 @@ struct SchedulerLinkService: Service {
             await withDiscardingTaskGroup { group in
                 group.addTask { await state.link.run() }
                 group.addTask {
-                    for await signal in state.link.capacity { await state.queue.signal(slots: Int(signal.freeSlots)) }
+                    for await signal in state.link.capacity { state.queue.signal(slots: Int(signal.freeSlots)) }
                 }
             }
         }

@@ -77,7 +77,12 @@ struct ProxyAttempt {
         var queued = false
         let queue = gateway.queue
         let metrics = gateway.metrics
-        defer { if queued { Task { await queue.leave(); metrics.pending(await queue.waiting) } } }
+        defer {
+            if queued {
+                queue.leave()
+                metrics.pending(queue.waiting)
+            }
+        }
         while true {
             switch await gateway.link.schedule(features, requestID: requestID, exclude: excluded) {
             case .assigned(let instance, _):
@@ -93,12 +98,12 @@ struct ProxyAttempt {
                 return (instance, "fallback")
             case .wait(let retryAfter):
                 if !queued {
-                    guard await gateway.queue.admit() else {
+                    guard gateway.queue.admit() else {
                         gateway.metrics.rejectedQueueFull()
                         throw .queueFull(size: gateway.config.maxQueueSize)
                     }
                     queued = true
-                    metrics.pending(await gateway.queue.waiting)
+                    metrics.pending(gateway.queue.waiting)
                 }
                 guard ContinuousClock.now < deadline else {
                     throw .waitTimedOut(seconds: Double(gateway.config.waitScheduleTimeoutMilliseconds) / 1000)

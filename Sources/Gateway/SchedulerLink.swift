@@ -22,6 +22,8 @@ final class SchedulerLink: Sendable {
     let leader: LeaderClient
     let store: InstanceTableStore
     let capacity: AsyncStream<CapacityAvailable>
+    private let finishes: AsyncStream<FinishRequest>
+    private let finishQueue: AsyncStream<FinishRequest>.Continuation
     private let capacityQueue: AsyncStream<CapacityAvailable>.Continuation
     private let callTimeout: Duration
     private let logger: Logger
@@ -45,6 +47,7 @@ final class SchedulerLink: Sendable {
             logger: logger)
         store = InstanceTableStore(path: configuration.tableCachePath, logger: logger)
         (capacity, capacityQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(64))
+        (finishes, finishQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16_384))
         callTimeout = .milliseconds(configuration.schedulerTimeoutMilliseconds)
         members = Dictionary(uniqueKeysWithValues: configuration.cluster.members.map { ($0.id, $0.address) })
         self.logger = logger
@@ -105,11 +108,16 @@ final class SchedulerLink: Sendable {
         }
     }
 
-    /// Tells the leader a request ended (one-way: nobody waits for it).
+    /// Tells the leader a request ended (one-way: nobody waits for it). Queued and sent by a
+    /// task of `run`; when the queue is far behind, the oldest are dropped (the leader's
+    /// in-flight counts are corrected by the agents' reports).
     func finish(_ finish: FinishRequest) {
-        let leader = self.leader
-        Task {
-            guard let connection = try? await leader.connection(within: .milliseconds(50)) else { return }
+        finishQueue.yield(finish)
+    }
+
+    private func sendFinishes() async {
+        for await finish in finishes {
+            guard let connection = try? await leader.connection(within: .milliseconds(50)) else { continue }
             connection.trySendOneWay(.finishRequest(finish))
         }
     }
@@ -121,6 +129,7 @@ final class SchedulerLink: Sendable {
             group.addTask { await self.followTable() }
             group.addTask { await self.followCapacity() }
             group.addTask { await self.probeWhileInFallback() }
+            group.addTask { await self.sendFinishes() }
         }
     }
 
