@@ -29,7 +29,11 @@ struct ProxyAttempt {
         gateway.metrics.requestStarted()
         do {
             let (response, instance, route) = try await open()
-            return relay(response, from: instance, route: route)
+            if response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false {
+                return relay(response, from: instance, route: route)
+            }
+            defer { gateway.metrics.requestEnded() }
+            return try await whole(response, from: instance, route: route)
         } catch {
             gateway.metrics.requestEnded()
             throw error
@@ -121,7 +125,29 @@ struct ProxyAttempt {
         if route == "scheduled" { finish(instance, outcome: outcome, usage: nil, firstByte: nil) }
     }
 
-    /// The engine's answer to the client: relayed chunk by chunk when it streams, whole otherwise.
+    /// A non-streaming answer, read whole and sent in one piece with its length: fewer writes and
+    /// thread switches than relaying it chunk by chunk, and nothing reaches the client of an
+    /// answer the engine failed to finish.
+    private func whole(_ response: HTTPClientResponse, from instance: InstanceRef, route: String) async throws(OpenAIError) -> Response {
+        var meter = StreamMeter(started: started)
+        let body: ByteBuffer
+        do { body = try await response.body.collect(upTo: 64 << 20) } catch {
+            gateway.metrics.upstreamError(instance.id)
+            finish(instance, outcome: .engineError, usage: nil, firstByte: nil)
+            throw .upstream("The engine \(instance.id) failed while answering: \(error)")
+        }
+        meter.saw(body)
+        let usage = meter.usage
+        let status = Int(response.status.code)
+        gateway.metrics.completed(status: status, meter: meter, usage: usage)
+        finish(instance, outcome: status < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+        var headers = Upstream.responseFields(response.headers)
+        headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
+        headers[HTTPField.Name("X-Junction-Route")!] = route
+        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: body))
+    }
+
+    /// A streaming answer, relayed chunk by chunk.
     private func relay(_ response: HTTPClientResponse, from instance: InstanceRef, route: String) -> Response {
         var headers = Upstream.responseFields(response.headers)
         headers[HTTPField.Name("X-Junction-Instance")!] = instance.id

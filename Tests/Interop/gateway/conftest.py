@@ -46,6 +46,19 @@ class Process:
                 self.proc.wait()
         self.log.close()
 
+    def listening_url(self, timeout=20):
+        """The URL the process printed when it started listening (it was given port 0)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                match = re.search(rb"listening on (http://127\.0\.0\.1:\d+)", f.read())
+            if match:
+                return match.group(1).decode()
+            if not self.alive():
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start listening:\n{self.tail()}")
+
     def tail(self, lines=25):
         with open(self.log_path, "rb") as f:
             return f"--- {self.name} ---\n" + "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
@@ -55,10 +68,9 @@ class Cluster:
     def __init__(self, engines, gateway_options=None):
         self.dir = tempfile.mkdtemp(prefix="junction-gw-")
         self.scheduler_ports = {i: free_port() for i in (1, 2, 3)}
-        self.gateway_port = free_port()
         self.config_path = os.path.join(self.dir, "cluster.json")
         gateway = {
-            "listen": f"127.0.0.1:{self.gateway_port}", "api_keys": [API_KEY], "table_cache_path": os.path.join(self.dir, "table.bin"),
+            "api_keys": [API_KEY], "table_cache_path": os.path.join(self.dir, "table.bin"),
             "max_queue_size": 2, "wait_schedule_timeout": 1500, "retry_count": 2, "max_body_bytes": 65536,
         }
         gateway.update(gateway_options or {})
@@ -73,15 +85,18 @@ class Cluster:
         self.processes = {}
         for i in (1, 2, 3):
             self.start_scheduler(i)
+        # Engines and the gateway take port 0 and say which port they got: no race with other
+        # processes for a port picked in advance.
         self.engines = {}
         for name, args in engines.items():
-            port = free_port()
-            self.engines[name] = f"http://127.0.0.1:{port}"
-            self.processes[f"sim-{name}"] = Process(f"sim-{name}", ["engine-sim", "--port", str(port), *args], self.dir)
+            sim = Process(f"sim-{name}", ["engine-sim", "--port", "0", *args], self.dir)
+            self.processes[f"sim-{name}"] = sim
+            self.engines[name] = sim.listening_url()
         for name in engines:
             self.start_agent(name)
-        self.processes["gateway"] = Process("gateway", ["gateway", "--config", self.config_path, "--log-level", "info"], self.dir)
-        self.url = f"http://127.0.0.1:{self.gateway_port}"
+        gateway = Process("gateway", ["gateway", "--config", self.config_path, "--port", "0", "--log-level", "info"], self.dir)
+        self.processes["gateway"] = gateway
+        self.url = gateway.listening_url()
         self.wait_for_instances(len(engines))
 
     def start_scheduler(self, i):

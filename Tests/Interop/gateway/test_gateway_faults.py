@@ -132,6 +132,7 @@ def test_a_recovered_engine_is_back_in_rotation_within_seconds(cluster_factory):
     # b comes back: requests reach it again within a few seconds, not after a minute-long breaker.
     from conftest import Process
     cluster.processes["sim-b"] = Process("sim-b2", ["engine-sim", "--port", port, "--dialect", "vllm"], cluster.dir)
+    cluster.processes["sim-b"].listening_url()
     back = time.time()
     seen_b = None
     while time.time() - back < 10 and seen_b is None:
