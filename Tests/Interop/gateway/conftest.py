@@ -83,6 +83,14 @@ class Cluster:
         with open(self.config_path, "w") as f:
             json.dump(config, f)
         self.processes = {}
+        try:
+            self._start(engines)
+        except BaseException:
+            # A cluster that did not come up must not leave its processes behind.
+            self.stop()
+            raise
+
+    def _start(self, engines):
         for i in (1, 2, 3):
             self.start_scheduler(i)
         # Engines and the gateway take port 0 and say which port they got: no race with other
