@@ -107,8 +107,9 @@ public actor Agent {
                 metadata: ["engine": "\(configuration.engineURL)"])
             return nil
         }
-        normaliser = LoadNormaliser(family: family)
-        if let page { lastLoad = normaliser!.normalise(page, at: seconds(ContinuousClock.now - started)) }
+        var normaliser = LoadNormaliser(family: family)
+        if let page { lastLoad = normaliser.normalise(page, at: (ContinuousClock.now - started) / .seconds(1)) }
+        self.normaliser = normaliser
         logger.notice(
             "engine found", metadata: ["engine": "\(configuration.engineURL)", "kind": "\(family.rawValue)", "model": "\(model)"])
         return EngineIdentity(family: family, model: model)
@@ -179,11 +180,7 @@ public actor Agent {
         var outcome = probed
         switch page {
         case .success(let exposition):
-            if let normaliser {
-                var copy = normaliser
-                lastLoad = copy.normalise(exposition, at: seconds(scrapedAt - started))
-                self.normaliser = copy
-            }
+            if let load = normaliser?.normalise(exposition, at: (scrapedAt - started) / .seconds(1)) { lastLoad = load }
         case .failure(.unreachable):
             outcome = .unreachable
         case .failure:
@@ -199,7 +196,7 @@ public actor Agent {
             running: healthy ? UInt32(clamping: lastLoad.running) : 0, waiting: healthy ? UInt32(clamping: lastLoad.waiting) : 0,
             kvUsage: healthy ? lastLoad.kvUsage : 0, promptTokensPerS: healthy ? lastLoad.promptTokensPerSecond : 0,
             generationTokensPerS: healthy ? lastLoad.generationTokensPerSecond : 0, prefixCacheHitRate: lastLoad.prefixCacheHitRate,
-            kvCapacityTokens: lastLoad.kvCapacityTokens, scrapeAgeMs: UInt32(clamping: Int(seconds(ContinuousClock.now - scrapedAt) * 1000)),
+            kvCapacityTokens: lastLoad.kvCapacityTokens, scrapeAgeMs: UInt32(clamping: Int((ContinuousClock.now - scrapedAt) / .milliseconds(1))),
             sentUnixMs: UInt64(Date().timeIntervalSince1970 * 1000))
     }
 
@@ -242,6 +239,3 @@ public actor Agent {
     }
 }
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-}

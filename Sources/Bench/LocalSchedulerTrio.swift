@@ -14,7 +14,7 @@ public actor LocalSchedulerTrio {
     public nonisolated let configPath: String
     public nonisolated let secret = "local-trio-secret-0123"
     public nonisolated let ports: [UInt64: Int]
-    private var processes: [UInt64: Process] = [:]
+    private var processes: [UInt64: SpawnedProcess] = [:]
 
     /// `binary` is the `junction` executable to run as `junction scheduler`.
     public init(binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10, heartbeatTimeoutMilliseconds: Int = 600_000) throws {
@@ -40,30 +40,15 @@ public actor LocalSchedulerTrio {
     }
 
     public func start(_ id: UInt64) throws {
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw WireError(.internal, "no junction binary at \(binary): run `swift build` (or set JUNCTION_BIN)")
-        }
-        let log = directory + "/scheduler-\(id).log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["scheduler", "--config", configPath, "--id", String(id), "--log-level", "info"]
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        processes[id] = process
+        processes[id] = try SpawnedProcess(
+            name: "scheduler-\(id)", binary: binary,
+            arguments: ["scheduler", "--config", configPath, "--id", String(id), "--log-level", "info"], directory: directory)
     }
 
     /// Sends `signal` and, for a killing signal, waits for the process to go.
     public func signal(_ id: UInt64, _ signal: Int32 = SIGKILL) {
-        guard let process = processes[id] else { return }
-        kill(process.processIdentifier, signal)
-        if signal == SIGKILL || signal == SIGTERM {
-            process.waitUntilExit()
-            processes[id] = nil
-        }
+        processes[id]?.stop(signal)
+        if signal == SIGKILL || signal == SIGTERM { processes[id] = nil }
     }
 
     public func stopAll() {

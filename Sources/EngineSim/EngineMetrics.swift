@@ -53,7 +53,7 @@ struct EngineMetrics: Sendable {
 
     mutating func recordFinish(_ timing: RequestTiming, reason: FinishReason, usage: TokenUsage, at now: ContinuousClock.Instant) {
         finished[reason, default: 0] += 1
-        endToEnd.observe(seconds(now - timing.submitted))
+        endToEnd.observe((now - timing.submitted) / .seconds(1))
         promptTokens.observe(Double(usage.promptTokens))
         generationTokens.observe(Double(usage.completionTokens))
         maxTokensParam.observe(Double(timing.maxTokens))

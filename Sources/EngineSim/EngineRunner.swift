@@ -103,14 +103,14 @@ actor EngineRunner {
             switch event {
             case .scheduled(let id, _):
                 if let submitted = timings[id]?.submitted {
-                    metrics.queueTime.observe(seconds(now - submitted))
+                    metrics.queueTime.observe((now - submitted) / .seconds(1))
                 }
             case .token(let id, _):
                 guard var timing = timings[id] else { continue }
                 if let last = timing.lastToken {
-                    metrics.interTokenLatency.observe(seconds(now - last))
+                    metrics.interTokenLatency.observe((now - last) / .seconds(1))
                 } else {
-                    metrics.timeToFirstToken.observe(seconds(now - timing.submitted))
+                    metrics.timeToFirstToken.observe((now - timing.submitted) / .seconds(1))
                 }
                 timing.lastToken = now
                 timing.tokens += 1
@@ -156,9 +156,6 @@ struct RequestTiming: Sendable {
     var tokens = 0
 }
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-}
 
 extension EngineEvent {
     var requestID: EngineRequestID {

@@ -55,7 +55,7 @@ final class GatewayMetrics: Sendable {
     func pending(_ count: Int) { pendingGauge.set(to: Double(count)) }
     func fallback(_ on: Bool) { fallbackGauge.set(to: on ? 1 : 0) }
     func scheduled(in duration: Duration, route: String) {
-        schedulerLatency.record(seconds(duration))
+        schedulerLatency.record(duration / .seconds(1))
         counter("routing_decisions", "Routing decisions by how they were made.", [("route", route)]).increment()
     }
     func retried() { retries.increment() }
@@ -77,12 +77,12 @@ final class GatewayMetrics: Sendable {
 
     func completed(status: Int, meter: StreamMeter, usage: StreamMeter.Usage?) {
         guard status < 400 else { return }
-        if let first = meter.firstByte { ttft.record(seconds(first)) }
+        if let first = meter.firstByte { ttft.record(first / .seconds(1)) }
         if let usage {
             promptTokens.increment(by: Int64(usage.prompt))
             completionTokens.increment(by: Int64(usage.completion))
             if usage.completion > 1, let first = meter.firstByte {
-                let decoding = seconds(ContinuousClock.now - meter.started) - seconds(first)
+                let decoding = (ContinuousClock.now - meter.started - first) / .seconds(1)
                 tpot.record(decoding / Double(usage.completion - 1))
             }
         }

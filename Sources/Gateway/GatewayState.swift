@@ -32,8 +32,7 @@ final class GatewayState: Sendable {
         client.redirectConfiguration = .disallow
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: client)
         upstream = Upstream(
-            http: http, connectTimeout: .milliseconds(Int64(config.upstreamConnectTimeoutMilliseconds)),
-            timeout: .milliseconds(Int64(config.upstreamTimeoutMilliseconds)))
+            http: http, timeout: .milliseconds(Int64(config.upstreamTimeoutMilliseconds)))
         fallback = Mutex(FallbackRouter())
     }
 
@@ -41,7 +40,7 @@ final class GatewayState: Sendable {
         "gw\(config.port)-\(requestCounter.wrappingAdd(1, ordering: .relaxed).newValue)"
     }
 
-    private var now: Double { seconds(ContinuousClock.now - started) }
+    private var now: Double { (ContinuousClock.now - started) / .seconds(1) }
 
     func fallbackChoice(model: String, excluding excluded: Set<String>) async -> InstanceRef? {
         let table = await link.store.instances

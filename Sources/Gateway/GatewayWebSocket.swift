@@ -52,7 +52,7 @@ struct GatewayWebSocket {
             let (response, instance, _) = try await attempt.open()
             var meter = StreamMeter(started: attempt.started)
             var events = SSEEventSplitter()
-            let streaming = response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
+            let streaming = Upstream.isEventStream(response)
             var whole = ByteBuffer()
             do {
                 for try await chunk in response.body {

@@ -29,7 +29,7 @@ struct ProxyAttempt {
         gateway.metrics.requestStarted()
         do {
             let (response, instance, route) = try await open()
-            if response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false {
+            if Upstream.isEventStream(response) {
                 return relay(response, from: instance, route: route)
             }
             defer { gateway.metrics.requestEnded() }
@@ -141,19 +141,14 @@ struct ProxyAttempt {
         let status = Int(response.status.code)
         gateway.metrics.completed(status: status, meter: meter, usage: usage)
         finish(instance, outcome: status < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
-        var headers = Upstream.responseFields(response.headers)
-        headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
-        headers[HTTPField.Name("X-Junction-Route")!] = route
-        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: body))
+        return Response(
+            status: HTTPResponse.Status(code: status), headers: answerHeaders(response, instance, route), body: ResponseBody(byteBuffer: body))
     }
 
     /// A streaming answer, relayed chunk by chunk.
     private func relay(_ response: HTTPClientResponse, from instance: InstanceRef, route: String) -> Response {
-        var headers = Upstream.responseFields(response.headers)
-        headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
-        headers[HTTPField.Name("X-Junction-Route")!] = route
+        let headers = answerHeaders(response, instance, route)
         let status = HTTPResponse.Status(code: Int(response.status.code))
-        let streaming = response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
         let attempt = self
         return Response(
             status: status, headers: headers,
@@ -168,10 +163,8 @@ struct ProxyAttempt {
                         attempt.gateway.metrics.upstreamError(instance.id)
                         attempt.gateway.logger.warning(
                             "engine failed mid-answer", metadata: ["instance": "\(instance.id)", "error": "\(error)"])
-                        if streaming {
-                            let failure = OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
-                            try await writer.write(ByteBuffer(string: "data: \(failure.json)\n\ndata: [DONE]\n\n"))
-                        }
+                        let failure = OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
+                        try await writer.write(ByteBuffer(string: "data: \(failure.json)\n\ndata: [DONE]\n\n"))
                         attempt.finish(instance, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
                         try await writer.finish(nil)
                         return
@@ -193,13 +186,21 @@ struct ProxyAttempt {
             })
     }
 
+    /// The engine's headers worth passing on, and which instance answered by which route.
+    private func answerHeaders(_ response: HTTPClientResponse, _ instance: InstanceRef, _ route: String) -> HTTPFields {
+        var headers = Upstream.responseFields(response.headers)
+        headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
+        headers[HTTPField.Name("X-Junction-Route")!] = route
+        return headers
+    }
+
     func finish(_ instance: InstanceRef, outcome: FinishOutcome, usage: StreamMeter.Usage?, firstByte: Duration?) {
         let total = ContinuousClock.now - started
         gateway.link.finish(
             FinishRequest(
                 requestID: requestID, instanceID: instance.id, outcome: outcome, promptTokens: UInt32(clamping: usage?.prompt ?? 0),
                 completionTokens: UInt32(clamping: usage?.completion ?? 0), cachedTokens: UInt32(clamping: usage?.cached ?? 0),
-                ttftMs: UInt32(clamping: Int((firstByte.map(seconds) ?? 0) * 1000)), totalMs: UInt32(clamping: Int(seconds(total) * 1000))))
+                ttftMs: UInt32(clamping: firstByte.map { Int($0 / .milliseconds(1)) } ?? 0), totalMs: UInt32(clamping: Int(total / .milliseconds(1)))))
     }
 }
 

@@ -33,8 +33,6 @@ final class SchedulerLink: Sendable {
 
     struct State {
         var inFallback = false
-        var fallbackEntries = 0
-        var fallbackExits = 0
     }
 
     private let metrics: GatewayMetrics
@@ -54,7 +52,6 @@ final class SchedulerLink: Sendable {
     }
 
     var isInFallback: Bool { state.withLock { $0.inFallback } }
-    var fallbackTransitions: (entries: Int, exits: Int) { state.withLock { ($0.fallbackEntries, $0.fallbackExits) } }
 
     /// Asks the leader where to send a request. Never waits longer than the call timeout (plus
     /// one redirect), so a dead trio costs each request that much before fallback.
@@ -184,7 +181,6 @@ final class SchedulerLink: Sendable {
         let entered = state.withLock { state -> Bool in
             guard !state.inFallback else { return false }
             state.inFallback = true
-            state.fallbackEntries += 1
             return true
         }
         if entered { metrics.fallbackTransition(entered: true); metrics.fallback(true) }
@@ -196,7 +192,6 @@ final class SchedulerLink: Sendable {
         let left = state.withLock { state -> Bool in
             guard state.inFallback else { return false }
             state.inFallback = false
-            state.fallbackExits += 1
             return true
         }
         if left {

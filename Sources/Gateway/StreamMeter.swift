@@ -71,6 +71,3 @@ struct StreamMeter {
         }
     }
 }
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-}

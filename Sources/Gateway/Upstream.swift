@@ -7,7 +7,6 @@ import NIOHTTP1
 /// client's headers but the hop-by-hop ones (and the gateway's own credentials).
 struct Upstream: Sendable {
     let http: HTTPClient
-    let connectTimeout: TimeAmount
     let timeout: TimeAmount
 
     /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), plus those
@@ -41,6 +40,10 @@ struct Upstream: Sendable {
         } catch {
             throw .unreachable("\(error)")
         }
+    }
+
+    static func isEventStream(_ response: HTTPClientResponse) -> Bool {
+        response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
     }
 
     /// The engine's response headers worth passing to the client.

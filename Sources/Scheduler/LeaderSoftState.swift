@@ -37,7 +37,7 @@ struct LeaderSoftState: Sendable {
     func view(of record: InstanceRecord, now: ContinuousClock.Instant) -> RoutingInstance {
         var load = reports[record.id]?.load
         if let report = reports[record.id] {
-            load?.ageMilliseconds = Int(seconds(now - report.receivedAt) * 1000)
+            load?.ageMilliseconds = Int((now - report.receivedAt) / .milliseconds(1))
         }
         return RoutingInstance(
             id: record.id, model: record.model, state: record.state, role: record.role,
@@ -74,6 +74,3 @@ struct LeaderSoftState: Sendable {
     }
 }
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-}

@@ -324,7 +324,7 @@ public actor SchedulerNode {
                         waiting: UInt32(clamping: $0.load.waiting), kvUsage: $0.load.kvUsage,
                         promptTokensPerS: $0.load.promptTokensPerSecond, generationTokensPerS: $0.load.generationTokensPerSecond)
                 },
-                reportAgeMs: report.map { UInt32(clamping: Int(seconds(now - $0.receivedAt) * 1000)) } ?? 0,
+                reportAgeMs: report.map { UInt32(clamping: Int((now - $0.receivedAt) / .milliseconds(1))) } ?? 0,
                 inFlight: UInt32(clamping: isLeader ? soft.inFlight[record.id] ?? 0 : 0),
                 affinityEntries: UInt32(clamping: state.affinity.entryCount(of: record.id)))
         }

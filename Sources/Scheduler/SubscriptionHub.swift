@@ -12,7 +12,6 @@ struct SubscriptionHub: Sendable {
     private var published: (version: UInt64, leader: UInt64, term: UInt64)?
 
     var tableSubscribers: Int { tables.count }
-    var capacitySubscribers: Int { capacity.count }
 
     mutating func addTableSubscriber(current: InstanceTable) -> (id: UInt64, tables: AsyncStream<InstanceTable>) {
         // Bring the others up to `current` first, so that every subscriber has seen what

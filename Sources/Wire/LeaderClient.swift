@@ -70,8 +70,7 @@ public actor LeaderClient {
 
     /// Moves to the leader a `NotLeader` names, or to the next scheduler when it names none.
     public func follow(_ hint: NotLeader) async {
-        if let (host, port) = Self.split(hint.leaderAddress) {
-            let target = Target(host: host, port: port)
+        if let target = Target(address: hint.leaderAddress) {
             if await client.currentTarget != target {
                 logger.info("following the scheduler leader", metadata: ["leader": "\(target)", "term": "\(hint.term)"])
                 await client.retarget(target)
@@ -86,11 +85,5 @@ public actor LeaderClient {
         let target = schedulers[next % schedulers.count]
         next += 1
         await client.retarget(target)
-    }
-
-    private static func split(_ address: String) -> (String, Int)? {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), colon > address.startIndex
-        else { return nil }
-        return (String(address[..<colon]), port)
     }
 }

@@ -13,6 +13,13 @@ public actor ReconnectingWireClient {
             self.host = host
             self.port = port
         }
+        /// `host:port`, as a NotLeader's `leader_address` or an operator writes it.
+        public init?(address: String) {
+            guard let colon = address.lastIndex(of: ":"), colon > address.startIndex,
+                let port = Int(address[address.index(after: colon)...]), (1...65_535).contains(port)
+            else { return nil }
+            self.init(host: String(address[..<colon]), port: port)
+        }
         public var description: String { "\(host):\(port)" }
     }
 

@@ -28,9 +28,9 @@ struct CtlTarget: ParsableArguments {
         var tried = Set<String>()
         while let target = targets.first {
             targets.removeFirst()
-            guard tried.insert(target).inserted, let colon = target.lastIndex(of: ":"), let port = Int(target[target.index(after: colon)...]) else { continue }
+            guard tried.insert(target).inserted, let address = ReconnectingWireClient.Target(address: target) else { continue }
             do {
-                let connection = try await WireClient.connect(host: String(target[..<colon]), port: port, configuration: wire)
+                let connection = try await WireClient.connect(host: address.host, port: address.port, configuration: wire)
                 defer { connection.close() }
                 let reply = try await connection.call(request, timeout: .milliseconds(Int(timeout * 1000)))
                 if leaderOnly, case .notLeader(let hint) = reply, !hint.leaderAddress.isEmpty, scheduler == nil || targets.isEmpty {

@@ -11,11 +11,6 @@ import Wire
 import Glibc
 #endif
 
-private func junctionBinary() -> String {
-    if let path = ProcessInfo.processInfo.environment["JUNCTION_BIN"] { return path }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    return root.appendingPathComponent(".build/debug/junction").path
-}
 
 /// A trio, one simulator per dialect and an agent beside each, all real processes on loopback.
 /// Agents run with the default timings (250 ms scrapes, two failures make an engine down).
@@ -30,7 +25,7 @@ private func junctionBinary() -> String {
         var ports: [String: Int] = [:]
 
         init() throws {
-            trio = try LocalSchedulerTrio(binary: junctionBinary(), heartbeatTimeoutMilliseconds: 2_000)
+            trio = try LocalSchedulerTrio(binary: builtJunctionBinary(), heartbeatTimeoutMilliseconds: 2_000)
             for dialect in AgentClusterTests.dialects { ports[dialect] = try freeLoopbackPort() }
         }
 
@@ -39,14 +34,14 @@ private func junctionBinary() -> String {
 
         func startSimulator(_ dialect: String) throws {
             simulators[dialect] = try SpawnedProcess(
-                name: "sim-\(dialect)", binary: junctionBinary(),
+                name: "sim-\(dialect)", binary: builtJunctionBinary(),
                 arguments: ["engine-sim", "--dialect", dialect, "--port", String(ports[dialect]!), "--slowness", "20"],
                 directory: trio.directory)
         }
 
         func startAgent(_ dialect: String) throws {
             agents[dialect] = try SpawnedProcess(
-                name: "agent-\(dialect)", binary: junctionBinary(),
+                name: "agent-\(dialect)", binary: builtJunctionBinary(),
                 arguments: ["agent", "--engine", url(dialect), "--config", trio.configPath, "--log-level", "info"],
                 directory: trio.directory)
         }

@@ -49,7 +49,7 @@ import Glibc
     }
 
     @Test func killingTheLeaderKeepsRegistryAndAffinityAndALoneNodeCannotDecide() async throws {
-        let trio = try LocalSchedulerTrio(binary: junctionBinary())
+        let trio = try LocalSchedulerTrio(binary: builtJunctionBinary())
         do {
             try await run(trio)
         } catch {
