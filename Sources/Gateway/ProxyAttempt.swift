@@ -150,10 +150,14 @@ struct ProxyAttempt {
         let headers = answerHeaders(response, instance, route)
         let status = HTTPResponse.Status(code: Int(response.status.code))
         let attempt = self
+        let ending = RelayEnding { relayed in
+            attempt.gateway.metrics.requestEnded()
+            if !relayed { attempt.finish(instance, outcome: .clientCancelled, usage: nil, firstByte: nil) }
+        }
         return Response(
             status: status, headers: headers,
             body: ResponseBody { writer in
-                defer { attempt.gateway.metrics.requestEnded() }
+                defer { ending.relayed() }
                 var meter = StreamMeter(started: attempt.started)
                 var chunks = response.body.makeAsyncIterator()
                 while true {
