@@ -23,12 +23,14 @@ enum SSEStream {
             case .scheduled(let cached):
                 usageSoFar.cachedTokens = cached
             case .token(let token, let finish):
+                // Cut when the token after the allowed ones is due: 0 cuts before the first event
+                // of a completion (a chat has sent its role chunk).
+                if let cutAfter, sent >= cutAfter { throw CutStream() }
                 usageSoFar.completionTokens += 1
                 if let (_, usage) = finish { usageSoFar = usage }
                 try await writer.write(
                     event(renderer.chunk(text: Vocabulary.text(of: token), reason: finish?.0, continuousUsage: continuous())))
                 sent += 1
-                if let cutAfter, sent >= cutAfter, finish == nil { throw CutStream() }
                 if let (_, usage) = finish {
                     finalUsage = usage
                     break loop

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import GatewayCore
 import HTTPTypes
@@ -49,35 +50,45 @@ struct GatewayWebSocket {
             let attempt = ProxyAttempt(
                 gateway: state, method: .post, path: kind == .chat ? "/v1/chat/completions" : "/v1/completions", headers: headers,
                 body: ByteBuffer(bytes: body), features: features, requestID: state.nextRequestID())
-            let (response, instance, _) = try await attempt.open()
             var meter = StreamMeter(started: attempt.started)
-            var events = SSEEventSplitter()
-            let streaming = Upstream.isEventStream(response)
-            var whole = ByteBuffer()
-            do {
-                for try await chunk in response.body {
-                    meter.saw(chunk)
-                    guard streaming else {
-                        whole.writeImmutableBuffer(chunk)
-                        continue
-                    }
-                    for payload in events.feed(chunk) where payload != "[DONE]" { try await outbound.writeTextMessage(payload) }
-                }
-                if !streaming { try await outbound.writeTextMessage(String(buffer: whole)) }
+            switch try await attempt.open() {
+            case .whole(let response, let body, let instance, _):
+                meter.saw(body)
+                try await outbound.writeTextMessage(String(buffer: body))
                 let usage = meter.usage
                 attempt.finish(instance, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
                 state.metrics.completed(status: Int(response.status.code), meter: meter, usage: usage)
-            } catch let error as OpenAIError {
-                throw error
-            } catch {
-                attempt.finish(instance, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
-                state.metrics.upstreamError(instance.id)
-                throw OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
+            case .stream(let response, let first, let handover, let instance, _):
+                var events = SSEEventSplitter()
+                var pending = first
+                guard var rest = handover.take() else { break }
+                do {
+                    while let chunk = try await Self.next(&pending, &rest) {
+                        meter.saw(chunk)
+                        for payload in events.feed(chunk) where payload != "[DONE]" { try await outbound.writeTextMessage(payload) }
+                    }
+                    let usage = meter.usage
+                    attempt.finish(instance, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+                    state.metrics.completed(status: Int(response.status.code), meter: meter, usage: usage)
+                } catch {
+                    attempt.finish(instance, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
+                    state.metrics.upstreamError(instance.id)
+                    throw OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
+                }
             }
             try await outbound.writeTextMessage("[DONE]")
         } catch let error as OpenAIError {
             try await Self.fail(error, outbound)
         }
+    }
+
+    /// The chunk already read, if any, else the next one from the engine.
+    private static func next(_ pending: inout ByteBuffer?, _ rest: inout HTTPClientResponse.Body.AsyncIterator) async throws -> ByteBuffer? {
+        if let chunk = pending {
+            pending = nil
+            return chunk
+        }
+        return try await rest.next()
     }
 
     private static func fail(_ error: OpenAIError, _ outbound: WebSocketOutboundWriter) async throws {

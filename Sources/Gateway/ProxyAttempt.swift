@@ -27,21 +27,33 @@ struct ProxyAttempt {
     /// last byte (or its error).
     func run() async throws(OpenAIError) -> Response {
         gateway.metrics.requestStarted()
-        do {
-            let (response, instance, route) = try await open()
-            if Upstream.isEventStream(response) {
-                return relay(response, from: instance, route: route)
-            }
-            defer { gateway.metrics.requestEnded() }
-            return try await whole(response, from: instance, route: route)
-        } catch {
+        let opened: Opened
+        do { opened = try await open() } catch {
             gateway.metrics.requestEnded()
             throw error
         }
+        switch opened {
+        case .whole(let response, let body, let instance, let route):
+            defer { gateway.metrics.requestEnded() }
+            return whole(response, body: body, from: instance, route: route)
+        case .stream(let response, let first, let rest, let instance, let route):
+            return relay(response, first: first, rest: rest, from: instance, route: route)
+        }
     }
 
-    /// The first engine answer worth giving the client, after retries.
-    func open() async throws(OpenAIError) -> (HTTPClientResponse, InstanceRef, String) {
+    /// An engine's answer that has begun: nothing of it has reached the client yet.
+    enum Opened {
+        /// A non-streaming answer, read whole.
+        case whole(HTTPClientResponse, body: ByteBuffer, InstanceRef, route: String)
+        /// An event stream whose first chunk has arrived (nil: the engine ended it at once).
+        case stream(HTTPClientResponse, first: ByteBuffer?, rest: Handover<HTTPClientResponse.Body.AsyncIterator>, InstanceRef, route: String)
+    }
+
+    /// The first engine answer worth giving the client, after retries. An engine that fails
+    /// before the first byte of its answer could reach the client (no connection, 5xx, 429, a
+    /// non-streaming body cut short, a stream cut before its first chunk) is excluded and the
+    /// request goes to another: the client sees one answer, never a failed start.
+    func open() async throws(OpenAIError) -> Opened {
         var excluded: Set<String> = []
         var lastProblem = "no instance was tried"
         for attempt in 0...gateway.config.retryCount {
@@ -49,29 +61,54 @@ struct ProxyAttempt {
             let asked = ContinuousClock.now
             let (instance, route) = try await choose(excluding: excluded)
             gateway.metrics.scheduled(in: ContinuousClock.now - asked, route: route)
-            let response: HTTPClientResponse
             do {
-                response = try await gateway.upstream.send(
-                    method: method, path: path, headers: headers, body: body, to: instance.endpointURL,
-                    dropAuthorization: !gateway.config.apiKeys.isEmpty)
+                let opened = try await begin(on: instance, route: route)
+                gateway.succeeded(instance)
+                return opened
             } catch {
                 lastProblem = "\(instance.id) \(error)"
                 failed(instance, route: route, outcome: .engineError)
                 excluded.insert(instance.id)
-                continue
             }
-            let status = Int(response.status.code)
-            if status >= 400, RetryPolicy.decide(status: status) == .retryElsewhere {
-                lastProblem = "\(instance.id) answered HTTP \(status)"
-                failed(instance, route: route, outcome: .engineError)
-                excluded.insert(instance.id)
-                continue
-            }
-            gateway.succeeded(instance)
-            return (response, instance, route)
         }
         gateway.metrics.upstreamGaveUp()
         throw .upstream("No engine could serve the request after \(gateway.config.retryCount + 1) attempts; last: \(lastProblem)")
+    }
+
+    /// Why one instance could not begin an answer.
+    private enum BeginFailure: Error, CustomStringConvertible {
+        case unreachable(Upstream.Failure)
+        case refused(status: Int)
+        case cutBeforeFirstByte(String)
+        var description: String {
+            switch self {
+            case .unreachable(let failure): "\(failure)"
+            case .refused(let status): "answered HTTP \(status)"
+            case .cutBeforeFirstByte(let why): "failed before its answer began: \(why)"
+            }
+        }
+    }
+
+    /// Sends the request to one instance and waits until its answer has really begun.
+    private func begin(on instance: InstanceRef, route: String) async throws(BeginFailure) -> Opened {
+        let response: HTTPClientResponse
+        do {
+            response = try await gateway.upstream.send(
+                method: method, path: path, headers: headers, body: body, to: instance.endpointURL,
+                dropAuthorization: !gateway.config.apiKeys.isEmpty)
+        } catch { throw .unreachable(error) }
+        let status = Int(response.status.code)
+        if status >= 400, RetryPolicy.decide(status: status) == .retryElsewhere { throw .refused(status: status) }
+        if Upstream.isEventStream(response) {
+            var chunks = response.body.makeAsyncIterator()
+            do {
+                let first = try await chunks.next()
+                return .stream(response, first: first, rest: Handover(chunks), instance, route: route)
+            } catch { throw .cutBeforeFirstByte("\(error)") }
+        }
+        do {
+            return .whole(response, body: try await response.body.collect(upTo: 64 << 20), instance, route: route)
+        } catch { throw .cutBeforeFirstByte("\(error)") }
     }
 
     /// The scheduler's choice, waiting in the queue while it says wait; round-robin over the
@@ -126,16 +163,10 @@ struct ProxyAttempt {
     }
 
     /// A non-streaming answer, read whole and sent in one piece with its length: fewer writes and
-    /// thread switches than relaying it chunk by chunk, and nothing reaches the client of an
-    /// answer the engine failed to finish.
-    private func whole(_ response: HTTPClientResponse, from instance: InstanceRef, route: String) async throws(OpenAIError) -> Response {
+    /// thread switches than relaying it chunk by chunk, and an engine that fails half-way is
+    /// retried elsewhere instead of reaching the client.
+    private func whole(_ response: HTTPClientResponse, body: ByteBuffer, from instance: InstanceRef, route: String) -> Response {
         var meter = StreamMeter(started: started)
-        let body: ByteBuffer
-        do { body = try await response.body.collect(upTo: 64 << 20) } catch {
-            gateway.metrics.upstreamError(instance.id)
-            finish(instance, outcome: .engineError, usage: nil, firstByte: nil)
-            throw .upstream("The engine \(instance.id) failed while answering: \(error)")
-        }
         meter.saw(body)
         let usage = meter.usage
         let status = Int(response.status.code)
@@ -146,7 +177,9 @@ struct ProxyAttempt {
     }
 
     /// A streaming answer, relayed chunk by chunk.
-    private func relay(_ response: HTTPClientResponse, from instance: InstanceRef, route: String) -> Response {
+    private func relay(
+        _ response: HTTPClientResponse, first: ByteBuffer?, rest: Handover<HTTPClientResponse.Body.AsyncIterator>, from instance: InstanceRef, route: String
+    ) -> Response {
         let headers = answerHeaders(response, instance, route)
         let status = HTTPResponse.Status(code: Int(response.status.code))
         let attempt = self
@@ -159,10 +192,18 @@ struct ProxyAttempt {
             body: ResponseBody { writer in
                 defer { ending.relayed() }
                 var meter = StreamMeter(started: attempt.started)
-                var chunks = response.body.makeAsyncIterator()
+                guard var chunks = rest.take() else { return }
+                var pending = first
                 while true {
                     let next: ByteBuffer?
-                    do { next = try await chunks.next() } catch {
+                    do {
+                        if let first = pending {
+                            pending = nil
+                            next = first
+                        } else {
+                            next = try await chunks.next()
+                        }
+                    } catch {
                         // The engine died mid-answer: say so, and end the stream cleanly.
                         attempt.gateway.metrics.upstreamError(instance.id)
                         attempt.gateway.logger.warning(

@@ -144,3 +144,22 @@ def test_a_recovered_engine_is_back_in_rotation_within_seconds(cluster_factory):
             seen_b = time.time() - back
         time.sleep(0.05)
     assert seen_b is not None and seen_b < 3, seen_b
+
+
+def test_a_stream_cut_before_its_first_chunk_is_retried_elsewhere(cluster_factory):
+    # b sends its answer's headers and then drops the connection before any event: nothing has
+    # reached the client, so the gateway must try another engine instead of failing the request.
+    cluster = cluster_factory({"a": ["--dialect", "vllm"], "b": ["--dialect", "vllm", "--cut-stream-after-tokens", "0"]})
+    answered = []
+    for i in range(12):
+        with httpx.stream("POST", cluster.url + "/v1/completions", headers=HEADERS, timeout=30,
+                          json={"model": "tiny", "prompt": f"stream {i} " + "z" * (200 + 7 * i), "max_tokens": 4,
+                                "stream": True}) as reply:
+            body = reply.read()
+            assert reply.status_code == 200, body
+            assert body.rstrip().endswith(b"data: [DONE]") and b'"error"' not in body, body
+            answered.append(reply.headers["x-junction-instance"])
+    assert set(answered) == {"a"}
+    metrics = httpx.get(cluster.url + "/metrics").text
+    errors = re.search(r'^junction_gateway_upstream_errors_total\{instance="b"\} (\S+)$', metrics, re.M)
+    assert errors and float(errors.group(1)) >= 1, "b was never tried, so nothing was retried"
