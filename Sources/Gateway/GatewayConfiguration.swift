@@ -8,6 +8,8 @@ public struct GatewayConfiguration: Sendable {
     public var cluster: ClusterConfiguration
     public var host = "127.0.0.1"
     public var port = 8080
+    /// Names this gateway in its answers' `X-Junction-Gateway` header (nil: its listen address).
+    public var name: String?
     /// Empty: no authentication.
     public var apiKeys: Set<String> = []
     public var maxBodyBytes = 16 << 20

@@ -7,6 +7,8 @@ import Synchronization
 /// What every request handler of one gateway shares.
 final class GatewayState: Sendable {
     let config: GatewayConfiguration
+    /// What answers name this gateway by (`X-Junction-Gateway`).
+    let name: String
     let logger: Logger
     let metrics: GatewayMetrics
     let link: SchedulerLink
@@ -19,6 +21,7 @@ final class GatewayState: Sendable {
 
     init(config: GatewayConfiguration, logger: Logger) {
         self.config = config
+        name = config.name ?? "\(config.host):\(config.port)"
         self.logger = logger
         metrics = GatewayMetrics()
         link = SchedulerLink(configuration: config, metrics: metrics, logger: logger)

@@ -236,6 +236,7 @@ struct ProxyAttempt {
         var headers = Upstream.responseFields(response.headers)
         headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
         headers[HTTPField.Name("X-Junction-Route")!] = route
+        headers[HTTPField.Name("X-Junction-Gateway")!] = gateway.name
         return headers
     }
 

@@ -1,0 +1,62 @@
+# Shared by the local cluster's scripts (sourced, not run): where things live, which ports they
+# use, and how a process is started, remembered and stopped. Every process binds 127.0.0.1.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+JUNCTION_BIN=${JUNCTION_BIN:-$root/.build/debug/junction}
+dir=${JUNCTION_LOCAL_DIR:-$root/.run/local}
+lb_port=${JUNCTION_LB_PORT:-8080}
+base=${JUNCTION_PORT_BASE:-18100}
+
+schedulers=(1 2 3)
+gateways=(1 2)
+engines=(a b c d)
+# Mixed dialects: the agents detect each one.
+declare -A dialect=([a]=vllm [b]=vllm [c]=sglang [d]=bladellm)
+
+scheduler_port() { echo $((base + $1)); }
+gateway_port() { echo $((base + 10 + $1)); }
+engine_port() { local i; case $1 in a) i=1;; b) i=2;; c) i=3;; d) i=4;; esac; echo $((base + 20 + i)); }
+stats_port() { echo $((base + 90)); }
+
+pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
+alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+
+# launch NAME COMMAND...: starts COMMAND in the background with its output appended to
+# logs/NAME.log, and remembers its PID and its command line (so a chaos script can restart it).
+launch() {
+  local name=$1; shift
+  mkdir -p "$dir/pids" "$dir/logs" "$dir/cmd"
+  printf '%q ' "$@" > "$dir/cmd/$name"
+  nohup "$@" >> "$dir/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$dir/pids/$name.pid"
+}
+
+# relaunch NAME: starts NAME again with the command line it was first started with.
+relaunch() {
+  local name=$1 command
+  command=$(cat "$dir/cmd/$name")
+  eval "launch $name $command"
+}
+
+# stop NAME: SIGTERM, then SIGKILL after 10 s; forgets the PID.
+stop() {
+  local name=$1 pid
+  pid=$(pid_of "$name")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/pids/$name.pid"
+}
+
+# wait_http URL SECONDS: until URL answers 200 (whole seconds).
+wait_http() {
+  local url=$1 seconds=${2:-30}
+  for _ in $(seq $((seconds * 10))); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+ctl() { "$JUNCTION_BIN" ctl "$@" --config "$dir/cluster.json"; }
