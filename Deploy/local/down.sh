@@ -3,10 +3,13 @@
 # Logs and data stay in $JUNCTION_LOCAL_DIR; --purge removes the folder too.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
-# The balancer and gateways first, engines' agents before the engines, the trio last.
-for name in haproxy "${gateways[@]/#/gateway-}" "${engines[@]/#/agent-}" "${engines[@]/#/engine-}" "${schedulers[@]/#/scheduler-}"; do
-  [ -f "$dir/pids/$name.pid" ] && stop "$name" &
+# In layers, each in parallel: the balancer and gateways, then the agents (which deregister their
+# engines while the trio is still there), then the engines, the trio last.
+for layer in "haproxy ${gateways[*]/#/gateway-}" "${engines[*]/#/agent-}" "${engines[*]/#/engine-}" "${schedulers[*]/#/scheduler-}"; do
+  for name in $layer; do
+    [ -f "$dir/pids/$name.pid" ] && stop "$name" &
+  done
+  wait
 done
-wait
 echo "down: stopped; logs in $dir/logs"
 if [ "${1:-}" = "--purge" ]; then rm -rf "$dir"; echo "down: removed $dir"; fi

@@ -18,7 +18,11 @@ engine_port() { local i; case $1 in a) i=1;; b) i=2;; c) i=3;; d) i=4;; esac; ec
 stats_port() { echo $((base + 90)); }
 
 pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
-alive() { local pid; pid=$(pid_of "$1"); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+# Alive: the process exists and is not a zombie waiting to be reaped.
+alive() {
+  local pid; pid=$(pid_of "$1")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$pid/stat" 2>/dev/null
+}
 
 # launch NAME COMMAND...: starts COMMAND in the background with its output appended to
 # logs/NAME.log, and remembers its PID and its command line (so a chaos script can restart it).
@@ -26,7 +30,9 @@ launch() {
   local name=$1; shift
   mkdir -p "$dir/pids" "$dir/logs" "$dir/cmd"
   printf '%q ' "$@" > "$dir/cmd/$name"
-  nohup "$@" >> "$dir/logs/$name.log" 2>&1 < /dev/null &
+  # A session of its own: the process outlives the shell (or tool) that started it and no signal
+  # meant for that shell's process group reaches it.
+  setsid "$@" >> "$dir/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$dir/pids/$name.pid"
 }
 

@@ -2,6 +2,7 @@ import AgentCore
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Synchronization
 import NIOCore
 import PromText
 import Wire
@@ -75,7 +76,13 @@ public actor Agent {
             }
             do {
                 let reportEvery = try await register()
-                backoff.reset()
+                let streamed = ContinuousClock.now
+                defer {
+                    // Only a stream that lived a while proves the link good: one the scheduler
+                    // ends at once must not turn into a tight register-and-fail loop (each
+                    // registration is a Raft entry).
+                    if ContinuousClock.now - streamed > .seconds(5) { backoff.reset() }
+                }
                 try await streamReports(every: reportEvery)
             } catch is CancellationError {
                 return
@@ -139,15 +146,31 @@ public actor Agent {
         let stream = try await connection.openStream(.openReportStream(OpenReportStream(instanceID: configuration.instanceID)))
         defer { stream.cancel(reason: "agent re-registering") }
         let leader = self.leader
+        let lastAck = LastHeard()
+        // A leader acknowledges every report; this long without one, it is stopped or cut off
+        // (its TCP connection may well stay open) and the agent looks for the leader elsewhere.
+        let silenceLimit = max(.seconds(1), period * 4)
         try await withThrowingTaskGroup { group in
             group.addTask {
                 for try await item in stream.inbound {
-                    if case .notLeader(let hint) = item {
+                    switch item {
+                    case .reportAck: lastAck.heard()
+                    case .notLeader(let hint):
                         await leader.follow(hint)
                         throw WireError(.unavailable, "the scheduler no longer leads")
+                    default: continue
                     }
                 }
                 throw WireError(.unavailable, "the scheduler ended the report stream")
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: period)
+                    if lastAck.silence > silenceLimit {
+                        await leader.moveToNext()
+                        throw WireError(.unavailable, "the scheduler acknowledged no report for \(silenceLimit)")
+                    }
+                }
             }
             group.addTask {
                 let clock = ContinuousClock()
@@ -205,7 +228,7 @@ public actor Agent {
     private func drainAndDeregister() async {
         let id = configuration.instanceID
         logger.notice("draining before stopping", metadata: ["instance": "\(id)"])
-        _ = try? await leader.call(.drainRequest(DrainRequest(instanceID: id)), deadline: .seconds(2))
+        _ = try? await leader.call(.drainRequest(DrainRequest(instanceID: id, agentStopping: true)), deadline: .seconds(2))
         let deadline = ContinuousClock.now + .milliseconds(configuration.drainTimeoutMilliseconds)
         while ContinuousClock.now < deadline {
             let report = await sample()
@@ -239,3 +262,10 @@ public actor Agent {
     }
 }
 
+
+/// When the leader last acknowledged a report, shared by the stream's reader and its watchdog.
+private final class LastHeard: Sendable {
+    private let instant = Mutex(ContinuousClock.now)
+    func heard() { instant.withLock { $0 = .now } }
+    var silence: Duration { ContinuousClock.now - instant.withLock { $0 } }
+}

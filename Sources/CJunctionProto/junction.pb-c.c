@@ -682,6 +682,51 @@ void   junction__v1__load_report__free_unpacked
   assert(message->base.descriptor == &junction__v1__load_report__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   junction__v1__report_ack__init
+                     (Junction__V1__ReportAck         *message)
+{
+  static const Junction__V1__ReportAck init_value = JUNCTION__V1__REPORT_ACK__INIT;
+  *message = init_value;
+}
+size_t junction__v1__report_ack__get_packed_size
+                     (const Junction__V1__ReportAck *message)
+{
+  assert(message->base.descriptor == &junction__v1__report_ack__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__report_ack__pack
+                     (const Junction__V1__ReportAck *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__report_ack__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__report_ack__pack_to_buffer
+                     (const Junction__V1__ReportAck *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__report_ack__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__ReportAck *
+       junction__v1__report_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__ReportAck *)
+     protobuf_c_message_unpack (&junction__v1__report_ack__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__report_ack__free_unpacked
+                     (Junction__V1__ReportAck *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__report_ack__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   junction__v1__deregister_instance__init
                      (Junction__V1__DeregisterInstance         *message)
 {
@@ -2437,7 +2482,7 @@ void   junction__v1__scheduler_snapshot__free_unpacked
   assert(message->base.descriptor == &junction__v1__scheduler_snapshot__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[31] =
+static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[32] =
 {
   {
     "call_id",
@@ -2615,6 +2660,18 @@ static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[
     offsetof(Junction__V1__Envelope, body_case),
     offsetof(Junction__V1__Envelope, deregister_instance),
     &junction__v1__deregister_instance__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "report_ack",
+    25,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Envelope, body_case),
+    offsetof(Junction__V1__Envelope, report_ack),
+    &junction__v1__report_ack__descriptor,
     NULL,
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
@@ -2816,44 +2873,45 @@ static const unsigned junction__v1__envelope__field_indices_by_name[] = {
   8,   /* field[8] = ack */
   0,   /* field[0] = call_id */
   6,   /* field[6] = cancel */
-  21,   /* field[21] = capacity_available */
+  22,   /* field[22] = capacity_available */
   14,   /* field[14] = deregister_instance */
-  25,   /* field[25] = drain_request */
+  26,   /* field[26] = drain_request */
   7,   /* field[7] = end */
   3,   /* field[3] = error */
-  17,   /* field[17] = finish_request */
-  27,   /* field[27] = forward_proposal */
+  18,   /* field[18] = finish_request */
+  28,   /* field[28] = forward_proposal */
   1,   /* field[1] = hello */
   2,   /* field[2] = hello_ack */
-  19,   /* field[19] = instance_table */
+  20,   /* field[20] = instance_table */
   13,   /* field[13] = load_report */
   9,   /* field[9] = not_leader */
   12,   /* field[12] = open_report_stream */
   4,   /* field[4] = ping */
   5,   /* field[5] = pong */
-  28,   /* field[28] = proposal_reply */
-  26,   /* field[26] = raft_message */
-  30,   /* field[30] = read_index_reply */
-  29,   /* field[29] = read_index_request */
+  29,   /* field[29] = proposal_reply */
+  27,   /* field[27] = raft_message */
+  31,   /* field[31] = read_index_reply */
+  30,   /* field[30] = read_index_request */
   10,   /* field[10] = register_instance */
   11,   /* field[11] = register_reply */
-  16,   /* field[16] = schedule_reply */
-  15,   /* field[15] = schedule_request */
-  24,   /* field[24] = set_policy_request */
-  23,   /* field[23] = status_reply */
-  22,   /* field[22] = status_request */
-  20,   /* field[20] = subscribe_capacity */
-  18,   /* field[18] = subscribe_instances */
+  15,   /* field[15] = report_ack */
+  17,   /* field[17] = schedule_reply */
+  16,   /* field[16] = schedule_request */
+  25,   /* field[25] = set_policy_request */
+  24,   /* field[24] = status_reply */
+  23,   /* field[23] = status_request */
+  21,   /* field[21] = subscribe_capacity */
+  19,   /* field[19] = subscribe_instances */
 };
 static const ProtobufCIntRange junction__v1__envelope__number_ranges[6 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
   { 20, 10 },
-  { 30, 15 },
-  { 40, 22 },
-  { 50, 26 },
-  { 0, 31 }
+  { 30, 16 },
+  { 40, 23 },
+  { 50, 27 },
+  { 0, 32 }
 };
 const ProtobufCMessageDescriptor junction__v1__envelope__descriptor =
 {
@@ -2863,7 +2921,7 @@ const ProtobufCMessageDescriptor junction__v1__envelope__descriptor =
   "Junction__V1__Envelope",
   "junction.v1",
   sizeof(Junction__V1__Envelope),
-  31,
+  32,
   junction__v1__envelope__field_descriptors,
   junction__v1__envelope__field_indices_by_name,
   6,  junction__v1__envelope__number_ranges,
@@ -3835,6 +3893,44 @@ const ProtobufCMessageDescriptor junction__v1__load_report__descriptor =
   junction__v1__load_report__field_indices_by_name,
   1,  junction__v1__load_report__number_ranges,
   (ProtobufCMessageInit) junction__v1__load_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__report_ack__field_descriptors[1] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ReportAck, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__report_ack__field_indices_by_name[] = {
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange junction__v1__report_ack__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor junction__v1__report_ack__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.ReportAck",
+  "ReportAck",
+  "Junction__V1__ReportAck",
+  "junction.v1",
+  sizeof(Junction__V1__ReportAck),
+  1,
+  junction__v1__report_ack__field_descriptors,
+  junction__v1__report_ack__field_indices_by_name,
+  1,  junction__v1__report_ack__number_ranges,
+  (ProtobufCMessageInit) junction__v1__report_ack__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor junction__v1__deregister_instance__field_descriptors[2] =
@@ -5087,7 +5183,7 @@ const ProtobufCMessageDescriptor junction__v1__set_policy_request__descriptor =
   (ProtobufCMessageInit) junction__v1__set_policy_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__drain_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor junction__v1__drain_request__field_descriptors[3] =
 {
   {
     "instance_id",
@@ -5113,15 +5209,28 @@ static const ProtobufCFieldDescriptor junction__v1__drain_request__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "agent_stopping",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__DrainRequest, agent_stopping),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__drain_request__field_indices_by_name[] = {
+  2,   /* field[2] = agent_stopping */
   0,   /* field[0] = instance_id */
   1,   /* field[1] = undrain */
 };
 static const ProtobufCIntRange junction__v1__drain_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor junction__v1__drain_request__descriptor =
 {
@@ -5131,7 +5240,7 @@ const ProtobufCMessageDescriptor junction__v1__drain_request__descriptor =
   "Junction__V1__DrainRequest",
   "junction.v1",
   sizeof(Junction__V1__DrainRequest),
-  2,
+  3,
   junction__v1__drain_request__field_descriptors,
   junction__v1__drain_request__field_indices_by_name,
   1,  junction__v1__drain_request__number_ranges,

@@ -88,19 +88,26 @@ final class SchedulerLink: Sendable {
     static let probeEvery = Duration.milliseconds(250)
 
     /// While in fallback, asks the scheduler believed to lead for its status every `probeEvery`;
-    /// when a leader answers, routing by the scheduler resumes.
+    /// when a leader answers, routing by the scheduler resumes. A follower that names the leader
+    /// is followed at once, in the same probe, so a new leader ends fallback one round trip after
+    /// any scheduler knows it.
     private func probeWhileInFallback() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.probeEvery)
             guard isInFallback else { continue }
-            guard case .statusReply(let status)? = try? await leader.call(.statusRequest(StatusRequest()), attempt: callTimeout, deadline: callTimeout)
-            else { continue }
-            if status.raftState == "leader" {
-                leaveFallback()
-            } else if status.leaderID != 0, let address = members[status.leaderID] {
+            for _ in 0..<members.count {
+                guard case .statusReply(let status)? = try? await leader.call(
+                    .statusRequest(StatusRequest()), attempt: callTimeout, deadline: callTimeout * 2)
+                else { break }
+                if status.raftState == "leader" {
+                    leaveFallback()
+                    break
+                }
+                guard status.leaderID != 0, let address = members[status.leaderID] else {
+                    await leader.moveToNext()
+                    break
+                }
                 await leader.follow(NotLeader(leaderID: status.leaderID, leaderAddress: address, term: status.term))
-            } else {
-                await leader.moveToNext()
             }
         }
     }

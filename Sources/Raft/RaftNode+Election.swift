@@ -63,6 +63,18 @@ extension RaftNode {
         }
     }
 
+    /// A connection to `peer` has just come up. A pre-candidate asks it at once for its pre-vote
+    /// instead of at its next election timeout: its earlier request went nowhere while the peer
+    /// was down, and when that peer completes a quorum (a restarted node rejoining a lone
+    /// survivor) this saves up to a whole election timeout. A pre-vote changes no one's term or
+    /// vote, so asking again is always safe; real vote requests are not repeated here (the
+    /// pre-vote round that follows sends them over the live connection).
+    mutating func askAgainAfterReconnect(_ peer: NodeID) {
+        guard role == .preCandidate, peer != id, membership.voters.contains(peer), votes[peer] == nil else { return }
+        let request = VoteRequest(preVote: true, lastLogIndex: log.lastIndex, lastLogTerm: log.lastTerm, leadershipTransfer: false)
+        send(to: peer, term: term + 1, .voteRequest(request))
+    }
+
     var grantedVotes: [NodeID] { votes.filter { $0.value }.map(\.key) }
     var rejectedVotes: [NodeID] { votes.filter { !$0.value }.map(\.key) }
 

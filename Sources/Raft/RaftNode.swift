@@ -95,6 +95,9 @@ public struct RaftNode: Sendable {
 
     // MARK: Input
 
+    /// The shell's connection to `peer` has (re)connected: see `askAgainAfterReconnect`.
+    public mutating func peerReconnected(_ peer: NodeID) { askAgainAfterReconnect(peer) }
+
     /// One unit of logical time. Elections and heartbeats are counted in ticks.
     public mutating func tick() {
         if role == .leader { tickLeader() } else { tickElection() }

@@ -183,10 +183,12 @@ public final class Simulation {
             queue.push(.fault, at: now + random(params.faultInterval / 2...params.faultInterval * 3 / 2))
         case .heal:
             healed = true
+            let restored = blocked
             blocked = []
             lossRate = 0
             duplicateRate = 0
             for i in nodes.indices where !nodes[i].isUp { start(node: i) }
+            reconnected(restored)
         }
     }
 
@@ -199,6 +201,9 @@ public final class Simulation {
         }
         scheduleTick(i)
         drive(i)
+        // The others' connections to the restarted node come up (unless a fault blocks them).
+        let restarted = nodes[i].id
+        reconnected(Set(nodes.map(\.id).filter { $0 != restarted && !blocked.contains([$0, restarted]) }.map { [$0, restarted] }))
     }
 
     func scheduleTick(_ i: Int) {
@@ -317,7 +322,20 @@ public final class Simulation {
             if a == b { b = a % NodeID(params.nodeCount) + 1 }
             blocked.insert([a, b])
         default:
+            let restored = blocked
             blocked = []
+            reconnected(restored)
+        }
+    }
+
+    /// Links that work again, as a shell's transport would report them: the sending side learns
+    /// its connection to the receiver is up.
+    func reconnected(_ links: Set<[NodeID]>) {
+        for link in links.sorted(by: { ($0[0], $0[1]) < ($1[0], $1[1]) }) {
+            let i = Int(link[0]) - 1
+            guard nodes[i].isUp else { continue }
+            nodes[i].core!.peerReconnected(link[1])
+            drive(i)
         }
     }
 

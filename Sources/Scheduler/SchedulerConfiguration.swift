@@ -14,7 +14,7 @@ public struct SchedulerConfiguration: Sendable {
     public var secret: String
     public var dataDirectory: String
     public var tickMilliseconds = 50
-    public var electionTicks = 10
+    public var electionTicks = 8
     public var heartbeatTimeoutMilliseconds = 3_000
     public var reportIntervalMilliseconds = 250
     public var affinityBatchMilliseconds = 100
@@ -39,7 +39,7 @@ public struct SchedulerConfiguration: Sendable {
         var config = SchedulerConfiguration(
             members: members, secret: secret, dataDirectory: dataDir.replacingOccurrences(of: "{id}", with: String(id)))
         config.tickMilliseconds = try ConfigFile.int(scheduler, "scheduler.tick_ms", default: 50, range: 5...5_000)
-        config.electionTicks = try ConfigFile.int(scheduler, "scheduler.election_ticks", default: 10, range: 3...1_000)
+        config.electionTicks = try ConfigFile.int(scheduler, "scheduler.election_ticks", default: 8, range: 3...1_000)
         config.heartbeatTimeoutMilliseconds = try ConfigFile.int(scheduler, "scheduler.heartbeat_timeout_ms", default: 3_000, range: 100...600_000)
         config.reportIntervalMilliseconds = try ConfigFile.int(scheduler, "scheduler.report_interval_ms", default: 250, range: 10...60_000)
         config.affinityBatchMilliseconds = try ConfigFile.int(scheduler, "scheduler.affinity_batch_ms", default: 100, range: 5...10_000)

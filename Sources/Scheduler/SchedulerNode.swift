@@ -69,6 +69,9 @@ public actor SchedulerNode {
                 for await message in inbound { try? await replica.receive(message) }
             }
             group.addTask {
+                for await peer in self.transport.reconnections { try? await replica.peerReconnected(peer) }
+            }
+            group.addTask {
                 for await _ in replica.changes { await self.publishTableIfChanged() }
             }
             group.addTask { await self.proposeBackgroundCommands() }
@@ -232,7 +235,9 @@ public actor SchedulerNode {
         do { record = try SchedulerCommandCoding.record(wireInstance) } catch {
             throw WireError(.invalidArgument, error.description)
         }
-        if let existing = await replica.state.instances[record.id], existing.state == .draining, record.state == .up {
+        if let existing = await replica.state.instances[record.id], existing.state == .draining, record.state == .up,
+            existing.stateReason != Self.agentStoppingReason
+        {
             record.state = .draining  // re-registering does not undo an operator's drain
         }
         record.stateChangedUnixMilliseconds = unixMilliseconds()
@@ -267,12 +272,17 @@ public actor SchedulerNode {
         return .ack(Ack(index: await appliedIndex(), message: "policy \(name.rawValue)"))
     }
 
+    /// The reason of a drain an instance's own agent asked for as it stopped; the next
+    /// registration of the instance ends it (an operator's drain it keeps).
+    static let agentStoppingReason = "agent stopping"
+
     func drain(_ request: DrainRequest) async throws -> Envelope.Body {
         guard await leads() else { return await notLeaderReply() }
         let outcome = try await proposeForReply(
             .setInstanceState(
                 id: request.instanceID, state: request.undrain ? .up : .draining,
-                reason: request.undrain ? "operator undrain" : "operator drain", atUnixMilliseconds: unixMilliseconds()))
+                reason: request.undrain ? "operator undrain" : request.agentStopping ? Self.agentStoppingReason : "operator drain",
+                atUnixMilliseconds: unixMilliseconds()))
         if case .unknownInstance(let id) = outcome { throw WireError(.notFound, "no instance \(id)") }
         return .ack(Ack(index: await appliedIndex(), message: request.undrain ? "undrained" : "draining"))
     }

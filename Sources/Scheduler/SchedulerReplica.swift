@@ -96,6 +96,13 @@ public actor SchedulerReplica {
         try drain()
     }
 
+    /// The connection to a peer has just come up.
+    public func peerReconnected(_ peer: NodeID) throws {
+        guard !stopped else { return }
+        node.peerReconnected(peer)
+        try drain()
+    }
+
     public func receive(_ message: Raft.Message) throws {
         guard !stopped, message.to == node.id else { return }
         node.step(message)

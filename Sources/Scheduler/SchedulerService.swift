@@ -71,6 +71,9 @@ struct SchedulerService: WireService {
                 try await stream.send(await node.notLeaderReply())
                 return
             }
+            // Each accepted report is acknowledged: an agent whose leader stops answering (a
+            // frozen process keeps its TCP connections open) notices the silence and moves on.
+            try await stream.send(.reportAck(ReportAck(sequence: report.sequence)))
         }
     }
 

@@ -9,18 +9,25 @@ public final class WirePeerTransport: RaftTransport {
     private let queues: [NodeID: AsyncStream<Raft.Message>.Continuation]
     private let streams: [NodeID: AsyncStream<Raft.Message>]
     private let clients: [NodeID: ReconnectingWireClient]
+    /// Each peer whose connection has just come up, for the replica (`RaftNode.peerReconnected`).
+    public let reconnections: AsyncStream<NodeID>
 
     public init(peers: [NodeID: ReconnectingWireClient.Target], configuration: WireConfiguration, logger: Logger) {
         var queues: [NodeID: AsyncStream<Raft.Message>.Continuation] = [:]
         var streams: [NodeID: AsyncStream<Raft.Message>] = [:]
         var clients: [NodeID: ReconnectingWireClient] = [:]
+        let (reconnections, reconnected) = AsyncStream<NodeID>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        self.reconnections = reconnections
         for (id, target) in peers {
             let (stream, continuation) = AsyncStream<Raft.Message>.makeStream(bufferingPolicy: .bufferingNewest(4096))
             queues[id] = continuation
             streams[id] = stream
             clients[id] = ReconnectingWireClient(
                 target: target, configuration: configuration,
-                backoff: Backoff(base: .milliseconds(50), cap: .seconds(1)), logger: logger)
+                // Redialling a peer is cheap and a returning peer may complete a quorum: a short
+                // cap keeps the time from its restart to the next election small.
+                backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(250)), logger: logger,
+                onConnected: { reconnected.yield(id) })
         }
         self.queues = queues
         self.streams = streams

@@ -35,7 +35,7 @@ extension Envelope.Body {
         case .raftMessage: .oneWay
         case .ack, .notLeader, .registerReply, .scheduleReply, .statusReply, .proposalReply, .readIndexReply:
             .reply
-        case .loadReport, .instanceTable, .capacityAvailable: .streamItem
+        case .loadReport, .reportAck, .instanceTable, .capacityAvailable: .streamItem
         }
     }
 
@@ -55,6 +55,7 @@ extension Envelope.Body {
         case .registerReply: "register_reply"
         case .openReportStream: "open_report_stream"
         case .loadReport: "load_report"
+        case .reportAck: "report_ack"
         case .deregisterInstance: "deregister_instance"
         case .scheduleRequest: "schedule_request"
         case .scheduleReply: "schedule_reply"

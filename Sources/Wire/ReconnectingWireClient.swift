@@ -28,6 +28,10 @@ public actor ReconnectingWireClient {
     private let group: any EventLoopGroup
     private let logger: Logger
     private var backoff: Backoff
+    /// The dial under way, if any (cancelled by `retarget`).
+    private var dialInProgress: Task<WireConnection, any Error>?
+    /// Called each time a connection comes up (a Raft peer asks again for votes it may have lost).
+    private let onConnected: @Sendable () -> Void
     private var target: Target
     private var current: WireConnection?
     private var waiters: [UInt64: CheckedContinuation<WireConnection, any Error>] = [:]
@@ -43,8 +47,10 @@ public actor ReconnectingWireClient {
         service: (any WireService)? = nil,
         backoff: Backoff = Backoff(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger = Logger(label: "junction.wire.client")
+        logger: Logger = Logger(label: "junction.wire.client"),
+        onConnected: @escaping @Sendable () -> Void = {}
     ) {
+        self.onConnected = onConnected
         self.target = target
         self.configuration = configuration
         self.service = service
@@ -61,9 +67,21 @@ public actor ReconnectingWireClient {
         while !Task.isCancelled {
             let dialled = target
             do {
-                let connection = try await WireClient.connect(
-                    host: dialled.host, port: dialled.port, configuration: configuration, service: service,
-                    group: group, logger: logger)
+                // The dial runs as its own task so that `retarget` can abandon it: a target that
+                // accepts TCP but never answers the handshake would otherwise hold the client for
+                // the whole handshake timeout. Its lifetime ends with this await.
+                let (configuration, service, group, logger) = (configuration, service, group, logger)
+                let dial = Task {
+                    try await WireClient.connect(
+                        host: dialled.host, port: dialled.port, configuration: configuration, service: service, group: group, logger: logger)
+                }
+                dialInProgress = dial
+                let connection = try await withTaskCancellationHandler {
+                    try await dial.value
+                } onCancel: {
+                    dial.cancel()
+                }
+                dialInProgress = nil
                 guard dialled == target, !Task.isCancelled else {
                     connection.close(reason: "target changed")
                     continue
@@ -72,6 +90,7 @@ public actor ReconnectingWireClient {
                 backoff.reset()
                 publish(connection)
                 logger.info("wire connected", metadata: ["target": "\(dialled)"])
+                onConnected()
                 await withTaskCancellationHandler {
                     await connection.serve()
                     try? await connection.closeFuture.get()
@@ -81,8 +100,10 @@ public actor ReconnectingWireClient {
                 if current === connection { current = nil }
                 logger.info("wire disconnected", metadata: ["target": "\(dialled)"])
             } catch {
+                dialInProgress = nil
                 logger.debug("wire connect failed", metadata: ["target": "\(dialled)", "error": "\(error)"])
-                await pause(backoff.next())
+                // An abandoned dial (retargeted) tries the new target at once.
+                if dialled == target { await pause(backoff.next()) }
             }
         }
         current?.close(reason: "client shutting down")
@@ -97,6 +118,7 @@ public actor ReconnectingWireClient {
         guard newTarget != target else { return }
         target = newTarget
         backoff.reset()
+        dialInProgress?.cancel()
         current?.close(reason: "retargeted to \(newTarget)")
         current = nil
         wakeDialler?.resume()

@@ -31,7 +31,13 @@ public enum WireClient {
             throw WireError(.unavailable, "cannot connect to \(host):\(port): \(error)")
         }
         do {
-            try await connection.handshakeCompleted()
+            // A peer that accepted the TCP connection but is stopped (SIGSTOP, a hung process)
+            // never completes the handshake: a caller that gives up on it closes the connection.
+            try await withTaskCancellationHandler {
+                try await connection.handshakeCompleted()
+            } onCancel: {
+                connection.close(reason: "dial cancelled")
+            }
         } catch {
             connection.close(reason: "handshake failed")
             throw error

@@ -15,7 +15,7 @@ public struct WireConfiguration: Sendable {
     /// Frames longer than this are refused and the connection closed.
     public var maxFrameBytes = 4 * 1024 * 1024
     /// Time allowed from TCP connect to a completed handshake.
-    public var handshakeTimeout: Duration = .seconds(5)
+    public var handshakeTimeout: Duration = .seconds(1)
     /// A Ping is sent after this long without receiving anything.
     public var keepaliveInterval: Duration = .seconds(5)
     /// The connection is closed after this long without receiving anything (Pongs count).

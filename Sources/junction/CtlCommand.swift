@@ -23,14 +23,19 @@ struct CtlTarget: ParsableArguments {
         do { cluster = try ClusterConfiguration.parse(try ConfigFile.load(path: config)) } catch { throw ValidationError(error.description) }
         var targets = cluster.members.map { "\($0.host):\($0.port)" }
         if let scheduler { targets = [scheduler] }
-        let wire = WireConfiguration(role: .operator, nodeID: "ctl", clusterSecret: cluster.secret)
+        var wire = WireConfiguration(role: .operator, nodeID: "ctl", clusterSecret: cluster.secret)
+        // --timeout bounds each scheduler's whole answer: a stopped (SIGSTOP) process accepts the
+        // TCP connection in the kernel and then never completes the handshake.
+        let perScheduler = Duration.milliseconds(Int(timeout * 1000))
+        wire.handshakeTimeout = perScheduler
         var lastError: (any Error)?
         var tried = Set<String>()
         while let target = targets.first {
             targets.removeFirst()
             guard tried.insert(target).inserted, let address = ReconnectingWireClient.Target(address: target) else { continue }
             do {
-                let connection = try await WireClient.connect(host: address.host, port: address.port, configuration: wire)
+                let connection = try await WireClient.connect(
+                    host: address.host, port: address.port, configuration: wire, connectTimeout: perScheduler)
                 defer { connection.close() }
                 let reply = try await connection.call(request, timeout: .milliseconds(Int(timeout * 1000)))
                 if leaderOnly, case .notLeader(let hint) = reply, !hint.leaderAddress.isEmpty, scheduler == nil || targets.isEmpty {

@@ -191,6 +191,22 @@ import Glibc
             }
             print("agent: reports at the new leader \(moved) after kill -9 of scheduler \(oldLeader)")
 
+            // The killed node returns; then the leader freezes (SIGSTOP: its connections stay
+            // open, so nothing breaks on the agents' side). Agents hear no acknowledgement, look
+            // elsewhere, and report to the next leader.
+            try await cluster.trio.start(oldLeader)
+            let frozen = try #require(await cluster.leaderStatus()).nodeID
+            await cluster.trio.signal(frozen, SIGSTOP)
+            let refound = try await cluster.waitUntil(within: .seconds(15), "reports reach a leader other than the frozen one") { status in
+                status.nodeID != frozen
+                    && Self.dialects.allSatisfy { dialect in
+                        guard let entry = cluster.instance(dialect, in: status) else { return false }
+                        return entry.instance?.state == .up && entry.lastReport != nil && entry.reportAgeMs < 1_000
+                    }
+            }
+            await cluster.trio.signal(frozen, SIGCONT)
+            print("agent: reports at the next leader \(refound) after SIGSTOP of scheduler \(frozen)")
+
             // A dead agent: the instance goes down by heartbeat timeout (2 s here).
             cluster.agents["bladellm"]!.stop(SIGKILL)
             _ = try await cluster.waitUntil(within: .seconds(8), "a silent instance marked down") { status in

@@ -43,6 +43,28 @@ import Wire
         }
     }
 
+    /// An agent that drained its engine as it stopped, and died before deregistering, must not
+    /// leave the engine out of rotation when it comes back; an operator's drain stays.
+    @Test func reRegisteringEndsAnAgentsDrainButNotAnOperators() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            try await register("a", on: connection)
+            try await register("b", on: connection)
+            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "a", agentStopping: true)))
+            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "b")))
+            #expect(try await states(connection) == ["a": .draining, "b": .draining])
+            try await register("a", on: connection)
+            try await register("b", on: connection)
+            #expect(try await states(connection) == ["a": .up, "b": .draining])
+        }
+    }
+
+    private func states(_ connection: WireConnection) async throws -> [String: InstanceState] {
+        guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return [:] }
+        return Dictionary(uniqueKeysWithValues: status.instances.compactMap { $0.instance }.map { ($0.id, $0.state) })
+    }
+
     @Test func aRepeatedPromptFindsItsInstanceBeforeTheAffinityBatchCommits() async throws {
         try await SingleNode.with { node in
             let connection = try await node.connect()

@@ -30,6 +30,7 @@ typedef struct Junction__V1__RegisterInstance Junction__V1__RegisterInstance;
 typedef struct Junction__V1__RegisterReply Junction__V1__RegisterReply;
 typedef struct Junction__V1__OpenReportStream Junction__V1__OpenReportStream;
 typedef struct Junction__V1__LoadReport Junction__V1__LoadReport;
+typedef struct Junction__V1__ReportAck Junction__V1__ReportAck;
 typedef struct Junction__V1__DeregisterInstance Junction__V1__DeregisterInstance;
 typedef struct Junction__V1__ScheduleRequest Junction__V1__ScheduleRequest;
 typedef struct Junction__V1__ScheduleReply Junction__V1__ScheduleReply;
@@ -255,6 +256,7 @@ typedef enum {
   JUNCTION__V1__ENVELOPE__BODY_OPEN_REPORT_STREAM = 22,
   JUNCTION__V1__ENVELOPE__BODY_LOAD_REPORT = 23,
   JUNCTION__V1__ENVELOPE__BODY_DEREGISTER_INSTANCE = 24,
+  JUNCTION__V1__ENVELOPE__BODY_REPORT_ACK = 25,
   JUNCTION__V1__ENVELOPE__BODY_SCHEDULE_REQUEST = 30,
   JUNCTION__V1__ENVELOPE__BODY_SCHEDULE_REPLY = 31,
   JUNCTION__V1__ENVELOPE__BODY_FINISH_REQUEST = 32,
@@ -305,6 +307,7 @@ struct  Junction__V1__Envelope
     Junction__V1__OpenReportStream *open_report_stream;
     Junction__V1__LoadReport *load_report;
     Junction__V1__DeregisterInstance *deregister_instance;
+    Junction__V1__ReportAck *report_ack;
     /*
      * Gateway to scheduler.
      */
@@ -636,6 +639,24 @@ struct  Junction__V1__LoadReport
 #define JUNCTION__V1__LOAD_REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__load_report__descriptor) \
     , (char *)protobuf_c_empty_string, 0, JUNCTION__V1__HEALTH__HEALTH_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * The leader's acknowledgement of each LoadReport, sent on the report stream (an item, so the
+ * stream stays open). An agent that hears none for a while looks for the leader elsewhere: a
+ * stopped leader process keeps its TCP connections open and would otherwise go unnoticed.
+ */
+struct  Junction__V1__ReportAck
+{
+  ProtobufCMessage base;
+  /*
+   * the acknowledged report's sequence
+   */
+  uint64_t sequence;
+};
+#define JUNCTION__V1__REPORT_ACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__report_ack__descriptor) \
+    , 0 }
 
 
 /*
@@ -979,10 +1000,15 @@ struct  Junction__V1__DrainRequest
   ProtobufCMessage base;
   char *instance_id;
   protobuf_c_boolean undrain;
+  /*
+   * Sent by the instance's own agent as it stops: the drain ends when an agent registers the
+   * instance again. An operator's drain (false) survives re-registration.
+   */
+  protobuf_c_boolean agent_stopping;
 };
 #define JUNCTION__V1__DRAIN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__drain_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 typedef enum {
@@ -1637,6 +1663,25 @@ Junction__V1__LoadReport *
                       const uint8_t       *data);
 void   junction__v1__load_report__free_unpacked
                      (Junction__V1__LoadReport *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__ReportAck methods */
+void   junction__v1__report_ack__init
+                     (Junction__V1__ReportAck         *message);
+size_t junction__v1__report_ack__get_packed_size
+                     (const Junction__V1__ReportAck   *message);
+size_t junction__v1__report_ack__pack
+                     (const Junction__V1__ReportAck   *message,
+                      uint8_t             *out);
+size_t junction__v1__report_ack__pack_to_buffer
+                     (const Junction__V1__ReportAck   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__ReportAck *
+       junction__v1__report_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__report_ack__free_unpacked
+                     (Junction__V1__ReportAck *message,
                       ProtobufCAllocator *allocator);
 /* Junction__V1__DeregisterInstance methods */
 void   junction__v1__deregister_instance__init
@@ -2426,6 +2471,9 @@ typedef void (*Junction__V1__OpenReportStream_Closure)
 typedef void (*Junction__V1__LoadReport_Closure)
                  (const Junction__V1__LoadReport *message,
                   void *closure_data);
+typedef void (*Junction__V1__ReportAck_Closure)
+                 (const Junction__V1__ReportAck *message,
+                  void *closure_data);
 typedef void (*Junction__V1__DeregisterInstance_Closure)
                  (const Junction__V1__DeregisterInstance *message,
                   void *closure_data);
@@ -2572,6 +2620,7 @@ extern const ProtobufCMessageDescriptor junction__v1__register_instance__descrip
 extern const ProtobufCMessageDescriptor junction__v1__register_reply__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__open_report_stream__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__load_report__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__report_ack__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor;

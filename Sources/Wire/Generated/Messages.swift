@@ -203,6 +203,7 @@ public struct Envelope: Sendable, Hashable {
         case openReportStream(OpenReportStream)
         case loadReport(LoadReport)
         case deregisterInstance(DeregisterInstance)
+        case reportAck(ReportAck)
         /// Gateway to scheduler.
         case scheduleRequest(ScheduleRequest)
         case scheduleReply(ScheduleReply)
@@ -257,6 +258,7 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case 22: self.body = try c.open_report_stream.map { .openReportStream(try OpenReportStream(c: $0)) }
         case 23: self.body = try c.load_report.map { .loadReport(try LoadReport(c: $0)) }
         case 24: self.body = try c.deregister_instance.map { .deregisterInstance(try DeregisterInstance(c: $0)) }
+        case 25: self.body = try c.report_ack.map { .reportAck(try ReportAck(c: $0)) }
         case 30: self.body = try c.schedule_request.map { .scheduleRequest(try ScheduleRequest(c: $0)) }
         case 31: self.body = try c.schedule_reply.map { .scheduleReply(try ScheduleReply(c: $0)) }
         case 32: self.body = try c.finish_request.map { .finishRequest(try FinishRequest(c: $0)) }
@@ -326,6 +328,9 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case .deregisterInstance(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 24)
             c.deregister_instance = value.makeC(arena)
+        case .reportAck(let value)?:
+            c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 25)
+            c.report_ack = value.makeC(arena)
         case .scheduleRequest(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 30)
             c.schedule_request = value.makeC(arena)
@@ -1285,6 +1290,58 @@ extension LoadReport: ProtobufCConvertible, WireMessage {
     }
     static func cPack(_ pointer: UnsafePointer<Junction__V1__LoadReport>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
         junction__v1__load_report__pack(pointer, out)
+    }
+}
+
+/// The leader's acknowledgement of each LoadReport, sent on the report stream (an item, so the
+/// stream stays open). An agent that hears none for a while looks for the leader elsewhere: a
+/// stopped leader process keeps its TCP connections open and would otherwise go unnoticed.
+public struct ReportAck: Sendable, Hashable {
+    /// the acknowledged report's sequence
+    public var sequence: UInt64
+
+    public init(
+        sequence: UInt64 = 0
+    ) {
+        self.sequence = sequence
+    }
+}
+
+extension ReportAck: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__ReportAck
+
+    init(c pointer: UnsafePointer<Junction__V1__ReportAck>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.sequence = c.sequence
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__ReportAck> {
+        let pointer = arena.allocate(Junction__V1__ReportAck.self)
+        junction__v1__report_ack__init(pointer)
+        var c = pointer.pointee
+        c.sequence = sequence
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(ReportAck.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(ReportAck.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__ReportAck>? {
+        junction__v1__report_ack__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__ReportAck>) {
+        junction__v1__report_ack__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__ReportAck>) -> Int {
+        junction__v1__report_ack__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__ReportAck>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__report_ack__pack(pointer, out)
     }
 }
 
@@ -2388,13 +2445,18 @@ extension SetPolicyRequest: ProtobufCConvertible, WireMessage {
 public struct DrainRequest: Sendable, Hashable {
     public var instanceID: String
     public var undrain: Bool
+    /// Sent by the instance's own agent as it stops: the drain ends when an agent registers the
+    /// instance again. An operator's drain (false) survives re-registration.
+    public var agentStopping: Bool
 
     public init(
         instanceID: String = "",
-        undrain: Bool = false
+        undrain: Bool = false,
+        agentStopping: Bool = false
     ) {
         self.instanceID = instanceID
         self.undrain = undrain
+        self.agentStopping = agentStopping
     }
 }
 
@@ -2406,6 +2468,7 @@ extension DrainRequest: ProtobufCConvertible, WireMessage {
         self.init()
         self.instanceID = try cString(c.instance_id)
         self.undrain = (c.undrain != 0)
+        self.agentStopping = (c.agent_stopping != 0)
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__DrainRequest> {
@@ -2414,6 +2477,7 @@ extension DrainRequest: ProtobufCConvertible, WireMessage {
         var c = pointer.pointee
         c.instance_id = arena.cString(instanceID)
         c.undrain = (undrain ? 1 : 0)
+        c.agent_stopping = (agentStopping ? 1 : 0)
         pointer.pointee = c
         return pointer
     }
