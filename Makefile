@@ -43,10 +43,12 @@ test: deps proto-check
 	$(MAKE) raft-sim
 
 ## Real peers against real processes: the openai client, prometheus_client and promtool against
-## `junction engine-sim` (debug build from `make build`/`make test`).
+## `junction engine-sim`; the openai and websockets clients through a gateway; the local cluster
+## (Deploy/local) with three chaos faults under load (debug build from `make build`/`make test`).
 test-interop:
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/engine_sim
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/gateway
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/chaos
 
 ## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
 RAFT_SEED ?= 1

@@ -16,7 +16,7 @@ import Testing
         let config = try SchedulerConfiguration.parse(Self.good, id: 2)
         #expect(config.members.map(\.port) == [7101, 7102, 7103])
         #expect(config.dataDirectory == "/tmp/s-2")
-        #expect(config.tickMilliseconds == 50 && config.electionTicks == 10)
+        #expect(config.tickMilliseconds == 50 && config.electionTicks == 8)
         #expect(config.policy.name == .leastRequest && config.policy.loadWeight == 2)
     }
 

@@ -42,6 +42,7 @@ enum Samples {
         .registerReply(RegisterReply(instanceID: "engine-a", reportIntervalMs: 250, heartbeatTimeoutMs: 1000, index: 5)),
         .openReportStream(OpenReportStream(instanceID: "engine-a")),
         .loadReport(report),
+        .reportAck(ReportAck(sequence: 42)),
         .deregisterInstance(DeregisterInstance(instanceID: "engine-a", reason: "SIGTERM")),
         .scheduleRequest(schedule),
         .scheduleReply(ScheduleReply(outcome: .assigned(Assignment(
@@ -60,7 +61,7 @@ enum Samples {
             instances: [InstanceStatus(instance: instance, lastReport: report, reportAgeMs: 80, inFlight: 4, affinityEntries: 1000)],
             policy: policy, registryVersion: 4)),
         .setPolicyRequest(SetPolicyRequest(policy: policy)),
-        .drainRequest(DrainRequest(instanceID: "engine-a", undrain: true)),
+        .drainRequest(DrainRequest(instanceID: "engine-a", undrain: true, agentStopping: true)),
         .raftMessage(raft),
         .raftMessage(RaftMessage(from: 2, to: 1, term: 12, kind: .voteRequest(VoteRequest(preVote: true, lastLogIndex: 44, lastLogTerm: 12, leadershipTransfer: true)))),
         .raftMessage(RaftMessage(from: 1, to: 2, term: 12, kind: .voteResponse(VoteResponse(preVote: true, granted: true)))),

@@ -1,0 +1,71 @@
+"""The README's first command and the chaos scripts, end to end: Deploy/local/up.sh brings up the
+whole local cluster (three schedulers, four simulated engines with agents, two gateways, HAProxy),
+the demo sends requests through the load balancer, and three faults run under load: the leader
+killed, an engine killed, two schedulers killed. Each chaos script exits non-zero if a request was
+lost or failed; timing targets are reported, not enforced, on a shared CI machine
+(`--no-time-targets`). Everything is stopped by PID afterwards."""
+import os
+import pathlib
+import random
+import socket
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junction"))
+
+
+def ports_free(ports):
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    # A port block nobody else uses: the scripts take base+1..3, +11..12, +21..24, +90 and the
+    # balancer's port.
+    for _ in range(50):
+        base = random.randrange(20000, 50000, 100)
+        ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, 80, 90)]
+        if ports_free(ports):
+            break
+    env = dict(os.environ, JUNCTION_BIN=BINARY, JUNCTION_LOCAL_DIR=str(tmp_path_factory.mktemp("local-cluster")),
+               JUNCTION_PORT_BASE=str(base), JUNCTION_LB_PORT=str(base + 80))
+
+    def run(*argv, timeout=180):
+        out = subprocess.run([str(ROOT / a) if a.startswith("Deploy/") else a for a in argv], env=env,
+                             capture_output=True, text=True, timeout=timeout)
+        print(f"$ {' '.join(argv)}\n{out.stdout}{out.stderr}")
+        return out
+
+    up = run("Deploy/local/up.sh")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield run
+    finally:
+        run("Deploy/local/down.sh")
+        leftover = subprocess.run(["pgrep", "-f", env["JUNCTION_LOCAL_DIR"]], capture_output=True, text=True).stdout.split()
+        assert not leftover, f"processes left behind: {leftover}"
+
+
+def test_the_demo_routes_through_the_balancer(local):
+    demo = local("Deploy/local/demo.sh")
+    assert demo.returncode == 0
+    assert demo.stdout.count("x-junction-route: scheduled") == 3, demo.stdout
+    assert "data: [DONE]" in demo.stdout
+    status = local("Deploy/local/status.sh")
+    assert "leader" in status.stdout and status.stdout.count(" up tiny ") == 4
+    assert status.stdout.count("scheduled routing") == 2 and status.stdout.count("  UP") == 2
+
+
+@pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers"])
+def test_a_fault_under_load_loses_nothing(local, fault):
+    result = local(f"Deploy/chaos/{fault}.sh", "--seed", "7", "--workers", "6", "--no-time-targets")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "lost 0" in result.stdout and "failed 0" in result.stdout and "verdict: PASS" in result.stdout
