@@ -43,7 +43,9 @@ class Cluster:
         config = json.load(open(self.config_path))
         self.schedulers = {m["id"]: m["address"] for m in config["cluster"]["schedulers"]}
         self.gateways = {g: f"http://127.0.0.1:{base + 10 + g}" for g in (1, 2)}
-        self.engines = {e: f"http://127.0.0.1:{base + 20 + i}" for i, e in enumerate("abcd", 1)}
+        # The engines up.sh started (four simulated, or two real vLLM servers).
+        self.engines = {e: f"http://127.0.0.1:{base + 20 + i}" for i, e in enumerate("abcd", 1)
+                        if os.path.exists(os.path.join(self.dir, "cmd", f"engine-{e}"))}
         self.stats_url = f"http://127.0.0.1:{base + 90}/stats;csv"
         self.url = f"http://127.0.0.1:{self.lb_port}"
         self.http = httpx.Client(timeout=2)

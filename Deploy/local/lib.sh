@@ -8,8 +8,16 @@ base=${JUNCTION_PORT_BASE:-18100}
 
 schedulers=(1 2 3)
 gateways=(1 2)
-engines=(a b c d)
-# Mixed dialects: the agents detect each one.
+# JUNCTION_ENGINES=sim (default): four simulated engines of mixed dialects, which the agents
+# detect. JUNCTION_ENGINES=real-vllm: two real vLLM servers (CPU build, tiny local model; see
+# Deploy/real-vllm/install.sh).
+engine_kind=${JUNCTION_ENGINES:-sim}
+vllm_home=${JUNCTION_VLLM_HOME:-$HOME/.cache/junction/vllm}
+if [ "$engine_kind" = real-vllm ]; then
+  engines=(a b)
+else
+  engines=(a b c d)
+fi
 declare -A dialect=([a]=vllm [b]=vllm [c]=sglang [d]=bladellm)
 
 scheduler_port() { echo $((base + $1)); }

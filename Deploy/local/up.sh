@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Brings up a whole Junction cluster on 127.0.0.1: three schedulers (one Raft group), four
-# simulated engines of mixed dialects each with its agent, two gateways, and HAProxy in front of
-# the gateways. Configs, data, logs, PID files and each process's command line go under
+# simulated engines of mixed dialects (or, with JUNCTION_ENGINES=real-vllm, two real vLLM
+# servers) each with its agent, two gateways, and HAProxy in front of the gateways. Configs, data, logs, PID files and each process's command line go under
 # $JUNCTION_LOCAL_DIR (default .run/local). Ports: the load balancer on $JUNCTION_LB_PORT (8080),
 # the rest from $JUNCTION_PORT_BASE (18100; see Docs/operations.md).
 set -euo pipefail
@@ -35,12 +35,27 @@ echo "up: schedulers on $(scheduler_port 1)-$(scheduler_port 3)"
 for i in "${schedulers[@]}"; do
   launch "scheduler-$i" "$JUNCTION_BIN" scheduler --config "$dir/cluster.json" --id "$i" --log-level info
 done
-echo "up: engines (simulated) on $(engine_port a)-$(engine_port d)"
+if [ "$engine_kind" = real-vllm ]; then
+  [ -x "$vllm_home/venv/bin/python" ] && [ -f "$vllm_home/model/config.json" ] || {
+    echo "up: no vLLM in $vllm_home (run Deploy/real-vllm/install.sh)" >&2; exit 1; }
+  echo "up: engines (real vLLM, CPU build) on $(engine_port a), $(engine_port b): starting takes 1-3 minutes"
+  for e in "${engines[@]}"; do
+    launch "engine-$e" env VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_CACHE_ROOT="$vllm_home/cache" \
+      "$vllm_home/venv/bin/python" -m vllm.entrypoints.openai.api_server --model "$vllm_home/model" \
+      --host 127.0.0.1 --port "$(engine_port "$e")" --served-model-name tiny --enable-prefix-caching \
+      --max-model-len 4096 --dtype float32
+  done
+  engine_start_seconds=400
+else
+  echo "up: engines (simulated) on $(engine_port a)-$(engine_port d)"
+  for e in "${engines[@]}"; do
+    launch "engine-$e" "$JUNCTION_BIN" engine-sim --dialect "${dialect[$e]}" --port "$(engine_port "$e")" --seed "$(engine_port "$e")"
+  done
+  engine_start_seconds=30
+fi
 for e in "${engines[@]}"; do
-  launch "engine-$e" "$JUNCTION_BIN" engine-sim --dialect "${dialect[$e]}" --port "$(engine_port "$e")" --seed "$(engine_port "$e")"
-done
-for e in "${engines[@]}"; do
-  wait_http "http://127.0.0.1:$(engine_port "$e")/health" 30 || { echo "up: engine-$e did not start; see $dir/logs/engine-$e.log" >&2; exit 1; }
+  wait_http "http://127.0.0.1:$(engine_port "$e")/health" "$engine_start_seconds" || {
+    echo "up: engine-$e did not start; see $dir/logs/engine-$e.log" >&2; exit 1; }
   launch "agent-$e" "$JUNCTION_BIN" agent --engine "http://127.0.0.1:$(engine_port "$e")" --config "$dir/cluster.json" \
     --instance-id "engine-$e" --log-level info
 done

@@ -122,9 +122,14 @@ struct RaftLog: Sendable {
         committed = index
     }
 
-    mutating func markStable(through index: LogIndex) {
-        // A later truncation may have made part of what was written stale; never move past it.
-        stableIndex = max(stableIndex, min(index, lastIndex))
+    /// The storage has durably written `written` (one Ready's entries). Only the part the log
+    /// still holds counts: if an append from a new leader truncated the log while the write was
+    /// in flight, the entries that replaced the written tail share its indexes but not its terms,
+    /// and they are not on disk yet. Marking by index alone would call them stable, so they would
+    /// never be written and yet be acknowledged.
+    mutating func markStable(_ written: [Entry]) {
+        guard let last = written.last(where: { $0.index <= snapshotIndex || matchTerm($0.index, $0.term) }) else { return }
+        stableIndex = max(stableIndex, min(last.index, lastIndex))
     }
 
     mutating func markApplied(through index: LogIndex) {

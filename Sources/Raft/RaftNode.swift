@@ -160,7 +160,7 @@ public struct RaftNode: Sendable {
     public mutating func advance(_ ready: Ready) {
         if let hs = ready.hardState { persistedHardState = hs }
         if let snap = ready.snapshot, pendingSnapshot == snap { pendingSnapshot = nil }
-        if let last = ready.entries.last { log.markStable(through: last.index) }
+        log.markStable(ready.entries)
         if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
         if role == .leader {
             // The leader counts itself towards a quorum only for what its own disk holds.

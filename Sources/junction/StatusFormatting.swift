@@ -15,7 +15,7 @@ enum StatusFormatting {
         lines.append("instances:")
         for i in s.instances {
             guard let instance = i.instance else { continue }
-            var line = "  \(instance.id) \(instance.state) \(instance.model) \(instance.endpointURL) affinity \(i.affinityEntries)"
+            var line = "  \(instance.id) \(instance.state) \(instance.model) \(instance.engine) \(instance.role) \(instance.endpointURL) affinity \(i.affinityEntries)"
             if let report = i.lastReport {
                 line += " running \(report.running) waiting \(report.waiting) kv \(String(format: "%.2f", report.kvUsage)) in-flight \(i.inFlight) report \(i.reportAgeMs) ms ago"
             }
@@ -36,6 +36,7 @@ enum StatusFormatting {
                 guard let instance = i.instance else { return nil }
                 var entry: [String: Any] = [
                     "id": instance.id, "model": instance.model, "endpoint_url": instance.endpointURL,
+                    "engine": "\(instance.engine)", "role": "\(instance.role)",
                     "state": "\(instance.state)", "state_reason": instance.stateReason, "affinity_entries": i.affinityEntries,
                     "in_flight": i.inFlight,
                 ]

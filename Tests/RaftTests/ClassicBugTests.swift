@@ -274,4 +274,37 @@ final class ClassicBugTests: XCTestCase {
         XCTAssertEqual(progress.match, 5)
         XCTAssertEqual(progress.next, 6)
     }
+
+    // MARK: A write in flight across a truncation (found by raft-sim, seed 1802)
+
+    /// An old leader is writing its uncommitted entries when a new leader's append replaces
+    /// them. When the old write completes it must not make the replacing entry count as written:
+    /// the entry would never reach the disk, yet the node would acknowledge it, and the new
+    /// leader could commit it on one durable copy.
+    func testAWriteCompletingAfterATruncationDoesNotCoverTheNewEntries() throws {
+        var c = TestCluster(3) { $0.preVote = false; $0.checkQuorum = false }
+        c.elect(1)                                         // term 1, no-op at index 1 everywhere
+        c.isolate(1)
+        try c.propose(1, "a")                              // index 2, term 1: only on node 1
+        try c.propose(1, "b")                              // index 3, term 1
+        let inFlight = c.nodes[1]!.ready()                 // node 1 starts writing 2...3
+        XCTAssertEqual(inFlight.entries.map(\.index), [2, 3])
+
+        c.nodes[2]!.campaign(.election)                    // node 2 wins term 2 with node 3
+        c.stabilize()
+        XCTAssertEqual(c.nodes[2]!.role, .leader)
+        let noop = try XCTUnwrap(c.nodes[2]!.entry(at: 2))
+        XCTAssertEqual(noop.term, 2)
+        // Node 2's append reaches node 1 while its write is still in flight, and replaces index 2.
+        c.nodes[1]!.step(Message(from: 2, to: 1, term: 2, body: .append(
+            AppendRequest(prevLogIndex: 1, prevLogTerm: 1, entries: [noop], leaderCommit: 1))))
+        XCTAssertEqual(c.nodes[1]!.term(at: 2), 2)
+
+        // Now the old write completes.
+        c.storage[1]!.persist(hardState: inFlight.hardState, entries: inFlight.entries, snapshot: inFlight.snapshot)
+        c.nodes[1]!.advance(inFlight)
+        let next = c.nodes[1]!.ready()
+        XCTAssertTrue(next.entries.contains { $0.index == 2 && $0.term == 2 },
+                      "the term-2 entry at index 2 must still be written; got \(next.entries.map { ($0.index, $0.term) })")
+    }
 }
