@@ -24,6 +24,9 @@ scheduler_port() { echo $((base + $1)); }
 gateway_port() { echo $((base + 10 + $1)); }
 engine_port() { local i; case $1 in a) i=1;; b) i=2;; c) i=3;; d) i=4;; esac; echo $((base + 20 + i)); }
 stats_port() { echo $((base + 90)); }
+# The relay scheduler FROM dials scheduler TO through (Deploy/local/peer-links.py), and its control.
+peer_link_port() { echo $((base + 30 + 3 * ($1 - 1) + $2 - 1)); }
+peer_links_control_port() { echo $((base + 39)); }
 
 pid_of() { cat "$dir/pids/$1.pid" 2>/dev/null || true; }
 # Alive: the process exists and is not a zombie waiting to be reaped.

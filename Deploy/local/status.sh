@@ -23,6 +23,9 @@ echo
 echo "== load balancer (HAProxy) 127.0.0.1:$lb_port"
 curl -s --max-time 2 "http://127.0.0.1:$(stats_port)/stats;csv" | awk -F, '$1 == "gateways" && $2 != "BACKEND" && $2 != "FRONTEND" {print $2 "  " $18}' || echo "(no answer)"
 echo
+echo "== scheduler peer links (Deploy/local/peer-links.py)"
+curl -s --max-time 2 "http://127.0.0.1:$(peer_links_control_port)/" || echo "(no answer)"
+echo
 echo "== processes"
 for f in "$dir"/pids/*.pid; do
   [ -e "$f" ] || continue

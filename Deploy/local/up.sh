@@ -31,9 +31,28 @@ cat > "$dir/cluster.json" <<JSON
 }
 JSON
 
-echo "up: schedulers on $(scheduler_port 1)-$(scheduler_port 3)"
+# Each scheduler dials its peers through relays the chaos scripts can cut (a partition without
+# giving each process an address of its own); everyone else reaches the schedulers directly.
+links=()
 for i in "${schedulers[@]}"; do
-  launch "scheduler-$i" "$JUNCTION_BIN" scheduler --config "$dir/cluster.json" --id "$i" --log-level info
+  peers=()
+  for j in "${schedulers[@]}"; do
+    [ "$i" = "$j" ] && continue
+    links+=(--link "$i:$j:$(peer_link_port "$i" "$j"):127.0.0.1:$(scheduler_port "$j")")
+    peers+=("\"$j\": \"127.0.0.1:$(peer_link_port "$i" "$j")\"")
+  done
+  python3 - "$dir/cluster.json" "$dir/scheduler-$i.json" "{$(IFS=,; echo "${peers[*]}")}" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["scheduler"]["peer_addresses"] = json.loads(sys.argv[3])
+json.dump(config, open(sys.argv[2], "w"), indent=2)
+PY
+done
+launch peer-links python3 "$root/Deploy/local/peer-links.py" --control "$(peer_links_control_port)" "${links[@]}"
+
+echo "up: schedulers on $(scheduler_port 1)-$(scheduler_port 3) (peer links through $(peer_link_port 1 1)-$(peer_link_port 3 3))"
+for i in "${schedulers[@]}"; do
+  launch "scheduler-$i" "$JUNCTION_BIN" scheduler --config "$dir/scheduler-$i.json" --id "$i" --log-level info
 done
 if [ "$engine_kind" = real-vllm ]; then
   [ -x "$vllm_home/venv/bin/python" ] && [ -f "$vllm_home/model/config.json" ] || {

@@ -19,6 +19,9 @@ public struct SchedulerConfiguration: Sendable {
     public var reportIntervalMilliseconds = 250
     public var affinityBatchMilliseconds = 100
     public var policy = PolicyConfiguration()
+    /// Where this node dials a peer when that is not the peer's cluster address (a relay, or a
+    /// separate replication network); `scheduler.peer_addresses`.
+    public var peerAddresses: [NodeID: (host: String, port: Int)] = [:]
 
     /// Reads the file; `{id}` in `scheduler.data_dir` becomes the node's id.
     public static func load(path: String, id: NodeID) throws(ConfigError) -> SchedulerConfiguration {
@@ -43,6 +46,20 @@ public struct SchedulerConfiguration: Sendable {
         config.heartbeatTimeoutMilliseconds = try ConfigFile.int(scheduler, "scheduler.heartbeat_timeout_ms", default: 3_000, range: 100...600_000)
         config.reportIntervalMilliseconds = try ConfigFile.int(scheduler, "scheduler.report_interval_ms", default: 250, range: 10...60_000)
         config.affinityBatchMilliseconds = try ConfigFile.int(scheduler, "scheduler.affinity_batch_ms", default: 100, range: 5...10_000)
+        if let overrides = scheduler["peer_addresses"] {
+            guard let overrides = overrides as? [String: Any] else {
+                throw ConfigError(key: "scheduler.peer_addresses", reason: "an object of \"peer id\": \"host:port\"")
+            }
+            for (key, value) in overrides {
+                guard let peer = NodeID(key), peer != id, members.contains(where: { $0.id == peer }) else {
+                    throw ConfigError(key: "scheduler.peer_addresses.\(key)", reason: "not the id of another scheduler")
+                }
+                guard let address = value as? String, let (host, port) = ConfigFile.splitAddress(address) else {
+                    throw ConfigError(key: "scheduler.peer_addresses.\(key)", reason: "required: \"host:port\"")
+                }
+                config.peerAddresses[peer] = (host, port)
+            }
+        }
         if let llm = try ConfigFile.object(root, "llm_scheduler", required: false) {
             if let name = llm["policy"] {
                 guard let name = name as? String, let policy = PolicyConfiguration.Name(rawValue: name) else {
@@ -70,4 +87,9 @@ public struct SchedulerConfiguration: Sendable {
     }
 
     public func member(_ id: NodeID) -> Member? { members.first { $0.id == id } }
+
+    /// The address this node dials to reach `peer`.
+    public func dialAddress(of peer: Member) -> (host: String, port: Int) {
+        peerAddresses[peer.id] ?? (peer.host, peer.port)
+    }
 }

@@ -42,7 +42,10 @@ public actor SchedulerNode {
         let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
         transport = WirePeerTransport(
             peers: Dictionary(
-                uniqueKeysWithValues: config.members.filter { $0.id != id }.map { ($0.id, ReconnectingWireClient.Target(host: $0.host, port: $0.port)) }),
+                uniqueKeysWithValues: config.members.filter { $0.id != id }.map { peer in
+                    let (host, port) = config.dialAddress(of: peer)
+                    return (peer.id, ReconnectingWireClient.Target(host: host, port: port))
+                }),
             configuration: wire, logger: logger)
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let storage = try FileStorage(directory: config.dataDirectory)

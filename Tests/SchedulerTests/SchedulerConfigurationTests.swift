@@ -20,6 +20,15 @@ import Testing
         #expect(config.policy.name == .leastRequest && config.policy.loadWeight == 2)
     }
 
+    @Test func peerAddressesChangeOnlyWhereThisNodeDials() throws {
+        var root = Self.good
+        root["scheduler"] = ["data_dir": "/tmp/s-{id}", "peer_addresses": ["3": "127.0.0.1:7133"]]
+        let config = try SchedulerConfiguration.parse(root, id: 2)
+        #expect(config.dialAddress(of: config.member(3)!) == ("127.0.0.1", 7133))
+        #expect(config.dialAddress(of: config.member(1)!) == ("127.0.0.1", 7101))
+        #expect(config.member(3)!.address == "127.0.0.1:7103")  // what gateways and agents dial
+    }
+
     @Test func badValuesNameTheirKey() {
         func key(_ change: (inout [String: Any]) -> Void, id: UInt64 = 1) -> String? {
             var root = Self.good
@@ -34,6 +43,10 @@ import Testing
         #expect(key { $0["scheduler"] = ["tick_ms": 100] } == "scheduler.data_dir")
         #expect(key { $0["llm_scheduler"] = ["policy": "fastest"] } == "llm_scheduler.policy")
         #expect(key { $0["llm_scheduler"] = ["params": ["kv_pressure": 3.0]] } == "llm_scheduler.params.kv_pressure")
+        #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": ["1": "127.0.0.1:1"]] } == "scheduler.peer_addresses.1")
+        #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": ["7": "127.0.0.1:1"]] } == "scheduler.peer_addresses.7")
+        #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": ["2": "nohost"]] } == "scheduler.peer_addresses.2")
+        #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": "x"] } == "scheduler.peer_addresses")
         #expect(key {
             $0["cluster"] = ["secret": "0123456789abcdef-secret", "schedulers": [["id": 1, "address": "nohost"]]]
         } == "cluster.schedulers[0].address")

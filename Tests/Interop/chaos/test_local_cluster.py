@@ -28,11 +28,11 @@ def ports_free(ports):
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    # A port block nobody else uses: the scripts take base+1..3, +11..12, +21..24, +90 and the
-    # balancer's port.
+    # A port block nobody else uses: the scripts take base+1..3, +11..12, +21..24, +30..39 (the
+    # schedulers' peer links), +90 and the balancer's port.
     for _ in range(50):
         base = random.randrange(20000, 50000, 100)
-        ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, 80, 90)]
+        ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, *range(30, 40), 80, 90)]
         if ports_free(ports):
             break
     env = dict(os.environ, JUNCTION_BIN=BINARY, JUNCTION_LOCAL_DIR=str(tmp_path_factory.mktemp("local-cluster")),
@@ -64,7 +64,7 @@ def test_the_demo_routes_through_the_balancer(local):
     assert status.stdout.count("scheduled routing") == 2 and status.stdout.count("  UP") == 2
 
 
-@pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers"])
+@pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader"])
 def test_a_fault_under_load_loses_nothing(local, fault):
     result = local(f"Deploy/chaos/{fault}.sh", "--seed", "7", "--workers", "6", "--no-time-targets")
     assert result.returncode == 0, result.stdout + result.stderr
