@@ -58,7 +58,18 @@ struct CtlStatus: AsyncParsableCommand {
 
     func run() async throws {
         let reply = try await target.call(.statusRequest(StatusRequest()), leaderOnly: false)
-        guard case .statusReply(let status) = reply else { throw ValidationError("unexpected answer: \(reply.name)") }
+        guard case .statusReply(var status) = reply else { throw ValidationError("unexpected answer: \(reply.name)") }
+        // Only the leader knows how far each member's log has got and each instance's live load:
+        // unless a node was named, show the leader's view when the node that answered names one.
+        if target.scheduler == nil, status.raftState != "leader", status.leaderID != 0,
+            let address = status.members.first(where: { $0.id == status.leaderID })?.address
+        {
+            var leader = target
+            leader.scheduler = address
+            if case .statusReply(let leaderStatus)? = try? await leader.call(.statusRequest(StatusRequest()), leaderOnly: false) {
+                status = leaderStatus
+            }
+        }
         print(json ? StatusFormatting.json(status) : StatusFormatting.text(status))
     }
 }
