@@ -4,13 +4,25 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
 run: build
 	@Deploy/local/up.sh
 	@Deploy/local/demo.sh
+
+## The same cluster with two real vLLM servers (vLLM's CPU build on a tiny local model, installed
+## into ~/.cache/junction/vllm by Deploy/real-vllm/install.sh) instead of the four simulators.
+run-real-vllm: build
+	@Deploy/real-vllm/install.sh
+	@JUNCTION_ENGINES=real-vllm Deploy/local/up.sh
+	@Deploy/local/demo.sh
+
+## Opt-in end-to-end test against two real vLLM servers (ports 18400+; a few minutes).
+test-real-vllm: build
+	@Deploy/real-vllm/install.sh
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/real_vllm
 
 ## Install system packages and the Python test venv (idempotent).
 deps:
