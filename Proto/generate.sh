@@ -13,4 +13,5 @@ mkdir -p "$c_dir/include" "$(dirname "$swift_out")"
 mv "$tmp/junction.pb-c.h" "$c_dir/include/junction.pb-c.h"
 mv "$tmp/junction.pb-c.c" "$c_dir/junction.pb-c.c"
 protoc --include_source_info --descriptor_set_out="$tmp/junction.desc" -I"$here" "$here/junction.proto"
-python3 "$here/gen_swift.py" "$tmp/junction.desc" "$swift_out"
+# The test venv (make deps) has Python's protobuf package; a bare python3 may not.
+"${JUNCTION_PYTHON:-python3}" "$here/gen_swift.py" "$tmp/junction.desc" "$swift_out"
