@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
@@ -61,6 +61,7 @@ test-interop:
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/engine_sim
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/gateway
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/chaos
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/bench
 
 ## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
 RAFT_SEED ?= 1
@@ -106,6 +107,11 @@ bench-schedule: build-release
 ## Gateway overhead against the engine direct, sglang-router and vllm-router (release build; prints figures).
 bench-gateway: build-release
 	python3 Deploy/bench/gateway-overhead.py
+
+## The seed's table for Junction's policies, round-robin, sglang-router and vllm-router on the same
+## simulated engines, both scenarios; tables and TTFT plots in .build/bench-compare (Docs/benchmarks.md).
+bench-compare: build-release
+	python3 Deploy/bench/compare.py
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

@@ -114,18 +114,25 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "BenchCore",
+            dependencies: ["Seeded"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Bench",
             dependencies: [
-                "Wire", "Raft", "RaftStore", "Routing", "Seeded",
+                "Wire", "Raft", "RaftStore", "Routing", "Seeded", "BenchCore", "PromText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "junction",
             dependencies: [
-                "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench", "ClusterConfig",
+                "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench", "BenchCore", "Seeded", "ClusterConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,6 +141,7 @@ let package = Package(
         ),
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
+        .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "Seeded"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: strict),
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "PromText"], swiftSettings: strict),

@@ -5,8 +5,8 @@ import Foundation
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks that print figures (build with -c release).",
-        subcommands: [WireBench.self, RaftBench.self, RoutingBench.self, ScheduleBench.self]
+        abstract: "Benchmarks that print figures (build with -c release): load against a router or engine, and component benchmarks.",
+        subcommands: [ServeBench.self, ReportBench.self, SampleBench.self, WireBench.self, RaftBench.self, RoutingBench.self, ScheduleBench.self]
     )
 }
 

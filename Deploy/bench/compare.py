@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""The seed's table, for several routers in one run: the same workload and seed against Junction
+with each policy, round-robin, and sglang-router and vllm-router from PyPI, all in front of the
+same simulated engines, whose prefix caches are reset between targets. For each scenario it
+writes one JSON per target, a Markdown table with the change against round-robin, and an SVG of
+the TTFT distributions.
+
+    Deploy/bench/compare.py [--scenario seed heavy-reuse] [--targets ...] [--out DIR]
+
+`make bench-compare` runs it with the defaults recorded in Docs/benchmarks.md. Needs a release
+build (`swift build -c release --product junction`). The routers are installed with pip into
+--routers-venv (default ~/.cache/junction/routers-venv) if they are not there; a router that does
+not install or start is reported and skipped.
+
+Against engines you run yourself, use the load generator alone:
+    junction bench serve --target http://ROUTER --model NAME --concurrency 50 --engine-metrics http://ENGINE/metrics ...
+"""
+import argparse
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("JUNCTION_RELEASE_BIN", str(ROOT / ".build" / "release" / "junction"))
+JUNCTION_POLICIES = ["prefix-cache", "llm-metrics", "least-request", "round-robin"]
+EXTERNAL = ["sglang-router", "vllm-router"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url, method="GET", timeout=2):
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        return reply.status, reply.read()
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not happen within {timeout} s")
+
+
+class Processes:
+    """Children with a log each, stopped by PID (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, work):
+        self.work, self.running = work, []
+
+    def start(self, name, argv):
+        log = open(os.path.join(self.work, name + ".log"), "ab")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.running.append(p)
+        return p
+
+    def stop(self, processes):
+        for p in processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in processes:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p in self.running:
+                self.running.remove(p)
+
+    def stop_all(self):
+        self.stop(list(reversed(self.running)))
+
+
+def ensure_routers(venv):
+    """sglang-router and vllm-router in a venv of their own; returns the ones available."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    available = []
+    for package, module in (("sglang-router", "sglang_router"), ("vllm-router", "vllm_router")):
+        if subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode != 0:
+            print(f"compare: installing {package} into {venv}", flush=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", package], capture_output=True)
+        if os.path.exists(os.path.join(venv, "bin", package)):
+            available.append(package)
+        else:
+            print(f"compare: {package} is not available (pip install failed); skipped", flush=True)
+    return available
+
+
+def start_junction(procs, work, engines, policy, tag):
+    """Three schedulers with `policy`, an agent per engine, one gateway; returns (url, processes)."""
+    ports = {i: free_port() for i in (1, 2, 3)}
+    gateway_port = free_port()
+    config = os.path.join(work, f"junction-{tag}.json")
+    json.dump({"cluster": {"secret": "compare-bench-secret-0123456",
+                           "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
+               "scheduler": {"data_dir": os.path.join(work, f"data-{tag}-{{id}}")},
+               "llm_scheduler": {"policy": policy},
+               "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}, open(config, "w"))
+    started = [procs.start(f"{tag}-scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i), "--log-level", "warning"])
+               for i in ports]
+    for n, engine in enumerate(engines):
+        started.append(procs.start(f"{tag}-agent-{n}", [BINARY, "agent", "--engine", engine, "--config", config,
+                                                        "--instance-id", f"engine-{n}", "--log-level", "warning"]))
+    started.append(procs.start(f"{tag}-gateway", [BINARY, "gateway", "--config", config, "--log-level", "warning"]))
+    url = f"http://127.0.0.1:{gateway_port}"
+
+    def all_up():
+        out = subprocess.run([BINARY, "ctl", "status", "--json", "--config", config], capture_output=True, text=True, timeout=5)
+        status = json.loads(out.stdout)
+        return sum(1 for i in status["instances"] if i["state"] == "up") == len(engines) and http(url + "/ready")[0] == 200
+    wait_until(all_up, 60, f"junction ({policy}) with {len(engines)} engines up")
+    return url, started
+
+
+def start_external(procs, venv, name, engines):
+    port, metrics_port = free_port(), free_port()
+    argv = [os.path.join(venv, "bin", name), *(["launch"] if name == "sglang-router" else []), "--worker-urls", *engines,
+            "--policy", "cache_aware", "--host", "127.0.0.1", "--port", str(port),
+            "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port),
+            "--log-level", "warn" if name == "sglang-router" else "warning"]
+    p = procs.start(name, argv)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: http(url + "/health")[0] == 200, 90, f"{name} healthy")
+    return url, [p]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", nargs="+", default=["seed", "heavy-reuse"], choices=["seed", "heavy-reuse"])
+    parser.add_argument("--targets", nargs="+", default=["prefix-cache", "least-request", "round-robin", *EXTERNAL],
+                        help=f"Junction policies ({', '.join(JUNCTION_POLICIES)}) and external routers ({', '.join(EXTERNAL)})")
+    parser.add_argument("--engines", type=int, default=5)
+    parser.add_argument("--profile", default="7b-a100")
+    parser.add_argument("--speed", type=float, default=4, help="simulated engines run this many times faster than real time")
+    parser.add_argument("--kv-blocks", type=int, default=None, help="KV blocks per engine (default: the profile's)")
+    parser.add_argument("--concurrency", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--max-seconds", type=float, default=240)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
+    parser.add_argument("--out", default=str(ROOT / ".build" / "bench-compare"))
+    args = parser.parse_args()
+    if not os.path.exists(BINARY):
+        sys.exit(f"compare: no release build at {BINARY} (swift build -c release --product junction)")
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="junction-compare-")
+    procs = Processes(work)
+    external = ensure_routers(args.routers_venv) if any(t in EXTERNAL for t in args.targets) else []
+    try:
+        engines, engine_procs = [], []
+        for n in range(args.engines):
+            port = free_port()
+            argv = [BINARY, "engine-sim", "--dialect", "vllm", "--port", str(port), "--profile", args.profile,
+                    "--speed", str(args.speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
+            if args.kv_blocks:
+                argv += ["--kv-blocks", str(args.kv_blocks)]
+            engine_procs.append(procs.start(f"engine-{n}", argv))
+            engines.append(f"http://127.0.0.1:{port}")
+        for engine in engines:
+            wait_until(lambda: http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
+        print(f"compare: {args.engines} × engine-sim --profile {args.profile} --speed {args.speed:g}; logs in {work}", flush=True)
+
+        for scenario in args.scenario:
+            files = []
+            for target in args.targets:
+                if target in EXTERNAL and target not in external:
+                    continue
+                for engine in engines:
+                    http(engine + "/reset_prefix_cache", "POST")
+                name = target if target in EXTERNAL else ("round-robin" if target == "round-robin" else f"junction {target}")
+                try:
+                    if target in EXTERNAL:
+                        url, started = start_external(procs, args.routers_venv, target, engines)
+                    else:
+                        url, started = start_junction(procs, work, engines, target, f"{scenario}-{target}")
+                except RuntimeError as error:
+                    print(f"compare: {target} skipped: {error} (logs in {work})", flush=True)
+                    procs.stop([p for p in procs.running if p not in engine_procs])
+                    continue
+                out = os.path.join(args.out, f"{scenario}-{target}.json")
+                command = [BINARY, "bench", "serve", "--target", url, "--name", name, "--scenario", scenario,
+                           "--seed", str(args.seed), "--concurrency", str(args.concurrency), "--requests", str(args.requests),
+                           "--max-seconds", str(args.max_seconds), "--json", out,
+                           *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
+                print(f"\n$ {' '.join(command)}", flush=True)
+                started_at = time.time()
+                subprocess.run(command, check=True)
+                print(f"({time.time() - started_at:.0f} s)", flush=True)
+                procs.stop(started)
+                files.append(out)
+            table = subprocess.run([BINARY, "bench", "report", "--baseline", "round-robin", "--plot",
+                                    os.path.join(args.out, f"{scenario}-ttft.svg"), "--title",
+                                    f"TTFT, scenario {scenario}: {args.engines} × {args.profile} (speed {args.speed:g}), "
+                                    f"concurrency {args.concurrency}", *files], capture_output=True, text=True, check=True).stdout
+            with open(os.path.join(args.out, f"{scenario}.md"), "w") as f:
+                f.write(table)
+            print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {args.out}/{scenario}.md, {scenario}-ttft.svg", flush=True)
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
