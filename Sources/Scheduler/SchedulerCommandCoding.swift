@@ -56,7 +56,7 @@ public enum SchedulerCommandCoding {
 
     public static func encode(_ snapshot: SchedulerStateMachine.Snapshot) -> [UInt8] {
         Wire.SchedulerSnapshot(
-            instances: snapshot.instances.map(instance), policy: policy(snapshot.policy),
+            instances: snapshot.instances.map(instance), policy: snapshot.policy.map(policy),
             affinity: snapshot.affinity.map { Wire.AffinityRecord(instanceID: $0.instanceID, hashes: $0.hashes) },
             registryVersion: snapshot.registryVersion
         ).serializedBytes()
@@ -68,7 +68,7 @@ public enum SchedulerCommandCoding {
         var records: [InstanceRecord] = []
         for wire in message.instances { records.append(try record(wire)) }
         return SchedulerStateMachine.Snapshot(
-            instances: records, policy: try message.policy.map(policy) ?? PolicyConfiguration(),
+            instances: records, policy: try message.policy.map(policy),
             affinity: message.affinity.map { SchedulerCore.AffinityRecord(instanceID: $0.instanceID, hashes: $0.hashes) },
             registryVersion: message.registryVersion)
     }

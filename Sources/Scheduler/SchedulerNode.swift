@@ -101,7 +101,7 @@ public actor SchedulerNode {
         await publishTableIfChanged()
         guard await leads() else { return }
         let now = ContinuousClock.now
-        soft.router.configuration = await replica.state.policy
+        soft.router.configuration = policy(of: await replica.state)
         if now - lastAffinityFlush >= .milliseconds(config.affinityBatchMilliseconds) {
             lastAffinityFlush = now
             let batch = soft.takeAffinityBatch()
@@ -185,7 +185,7 @@ public actor SchedulerNode {
             (leadership, state) = await replica.leadershipAndState
         }
         let now = ContinuousClock.now
-        soft.router.configuration = state.policy
+        soft.router.configuration = policy(of: state)
         let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
         let decision = soft.router.decide(
             RoutingRequest(
@@ -202,7 +202,7 @@ public actor SchedulerNode {
                         Assignment(
                             instanceID: instance, endpointURL: record.endpointURL,
                             engine: SchedulerCommandCoding.instance(record).engine, cachedChunks: UInt32(clamping: cached),
-                            policy: state.policy.name.rawValue))))
+                            policy: policy(of: state).name.rawValue))))
         case .wait(let retry, let reason):
             soft.modelsWaiting.insert(request.model)
             return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))
@@ -260,10 +260,13 @@ public actor SchedulerNode {
         return .ack(Ack(index: await appliedIndex(), message: "removed \(request.instanceID)"))
     }
 
+    /// The policy decisions use: an operator's (through the log), else this node's config file's.
+    func policy(of state: SchedulerStateMachine) -> PolicyConfiguration { state.policy ?? config.policy }
+
     func setPolicy(_ request: SetPolicyRequest) async throws -> Envelope.Body {
         guard let wire = request.policy else { throw WireError(.invalidArgument, "SetPolicyRequest needs a policy") }
         guard await leads() else { return await notLeaderReply() }
-        var policy = await replica.state.policy
+        var policy = policy(of: await replica.state)
         guard let name = PolicyConfiguration.Name(rawValue: wire.name) else {
             throw WireError(.invalidArgument, PolicyError.unknownPolicy(wire.name).description)
         }
@@ -345,7 +348,7 @@ public actor SchedulerNode {
             StatusReply(
                 nodeID: id, leaderID: status.leader ?? 0, term: status.term, commitIndex: status.commitIndex,
                 appliedIndex: status.appliedIndex, raftState: "\(status.role)", members: members, instances: instances,
-                policy: SchedulerCommandCoding.policy(state.policy), registryVersion: state.registryVersion))
+                policy: SchedulerCommandCoding.policy(policy(of: state)), registryVersion: state.registryVersion))
     }
 
     private func proposeForReply(_ command: SchedulerCore.SchedulerCommand) async throws -> ApplyOutcome {

@@ -5,7 +5,9 @@ import Routing
 /// the same state; a snapshot captures it whole. Pure: no clock, no I/O.
 public struct SchedulerStateMachine: Sendable, Equatable {
     public private(set) var instances: [String: InstanceRecord] = [:]
-    public private(set) var policy = PolicyConfiguration()
+    /// The policy an operator set through the log (`ctl set-policy`); until then nil, and each
+    /// leader decides with the policy of its own config file (`llm_scheduler.policy`).
+    public private(set) var policy: PolicyConfiguration?
     public private(set) var affinity = PrefixAffinityTable()
     /// Increases with every change to the registry; the instance-table subscription's version.
     public private(set) var registryVersion: UInt64 = 0
@@ -61,7 +63,7 @@ public struct SchedulerStateMachine: Sendable, Equatable {
     /// when it says how big that is, else the table's default.
     public func affinityCapacity(_ record: InstanceRecord) -> Int {
         guard let tokens = record.kvCapacityTokens, tokens > 0 else { return PrefixAffinityTable.defaultCapacity }
-        return max(1, Int(Double(tokens) / policy.chunkTokens))
+        return max(1, Int(Double(tokens) / (policy ?? PolicyConfiguration()).chunkTokens))
     }
 
     private mutating func registryChanged() -> ApplyOutcome {
@@ -74,12 +76,12 @@ public struct SchedulerStateMachine: Sendable, Equatable {
 
     public struct Snapshot: Sendable, Equatable {
         public var instances: [InstanceRecord]
-        public var policy: PolicyConfiguration
+        public var policy: PolicyConfiguration?
         /// Per instance, its prefix hashes oldest first.
         public var affinity: [AffinityRecord]
         public var registryVersion: UInt64
 
-        public init(instances: [InstanceRecord], policy: PolicyConfiguration, affinity: [AffinityRecord], registryVersion: UInt64) {
+        public init(instances: [InstanceRecord], policy: PolicyConfiguration?, affinity: [AffinityRecord], registryVersion: UInt64) {
             self.instances = instances
             self.policy = policy
             self.affinity = affinity

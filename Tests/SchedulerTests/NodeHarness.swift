@@ -13,7 +13,7 @@ struct SingleNode {
 
     /// Runs `body` against a started node and stops the node afterwards.
     static func with<T: Sendable>(
-        heartbeatTimeoutMilliseconds: Int = 60_000, _ body: @Sendable (SingleNode) async throws -> T
+        heartbeatTimeoutMilliseconds: Int = 60_000, policy: String = "prefix-cache", _ body: @Sendable (SingleNode) async throws -> T
     ) async throws -> T {
         let directory = NSTemporaryDirectory() + "junction-node-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -21,6 +21,7 @@ struct SingleNode {
             [
                 "cluster": ["secret": "single-node-test-secret", "schedulers": [["id": 1, "address": "127.0.0.1:\(try freeLoopbackPort())"]]],
                 "scheduler": ["data_dir": directory, "tick_ms": 10, "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds],
+                "llm_scheduler": ["policy": policy],
             ], id: 1)
         let node = try SchedulerNode(config: config, id: 1, logger: Logger(label: "test-node"))
         let (ports, portQueue) = AsyncStream<Int>.makeStream()

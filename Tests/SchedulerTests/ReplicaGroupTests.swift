@@ -103,7 +103,7 @@ struct Trio {
         }
         let request = RoutingRequest(model: "m", prefixHashes: prompt, promptTokens: 2048)
         func decide(_ state: SchedulerStateMachine) -> RoutingDecision {
-            var router = Router(configuration: state.policy)
+            var router = Router(configuration: state.policy ?? PolicyConfiguration())
             let instances = state.sortedInstances.map { RoutingInstance(id: $0.id, model: $0.model) }
             return router.decide(request, instances: instances, affinity: state.affinity)
         }

@@ -83,6 +83,34 @@ import Wire
         }
     }
 
+    @Test func theConfiguredPolicyDecidesUntilAnOperatorSetsOne() async throws {
+        try await SingleNode.with(policy: "round-robin") { node in
+            let connection = try await node.connect(role: .operator)
+            defer { connection.close() }
+            for id in ["a", "b", "c"] { try await register(id, on: connection) }
+            func policyName() async throws -> String? {
+                guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return nil }
+                return status.policy?.name
+            }
+            func instances(_ prompt: [UInt64]) async throws -> [String] {
+                var chosen: [String] = []
+                for _ in 0..<3 {
+                    guard case .assigned(let a) = try await schedule(prompt, tokens: 2_600, on: connection).outcome else { return [] }
+                    chosen.append(a.instanceID)
+                }
+                return chosen
+            }
+            #expect(try await policyName() == "round-robin")
+            // Round-robin ignores the cache: the same prompt goes to each instance in turn.
+            #expect(Set(try await instances(chain(7, 40))).count == 3)
+            let reply = try await connection.call(.setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache"))))
+            guard case .ack = reply else { throw WireError(.internal, "set-policy: \(reply.name)") }
+            #expect(try await policyName() == "prefix-cache")
+            // A new prompt keeps landing where it went first (the one above is now cached everywhere).
+            #expect(Set(try await instances(chain(8, 40))).count == 1)
+        }
+    }
+
     @Test func aWaitingModelGetsACapacitySignalWhenAnInstanceFreesUp() async throws {
         try await SingleNode.with { node in
             let connection = try await node.connect()

@@ -80,6 +80,8 @@ import Wire
         let bytes = SchedulerCommandCoding.encode(state.snapshot)
         let restored = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(bytes))
         #expect(restored == state)
+        let untouched = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(SchedulerCommandCoding.encode(SchedulerStateMachine().snapshot)))
+        #expect(untouched.policy == nil)  // no operator's policy: each leader keeps using its config's
     }
 
     @Test func badBytesGetAClearError() {
