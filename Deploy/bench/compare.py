@@ -144,14 +144,15 @@ def start_external(procs, venv, name, engines):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", nargs="+", default=["seed", "heavy-reuse"], choices=["seed", "heavy-reuse"])
-    parser.add_argument("--targets", nargs="+", default=["prefix-cache", "least-request", "round-robin", *EXTERNAL],
+    parser.add_argument("--targets", nargs="+", default=["prefix-cache", "llm-metrics", "least-request", "round-robin", *EXTERNAL],
                         help=f"Junction policies ({', '.join(JUNCTION_POLICIES)}) and external routers ({', '.join(EXTERNAL)})")
     parser.add_argument("--engines", type=int, default=5)
     parser.add_argument("--profile", default="7b-a100")
-    parser.add_argument("--speed", type=float, default=4, help="simulated engines run this many times faster than real time")
+    parser.add_argument("--speed", type=float, default=2, help="simulated engines run this many times faster than real time")
     parser.add_argument("--kv-blocks", type=int, default=None, help="KV blocks per engine (default: the profile's)")
-    parser.add_argument("--concurrency", type=int, default=40)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=None,
+                        help="requests per target (default: seed 500, heavy-reuse 1500; heavy-reuse answers are shorter)")
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
@@ -196,7 +197,8 @@ def main():
                     continue
                 out = os.path.join(args.out, f"{scenario}-{target}.json")
                 command = [BINARY, "bench", "serve", "--target", url, "--name", name, "--scenario", scenario,
-                           "--seed", str(args.seed), "--concurrency", str(args.concurrency), "--requests", str(args.requests),
+                           "--seed", str(args.seed), "--concurrency", str(args.concurrency),
+                           "--requests", str(args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario]),
                            "--max-seconds", str(args.max_seconds), "--json", out,
                            *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
                 print(f"\n$ {' '.join(command)}", flush=True)

@@ -115,29 +115,53 @@ public struct ServeLoad: Sendable {
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         request.body = .bytes(ByteBuffer(bytes: (try? JSONSerialization.data(withJSONObject: body)) ?? Data()))
 
+        let prepared = request
         let start = state.now()
-        var reader = StreamReader()
-        var failure: String?
+        let reader: StreamReader
+        let failure: String?
         do {
-            let response = try await client.execute(request, deadline: .now() + .nanoseconds(requestTimeout.nanosecondsClamped))
-            if response.status != .ok {
-                let text = try await response.body.collect(upTo: 1 << 16)
-                failure = "HTTP \(response.status.code): \(String(buffer: text).prefix(200))"
-            } else {
-                for try await chunk in response.body {
-                    reader.feed(chunk, at: state.now())
-                    if reader.finished { break }
-                }
-                failure = reader.failure ?? (reader.finished ? nil : "stream ended without [DONE]")
-            }
+            // A deadline for the whole exchange, body included: a stream that stalls counts as failed.
+            (reader, failure) = try await withDeadline(requestTimeout) { try await Self.exchange(prepared, client: client, state: state) }
+        } catch is DeadlineExceeded {
+            (reader, failure) = (StreamReader(), "no complete answer within \(requestTimeout)")
         } catch {
-            failure = "\(error)"
+            (reader, failure) = (StreamReader(), "\(error)")
         }
         let record = RequestRecord(
             conversation: playing.conversation.id, turn: playing.turn, start: start, firstToken: reader.firstToken, end: state.now(),
             promptTokens: reader.promptTokens ?? TokenEstimate.tokens(playing.historyText), outputTokens: reader.completionTokens ?? reader.chunks,
             error: failure)
         return (record, reader.answer)
+    }
+
+    /// Sends the request and reads the whole answer.
+    private static func exchange(_ request: HTTPClientRequest, client: HTTPClient, state: LoadState) async throws -> (StreamReader, String?) {
+        var reader = StreamReader()
+        let response = try await client.execute(request, timeout: .hours(24))
+        guard response.status == .ok else {
+            let text = try await response.body.collect(upTo: 1 << 16)
+            return (reader, "HTTP \(response.status.code): \(String(buffer: text).prefix(200))")
+        }
+        for try await chunk in response.body {
+            reader.feed(chunk, at: state.now())
+            if reader.finished { break }
+        }
+        return (reader, reader.failure ?? (reader.finished ? nil : "stream ended without [DONE]"))
+    }
+}
+
+struct DeadlineExceeded: Error {}
+
+/// Runs `body`, cancelling it and throwing `DeadlineExceeded` after `duration`.
+func withDeadline<T: Sendable>(_ duration: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: duration)
+            throw DeadlineExceeded()
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
     }
 }
 
@@ -263,12 +287,5 @@ struct StreamReader {
         if firstToken == nil { firstToken = time }
         answer += content
         chunks += 1
-    }
-}
-
-extension Duration {
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds >= Int64.max / 1_000_000_000 ? .max : seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

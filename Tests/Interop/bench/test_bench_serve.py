@@ -67,6 +67,16 @@ def test_failures_are_counted_with_their_reason(start_sim, tmp_path):
     assert "failures" in table
 
 
+def test_a_hung_engine_fails_requests_at_their_deadline(start_sim, tmp_path):
+    sim = start_sim("--hang")
+    result = tmp_path / "run.json"
+    bench("serve", "--target", sim.url, "--concurrency", "2", "--requests", "2", "--request-timeout", "1", "--json", str(result), *SMALL,
+          timeout=30)
+    summary = json.loads(result.read_text())["summary"]
+    assert summary["successful"] == 0 and summary["failed"] == 2
+    assert summary["errors"][0].startswith("no complete answer within"), summary["errors"]
+
+
 def test_an_unreachable_target_fails_every_request_clearly(tmp_path):
     result = tmp_path / "run.json"
     bench("serve", "--target", "http://127.0.0.1:9", "--concurrency", "2", "--requests", "4", "--json", str(result), *SMALL)
