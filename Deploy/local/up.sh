@@ -59,7 +59,9 @@ if [ "$engine_kind" = real-vllm ]; then
     echo "up: no vLLM in $vllm_home (run Deploy/real-vllm/install.sh)" >&2; exit 1; }
   echo "up: engines (real vLLM, CPU build) on $(engine_port a), $(engine_port b): starting takes 1-3 minutes"
   for e in "${engines[@]}"; do
-    launch "engine-$e" env VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_CACHE_ROOT="$vllm_home/cache" \
+    # VLLM_SERVER_DEV_MODE exposes POST /reset_prefix_cache, which benchmarks use to start each
+    # target from a cold cache.
+    launch "engine-$e" env VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_SERVER_DEV_MODE=1 VLLM_CACHE_ROOT="$vllm_home/cache" \
       "$vllm_home/venv/bin/python" -m vllm.entrypoints.openai.api_server --model "$vllm_home/model" \
       --host 127.0.0.1 --port "$(engine_port "$e")" --served-model-name tiny --enable-prefix-caching \
       --max-model-len 4096 --dtype float32
