@@ -263,9 +263,10 @@ struct StreamReader {
     private mutating func handle(line: ArraySlice<UInt8>, at time: Double) {
         var line = line
         if line.last == 0x0D { line = line.dropLast() }
-        let prefix = Array("data: ".utf8)
-        guard line.starts(with: prefix) else { return }
-        let payload = line.dropFirst(prefix.count)
+        // SSE: "data:" and an optional space, then the payload.
+        guard line.starts(with: "data:".utf8) else { return }
+        var payload = line.dropFirst(5)
+        if payload.first == 0x20 { payload = payload.dropFirst() }
         if payload.elementsEqual("[DONE]".utf8) {
             finished = true
             return
