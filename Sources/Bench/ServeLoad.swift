@@ -93,8 +93,7 @@ public struct ServeLoad: Sendable {
                     }
                 }
                 // Exponential gaps: a Poisson process of the given rate.
-                let unit = Double(rng.next() >> 11) / Double(1 << 53)
-                let gap = -log(max(unit, 1e-12)) / rate
+                let gap = -log(max(rng.nextUnit(), 1e-12)) / rate
                 try await Task.sleep(for: .seconds(gap))
             }
             try await group.waitForAll()

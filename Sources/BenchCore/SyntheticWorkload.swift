@@ -56,11 +56,8 @@ public struct SyntheticWorkload: Sendable, Equatable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// A log-normal draw (Box–Muller) rounded to a whole number in 1...cap.
+    /// A log-normal draw rounded to a whole number in 1...cap.
     static func logNormal(median: Double, sigma: Double, cap: Int, using rng: inout SplitMix64) -> Int {
-        let u1 = max(Double(rng.next() >> 11) / Double(1 << 53), 1e-12)
-        let u2 = Double(rng.next() >> 11) / Double(1 << 53)
-        let normal = (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-        return min(cap, max(1, Int((median * exp(sigma * normal)).rounded())))
+        min(cap, max(1, Int(rng.nextLogNormal(median: median, sigma: sigma).rounded())))
     }
 }

@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Seeded
 
 /// The words the simulated engine generates: 880 made-up words of exactly 4 bytes (" bak",
@@ -38,10 +33,7 @@ public struct OutputPlan: Sendable {
 
     public init(seed: UInt64, medianLength: Double, sigma: Double) {
         var rng = SplitMix64(seed: seed)
-        let u1 = max(Double(rng.next() >> 11) / Double(1 << 53), 1e-12)
-        let u2 = Double(rng.next() >> 11) / Double(1 << 53)
-        let normal = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-        naturalLength = max(1, Int((medianLength * exp(sigma * normal)).rounded()))
+        naturalLength = max(1, Int(rng.nextLogNormal(median: medianLength, sigma: sigma).rounded()))
         self.rng = rng
     }
 
