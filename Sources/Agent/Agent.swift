@@ -122,13 +122,21 @@ public actor Agent {
         return EngineIdentity(family: family, model: model)
     }
 
+    /// An SGLang prefill server's bootstrap port: configured, else SGLang's default
+    /// (`--disaggregation-bootstrap-port` 8998). Other engines and roles have none.
+    private func bootstrapPort(_ family: EngineFamily) -> Int? {
+        if let port = configuration.bootstrapPort { return port }
+        return configuration.role == .prefill && family == .sglang ? 8998 : nil
+    }
+
     /// Registers (idempotently) with the leader; returns how often to report.
     private func register() async throws -> Duration {
         guard let identity else { throw CancellationError() }
         let instance = Instance(
             id: configuration.instanceID, endpointURL: configuration.engineURL, model: identity.model,
             engine: Self.wireKind(identity.family), role: configuration.role, state: .up,
-            kvCapacityTokens: lastLoad.kvCapacityTokens, kvBlockSize: lastLoad.kvBlockSize, agentNode: configuration.nodeName)
+            kvCapacityTokens: lastLoad.kvCapacityTokens, kvBlockSize: lastLoad.kvBlockSize, agentNode: configuration.nodeName,
+            bootstrapPort: UInt32(clamping: bootstrapPort(identity.family) ?? 0))
         let reply = try await leader.call(.registerInstance(RegisterInstance(instance: instance)))
         guard case .registerReply(let registered) = reply else {
             throw WireError(.protocolViolation, "register answered \(reply.name)")

@@ -15,6 +15,9 @@ public struct AgentConfiguration: Sendable {
     /// nil: the first model `/v1/models` lists.
     public var model: String?
     public var role: InstanceRole = .both
+    /// SGLang prefill instances: the bootstrap port decode instances fetch the KV cache from.
+    /// nil: SGLang's default (8998) for an SGLang prefill instance, none otherwise.
+    public var bootstrapPort: Int?
     public var scrapeIntervalMilliseconds = 250
     public var scrapeTimeoutMilliseconds = 1_000
     public var healthFailures = 2
@@ -50,6 +53,7 @@ public struct AgentConfiguration: Sendable {
             default: throw ConfigError(key: "agent.role", reason: "one of both, prefill, decode")
             }
         }
+        config.bootstrapPort = try ConfigFile.optionalInt(agent, "agent.bootstrap_port", range: 1...65_535)
         // The seed's key names the engine for the whole deployment; the agent's own key wins.
         let gateway = try ConfigFile.object(root, "llm_gateway", required: false)
         for (section, key) in [(agent, "agent.engine"), (gateway, "llm_gateway.infer_backend")] {

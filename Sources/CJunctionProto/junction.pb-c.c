@@ -3393,7 +3393,7 @@ const ProtobufCMessageDescriptor junction__v1__not_leader__descriptor =
   (ProtobufCMessageInit) junction__v1__not_leader__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__instance__field_descriptors[11] =
+static const ProtobufCFieldDescriptor junction__v1__instance__field_descriptors[12] =
 {
   {
     "id",
@@ -3527,9 +3527,22 @@ static const ProtobufCFieldDescriptor junction__v1__instance__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "bootstrap_port",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__Instance, bootstrap_port),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__instance__field_indices_by_name[] = {
   8,   /* field[8] = agent_node */
+  11,   /* field[11] = bootstrap_port */
   1,   /* field[1] = endpoint_url */
   3,   /* field[3] = engine */
   0,   /* field[0] = id */
@@ -3544,7 +3557,7 @@ static const unsigned junction__v1__instance__field_indices_by_name[] = {
 static const ProtobufCIntRange junction__v1__instance__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor junction__v1__instance__descriptor =
 {
@@ -3554,7 +3567,7 @@ const ProtobufCMessageDescriptor junction__v1__instance__descriptor =
   "Junction__V1__Instance",
   "junction.v1",
   sizeof(Junction__V1__Instance),
-  11,
+  12,
   junction__v1__instance__field_descriptors,
   junction__v1__instance__field_indices_by_name,
   1,  junction__v1__instance__number_ranges,
@@ -4164,7 +4177,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor =
   (ProtobufCMessageInit) junction__v1__schedule_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__assignment__field_descriptors[7] =
+static const ProtobufCFieldDescriptor junction__v1__assignment__field_descriptors[9] =
 {
   {
     "instance_id",
@@ -4250,6 +4263,30 @@ static const ProtobufCFieldDescriptor junction__v1__assignment__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "prefill_engine",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__Assignment, prefill_engine),
+    &junction__v1__engine_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "prefill_bootstrap_port",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__Assignment, prefill_bootstrap_port),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__assignment__field_indices_by_name[] = {
   3,   /* field[3] = cached_chunks */
@@ -4257,13 +4294,15 @@ static const unsigned junction__v1__assignment__field_indices_by_name[] = {
   2,   /* field[2] = engine */
   0,   /* field[0] = instance_id */
   4,   /* field[4] = policy */
+  8,   /* field[8] = prefill_bootstrap_port */
   6,   /* field[6] = prefill_endpoint_url */
+  7,   /* field[7] = prefill_engine */
   5,   /* field[5] = prefill_instance_id */
 };
 static const ProtobufCIntRange junction__v1__assignment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor junction__v1__assignment__descriptor =
 {
@@ -4273,7 +4312,7 @@ const ProtobufCMessageDescriptor junction__v1__assignment__descriptor =
   "Junction__V1__Assignment",
   "junction.v1",
   sizeof(Junction__V1__Assignment),
-  7,
+  9,
   junction__v1__assignment__field_descriptors,
   junction__v1__assignment__field_indices_by_name,
   1,  junction__v1__assignment__number_ranges,

@@ -46,6 +46,13 @@ public enum ConfigFile {
         return number
     }
 
+    /// An integer key with no default: nil when absent.
+    public static func optionalInt(_ section: [String: Any]?, _ fullKey: String, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        let key = String(fullKey.split(separator: ".").last ?? "")
+        guard section?[key] != nil else { return nil }
+        return try int(section, fullKey, default: range.lowerBound, range: range)
+    }
+
     public static func string(_ section: [String: Any]?, _ fullKey: String) throws(ConfigError) -> String? {
         let key = String(fullKey.split(separator: ".").last ?? "")
         guard let raw = section?[key] else { return nil }

@@ -6,6 +6,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
         case llmMetrics = "llm-metrics"
         case leastRequest = "least-request"
         case roundRobin = "round-robin"
+        case pdSplit = "pd-split"
     }
 
     public var name: Name = .prefixCache
@@ -28,12 +29,15 @@ public struct PolicyConfiguration: Sendable, Equatable {
     public var retryAfterMilliseconds: Int = 200
     /// Reports older than this are ignored (the scheduler's own in-flight count stands in).
     public var staleReportMilliseconds: Int = 5_000
+    /// pd-split: a request with at most this many uncached prompt tokens on the decode instance
+    /// it would go to is not split; that instance computes the prompt itself.
+    public var pdLocalPrefillTokens: Int = 512
 
     public init() {}
 
     public static let parameterKeys = [
         "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
-        "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms",
+        "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens",
     ]
 
     /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
@@ -50,6 +54,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
         case "saturated_kv_usage": try check((0...1).contains(value), "must be from 0 to 1"); saturatedKVUsage = value
         case "retry_after_ms": try check(value >= 1 && value <= 60_000, "must be from 1 to 60000"); retryAfterMilliseconds = Int(value)
         case "stale_report_ms": try check(value >= 100, "must be at least 100"); staleReportMilliseconds = Int(value)
+        case "pd_local_prefill_tokens":
+            try check(value >= 0 && value <= 10_000_000, "must be from 0 to 10000000"); pdLocalPrefillTokens = Int(value)
         default: throw .unknownParameter(key)
         }
     }
@@ -60,6 +66,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
             ("running_sequence_tokens", runningSequenceTokens), ("kv_pressure", kvPressure),
             ("saturated_waiting", Double(saturatedWaiting)), ("saturated_kv_usage", saturatedKVUsage),
             ("retry_after_ms", Double(retryAfterMilliseconds)), ("stale_report_ms", Double(staleReportMilliseconds)),
+            ("pd_local_prefill_tokens", Double(pdLocalPrefillTokens)),
         ]
     }
 }

@@ -21,34 +21,20 @@ public struct Router: Sendable {
         _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable,
         overlay: AffinityOverlay = AffinityOverlay()
     ) -> RoutingDecision {
-        var ofModel = 0
-        var up = 0
-        var eligible = 0
-        var open: [Int] = []
-        open.reserveCapacity(instances.count)
-        for index in instances.indices {
-            let instance = instances[index]
-            guard instance.model == request.model else { continue }
-            ofModel += 1
-            guard instance.state == .up else { continue }
-            up += 1
-            guard instance.role != .prefill, !request.exclude.contains(instance.id) else { continue }
-            eligible += 1
-            if !isSaturated(instance) { open.append(index) }
+        if configuration.name == .pdSplit {
+            return decidePDSplit(request, instances: instances, affinity: affinity, overlay: overlay)
         }
-        guard ofModel > 0 else { return .noInstance(reason: "no instance serves model '\(request.model)'") }
-        guard eligible > 0 else {
-            return .noInstance(
-                reason: up == 0
-                    ? "no instance of model '\(request.model)' is up"
-                    : "every up instance of model '\(request.model)' already failed this request")
-        }
-        guard !open.isEmpty else {
-            return .wait(
-                retryAfterMilliseconds: configuration.retryAfterMilliseconds,
-                reason: "all \(eligible) instances of model '\(request.model)' are saturated")
-        }
-        switch configuration.name {
+        let pool = Candidates(request, instances, saturated: { isSaturated($0) }) { $0 != .prefill }
+        if let refusal = pool.refusal(request, configuration: configuration) { return refusal }
+        return chooseOrdinary(configuration.name, request, among: pool.open, instances: instances, affinity: affinity, overlay: overlay)
+    }
+
+    /// One instance for the whole request by the named single-instance policy.
+    mutating func chooseOrdinary(
+        _ policy: PolicyConfiguration.Name, _ request: RoutingRequest, among open: [Int], instances: [RoutingInstance],
+        affinity: PrefixAffinityTable, overlay: AffinityOverlay
+    ) -> RoutingDecision {
+        switch policy {
         case .roundRobin:
             let chosen = open[roundRobinCursor % open.count]
             roundRobinCursor &+= 1
@@ -59,17 +45,27 @@ public struct Router: Sendable {
         case .llmMetrics:
             let chosen = cheapest(open, costs: open.map { queuedTokens(instances[$0]) })
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
-        case .prefixCache:
-            let matched = affinity.match(request.prefixHashes)
-            let recent = overlay.cachedChunks(for: request.prefixHashes)
-            let cached = open.map { index in
-                let id = instances[index].id
-                return max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
-            }
-            let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
-            let chosen = cheapest(open, costs: costs)
-            return .assign(instance: instances[chosen].id, cachedChunks: cached[open.firstIndex(of: chosen)!])
+        case .prefixCache, .pdSplit:
+            let (chosen, cached) = cheapestWithCache(request, among: open, instances: instances, affinity: affinity, overlay: overlay)
+            return .assign(instance: instances[chosen].id, cachedChunks: cached)
         }
+    }
+
+    /// prefix-cache's choice among `open`: the least `expectedCost`, and the chunks believed
+    /// cached there.
+    mutating func cheapestWithCache(
+        _ request: RoutingRequest, among open: [Int], instances: [RoutingInstance], affinity: PrefixAffinityTable,
+        overlay: AffinityOverlay
+    ) -> (index: Int, cachedChunks: Int) {
+        let matched = affinity.match(request.prefixHashes)
+        let recent = overlay.cachedChunks(for: request.prefixHashes)
+        let cached = open.map { index in
+            let id = instances[index].id
+            return max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
+        }
+        let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
+        let chosen = cheapest(open, costs: costs)
+        return (chosen, cached[open.firstIndex(of: chosen)!])
     }
 
     /// prefix-cache's cost of sending `request` to `instance`, in prompt-token equivalents: the
@@ -98,14 +94,14 @@ public struct Router: Sendable {
         return load.waiting >= configuration.saturatedWaiting && load.kvUsage >= configuration.saturatedKVUsage
     }
 
-    private func freshLoad(_ instance: RoutingInstance) -> EngineLoad? {
+    func freshLoad(_ instance: RoutingInstance) -> EngineLoad? {
         guard let load = instance.load, load.ageMilliseconds <= configuration.staleReportMilliseconds else { return nil }
         return load
     }
 
     /// The index of least cost; ties (within a millionth of a token) broken at random, so equal
     /// instances share the traffic instead of the first in the list taking it all.
-    private mutating func cheapest(_ candidates: [Int], costs: [Double]) -> Int {
+    mutating func cheapest(_ candidates: [Int], costs: [Double]) -> Int {
         var bestCost = Double.infinity
         var ties = 0
         var chosen = candidates[0]

@@ -76,6 +76,9 @@ public struct RoutingRequest: Sendable, Equatable {
 public enum RoutingDecision: Sendable, Equatable {
     /// Send it there; `cachedChunks` leading chunks are believed cached on that instance.
     case assign(instance: String, cachedChunks: Int)
+    /// pd-split: compute the prompt on `prefill` (which holds `cachedChunks` of it) and hand the
+    /// KV cache to `decode`, which generates.
+    case assignPair(prefill: String, decode: String, cachedChunks: Int)
     /// Every eligible instance is saturated: ask again after the hint.
     case wait(retryAfterMilliseconds: Int, reason: String)
     /// No instance can serve this model at all.

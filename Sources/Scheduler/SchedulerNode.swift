@@ -203,6 +203,22 @@ public actor SchedulerNode {
                             instanceID: instance, endpointURL: record.endpointURL,
                             engine: SchedulerCommandCoding.instance(record).engine, cachedChunks: UInt32(clamping: cached),
                             policy: policy(of: state).name.rawValue))))
+        case .assignPair(let prefill, let decode, let cached):
+            // Both hold the prompt afterwards: the decode instance receives its KV cache.
+            soft.assigned(prefill, chain: request.prefixHashes)
+            soft.assigned(decode, chain: request.prefixHashes)
+            let decodeRecord = state.instances[decode]!
+            let prefillRecord = state.instances[prefill]!
+            return .scheduleReply(
+                ScheduleReply(
+                    outcome: .assigned(
+                        Assignment(
+                            instanceID: decode, endpointURL: decodeRecord.endpointURL,
+                            engine: SchedulerCommandCoding.instance(decodeRecord).engine, cachedChunks: UInt32(clamping: cached),
+                            policy: policy(of: state).name.rawValue, prefillInstanceID: prefill,
+                            prefillEndpointURL: prefillRecord.endpointURL,
+                            prefillEngine: SchedulerCommandCoding.instance(prefillRecord).engine,
+                            prefillBootstrapPort: UInt32(clamping: prefillRecord.bootstrapPort ?? 0)))))
         case .wait(let retry, let reason):
             soft.modelsWaiting.insert(request.model)
             return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))

@@ -13,6 +13,9 @@ public struct InstanceRecord: Sendable, Equatable {
     /// KV-cache size in tokens and tokens per block; nil when the engine does not say.
     public var kvCapacityTokens: Int?
     public var kvBlockSize: Int?
+    /// SGLang prefill instances: the bootstrap server's port, where decode instances fetch the KV
+    /// cache; nil when not given.
+    public var bootstrapPort: Int?
     /// The agent's node id, for operators.
     public var agentNode: String
     /// When and why the state last changed (the leader's clock, carried in the command, so every
@@ -22,7 +25,7 @@ public struct InstanceRecord: Sendable, Equatable {
 
     public init(
         id: String, endpointURL: String, model: String, engine: Engine = .unspecified, role: RoutingInstance.Role = .both,
-        state: RoutingInstance.State = .up, kvCapacityTokens: Int? = nil, kvBlockSize: Int? = nil, agentNode: String = "",
+        state: RoutingInstance.State = .up, kvCapacityTokens: Int? = nil, kvBlockSize: Int? = nil, bootstrapPort: Int? = nil, agentNode: String = "",
         stateChangedUnixMilliseconds: UInt64 = 0, stateReason: String = ""
     ) {
         self.id = id
@@ -33,6 +36,7 @@ public struct InstanceRecord: Sendable, Equatable {
         self.state = state
         self.kvCapacityTokens = kvCapacityTokens
         self.kvBlockSize = kvBlockSize
+        self.bootstrapPort = bootstrapPort
         self.agentNode = agentNode
         self.stateChangedUnixMilliseconds = stateChangedUnixMilliseconds
         self.stateReason = stateReason

@@ -535,10 +535,15 @@ struct  Junction__V1__Instance
    * why the state last changed, e.g. "missed heartbeats"
    */
   char *state_reason;
+  /*
+   * SGLang prefill instances only: the port of the bootstrap server that decode instances reach
+   * to receive the KV cache (SGLang's --disaggregation-bootstrap-port); 0 = not given.
+   */
+  uint32_t bootstrap_port;
 };
 #define JUNCTION__V1__INSTANCE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__instance__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, JUNCTION__V1__INSTANCE_ROLE__INSTANCE_ROLE_BOTH, JUNCTION__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, JUNCTION__V1__INSTANCE_ROLE__INSTANCE_ROLE_BOTH, JUNCTION__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -755,14 +760,24 @@ struct  Junction__V1__Assignment
    */
   char *policy;
   /*
-   * pd-split only: the prefill instance; the fields above name the decode instance.
+   * pd-split only: the prefill instance; the fields above name the decode instance. Empty when
+   * the policy sends the whole request to one instance (a short uncached prompt, or one side of
+   * the pool has no instance up).
    */
   char *prefill_instance_id;
   char *prefill_endpoint_url;
+  /*
+   * picks the hand-off flow: SGLang's or vLLM's
+   */
+  Junction__V1__EngineKind prefill_engine;
+  /*
+   * SGLang: the prefill instance's bootstrap port
+   */
+  uint32_t prefill_bootstrap_port;
 };
 #define JUNCTION__V1__ASSIGNMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__assignment__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0 }
 
 
 /*
@@ -797,6 +812,11 @@ struct  Junction__V1__FinishRequest
   uint32_t cached_tokens;
   uint32_t ttft_ms;
   uint32_t total_ms;
+  /*
+   * pd-split: each leg releases its own instance's slot. The prefill leg's FinishRequest names the
+   * prefill instance in `instance_id`; the decode leg's names the decode instance and repeats the
+   * prefill instance here, for the record.
+   */
   char *prefill_instance_id;
 };
 #define JUNCTION__V1__FINISH_REQUEST__INIT \

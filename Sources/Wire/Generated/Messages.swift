@@ -927,6 +927,9 @@ public struct Instance: Sendable, Hashable {
     public var stateChangedUnixMs: UInt64
     /// why the state last changed, e.g. "missed heartbeats"
     public var stateReason: String
+    /// SGLang prefill instances only: the port of the bootstrap server that decode instances reach
+    /// to receive the KV cache (SGLang's --disaggregation-bootstrap-port); 0 = not given.
+    public var bootstrapPort: UInt32
 
     public init(
         id: String = "",
@@ -939,7 +942,8 @@ public struct Instance: Sendable, Hashable {
         kvBlockSize: UInt32 = 0,
         agentNode: String = "",
         stateChangedUnixMs: UInt64 = 0,
-        stateReason: String = ""
+        stateReason: String = "",
+        bootstrapPort: UInt32 = 0
     ) {
         self.id = id
         self.endpointURL = endpointURL
@@ -952,6 +956,7 @@ public struct Instance: Sendable, Hashable {
         self.agentNode = agentNode
         self.stateChangedUnixMs = stateChangedUnixMs
         self.stateReason = stateReason
+        self.bootstrapPort = bootstrapPort
     }
 }
 
@@ -972,6 +977,7 @@ extension Instance: ProtobufCConvertible, WireMessage {
         self.agentNode = try cString(c.agent_node)
         self.stateChangedUnixMs = c.state_changed_unix_ms
         self.stateReason = try cString(c.state_reason)
+        self.bootstrapPort = c.bootstrap_port
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__Instance> {
@@ -989,6 +995,7 @@ extension Instance: ProtobufCConvertible, WireMessage {
         c.agent_node = arena.cString(agentNode)
         c.state_changed_unix_ms = stateChangedUnixMs
         c.state_reason = arena.cString(stateReason)
+        c.bootstrap_port = bootstrapPort
         pointer.pointee = c
         return pointer
     }
@@ -1565,9 +1572,15 @@ public struct Assignment: Sendable, Hashable {
     public var cachedChunks: UInt32
     /// the policy that decided
     public var policy: String
-    /// pd-split only: the prefill instance; the fields above name the decode instance.
+    /// pd-split only: the prefill instance; the fields above name the decode instance. Empty when
+    /// the policy sends the whole request to one instance (a short uncached prompt, or one side of
+    /// the pool has no instance up).
     public var prefillInstanceID: String
     public var prefillEndpointURL: String
+    /// picks the hand-off flow: SGLang's or vLLM's
+    public var prefillEngine: EngineKind
+    /// SGLang: the prefill instance's bootstrap port
+    public var prefillBootstrapPort: UInt32
 
     public init(
         instanceID: String = "",
@@ -1576,7 +1589,9 @@ public struct Assignment: Sendable, Hashable {
         cachedChunks: UInt32 = 0,
         policy: String = "",
         prefillInstanceID: String = "",
-        prefillEndpointURL: String = ""
+        prefillEndpointURL: String = "",
+        prefillEngine: EngineKind = .unspecified,
+        prefillBootstrapPort: UInt32 = 0
     ) {
         self.instanceID = instanceID
         self.endpointURL = endpointURL
@@ -1585,6 +1600,8 @@ public struct Assignment: Sendable, Hashable {
         self.policy = policy
         self.prefillInstanceID = prefillInstanceID
         self.prefillEndpointURL = prefillEndpointURL
+        self.prefillEngine = prefillEngine
+        self.prefillBootstrapPort = prefillBootstrapPort
     }
 }
 
@@ -1601,6 +1618,8 @@ extension Assignment: ProtobufCConvertible, WireMessage {
         self.policy = try cString(c.policy)
         self.prefillInstanceID = try cString(c.prefill_instance_id)
         self.prefillEndpointURL = try cString(c.prefill_endpoint_url)
+        self.prefillEngine = EngineKind(cValue: c.prefill_engine)
+        self.prefillBootstrapPort = c.prefill_bootstrap_port
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__Assignment> {
@@ -1614,6 +1633,8 @@ extension Assignment: ProtobufCConvertible, WireMessage {
         c.policy = arena.cString(policy)
         c.prefill_instance_id = arena.cString(prefillInstanceID)
         c.prefill_endpoint_url = arena.cString(prefillEndpointURL)
+        c.prefill_engine = prefillEngine.cValue
+        c.prefill_bootstrap_port = prefillBootstrapPort
         pointer.pointee = c
         return pointer
     }
@@ -1704,6 +1725,9 @@ public struct FinishRequest: Sendable, Hashable {
     public var cachedTokens: UInt32
     public var ttftMs: UInt32
     public var totalMs: UInt32
+    /// pd-split: each leg releases its own instance's slot. The prefill leg's FinishRequest names the
+    /// prefill instance in `instance_id`; the decode leg's names the decode instance and repeats the
+    /// prefill instance here, for the record.
     public var prefillInstanceID: String
 
     public init(
