@@ -107,6 +107,7 @@ let package = Package(
             name: "EngineSim",
             dependencies: [
                 "EngineModel",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

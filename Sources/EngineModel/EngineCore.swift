@@ -66,6 +66,50 @@ public struct EngineCore: Sendable {
         counters.finished[.abort, default: 0] += 1
     }
 
+    /// Puts the KV of the first `blocks` full blocks of `prompt` into the prefix cache without
+    /// computing it: a decode instance receiving a prompt's KV from a prefill instance. The
+    /// blocks are then cached but unused, like the blocks of a finished request, so the request
+    /// submitted next with this prompt finds them as a prefix hit. Blocks already cached are
+    /// kept; when no free block is left the import stops there. Returns the tokens now cached.
+    @discardableResult
+    public mutating func importPrefix(_ prompt: [UInt32], blocks: Int) -> Int {
+        let size = profile.blockSize
+        let count = min(blocks, prompt.count / size)
+        var parent: UInt64 = 0
+        var taken: [Int32] = []
+        var imported = 0
+        for index in 0..<count {
+            let hash = KVCache.chainHash(parent: parent, tokens: prompt[(index * size)..<((index + 1) * size)])
+            parent = hash
+            let hits = cache.cachedPrefix(of: [hash][...])
+            if let hit = hits.first {
+                cache.take([hit])
+                taken.append(hit)
+            } else {
+                guard let block = cache.allocate(1)?.first else { break }
+                cache.register(block, hash: hash)
+                taken.append(block)
+            }
+            imported += 1
+        }
+        cache.release(taken)
+        counters.importedBlocks += imported
+        return imported * size
+    }
+
+    /// The cache blocks holding the longest cached run of `prompt`'s full blocks, in order: the
+    /// block ids a prefill instance hands to its decode instance.
+    public func cachedBlockIDs(of prompt: [UInt32]) -> [Int32] {
+        let size = profile.blockSize
+        var parent: UInt64 = 0
+        var hashes: [UInt64] = []
+        for index in 0..<(prompt.count / size) {
+            parent = KVCache.chainHash(parent: parent, tokens: prompt[(index * size)..<((index + 1) * size)])
+            hashes.append(parent)
+        }
+        return cache.cachedPrefix(of: hashes[...])
+    }
+
     /// Forgets all cached prefixes; blocks in use stay allocated.
     public mutating func resetPrefixCache() { cache.resetPrefixCache() }
 
@@ -213,5 +257,7 @@ public struct EngineCounters: Sendable, Equatable {
     public var prefixHitTokens = 0
     /// Requests preempted (and so recomputed later).
     public var preemptions = 0
+    /// KV blocks received from prefill instances (`importPrefix`).
+    public var importedBlocks = 0
     public var finished: [FinishReason: Int] = [:]
 }

@@ -96,4 +96,23 @@ struct EngineSnapshot: Sendable {
     var usedTokens: Int
     var cachedBlocks: Int
     var metrics: EngineMetrics
+    var handoff = HandoffSnapshot()
+}
+
+/// Each role's hand-off queues and counts at one moment (see HandoffStats).
+struct HandoffSnapshot: Sendable {
+    var role: SimRole = .both
+    /// Decode side: requests waiting for their KV (also counted as waiting).
+    var awaitingKV = 0
+    var receivedBlocks = 0
+    var transfers = 0
+    var transferSeconds = 0.0
+    var fetchFailures = 0
+    /// Prefill side: computed prompts whose KV awaits its decode instance, and those handed over.
+    var pendingHandoffs = 0
+    var sentBlocks = 0
+    var expiredHandoffs = 0
+    var prefilledForDecode = 0
+
+    var isActive: Bool { role != .both || transfers + fetchFailures + prefilledForDecode > 0 }
 }

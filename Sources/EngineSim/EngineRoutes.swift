@@ -30,6 +30,7 @@ struct EngineRoutes: Sendable {
         case .bladellm:
             break
         }
+        router.post("/junction/kv_pull") { request, _ in await self.kvPull(request) }
         router.get("/admin/faults") { _, _ in self.json(200, self.state.faults.current.json) }
         router.post("/admin/faults") { request, _ in await self.setFaults(request) }
         router.delete("/admin/faults") { _, _ in
@@ -67,23 +68,35 @@ struct EngineRoutes: Sendable {
                 throw RequestError.injected(status: faults.errorStatus)
             }
             let runner = state.runner
-            let maxTokens: Int
+            let side = handoffSide(parsed.handoff, headers: request.headers)
+            if case .decode(let host, let port, let key, let wait, let required) = side {
+                try await receiveKV(parsed.promptTokens, host: host, port: port, key: key, wait: wait, required: required)
+            }
+            var maxTokens: Int
             if let limit = parsed.maxTokens { maxTokens = limit } else {
                 maxTokens = await runner.remainingContext(promptTokens: parsed.promptTokens.count)
             }
+            // An SGLang prefill server computes the prompt and its first token only.
+            if case .prefill(_, vllm: false) = side { maxTokens = 1 }
             let generation = GenerationRequest(
                 promptTokens: parsed.promptTokens, maxTokens: maxTokens, ignoreEOS: parsed.ignoreEOS,
                 seed: parsed.seed ?? answerSeed(parsed.promptTokens))
             let submission = try await submit(generation, param: kind == .chat ? "messages" : "prompt")
             let id = submission.id
-            let events = submission.events
+            var events = submission.events
             let renderer = ResponseRenderer(
                 dialect: dialect, kind: kind, model: parsed.model, requestNumber: state.nextRequestNumber(),
                 created: Int(Date().timeIntervalSince1970))
+            var kvTransferParams: String?
+            if case .prefill(let key, let vllm) = side {
+                let (collected, blocks) = await prefillAndPublish(events, prompt: parsed.promptTokens, key: key)
+                events = .replaying(collected)
+                if vllm { kvTransferParams = self.kvTransferParams(key: key, blocks: blocks) }
+            }
             if parsed.stream {
                 return streamResponse(id: id, events: events, request: parsed, renderer: renderer, cutAfter: faults.cutStreamAfterTokens)
             }
-            return await fullResponse(id: id, events: events, renderer: renderer)
+            return await fullResponse(id: id, events: events, renderer: renderer, kvTransferParams: kvTransferParams)
         } catch let error as RequestError {
             return self.error(error)
         }
@@ -110,16 +123,20 @@ struct EngineRoutes: Sendable {
         return hash
     }
 
-    private func fullResponse(id: EngineRequestID, events: AsyncStream<StreamEvent>, renderer: ResponseRenderer) async -> Response {
+    private func fullResponse(
+        id: EngineRequestID, events: AsyncStream<StreamEvent>, renderer: ResponseRenderer, kvTransferParams: String? = nil
+    ) async -> Response {
         var text = ""
         for await event in events {
             switch event {
             case .scheduled: continue
             case .token(let token, let finish):
                 text += Vocabulary.text(of: token)
-                if let (reason, usage) = finish { return json(200, renderer.full(text: text, reason: reason, usage: usage)) }
+                if let (reason, usage) = finish {
+                    return json(200, renderer.full(text: text, reason: reason, usage: usage, kvTransferParams: kvTransferParams))
+                }
             case .ended(let reason, let usage):
-                return json(200, renderer.full(text: text, reason: reason, usage: usage))
+                return json(200, renderer.full(text: text, reason: reason, usage: usage, kvTransferParams: kvTransferParams))
             }
         }
         return error(.unavailable("The engine dropped the request."))
@@ -177,7 +194,9 @@ struct EngineRoutes: Sendable {
     }
 
     private func metrics() async -> Response {
-        let snapshot = await state.runner.snapshot()
+        var snapshot = await state.runner.snapshot()
+        snapshot.handoff = await handoffSnapshot()
+        snapshot.waiting += snapshot.handoff.awaitingKV
         let renderer = MetricsRenderer(
             dialect: dialect, servedModelName: state.config.modelName, vllmGeneration: state.config.vllmMetrics,
             startTime: state.startTime)
@@ -235,13 +254,13 @@ struct EngineRoutes: Sendable {
 
     // MARK: bodies
 
-    private func json(_ status: Int, _ body: String) -> Response {
+    func json(_ status: Int, _ body: String) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
-    private func error(_ error: RequestError) -> Response {
+    func error(_ error: RequestError) -> Response {
         json(error.status, ResponseRenderer.error(error, dialect: dialect))
     }
 }

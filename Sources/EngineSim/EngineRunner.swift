@@ -53,6 +53,11 @@ actor EngineRunner {
 
     func resetPrefixCache() { core.resetPrefixCache() }
 
+    func cachedBlockIDs(of prompt: [UInt32]) -> [Int32] { core.cachedBlockIDs(of: prompt) }
+
+    /// A prompt's KV received from a prefill instance: cached here without computing it.
+    func importPrefix(_ prompt: [UInt32], blocks: Int) -> Int { core.importPrefix(prompt, blocks: blocks) }
+
     func snapshot() -> EngineSnapshot {
         EngineSnapshot(
             profile: core.profile, counters: core.counters, running: core.runningCount,

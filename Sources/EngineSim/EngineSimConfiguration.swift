@@ -19,6 +19,16 @@ public struct EngineSimConfiguration: Sendable {
     public var maxBodyBytes = 16 << 20
     /// After SIGTERM, how long open requests may run before they are cancelled.
     public var shutdownGraceSeconds = 5.0
+    /// The instance's part in prefill/decode disaggregation (Docs/engine-sim.md).
+    public var role: SimRole = .both
+    /// Model time of one KV hand-off from a prefill instance: a fixed cost (connection set-up,
+    /// metadata) plus a cost per 16-token block. The defaults are a 7B model's 8 MiB block over
+    /// an RDMA link of about 20 GB/s; the `--speed` factor divides them like every model time.
+    public var kvTransferBaseSeconds = 0.001
+    public var kvTransferSecondsPerBlock = 0.0004
+    /// How long a prefill instance keeps a computed prompt's KV for its decode instance to
+    /// fetch, and how long a decode instance waits for an SGLang prefill to finish.
+    public var handoffTimeoutSeconds = 30.0
 
     public init() {}
 
@@ -26,3 +36,13 @@ public struct EngineSimConfiguration: Sendable {
 }
 
 extension MetricsRenderer.VLLMGeneration: Codable {}
+
+/// What part of prefill/decode disaggregated serving the simulated instance plays.
+public enum SimRole: String, Sendable, CaseIterable {
+    /// An ordinary engine.
+    case both
+    /// Computes prompts and keeps their KV for a decode instance to fetch.
+    case prefill
+    /// Generates, fetching a prompt's KV from the prefill instance named in the request.
+    case decode
+}

@@ -13,7 +13,7 @@ public enum EngineSimServer {
         let core = try EngineCore(profile: config.profile)
         let faults = FaultSwitch(config.faults)
         let runner = EngineRunner(core: core, speed: config.speed, faults: faults)
-        let state = ServerState(config: config, runner: runner, faults: faults)
+        let state = ServerState(config: config, runner: runner, faults: faults, logger: logger)
         let router = Router()
         EngineRoutes(state: state).add(to: router)
         let app = Application(
@@ -22,8 +22,9 @@ public enum EngineSimServer {
             services: [EngineLoopService(runner: runner, state: state)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? config.port
+                state.boundPortValue.store(port, ordering: .releasing)
                 let line = "engine-sim listening on http://\(config.host):\(port) dialect=\(config.dialect.rawValue) "
-                    + "profile=\(config.profile.name) model=\(config.modelName) speed=\(config.speed)\n"
+                    + "profile=\(config.profile.name) model=\(config.modelName) speed=\(config.speed) role=\(config.role.rawValue)\n"
                 FileHandle.standardOutput.write(Data(line.utf8))
             },
             logger: logger)
@@ -40,15 +41,28 @@ final class ServerState: Sendable {
     let config: EngineSimConfiguration
     let runner: EngineRunner
     let faults: FaultSwitch
+    let logger: Logger
     let startTime = Date().timeIntervalSince1970
+    /// Names this engine in the KV hand-off parameters it gives (vLLM's `remote_engine_id`).
+    let engineID = UUID().uuidString.lowercased()
+    let ledger: HandoffLedger
+    let kvFetch = KVFetch(client: .shared)
+    let handoff = HandoffStats()
+    let boundPortValue: Atomic<Int>
     private let ready = Atomic<Bool>(false)
     private let requestCounter = Atomic<UInt64>(0)
 
-    init(config: EngineSimConfiguration, runner: EngineRunner, faults: FaultSwitch) {
+    init(config: EngineSimConfiguration, runner: EngineRunner, faults: FaultSwitch, logger: Logger) {
         self.config = config
         self.runner = runner
         self.faults = faults
+        self.logger = logger
+        ledger = HandoffLedger(keepFor: .seconds(config.handoffTimeoutSeconds))
+        boundPortValue = Atomic(config.port)
     }
+
+    /// The port the server listens on (the configured one may be 0: any free port).
+    var boundPort: Int { boundPortValue.load(ordering: .acquiring) }
 
     var isReady: Bool { ready.load(ordering: .acquiring) }
     func markReady() { ready.store(true, ordering: .releasing) }

@@ -16,6 +16,8 @@ struct InferenceRequest: Sendable {
     var stream: Bool
     var includeUsage: Bool
     var continuousUsage: Bool
+    /// Prefill/decode hand-off fields, when the request carries them.
+    var handoff: Handoff?
 
     static func parse(_ body: [UInt8], kind: Kind) throws(RequestError) -> InferenceRequest {
         let object: [String: Any]
@@ -70,6 +72,7 @@ struct InferenceRequest: Sendable {
             request.includeUsage = try flag(options, "include_usage")
             request.continuousUsage = try flag(options, "continuous_usage_stats")
         }
+        request.handoff = try Handoff.parse(object)
         return request
     }
 

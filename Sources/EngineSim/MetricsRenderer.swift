@@ -18,11 +18,32 @@ public struct MetricsRenderer: Sendable {
     let startTime: Double
 
     func render(_ snapshot: EngineSnapshot, recent: RecentActivity) -> String {
-        switch dialect {
+        let engine = switch dialect {
         case .vllm: vllm(snapshot)
         case .sglang: sglang(snapshot, recent: recent)
         case .bladellm: bladellm(snapshot, recent: recent)
         }
+        return snapshot.handoff.isActive ? engine + disaggregation(snapshot.handoff) : engine
+    }
+
+    /// The simulator's own families for prefill/decode disaggregation: each role's queue and
+    /// what crossed between the roles.
+    private func disaggregation(_ h: HandoffSnapshot) -> String {
+        var w = ExpositionWriter(common: [("model_name", servedModelName)], createdTimestamp: nil)
+        w.gauges(
+            "junction_sim_role", "The instance's part in prefill/decode disaggregation (1 for its role).",
+            SimRole.allCases.map { ([("role", $0.rawValue)], $0 == h.role ? 1 : 0) })
+        w.gauge("junction_sim_kv_awaiting_requests", "Decode side: requests waiting for their prompt's KV from a prefill instance.", Double(h.awaitingKV))
+        w.gauge("junction_sim_kv_handoffs_pending", "Prefill side: computed prompts whose KV waits for its decode instance.", Double(h.pendingHandoffs))
+        w.counter("junction_sim_kv_prefills_total", "Prefill side: prompts computed for a decode instance.", Double(h.prefilledForDecode))
+        w.counter(
+            "junction_sim_kv_blocks_total", "KV blocks handed over, by direction.",
+            [([("direction", "received")], Double(h.receivedBlocks)), ([("direction", "sent")], Double(h.sentBlocks))])
+        w.counter("junction_sim_kv_transfers_total", "Decode side: KV transfers completed.", Double(h.transfers))
+        w.counter("junction_sim_kv_transfer_seconds_total", "Decode side: wall seconds spent receiving KV.", h.transferSeconds)
+        w.counter("junction_sim_kv_fetch_failures_total", "Decode side: KV fetches that failed (vLLM: prompt recomputed; SGLang: request failed).", Double(h.fetchFailures))
+        w.counter("junction_sim_kv_handoffs_expired_total", "Prefill side: computed prompts never fetched before the hand-off timeout.", Double(h.expiredHandoffs))
+        return w.text
     }
 
     private func vllm(_ s: EngineSnapshot) -> String {
@@ -45,7 +66,7 @@ public struct MetricsRenderer: Sendable {
             w.gauges(
                 "vllm:num_requests_waiting_by_reason",
                 "Number of waiting requests by reason. Reason labels: 'capacity' = waiting for scheduling capacity; 'deferred' = deferred by transient constraints (LoRA budget, KV transfer, blocked status). Sum of all reasons equals vllm:num_requests_waiting.",
-                [([("reason", "capacity")], Double(s.waiting)), ([("reason", "deferred")], 0)])
+                [([("reason", "capacity")], Double(s.waiting - s.handoff.awaitingKV)), ([("reason", "deferred")], Double(s.handoff.awaitingKV))])
             w.gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", s.kvUsage)
             w.counter(
                 "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",

@@ -49,7 +49,8 @@ struct ResponseRenderer: Sendable {
     }
 
     /// The whole answer of a non-streamed request.
-    func full(text: String, reason: FinishReason, usage: TokenUsage) -> String {
+    /// `kvTransferParams`: raw JSON for vLLM's `kv_transfer_params` (a prefill leg's answer).
+    func full(text: String, reason: FinishReason, usage: TokenUsage, kvTransferParams: String? = nil) -> String {
         var body = "{\"id\":\"\(id)\",\"object\":\"\(object)\",\"created\":\(created),\"model\":\(JSONText.string(model)),\"choices\":[{\"index\":0,"
         switch kind {
         case .completion:
@@ -70,7 +71,7 @@ struct ResponseRenderer: Sendable {
         body += "\"usage\":\(self.usage(usage))"
         if dialect != .sglang {
             if kind == .chat { body += ",\"prompt_logprobs\":null" }
-            body += ",\"kv_transfer_params\":null"
+            body += ",\"kv_transfer_params\":\(kvTransferParams ?? "null")"
         }
         return body + "}"
     }

@@ -36,6 +36,11 @@ struct EngineSimServe: AsyncParsableCommand {
     @Option(help: "vLLM metric names: current (V1, 0.8+) or legacy (V0, 0.7.x).") var vllmMetrics: MetricsRenderer.VLLMGeneration = .current
     @Option(help: "Largest request body in bytes.") var maxBodyBytes = 16 << 20
     @Option(help: "After SIGTERM, seconds open requests may run before they are cancelled.") var shutdownGraceSeconds = 5.0
+    @Option(help: "Part in prefill/decode disaggregation: both, prefill or decode.") var role: SimRole = .both
+    @Option(help: "KV hand-off: fixed model milliseconds per transfer.") var kvTransferBaseMs = 1.0
+    @Option(help: "KV hand-off: model milliseconds per 16-token block transferred.") var kvTransferMsPerBlock = 0.4
+    @Option(help: "KV hand-off: seconds a prefill keeps a prompt's KV for its decode, and a decode waits for an SGLang prefill.")
+    var handoffTimeoutSeconds = 30.0
     @Option(help: "Fault: fraction of requests that fail.") var errorRate = 0.0
     @Option(help: "Fault: HTTP status of failed requests (500 or 503).") var errorStatus = 500
     @Flag(help: "Fault: accept requests and never answer.") var hang = false
@@ -70,6 +75,14 @@ struct EngineSimServe: AsyncParsableCommand {
         config.maxBodyBytes = maxBodyBytes
         guard shutdownGraceSeconds >= 0 else { throw ValidationError("--shutdown-grace-seconds must not be negative") }
         config.shutdownGraceSeconds = shutdownGraceSeconds
+        guard kvTransferBaseMs >= 0, kvTransferMsPerBlock >= 0 else { throw ValidationError("--kv-transfer-* must not be negative") }
+        guard handoffTimeoutSeconds > 0, handoffTimeoutSeconds <= 3_600 else {
+            throw ValidationError("--handoff-timeout-seconds must be above 0 and at most 3600")
+        }
+        config.role = role
+        config.kvTransferBaseSeconds = kvTransferBaseMs / 1000
+        config.kvTransferSecondsPerBlock = kvTransferMsPerBlock / 1000
+        config.handoffTimeoutSeconds = handoffTimeoutSeconds
         var faults = Faults()
         faults.errorRate = errorRate
         faults.errorStatus = errorStatus
@@ -87,3 +100,5 @@ struct EngineSimServe: AsyncParsableCommand {
         try await EngineSimServer.run(config, logger: logger)
     }
 }
+
+extension SimRole: ExpressibleByArgument {}
