@@ -45,13 +45,9 @@ public struct AgentConfiguration: Sendable {
         config.healthFailures = try ConfigFile.int(agent, "agent.health_failures", default: 2, range: 1...100)
         config.drainTimeoutMilliseconds = try ConfigFile.int(agent, "agent.drain_timeout_ms", default: 30_000, range: 0...3_600_000)
         config.model = try ConfigFile.string(agent, "agent.model")
-        if let role = try ConfigFile.string(agent, "agent.role") {
-            switch role {
-            case "both": config.role = .both
-            case "prefill": config.role = .prefill
-            case "decode": config.role = .decode
-            default: throw ConfigError(key: "agent.role", reason: "one of both, prefill, decode")
-            }
+        if let name = try ConfigFile.string(agent, "agent.role") {
+            guard let role = role(named: name) else { throw ConfigError(key: "agent.role", reason: "one of both, prefill, decode") }
+            config.role = role
         }
         config.bootstrapPort = try ConfigFile.optionalInt(agent, "agent.bootstrap_port", range: 1...65_535)
         // The seed's key names the engine for the whole deployment; the agent's own key wins.
@@ -64,6 +60,15 @@ public struct AgentConfiguration: Sendable {
             config.engineFamily = family
         }
         return config
+    }
+
+    public static func role(named name: String) -> InstanceRole? {
+        switch name {
+        case "both": .both
+        case "prefill": .prefill
+        case "decode": .decode
+        default: nil
+        }
     }
 
     /// `127.0.0.1:8000` becomes `127.0.0.1-8000`: stable across restarts of the agent.

@@ -22,10 +22,12 @@ public struct EngineSimConfiguration: Sendable {
     /// The instance's part in prefill/decode disaggregation (Docs/engine-sim.md).
     public var role: SimRole = .both
     /// Model time of one KV hand-off from a prefill instance: a fixed cost (connection set-up,
-    /// metadata) plus a cost per 16-token block. The defaults are a 7B model's 8 MiB block over
-    /// an RDMA link of about 20 GB/s; the `--speed` factor divides them like every model time.
+    /// metadata) plus a cost per 16-token block. The defaults are the 7B profiles' block
+    /// (Qwen2-7B, bf16: 28 layers × 4 KV heads × 128 × 2 (K and V) × 2 bytes × 16 tokens =
+    /// 896 KiB) over a 100 Gb/s RDMA link (about 10 GB/s effective); the `--speed` factor
+    /// divides them like every model time.
     public var kvTransferBaseSeconds = 0.001
-    public var kvTransferSecondsPerBlock = 0.0004
+    public var kvTransferSecondsPerBlock = 0.0001
     /// How long a prefill instance keeps a computed prompt's KV for its decode instance to
     /// fetch, and how long a decode instance waits for an SGLang prefill to finish.
     public var handoffTimeoutSeconds = 30.0

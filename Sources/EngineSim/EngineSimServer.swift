@@ -32,7 +32,11 @@ public enum EngineSimServer {
         var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(config.shutdownGraceSeconds)
         group.maximumCancellationDuration = .seconds(2)
-        try await ServiceGroup(configuration: group).run()
+        do { try await ServiceGroup(configuration: group).run() } catch {
+            try? await state.kvFetch.client.shutdown()
+            throw error
+        }
+        try await state.kvFetch.client.shutdown()
     }
 }
 
@@ -46,7 +50,7 @@ final class ServerState: Sendable {
     /// Names this engine in the KV hand-off parameters it gives (vLLM's `remote_engine_id`).
     let engineID = UUID().uuidString.lowercased()
     let ledger: HandoffLedger
-    let kvFetch = KVFetch(client: .shared)
+    let kvFetch = KVFetch(client: KVFetch.makeClient())
     let handoff = HandoffStats()
     let boundPortValue: Atomic<Int>
     private let ready = Atomic<Bool>(false)

@@ -1,4 +1,5 @@
 import ClusterConfig
+import GatewayCore
 import Foundation
 
 /// `junction gateway --config FILE`: where it listens, how it waits, retries and limits, and
@@ -27,6 +28,9 @@ public struct GatewayConfiguration: Sendable {
     public var upstreamConnectTimeoutMilliseconds = 2_000
     /// Longest a request to an engine may take, first byte to last.
     public var upstreamTimeoutMilliseconds = 600_000
+    /// pd-split's hand-off protocol (`llm_gateway.pd_handoff`: auto, vllm or sglang); nil (auto):
+    /// SGLang's for an SGLang prefill instance, vLLM's for any other.
+    public var handoffFlow: HandoffFlow?
 
     public init(cluster: ClusterConfiguration) { self.cluster = cluster }
 
@@ -64,6 +68,12 @@ public struct GatewayConfiguration: Sendable {
             section, "llm_gateway.upstream_connect_timeout_ms", default: 2_000, range: 10...60_000)
         config.upstreamTimeoutMilliseconds = try ConfigFile.int(
             section, "llm_gateway.upstream_timeout_ms", default: 600_000, range: 100...86_400_000)
+        if let flow = try ConfigFile.string(section, "llm_gateway.pd_handoff"), flow != "auto" {
+            guard let known = HandoffFlow(rawValue: flow) else {
+                throw ConfigError(key: "llm_gateway.pd_handoff", reason: "one of auto, vllm, sglang")
+            }
+            config.handoffFlow = known
+        }
         return config
     }
 }

@@ -63,6 +63,10 @@ final class GatewayMetrics: Sendable {
     func clientCancelled() { cancelled.increment() }
     func upstreamGaveUp() { gaveUp.increment() }
 
+    func handoff(flow: String, outcome: String) {
+        counter("pd_handoffs", "pd-split hand-offs by flow (vllm, sglang) and outcome.", [("flow", flow), ("outcome", outcome)]).increment()
+    }
+
     func upstreamError(_ instance: String) {
         counter("upstream_errors", "Engine failures seen by this gateway, per instance.", [("instance", instance)]).increment()
     }

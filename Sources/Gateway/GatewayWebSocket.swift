@@ -52,13 +52,13 @@ struct GatewayWebSocket {
                 body: ByteBuffer(bytes: body), features: features, requestID: state.nextRequestID())
             var meter = StreamMeter(started: attempt.started)
             switch try await attempt.open() {
-            case .whole(let response, let body, let instance, _):
+            case .whole(let response, let body, let source):
                 meter.saw(body)
                 try await outbound.writeTextMessage(String(buffer: body))
                 let usage = meter.usage
-                attempt.finish(instance, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+                attempt.finish(source, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
                 state.metrics.completed(status: Int(response.status.code), meter: meter, usage: usage)
-            case .stream(let response, let first, let handover, let instance, _):
+            case .stream(let response, let first, let handover, let source):
                 var events = SSEEventSplitter()
                 var pending = first
                 guard var rest = handover.take() else { break }
@@ -68,12 +68,12 @@ struct GatewayWebSocket {
                         for payload in events.feed(chunk) where payload != "[DONE]" { try await outbound.writeTextMessage(payload) }
                     }
                     let usage = meter.usage
-                    attempt.finish(instance, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+                    attempt.finish(source, outcome: response.status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
                     state.metrics.completed(status: Int(response.status.code), meter: meter, usage: usage)
                 } catch {
-                    attempt.finish(instance, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
-                    state.metrics.upstreamError(instance.id)
-                    throw OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
+                    attempt.finish(source, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
+                    state.metrics.upstreamError(source.instance.id)
+                    throw OpenAIError.upstream("The engine \(source.instance.id) failed while answering: \(error)")
                 }
             }
             try await outbound.writeTextMessage("[DONE]")

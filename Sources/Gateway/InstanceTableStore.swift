@@ -27,7 +27,7 @@ actor InstanceTableStore {
 
     var instances: [InstanceRef] {
         (table?.instances ?? []).map {
-            InstanceRef(id: $0.id, endpointURL: $0.endpointURL, model: $0.model, isUp: $0.state == .up)
+            InstanceRef(id: $0.id, endpointURL: $0.endpointURL, model: $0.model, isUp: $0.state == .up, isPrefillOnly: $0.role == .prefill)
         }
     }
 

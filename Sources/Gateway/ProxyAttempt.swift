@@ -33,20 +33,28 @@ struct ProxyAttempt {
             throw error
         }
         switch opened {
-        case .whole(let response, let body, let instance, let route):
+        case .whole(let response, let body, let source):
             defer { gateway.metrics.requestEnded() }
-            return whole(response, body: body, from: instance, route: route)
-        case .stream(let response, let first, let rest, let instance, let route):
-            return relay(response, first: first, rest: rest, from: instance, route: route)
+            return whole(response, body: body, from: source)
+        case .stream(let response, let first, let rest, let source):
+            return relay(response, first: first, rest: rest, from: source)
         }
     }
 
+    /// Where an answer comes from: the instance answering, how it was chosen, and (pd-split) the
+    /// prefill instance that computed its prompt.
+    struct AnswerSource: Sendable {
+        var instance: InstanceRef
+        var route: String
+        var prefill: String? = nil
+    }
+
     /// An engine's answer that has begun: nothing of it has reached the client yet.
-    enum Opened {
+    enum Opened: Sendable {
         /// A non-streaming answer, read whole.
-        case whole(HTTPClientResponse, body: ByteBuffer, InstanceRef, route: String)
+        case whole(HTTPClientResponse, body: ByteBuffer, AnswerSource)
         /// An event stream whose first chunk has arrived (nil: the engine ended it at once).
-        case stream(HTTPClientResponse, first: ByteBuffer?, rest: Handover<HTTPClientResponse.Body.AsyncIterator>, InstanceRef, route: String)
+        case stream(HTTPClientResponse, first: ByteBuffer?, rest: Handover<HTTPClientResponse.Body.AsyncIterator>, AnswerSource)
     }
 
     /// The first engine answer worth giving the client, after retries. An engine that fails
@@ -59,15 +67,20 @@ struct ProxyAttempt {
         for attempt in 0...gateway.config.retryCount {
             if attempt > 0 { gateway.metrics.retried() }
             let asked = ContinuousClock.now
-            let (instance, route) = try await choose(excluding: excluded)
+            let (instance, route, prefill) = try await choose(excluding: excluded)
             gateway.metrics.scheduled(in: ContinuousClock.now - asked, route: route)
+            let source = AnswerSource(instance: instance, route: route, prefill: prefill?.id)
             do {
-                let opened = try await begin(on: instance, route: route)
+                let opened = if let prefill { try await handOff(from: prefill, to: source) } else { try await begin(on: source) }
                 gateway.succeeded(instance)
                 return opened
+            } catch .prefillFailed(let why) {
+                // Only the prefill leg failed: another prefill instance may serve, with any decode.
+                lastProblem = "prefill \(prefill?.id ?? "") \(why)"
+                excluded.insert(prefill?.id ?? "")
             } catch {
                 lastProblem = "\(instance.id) \(error)"
-                failed(instance, route: route, outcome: .engineError)
+                failed(source, outcome: .engineError)
                 excluded.insert(instance.id)
             }
         }
@@ -76,25 +89,28 @@ struct ProxyAttempt {
     }
 
     /// Why one instance could not begin an answer.
-    private enum BeginFailure: Error, CustomStringConvertible {
+    enum BeginFailure: Error, CustomStringConvertible {
         case unreachable(Upstream.Failure)
         case refused(status: Int)
         case cutBeforeFirstByte(String)
+        /// pd-split: the prefill leg failed (its Finish is sent, the decode slot released).
+        case prefillFailed(String)
         var description: String {
             switch self {
             case .unreachable(let failure): "\(failure)"
             case .refused(let status): "answered HTTP \(status)"
             case .cutBeforeFirstByte(let why): "failed before its answer began: \(why)"
+            case .prefillFailed(let why): why
             }
         }
     }
 
     /// Sends the request to one instance and waits until its answer has really begun.
-    private func begin(on instance: InstanceRef, route: String) async throws(BeginFailure) -> Opened {
+    func begin(on source: AnswerSource, body: ByteBuffer? = nil, headers: HTTPFields? = nil) async throws(BeginFailure) -> Opened {
         let response: HTTPClientResponse
         do {
             response = try await gateway.upstream.send(
-                method: method, path: path, headers: headers, body: body, to: instance.endpointURL,
+                method: method, path: path, headers: headers ?? self.headers, body: body ?? self.body, to: source.instance.endpointURL,
                 dropAuthorization: !gateway.config.apiKeys.isEmpty)
         } catch { throw .unreachable(error) }
         let status = Int(response.status.code)
@@ -103,17 +119,17 @@ struct ProxyAttempt {
             var chunks = response.body.makeAsyncIterator()
             do {
                 let first = try await chunks.next()
-                return .stream(response, first: first, rest: Handover(chunks), instance, route: route)
+                return .stream(response, first: first, rest: Handover(chunks), source)
             } catch { throw .cutBeforeFirstByte("\(error)") }
         }
         do {
-            return .whole(response, body: try await response.body.collect(upTo: 64 << 20), instance, route: route)
+            return .whole(response, body: try await response.body.collect(upTo: 64 << 20), source)
         } catch { throw .cutBeforeFirstByte("\(error)") }
     }
 
     /// The scheduler's choice, waiting in the queue while it says wait; round-robin over the
     /// cached table when it does not answer.
-    private func choose(excluding excluded: Set<String>) async throws(OpenAIError) -> (InstanceRef, String) {
+    private func choose(excluding excluded: Set<String>) async throws(OpenAIError) -> (InstanceRef, String, PrefillTarget?) {
         let deadline = ContinuousClock.now + .milliseconds(gateway.config.waitScheduleTimeoutMilliseconds)
         var queued = false
         let queue = gateway.queue
@@ -126,8 +142,8 @@ struct ProxyAttempt {
         }
         while true {
             switch await gateway.link.schedule(features, requestID: requestID, exclude: excluded) {
-            case .assigned(let instance, _):
-                return (instance, "scheduled")
+            case .assigned(let instance, _, let prefill):
+                return (instance, "scheduled", prefill)
             case .noInstance(let why):
                 if excluded.isEmpty { throw .modelNotFound(features.model) }
                 throw .upstream("No other instance can take the request: \(why)")
@@ -136,7 +152,7 @@ struct ProxyAttempt {
                     if excluded.isEmpty, await !gateway.tableKnowsModel(features.model) { throw .modelNotFound(features.model) }
                     throw .upstream("The scheduler does not answer and no cached instance of '\(features.model)' is left to try.", status: 503)
                 }
-                return (instance, "fallback")
+                return (instance, "fallback", nil)
             case .wait(let retryAfter):
                 if !queued {
                     guard gateway.queue.admit() else {
@@ -156,36 +172,37 @@ struct ProxyAttempt {
         }
     }
 
-    private func failed(_ instance: InstanceRef, route: String, outcome: FinishOutcome) {
-        gateway.metrics.upstreamError(instance.id)
-        gateway.failed(instance)
-        if route == "scheduled" { finish(instance, outcome: outcome, usage: nil, firstByte: nil) }
+    func failed(_ source: AnswerSource, outcome: FinishOutcome) {
+        gateway.metrics.upstreamError(source.instance.id)
+        gateway.failed(source.instance)
+        if source.route == "scheduled" { finish(source, outcome: outcome, usage: nil, firstByte: nil) }
     }
 
     /// A non-streaming answer, read whole and sent in one piece with its length: fewer writes and
     /// thread switches than relaying it chunk by chunk, and an engine that fails half-way is
     /// retried elsewhere instead of reaching the client.
-    private func whole(_ response: HTTPClientResponse, body: ByteBuffer, from instance: InstanceRef, route: String) -> Response {
+    private func whole(_ response: HTTPClientResponse, body: ByteBuffer, from source: AnswerSource) -> Response {
         var meter = StreamMeter(started: started)
         meter.saw(body)
         let usage = meter.usage
         let status = Int(response.status.code)
         gateway.metrics.completed(status: status, meter: meter, usage: usage)
-        finish(instance, outcome: status < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+        finish(source, outcome: status < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
         return Response(
-            status: HTTPResponse.Status(code: status), headers: answerHeaders(response, instance, route), body: ResponseBody(byteBuffer: body))
+            status: HTTPResponse.Status(code: status), headers: answerHeaders(response, source), body: ResponseBody(byteBuffer: body))
     }
 
     /// A streaming answer, relayed chunk by chunk.
     private func relay(
-        _ response: HTTPClientResponse, first: ByteBuffer?, rest: Handover<HTTPClientResponse.Body.AsyncIterator>, from instance: InstanceRef, route: String
+        _ response: HTTPClientResponse, first: ByteBuffer?, rest: Handover<HTTPClientResponse.Body.AsyncIterator>, from source: AnswerSource
     ) -> Response {
-        let headers = answerHeaders(response, instance, route)
+        let headers = answerHeaders(response, source)
+        let instance = source.instance
         let status = HTTPResponse.Status(code: Int(response.status.code))
         let attempt = self
         let ending = RelayEnding { relayed in
             attempt.gateway.metrics.requestEnded()
-            if !relayed { attempt.finish(instance, outcome: .clientCancelled, usage: nil, firstByte: nil) }
+            if !relayed { attempt.finish(source, outcome: .clientCancelled, usage: nil, firstByte: nil) }
         }
         return Response(
             status: status, headers: headers,
@@ -210,7 +227,7 @@ struct ProxyAttempt {
                             "engine failed mid-answer", metadata: ["instance": "\(instance.id)", "error": "\(error)"])
                         let failure = OpenAIError.upstream("The engine \(instance.id) failed while answering: \(error)")
                         try await writer.write(ByteBuffer(string: "data: \(failure.json)\n\ndata: [DONE]\n\n"))
-                        attempt.finish(instance, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
+                        attempt.finish(source, outcome: .engineError, usage: meter.usage, firstByte: meter.firstByte)
                         try await writer.finish(nil)
                         return
                     }
@@ -220,33 +237,36 @@ struct ProxyAttempt {
                         // The client went away. Returning drops the engine's body, which ends the
                         // request there, so the engine stops spending on it.
                         attempt.gateway.metrics.clientCancelled()
-                        attempt.finish(instance, outcome: .clientCancelled, usage: meter.usage, firstByte: meter.firstByte)
+                        attempt.finish(source, outcome: .clientCancelled, usage: meter.usage, firstByte: meter.firstByte)
                         throw error
                     }
                 }
                 let usage = meter.usage
                 attempt.gateway.metrics.completed(status: Int(status.code), meter: meter, usage: usage)
-                attempt.finish(instance, outcome: status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
+                attempt.finish(source, outcome: status.code < 400 ? .ok : .clientError, usage: usage, firstByte: meter.firstByte)
                 try await writer.finish(nil)
             })
     }
 
     /// The engine's headers worth passing on, and which instance answered by which route.
-    private func answerHeaders(_ response: HTTPClientResponse, _ instance: InstanceRef, _ route: String) -> HTTPFields {
+    private func answerHeaders(_ response: HTTPClientResponse, _ source: AnswerSource) -> HTTPFields {
         var headers = Upstream.responseFields(response.headers)
-        headers[HTTPField.Name("X-Junction-Instance")!] = instance.id
-        headers[HTTPField.Name("X-Junction-Route")!] = route
+        headers[HTTPField.Name("X-Junction-Instance")!] = source.instance.id
+        headers[HTTPField.Name("X-Junction-Route")!] = source.route
+        if let prefill = source.prefill { headers[HTTPField.Name("X-Junction-Prefill-Instance")!] = prefill }
         headers[HTTPField.Name("X-Junction-Gateway")!] = gateway.name
         return headers
     }
 
-    func finish(_ instance: InstanceRef, outcome: FinishOutcome, usage: StreamMeter.Usage?, firstByte: Duration?) {
+    /// Releases the answering instance's slot at the scheduler (each pd-split leg releases its own).
+    func finish(_ source: AnswerSource, outcome: FinishOutcome, usage: StreamMeter.Usage?, firstByte: Duration?) {
         let total = ContinuousClock.now - started
         gateway.link.finish(
             FinishRequest(
-                requestID: requestID, instanceID: instance.id, outcome: outcome, promptTokens: UInt32(clamping: usage?.prompt ?? 0),
+                requestID: requestID, instanceID: source.instance.id, outcome: outcome, promptTokens: UInt32(clamping: usage?.prompt ?? 0),
                 completionTokens: UInt32(clamping: usage?.completion ?? 0), cachedTokens: UInt32(clamping: usage?.cached ?? 0),
-                ttftMs: UInt32(clamping: firstByte.map { Int($0 / .milliseconds(1)) } ?? 0), totalMs: UInt32(clamping: Int(total / .milliseconds(1)))))
+                ttftMs: UInt32(clamping: firstByte.map { Int($0 / .milliseconds(1)) } ?? 0), totalMs: UInt32(clamping: Int(total / .milliseconds(1))),
+                prefillInstanceID: source.prefill ?? ""))
     }
 }
 

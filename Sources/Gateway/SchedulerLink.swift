@@ -12,7 +12,8 @@ import Wire
 /// Every transition is logged and counted.
 final class SchedulerLink: Sendable {
     enum Outcome: Sendable {
-        case assigned(InstanceRef, cachedChunks: Int)
+        /// `prefill`: pd-split chose a pair; the instance is the decode side.
+        case assigned(InstanceRef, cachedChunks: Int, prefill: PrefillTarget?)
         case wait(retryAfterMilliseconds: Int)
         case noInstance(String)
         /// No scheduler answered in time: route by fallback.
@@ -26,6 +27,8 @@ final class SchedulerLink: Sendable {
     private let finishQueue: AsyncStream<FinishRequest>.Continuation
     private let capacityQueue: AsyncStream<CapacityAvailable>.Continuation
     private let callTimeout: Duration
+    /// `llm_gateway.pd_handoff`; nil: by the prefill engine's kind.
+    private let handoffFlow: HandoffFlow?
     private let logger: Logger
     private let state = Mutex(State())
     /// Scheduler id → address, to follow the leader a table names.
@@ -47,6 +50,7 @@ final class SchedulerLink: Sendable {
         (capacity, capacityQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(64))
         (finishes, finishQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16_384))
         callTimeout = .milliseconds(configuration.schedulerTimeoutMilliseconds)
+        handoffFlow = configuration.handoffFlow
         members = Dictionary(uniqueKeysWithValues: configuration.cluster.members.map { ($0.id, $0.address) })
         self.logger = logger
     }
@@ -71,7 +75,7 @@ final class SchedulerLink: Sendable {
             case .assigned(let assignment):
                 return .assigned(
                     InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: features.model, isUp: true),
-                    cachedChunks: Int(assignment.cachedChunks))
+                    cachedChunks: Int(assignment.cachedChunks), prefill: prefillTarget(assignment))
             case .wait(let hint):
                 return .wait(retryAfterMilliseconds: Int(hint.retryAfterMs))
             case nil:
@@ -83,6 +87,16 @@ final class SchedulerLink: Sendable {
         } catch {
             return fallback("\(error)")
         }
+    }
+
+    /// The prefill side of a pd-split assignment, speaking the flow the configuration names or,
+    /// by default, the prefill engine's own.
+    private func prefillTarget(_ assignment: Assignment) -> PrefillTarget? {
+        guard !assignment.prefillInstanceID.isEmpty else { return nil }
+        let flow = handoffFlow ?? (assignment.prefillEngine == .sglang ? .sglang : .vllm)
+        return PrefillTarget(
+            id: assignment.prefillInstanceID, endpointURL: assignment.prefillEndpointURL, flow: flow,
+            bootstrapPort: assignment.prefillBootstrapPort == 0 ? 8998 : Int(assignment.prefillBootstrapPort))
     }
 
     static let probeEvery = Duration.milliseconds(250)

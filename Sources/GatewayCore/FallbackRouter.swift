@@ -4,12 +4,15 @@ public struct InstanceRef: Sendable, Equatable {
     public var endpointURL: String
     public var model: String
     public var isUp: Bool
+    /// A pd-split prefill instance: takes whole requests only when no other instance of the model can.
+    public var isPrefillOnly: Bool
 
-    public init(id: String, endpointURL: String, model: String, isUp: Bool) {
+    public init(id: String, endpointURL: String, model: String, isUp: Bool, isPrefillOnly: Bool = false) {
         self.id = id
         self.endpointURL = endpointURL
         self.model = model
         self.isUp = isUp
+        self.isPrefillOnly = isPrefillOnly
     }
 }
 
@@ -25,9 +28,12 @@ public struct FallbackRouter: Sendable {
     public init(coolOffSeconds: Double = 2) { self.coolOffSeconds = coolOffSeconds }
 
     /// The next instance for `model`, not in `exclude`; instances cooling off only when no other
-    /// is left. nil when the table has no up instance of the model outside `exclude`.
+    /// is left, prefill-only instances only when no other kind is. nil when the table has no up
+    /// instance of the model outside `exclude`.
     public mutating func choose(model: String, in table: [InstanceRef], exclude: Set<String>, now: Double) -> InstanceRef? {
-        let candidates = table.filter { $0.isUp && $0.model == model && !exclude.contains($0.id) }
+        let usable = table.filter { $0.isUp && $0.model == model && !exclude.contains($0.id) }
+        let whole = usable.filter { !$0.isPrefillOnly }
+        let candidates = whole.isEmpty ? usable : whole
         guard !candidates.isEmpty else { return nil }
         let fresh = candidates.filter { (failedUntil[$0.id] ?? 0) <= now }
         let pool = fresh.isEmpty ? candidates : fresh

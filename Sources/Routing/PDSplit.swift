@@ -22,7 +22,11 @@ extension Router {
         }
         if let refusal = decoders.refusal(request, configuration: configuration) { return refusal }
         let local = cheapestWithCache(request, among: decoders.open, instances: instances, affinity: affinity, overlay: overlay)
-        let uncachedLocally = Double(request.promptTokens) - Double(local.cachedChunks) * configuration.chunkTokens
+        // A retry after a failed prefill leg: the decode side's record of this prompt came from
+        // the hand-off that failed, which never delivered it.
+        let handOffFailed = instances.contains { $0.role == .prefill && request.exclude.contains($0.id) }
+        let uncachedLocally = handOffFailed
+            ? Double(request.promptTokens) : Double(request.promptTokens) - Double(local.cachedChunks) * configuration.chunkTokens
         if uncachedLocally <= Double(configuration.pdLocalPrefillTokens) || prefillers.open.isEmpty {
             return .assign(instance: instances[local.index].id, cachedChunks: local.cachedChunks)
         }

@@ -13,12 +13,23 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The engine's base URL, e.g. http://127.0.0.1:8000.") var engine: String
     @Option(help: "The cluster config file (JSON; Docs/configuration.md).") var config: String
     @Option(help: "The instance id to register (default: the engine's host-port).") var instanceID: String?
+    @Option(help: "The instance's part in prefill/decode disaggregation: both, prefill or decode (overrides agent.role).")
+    var role: String?
+    @Option(help: "SGLang prefill instances: the bootstrap port (overrides agent.bootstrap_port).") var bootstrapPort: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "notice"
 
     func run() async throws {
-        let configuration: AgentConfiguration
+        var configuration: AgentConfiguration
         do { configuration = try AgentConfiguration.load(path: config, engineURL: engine, instanceID: instanceID) } catch {
             throw ValidationError(error.description)
+        }
+        if let role {
+            guard let parsed = AgentConfiguration.role(named: role) else { throw ValidationError("--role must be one of both, prefill, decode") }
+            configuration.role = parsed
+        }
+        if let bootstrapPort {
+            guard (1...65_535).contains(bootstrapPort) else { throw ValidationError("--bootstrap-port must be from 1 to 65535") }
+            configuration.bootstrapPort = bootstrapPort
         }
         var logger = Logger(label: "agent-\(configuration.instanceID)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice

@@ -38,7 +38,7 @@ struct EngineSimServe: AsyncParsableCommand {
     @Option(help: "After SIGTERM, seconds open requests may run before they are cancelled.") var shutdownGraceSeconds = 5.0
     @Option(help: "Part in prefill/decode disaggregation: both, prefill or decode.") var role: SimRole = .both
     @Option(help: "KV hand-off: fixed model milliseconds per transfer.") var kvTransferBaseMs = 1.0
-    @Option(help: "KV hand-off: model milliseconds per 16-token block transferred.") var kvTransferMsPerBlock = 0.4
+    @Option(help: "KV hand-off: model milliseconds per 16-token block transferred.") var kvTransferMsPerBlock = 0.1
     @Option(help: "KV hand-off: seconds a prefill keeps a prompt's KV for its decode, and a decode waits for an SGLang prefill.")
     var handoffTimeoutSeconds = 30.0
     @Option(help: "Fault: fraction of requests that fail.") var errorRate = 0.0

@@ -98,3 +98,63 @@ import Testing
         #expect(RetryPolicy.decide(status: 400) == .passToClient && RetryPolicy.decide(status: 404) == .passToClient)
     }
 }
+
+@Suite struct HandoffBodiesTests {
+    private func object(_ bytes: [UInt8]) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+    }
+
+    private let client = Array(
+        #"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":50,"max_completion_tokens":50,"temperature":0}"#.utf8)
+
+    @Test func vllmsPrefillLegAsksForOneUnstreamedTokenAndARemoteDecode() throws {
+        let leg = try object(HandoffBodies.vllmPrefill(client))
+        #expect(leg["max_tokens"] as? Int == 1 && leg["max_completion_tokens"] as? Int == 1)
+        #expect(leg["stream"] as? Bool == false && leg["stream_options"] == nil)
+        let params = try #require(leg["kv_transfer_params"] as? [String: Any])
+        #expect(Set(params.keys) == ["do_remote_decode", "do_remote_prefill", "remote_engine_id", "remote_block_ids", "remote_host", "remote_port"])
+        #expect(params["do_remote_decode"] as? Bool == true && params["do_remote_prefill"] as? Bool == false)
+        #expect(["remote_engine_id", "remote_block_ids", "remote_host", "remote_port"].allSatisfy { params[$0] is NSNull })
+        #expect((leg["messages"] as? [[String: Any]])?.first?["content"] as? String == "hi")
+        // A request without max_completion_tokens does not get one.
+        let plain = try object(HandoffBodies.vllmPrefill(Array(#"{"model":"m","prompt":"x"}"#.utf8)))
+        #expect(plain["max_completion_tokens"] == nil && plain["max_tokens"] as? Int == 1)
+    }
+
+    @Test func vllmsDecodeLegIsTheClientsRequestWithThePrefillsParameters() throws {
+        let answer = Array(#"{"id":"x","kv_transfer_params":{"do_remote_prefill":true,"remote_block_ids":[3,4],"remote_port":8100}}"#.utf8)
+        let params = try #require(HandoffBodies.kvTransferParams(fromAnswer: answer))
+        let leg = try object(HandoffBodies.vllmDecode(client, kvTransferParams: params))
+        #expect(leg["stream"] as? Bool == true && leg["max_tokens"] as? Int == 50)
+        #expect((leg["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        let passed = try #require(leg["kv_transfer_params"] as? [String: Any])
+        #expect(passed["remote_block_ids"] as? [Int] == [3, 4] && passed["remote_port"] as? Int == 8100)
+        #expect(HandoffBodies.kvTransferParams(fromAnswer: Array(#"{"kv_transfer_params":null}"#.utf8)) == nil)
+        #expect(HandoffBodies.kvTransferParams(fromAnswer: Array("not json".utf8)) == nil)
+    }
+
+    @Test func sglangsLegsCarryTheBootstrapAddressAndAnExactRoom() throws {
+        let room: UInt64 = (1 << 63) - 3
+        let bytes = try HandoffBodies.sglang(client, host: "10.0.0.7", port: 8998, room: room)
+        let leg = try object(bytes)
+        #expect(leg["bootstrap_host"] as? String == "10.0.0.7" && leg["bootstrap_port"] as? Int == 8998)
+        // The room survives as the exact integer (not rounded through a double).
+        #expect(String(decoding: bytes, as: UTF8.self).contains("\"bootstrap_room\":\(room)"))
+        #expect(leg["stream"] as? Bool == true && leg["max_tokens"] as? Int == 50)
+        #expect((0..<50).map { _ in HandoffBodies.randomRoom() }.allSatisfy { $0 < (1 << 63) })
+        #expect(throws: HandoffBodies.Failure.notAnObject) { try HandoffBodies.sglang(Array("[1]".utf8), host: "h", port: 1, room: 1) }
+        #expect(PrefillTarget(id: "p", endpointURL: "http://10.0.0.7:30000", flow: .sglang, bootstrapPort: 8998).host == "10.0.0.7")
+    }
+}
+
+@Suite struct FallbackPrefillTests {
+    @Test func fallbackSkipsPrefillOnlyInstancesWhileAnotherKindIsUp() {
+        var router = FallbackRouter()
+        let table = [
+            InstanceRef(id: "p", endpointURL: "http://p", model: "m", isUp: true, isPrefillOnly: true),
+            InstanceRef(id: "d", endpointURL: "http://d", model: "m", isUp: true),
+        ]
+        #expect((0..<6).map { _ in router.choose(model: "m", in: table, exclude: [], now: 0)!.id } == Array(repeating: "d", count: 6))
+        #expect(router.choose(model: "m", in: table, exclude: ["d"], now: 0)?.id == "p")
+    }
+}

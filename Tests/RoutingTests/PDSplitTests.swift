@@ -98,6 +98,15 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
             else { Issue.record("expected a pair"); return }
             #expect(prefill == "p1")
         }
+        // The failed pair recorded the prompt on its decode instance too, but the hand-off never
+        // delivered it: the retry is split again rather than computed whole there.
+        var recorded = PrefixAffinityTable()
+        recorded.record(chain(6, 32), on: "p0")
+        recorded.record(chain(6, 32), on: "d0")
+        guard case .assignPair(let again, _, _) = router.decide(retried, instances: disaggregatedPool(), affinity: recorded) else {
+            Issue.record("expected a pair"); return
+        }
+        #expect(again == "p1")
         // Both prefill instances failed it: the decode side computes the prompt itself.
         let twice = RoutingRequest(model: "m", prefixHashes: chain(6, 32), promptTokens: 2_048, exclude: ["p0", "p1"])
         guard case .assign(let local, _) = router.decide(twice, instances: disaggregatedPool(), affinity: PrefixAffinityTable()) else {

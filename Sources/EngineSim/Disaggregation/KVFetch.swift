@@ -19,6 +19,15 @@ struct KVFetch: Sendable {
 
     let client: HTTPClient
 
+    /// Fails at once on a refused connection (a dead prefill instance), where the default client
+    /// would keep retrying until its connect timeout.
+    static func makeClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(1), read: nil)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
     func fetch(host: String, port: Int, transfer: String, wait: Duration) async throws(Failure) -> HandoffLedger.Prefilled {
         var request = HTTPClientRequest(url: "http://\(host):\(port)/junction/kv_pull")
         request.method = .POST

@@ -65,7 +65,13 @@ class Process:
 
 
 class Cluster:
-    def __init__(self, engines, gateway_options=None):
+    """`engines`: name -> engine-sim arguments. `agent_args`: name -> extra agent arguments, in
+    which `{port}` stands for that engine's port. `engine_urls`: name -> a function of the
+    engine's URL giving the URL its agent registers (a recording proxy in front of it)."""
+
+    def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None):
+        self.agent_args = agent_args or {}
+        self.engine_urls = engine_urls or {}
         self.dir = tempfile.mkdtemp(prefix="junction-gw-")
         self.scheduler_ports = {i: free_port() for i in (1, 2, 3)}
         self.config_path = os.path.join(self.dir, "cluster.json")
@@ -79,6 +85,7 @@ class Cluster:
                         "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in self.scheduler_ports.items()]},
             "scheduler": {"data_dir": os.path.join(self.dir, "data-{id}"), "heartbeat_timeout_ms": 60000},
             "llm_gateway": gateway,
+            "llm_scheduler": scheduler_options or {},
         }
         with open(self.config_path, "w") as f:
             json.dump(config, f)
@@ -100,6 +107,7 @@ class Cluster:
             sim = Process(f"sim-{name}", ["engine-sim", "--port", "0", *args], self.dir)
             self.processes[f"sim-{name}"] = sim
             self.engines[name] = sim.listening_url()
+        self.registered = {name: self.engine_urls.get(name, lambda url: url)(url) for name, url in self.engines.items()}
         for name in engines:
             self.start_agent(name)
         gateway = Process("gateway", ["gateway", "--config", self.config_path, "--port", "0", "--log-level", "info"], self.dir)
@@ -112,8 +120,11 @@ class Cluster:
             f"scheduler-{i}", ["scheduler", "--config", self.config_path, "--id", str(i), "--log-level", "info"], self.dir)
 
     def start_agent(self, name):
+        port = self.engines[name].rsplit(":", 1)[1]
+        extra = [arg.replace("{port}", port) for arg in self.agent_args.get(name, [])]
         self.processes[f"agent-{name}"] = Process(
-            f"agent-{name}", ["agent", "--engine", self.engines[name], "--config", self.config_path, "--instance-id", name], self.dir)
+            f"agent-{name}", ["agent", "--engine", self.registered[name], "--config", self.config_path, "--instance-id", name, *extra],
+            self.dir)
 
     def ctl(self, *args):
         out = subprocess.run([BINARY, "ctl", *args, "--config", self.config_path], capture_output=True, text=True, timeout=20)

@@ -1,0 +1,62 @@
+"""A reverse proxy on 127.0.0.1 that records every inference request passing through it (path,
+headers, JSON body) and forwards it, unchanged, to one engine: it lets a test see exactly what
+the gateway sent to each side of a prefill/decode hand-off."""
+import http.server
+import json
+import threading
+
+import httpx
+
+
+class RecordingProxy:
+    def __init__(self, target):
+        self.target = target
+        self.requests = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path.startswith("/v1/") and body:
+                    with proxy.lock:
+                        proxy.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                               "body": json.loads(body)})
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                try:
+                    with httpx.Client(timeout=60) as client:
+                        reply = client.request(self.command, proxy.target + self.path, content=body, headers=headers)
+                except httpx.HTTPError:
+                    # The engine is gone: so is the connection, as the gateway would see it.
+                    self.close_connection = True
+                    return
+                self.send_response(reply.status_code)
+                for name, value in reply.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(reply.content)))
+                self.end_headers()
+                self.wfile.write(reply.content)
+
+            do_GET = forward
+            do_POST = forward
+            do_DELETE = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def recorded(self):
+        with self.lock:
+            return list(self.requests)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
