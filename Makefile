@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
@@ -112,6 +112,11 @@ bench-gateway: build-release
 ## simulated engines, both scenarios; tables and TTFT plots in .build/bench-compare (Docs/benchmarks.md).
 bench-compare: build-release
 	python3 Deploy/bench/compare.py
+
+## pd-split on 2 prefill + 2 decode simulators against prefix-cache on 4 ordinary ones, both
+## scenarios; tables and TTFT plots in .build/bench-pd (Docs/benchmarks.md).
+bench-pd: build-release
+	python3 Deploy/bench/pd-compare.py
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

@@ -103,21 +103,23 @@ def ensure_routers(venv):
     return available
 
 
-def start_junction(procs, work, engines, policy, tag):
-    """Three schedulers with `policy`, an agent per engine, one gateway; returns (url, processes)."""
+def start_junction(procs, work, engines, policy, tag, roles=None, params=None):
+    """Three schedulers with `policy` (and its `params`), an agent per engine (registering the
+    engine's role from `roles`, default both), one gateway; returns (url, processes)."""
     ports = {i: free_port() for i in (1, 2, 3)}
     gateway_port = free_port()
     config = os.path.join(work, f"junction-{tag}.json")
     json.dump({"cluster": {"secret": "compare-bench-secret-0123456",
                            "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
                "scheduler": {"data_dir": os.path.join(work, f"data-{tag}-{{id}}")},
-               "llm_scheduler": {"policy": policy},
+               "llm_scheduler": {"policy": policy, "params": params or {}},
                "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}, open(config, "w"))
     started = [procs.start(f"{tag}-scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i), "--log-level", "warning"])
                for i in ports]
     for n, engine in enumerate(engines):
+        role = (roles or {}).get(engine, "both")
         started.append(procs.start(f"{tag}-agent-{n}", [BINARY, "agent", "--engine", engine, "--config", config,
-                                                        "--instance-id", f"engine-{n}", "--log-level", "warning"]))
+                                                        "--instance-id", f"engine-{n}", "--role", role, "--log-level", "warning"]))
     started.append(procs.start(f"{tag}-gateway", [BINARY, "gateway", "--config", config, "--log-level", "warning"]))
     url = f"http://127.0.0.1:{gateway_port}"
 

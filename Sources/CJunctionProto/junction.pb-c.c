@@ -3997,7 +3997,7 @@ const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor =
   (ProtobufCMessageInit) junction__v1__deregister_instance__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[8] =
+static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[10] =
 {
   {
     "request_id",
@@ -4095,8 +4095,34 @@ static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "answer_start_chunk",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ScheduleRequest, answer_start_chunk),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "answer_end_chunk",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ScheduleRequest, answer_end_chunk),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__schedule_request__field_indices_by_name[] = {
+  9,   /* field[9] = answer_end_chunk */
+  8,   /* field[8] = answer_start_chunk */
   7,   /* field[7] = chunk_chars */
   5,   /* field[5] = exclude_instances */
   4,   /* field[4] = max_tokens */
@@ -4109,7 +4135,7 @@ static const unsigned junction__v1__schedule_request__field_indices_by_name[] = 
 static const ProtobufCIntRange junction__v1__schedule_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
 {
@@ -4119,7 +4145,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   "Junction__V1__ScheduleRequest",
   "junction.v1",
   sizeof(Junction__V1__ScheduleRequest),
-  8,
+  10,
   junction__v1__schedule_request__field_descriptors,
   junction__v1__schedule_request__field_indices_by_name,
   1,  junction__v1__schedule_request__number_ranges,

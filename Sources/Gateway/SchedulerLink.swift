@@ -63,7 +63,8 @@ final class SchedulerLink: Sendable {
         let request = ScheduleRequest(
             requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
             promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
-            excludeInstances: exclude.sorted())
+            excludeInstances: exclude.sorted(), answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
+            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0))
         // In fallback, requests do not wait for a scheduler that did not answer: a background
         // probe (`probeWhileInFallback`) ends fallback as soon as the leader answers.
         if isInFallback { return .unavailable("in fallback") }

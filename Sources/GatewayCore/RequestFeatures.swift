@@ -14,6 +14,10 @@ public struct RequestFeatures: Sendable, Equatable {
     public var prefixHashes: [UInt64]
     public var promptTokens: Int
     public var maxTokens: Int?
+    /// Chat: the chunks of `prefixHashes` spanned by the last assistant message (from the chunk
+    /// its header starts in to the last full chunk it reaches), so the scheduler can credit the
+    /// instance that generated it with its KV.
+    public var lastAnswerChunks: Range<Int>?
 
     /// Reads an OpenAI request body. `kind` comes from the route.
     public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int) throws(OpenAIError) -> RequestFeatures {
@@ -41,11 +45,17 @@ public struct RequestFeatures: Sendable, Equatable {
             guard let messages = object["messages"] as? [[String: Any]], !messages.isEmpty else {
                 throw .invalidRequest("'messages' must be a non-empty array of message objects", param: "messages")
             }
+            var lastAnswer: Range<Int>?
             for message in messages {
                 let role = message["role"] as? String ?? "user"
+                let start = features.canonicalPrompt.count
                 features.canonicalPrompt += Array("<|\(role)|>\n".utf8)
                 features.canonicalPrompt += Array(Self.text(of: message["content"]).utf8)
                 features.canonicalPrompt.append(UInt8(ascii: "\n"))
+                if role == "assistant" { lastAnswer = start..<features.canonicalPrompt.count }
+            }
+            if let lastAnswer, chunkBytes > 0 {
+                features.lastAnswerChunks = (lastAnswer.lowerBound / chunkBytes)..<max(lastAnswer.lowerBound / chunkBytes, lastAnswer.upperBound / chunkBytes)
             }
         case .completion:
             switch object["prompt"] {

@@ -59,9 +59,13 @@ public struct Router: Sendable {
     ) -> (index: Int, cachedChunks: Int) {
         let matched = affinity.match(request.prefixHashes)
         let recent = overlay.cachedChunks(for: request.prefixHashes)
+        let answer = configuration.answerAffinity ? request.lastAnswerChunks : nil
         let cached = open.map { index in
             let id = instances[index].id
-            return max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
+            let known = max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
+            // The instance that served the turn before holds the answer it generated, too.
+            if let answer, known >= answer.lowerBound { return max(known, answer.upperBound) }
+            return known
         }
         let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
         let chosen = cheapest(open, costs: costs)

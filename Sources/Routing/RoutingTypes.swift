@@ -64,12 +64,16 @@ public struct RoutingRequest: Sendable, Equatable {
     public var promptTokens: Int
     /// Instances that already failed this request.
     public var exclude: Set<String>
+    /// Chat: the chunks of `prefixHashes` the last assistant message spans. An instance holding
+    /// the chain up to its start most likely generated it, so holds it too.
+    public var lastAnswerChunks: Range<Int>?
 
-    public init(model: String, prefixHashes: [UInt64], promptTokens: Int, exclude: Set<String> = []) {
+    public init(model: String, prefixHashes: [UInt64], promptTokens: Int, exclude: Set<String> = [], lastAnswerChunks: Range<Int>? = nil) {
         self.model = model
         self.prefixHashes = prefixHashes
         self.promptTokens = promptTokens
         self.exclude = exclude
+        self.lastAnswerChunks = lastAnswerChunks
     }
 }
 

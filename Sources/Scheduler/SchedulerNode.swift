@@ -190,7 +190,7 @@ public actor SchedulerNode {
         let decision = soft.router.decide(
             RoutingRequest(
                 model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
-                exclude: Set(request.excludeInstances)),
+                exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request)),
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
@@ -225,6 +225,13 @@ public actor SchedulerNode {
         case .noInstance(let reason):
             throw WireError(.notFound, reason)
         }
+    }
+
+    private static func answerChunks(_ request: ScheduleRequest) -> Range<Int>? {
+        guard request.answerEndChunk > 0, request.answerStartChunk <= request.answerEndChunk,
+            Int(request.answerEndChunk) <= request.prefixHashes.count
+        else { return nil }
+        return Int(request.answerStartChunk)..<Int(request.answerEndChunk)
     }
 
     /// True once this node leads with a current state; false if it does not lead. A new leader

@@ -26,6 +26,10 @@ import Wire
             ["cluster": cluster, "llm_gateway": ["infer_backend": "sglang"], "agent": ["engine": "vllm"]], engineURL: "http://e:1",
             instanceID: nil)
         #expect(own.engineFamily == .vllm)
+        let prefill = try AgentConfiguration.parse(
+            ["cluster": cluster, "agent": ["role": "prefill", "bootstrap_port": 9001]], engineURL: "http://e:1", instanceID: nil)
+        #expect(prefill.bootstrapPort == 9001 && plain.bootstrapPort == nil)
+        #expect(AgentConfiguration.role(named: "decode") == .decode && AgentConfiguration.role(named: "Decode") == nil)
     }
 
     @Test(arguments: [
@@ -33,6 +37,8 @@ import Wire
         (#"{"agent": {"engine": "tgi"}}"#, "http://e:1", "agent.engine"),
         (#"{"llm_gateway": {"infer_backend": 3}}"#, "http://e:1", "llm_gateway.infer_backend"),
         (#"{"agent": {"scrape_interval_ms": 0}}"#, "http://e:1", "agent.scrape_interval_ms"),
+        (#"{"agent": {"bootstrap_port": 70000}}"#, "http://e:1", "agent.bootstrap_port"),
+        (#"{"agent": {"bootstrap_port": "8998"}}"#, "http://e:1", "agent.bootstrap_port"),
         ("{}", "ftp://e:1", "--engine"),
         ("{}", "e:1", "--engine"),
     ])

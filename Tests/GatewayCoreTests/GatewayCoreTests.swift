@@ -158,3 +158,22 @@ import Testing
         #expect(router.choose(model: "m", in: table, exclude: ["d"], now: 0)?.id == "p")
     }
 }
+
+@Suite struct LastAnswerChunksTests {
+    @Test func theLastAssistantMessageIsLocatedInChunks() throws {
+        let history = String(repeating: "h", count: 600)
+        let answer = String(repeating: "a", count: 900)
+        let body = #"{"model":"m","messages":[{"role":"user","content":"\#(history)"},{"role":"assistant","content":"\#(answer)"},{"role":"user","content":"next?"}]}"#
+        let features = try RequestFeatures.read(Array(body.utf8), kind: .chat, chunkBytes: 256)
+        // "<|user|>\n" + 600 + "\n" = 610 bytes; the answer's message spans 610..<(610 + 14 + 900 + 1).
+        #expect(features.lastAnswerChunks == (610 / 256)..<((610 + 14 + 900 + 1) / 256))
+        let first = try RequestFeatures.read(
+            Array(#"{"model":"m","messages":[{"role":"user","content":"\#(history)"}]}"#.utf8), kind: .chat, chunkBytes: 256)
+        #expect(first.lastAnswerChunks == nil)
+        // The turn before held exactly the chunks up to where the answer starts.
+        #expect(Array(features.prefixHashes.prefix(first.prefixHashes.count)) == first.prefixHashes)
+        #expect(first.prefixHashes.count == features.lastAnswerChunks!.lowerBound)
+        let completion = try RequestFeatures.read(Array(#"{"model":"m","prompt":"x"}"#.utf8), kind: .completion, chunkBytes: 256)
+        #expect(completion.lastAnswerChunks == nil)
+    }
+}

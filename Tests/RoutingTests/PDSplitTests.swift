@@ -174,3 +174,40 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
         }
     }
 }
+
+@Suite struct AnswerAffinityTests {
+    /// A follow-up turn: 20 chunks of history the decode instance d1 served, then 14 chunks of its
+    /// answer, then 2 of the new question.
+    private func followUp() -> (RoutingRequest, PrefixAffinityTable) {
+        var table = PrefixAffinityTable()
+        let chain = chain(8, 36)
+        table.record(Array(chain.prefix(20)), on: "d1")
+        return (RoutingRequest(model: "m", prefixHashes: chain, promptTokens: 36 * 64, lastAnswerChunks: 20..<34), table)
+    }
+
+    @Test func theInstanceThatServedTheTurnBeforeHoldsItsAnswer() {
+        var router = pdRouter()
+        let (request, table) = followUp()
+        // 2 new chunks (128 tokens) uncached on d1: no hand-off.
+        #expect(router.decide(request, instances: disaggregatedPool(), affinity: table) == .assign(instance: "d1", cachedChunks: 34))
+        var prefixCache = Router()
+        #expect(
+            prefixCache.decide(request, instances: [RoutingInstance(id: "a", model: "m"), RoutingInstance(id: "d1", model: "m")], affinity: table)
+                == .assign(instance: "d1", cachedChunks: 34))
+    }
+
+    @Test func anInstanceThatDoesNotReachTheAnswerGetsNoCreditAndTheRuleCanBeTurnedOff() {
+        var router = pdRouter()
+        var (request, table) = followUp()
+        table = PrefixAffinityTable()
+        table.record(Array(request.prefixHashes.prefix(19)), on: "d1")  // one chunk short of the answer
+        guard case .assignPair = router.decide(request, instances: disaggregatedPool(), affinity: table) else {
+            Issue.record("expected a pair"); return
+        }
+        (request, table) = followUp()
+        router.configuration.answerAffinity = false
+        guard case .assignPair = router.decide(request, instances: disaggregatedPool(), affinity: table) else {
+            Issue.record("expected a pair"); return
+        }
+    }
+}

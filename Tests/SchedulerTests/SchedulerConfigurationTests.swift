@@ -20,6 +20,13 @@ import Testing
         #expect(config.policy.name == .leastRequest && config.policy.loadWeight == 2)
     }
 
+    @Test func pdSplitAndItsThreshold() throws {
+        var root = Self.good
+        root["llm_scheduler"] = ["policy": "pd-split", "params": ["pd_local_prefill_tokens": 256.0]]
+        let config = try SchedulerConfiguration.parse(root, id: 1)
+        #expect(config.policy.name == .pdSplit && config.policy.pdLocalPrefillTokens == 256)
+    }
+
     @Test func peerAddressesChangeOnlyWhereThisNodeDials() throws {
         var root = Self.good
         root["scheduler"] = ["data_dir": "/tmp/s-{id}", "peer_addresses": ["3": "127.0.0.1:7133"]]
@@ -43,6 +50,7 @@ import Testing
         #expect(key { $0["scheduler"] = ["tick_ms": 100] } == "scheduler.data_dir")
         #expect(key { $0["llm_scheduler"] = ["policy": "fastest"] } == "llm_scheduler.policy")
         #expect(key { $0["llm_scheduler"] = ["params": ["kv_pressure": 3.0]] } == "llm_scheduler.params.kv_pressure")
+        #expect(key { $0["llm_scheduler"] = ["params": ["pd_local_prefill_tokens": -1.0]] } == "llm_scheduler.params.pd_local_prefill_tokens")
         #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": ["1": "127.0.0.1:1"]] } == "scheduler.peer_addresses.1")
         #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": ["7": "127.0.0.1:1"]] } == "scheduler.peer_addresses.7")
         #expect(key { $0["scheduler"] = ["data_dir": "/x", "peer_addresses": ["2": "nohost"]] } == "scheduler.peer_addresses.2")

@@ -715,10 +715,17 @@ struct  Junction__V1__ScheduleRequest
    * characters per hashed chunk, so the leader can check
    */
   uint32_t chunk_chars;
+  /*
+   * Chat: the hashed chunks spanned by the last assistant message, [start, end). An instance
+   * holding the chain up to `answer_start_chunk` most likely generated that answer, so it also
+   * holds the answer's KV. end 0 = no assistant message.
+   */
+  uint32_t answer_start_chunk;
+  uint32_t answer_end_chunk;
 };
 #define JUNCTION__V1__SCHEDULE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__schedule_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 typedef enum {

@@ -1423,6 +1423,11 @@ public struct ScheduleRequest: Sendable, Hashable {
     public var sessionKey: String
     /// characters per hashed chunk, so the leader can check
     public var chunkChars: UInt32
+    /// Chat: the hashed chunks spanned by the last assistant message, [start, end). An instance
+    /// holding the chain up to `answer_start_chunk` most likely generated that answer, so it also
+    /// holds the answer's KV. end 0 = no assistant message.
+    public var answerStartChunk: UInt32
+    public var answerEndChunk: UInt32
 
     public init(
         requestID: String = "",
@@ -1432,7 +1437,9 @@ public struct ScheduleRequest: Sendable, Hashable {
         maxTokens: UInt32 = 0,
         excludeInstances: [String] = [],
         sessionKey: String = "",
-        chunkChars: UInt32 = 0
+        chunkChars: UInt32 = 0,
+        answerStartChunk: UInt32 = 0,
+        answerEndChunk: UInt32 = 0
     ) {
         self.requestID = requestID
         self.model = model
@@ -1442,6 +1449,8 @@ public struct ScheduleRequest: Sendable, Hashable {
         self.excludeInstances = excludeInstances
         self.sessionKey = sessionKey
         self.chunkChars = chunkChars
+        self.answerStartChunk = answerStartChunk
+        self.answerEndChunk = answerEndChunk
     }
 }
 
@@ -1459,6 +1468,8 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         self.excludeInstances = try cStrings(c.exclude_instances, c.n_exclude_instances)
         self.sessionKey = try cString(c.session_key)
         self.chunkChars = c.chunk_chars
+        self.answerStartChunk = c.answer_start_chunk
+        self.answerEndChunk = c.answer_end_chunk
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__ScheduleRequest> {
@@ -1473,6 +1484,8 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         (c.n_exclude_instances, c.exclude_instances) = arena.cStrings(excludeInstances)
         c.session_key = arena.cString(sessionKey)
         c.chunk_chars = chunkChars
+        c.answer_start_chunk = answerStartChunk
+        c.answer_end_chunk = answerEndChunk
         pointer.pointee = c
         return pointer
     }

@@ -213,3 +213,16 @@ def test_a_prefill_instance_dying_mid_run_loses_no_request(flow):
         assert whole == 0 and ok >= 40
     finally:
         pd.stop()
+
+
+def test_an_unknown_hand_off_flow_is_a_config_error_naming_the_key(tmp_path):
+    import json
+    import subprocess
+    from conftest import BINARY
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps({
+        "cluster": {"secret": "s" * 16, "schedulers": [{"id": 1, "address": "127.0.0.1:1"}]},
+        "llm_gateway": {"pd_handoff": "mooncake"}}))
+    run = subprocess.run([BINARY, "gateway", "--config", str(config), "--port", "0"], capture_output=True, text=True, timeout=30)
+    assert run.returncode != 0
+    assert "llm_gateway.pd_handoff" in run.stdout + run.stderr

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""pd-split against prefix-cache on the same number of engines: Junction with `pd-split` in front
+of a disaggregated pool (prefill and decode simulators), and Junction with `prefix-cache` in front
+of as many ordinary (`both`) simulators, under the same workload and seed. Each target gets fresh
+engines. Writes one JSON per target, a Markdown table with the change against prefix-cache, and
+an SVG of the TTFT distributions, per scenario.
+
+    Deploy/bench/pd-compare.py [--prefill 2 --decode 2] [--flow vllm|sglang] [--scenario seed heavy-reuse]
+
+`make bench-pd` runs it with the defaults recorded in Docs/benchmarks.md. Needs a release build.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+compare = __import__("compare")
+
+
+def start_engines(procs, args, roles, tag):
+    """One simulator per role; returns ({url: role}, processes)."""
+    engines, started = {}, []
+    dialect = "sglang" if args.flow == "sglang" else "vllm"
+    for n, role in enumerate(roles):
+        port = compare.free_port()
+        argv = [compare.BINARY, "engine-sim", "--dialect", dialect, "--port", str(port), "--profile", args.profile,
+                "--speed", str(args.speed), "--seed", str(n + 1), "--served-model-name", "tiny", "--role", role]
+        if args.kv_blocks:
+            argv += ["--kv-blocks", str(args.kv_blocks)]
+        started.append(procs.start(f"{tag}-engine-{n}-{role}", argv))
+        engines[f"http://127.0.0.1:{port}"] = role
+    for engine in engines:
+        compare.wait_until(lambda: compare.http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
+    return engines, started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", nargs="+", default=["seed", "heavy-reuse"], choices=["seed", "heavy-reuse"])
+    parser.add_argument("--prefill", type=int, default=2)
+    parser.add_argument("--decode", type=int, default=2)
+    parser.add_argument("--flow", default="vllm", choices=["vllm", "sglang"], help="the engines' dialect, and so the hand-off")
+    parser.add_argument("--local-prefill-tokens", type=float, default=None, help="pd-split's pd_local_prefill_tokens (default: the policy's)")
+    parser.add_argument("--profile", default="7b-a100")
+    parser.add_argument("--speed", type=float, default=2)
+    parser.add_argument("--kv-blocks", type=int, default=None)
+    parser.add_argument("--concurrency", type=int, default=60)
+    parser.add_argument("--requests", type=int, default=None, help="requests per target (default: seed 500, heavy-reuse 1500)")
+    parser.add_argument("--max-seconds", type=float, default=240)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", default=str(compare.ROOT / ".build" / "bench-pd"))
+    args = parser.parse_args()
+    if not os.path.exists(compare.BINARY):
+        sys.exit(f"pd-compare: no release build at {compare.BINARY} (swift build -c release --product junction)")
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="junction-pd-compare-")
+    procs = compare.Processes(work)
+    total = args.prefill + args.decode
+    split_roles = ["prefill"] * args.prefill + ["decode"] * args.decode
+    targets = [("prefix-cache", ["both"] * total, None, f"junction prefix-cache, {total} both"),
+               ("pd-split", split_roles,
+                {"pd_local_prefill_tokens": args.local_prefill_tokens} if args.local_prefill_tokens is not None else None,
+                f"junction pd-split, {args.prefill}P+{args.decode}D")]
+    print(f"pd-compare: engine-sim --profile {args.profile} --speed {args.speed:g}, {args.flow} dialect; logs in {work}", flush=True)
+    try:
+        for scenario in args.scenario:
+            files = []
+            for policy, roles, params, name in targets:
+                engines, engine_procs = start_engines(procs, args, roles, f"{scenario}-{policy}")
+                url, started = compare.start_junction(procs, work, list(engines), policy, f"{scenario}-{policy}", roles=engines, params=params)
+                out = os.path.join(args.out, f"{scenario}-{policy}.json")
+                command = [compare.BINARY, "bench", "serve", "--target", url, "--name", name, "--scenario", scenario,
+                           "--seed", str(args.seed), "--concurrency", str(args.concurrency),
+                           "--requests", str(args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario]),
+                           "--max-seconds", str(args.max_seconds), "--json", out,
+                           *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
+                print(f"\n$ {' '.join(command)}", flush=True)
+                started_at = time.time()
+                subprocess.run(command, check=True)
+                print(f"({time.time() - started_at:.0f} s)", flush=True)
+                for engine, role in engines.items():
+                    if role != "both":
+                        metrics = compare.http(engine + "/metrics")[1].decode()
+                        kv = [line for line in metrics.splitlines()
+                              if line.startswith(("junction_sim_kv_blocks_total", "junction_sim_kv_transfers_total",
+                                                  "junction_sim_kv_prefills_total", "junction_sim_kv_fetch_failures_total"))]
+                        print(f"  {role} {engine}: " + "; ".join(kv), flush=True)
+                procs.stop(started + engine_procs)
+                files.append(out)
+            table = subprocess.run([compare.BINARY, "bench", "report", "--baseline", targets[0][3], "--plot",
+                                    os.path.join(args.out, f"{scenario}-ttft.svg"), "--title",
+                                    f"TTFT, scenario {scenario}: {total} × {args.profile} (speed {args.speed:g}), "
+                                    f"concurrency {args.concurrency}", *files], capture_output=True, text=True, check=True).stdout
+            with open(os.path.join(args.out, f"{scenario}.md"), "w") as f:
+                f.write(table)
+            print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {args.out}/{scenario}.md, {scenario}-ttft.svg", flush=True)
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
