@@ -5,7 +5,11 @@ of as many ordinary (`both`) simulators, under the same workload and seed. Each 
 engines. Writes one JSON per target, a Markdown table with the change against prefix-cache, and
 an SVG of the TTFT distributions, per scenario.
 
-    Deploy/bench/pd-compare.py [--prefill 2 --decode 2] [--flow vllm|sglang] [--scenario seed heavy-reuse]
+    Deploy/bench/pd-compare.py [--prefill 2 --decode 2] [--flow vllm|sglang] [--scenario seed heavy-reuse long-prompt]
+
+Scenarios: `seed` and `heavy-reuse` are `junction bench serve`'s presets; `long-prompt` is the
+seed preset with long user turns and short answers (retrieval-augmented questions), the shape
+prefill/decode disaggregation is meant for.
 
 `make bench-pd` runs it with the defaults recorded in Docs/benchmarks.md. Needs a release build.
 """
@@ -18,6 +22,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 compare = __import__("compare")
+
+SCENARIOS = {
+    "seed": ["--scenario", "seed"],
+    "heavy-reuse": ["--scenario", "heavy-reuse"],
+    "long-prompt": ["--scenario", "seed", "--user-tokens", "2500", "--answer-tokens", "120", "--max-answer-tokens", "400",
+                    "--turns", "1-3"],
+}
+DEFAULT_REQUESTS = {"seed": 500, "heavy-reuse": 1500, "long-prompt": 800}
 
 
 def start_engines(procs, args, roles, tag):
@@ -39,7 +51,7 @@ def start_engines(procs, args, roles, tag):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", nargs="+", default=["seed", "heavy-reuse"], choices=["seed", "heavy-reuse"])
+    parser.add_argument("--scenario", nargs="+", default=["seed", "heavy-reuse", "long-prompt"], choices=list(SCENARIOS))
     parser.add_argument("--prefill", type=int, default=2)
     parser.add_argument("--decode", type=int, default=2)
     parser.add_argument("--flow", default="vllm", choices=["vllm", "sglang"], help="the engines' dialect, and so the hand-off")
@@ -48,7 +60,7 @@ def main():
     parser.add_argument("--speed", type=float, default=2)
     parser.add_argument("--kv-blocks", type=int, default=None)
     parser.add_argument("--concurrency", type=int, default=60)
-    parser.add_argument("--requests", type=int, default=None, help="requests per target (default: seed 500, heavy-reuse 1500)")
+    parser.add_argument("--requests", type=int, default=None, help="requests per target (default: seed 500, heavy-reuse 1500, long-prompt 800)")
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default=str(compare.ROOT / ".build" / "bench-pd"))
@@ -72,9 +84,9 @@ def main():
                 engines, engine_procs = start_engines(procs, args, roles, f"{scenario}-{policy}")
                 url, started = compare.start_junction(procs, work, list(engines), policy, f"{scenario}-{policy}", roles=engines, params=params)
                 out = os.path.join(args.out, f"{scenario}-{policy}.json")
-                command = [compare.BINARY, "bench", "serve", "--target", url, "--name", name, "--scenario", scenario,
+                command = [compare.BINARY, "bench", "serve", "--target", url, "--name", name, *SCENARIOS[scenario],
                            "--seed", str(args.seed), "--concurrency", str(args.concurrency),
-                           "--requests", str(args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario]),
+                           "--requests", str(args.requests or DEFAULT_REQUESTS[scenario]),
                            "--max-seconds", str(args.max_seconds), "--json", out,
                            *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
                 print(f"\n$ {' '.join(command)}", flush=True)

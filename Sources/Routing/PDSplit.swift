@@ -7,8 +7,10 @@
 /// is at most `pdLocalPrefillTokens` is not worth a hand-off (the transfer and the second hop
 /// cost more than computing a short prompt in the decode batch): it goes whole to the decode
 /// (or `both`) instance that prefix-cache would choose among them, as Dynamo's conditional
-/// disaggregation does. When one side has no instance that can take it, the request goes whole
-/// to the other side by prefix-cache's rule.
+/// disaggregation does. So does a request while the chosen prefill instance already has
+/// `pdMaxPrefillQueue` prompts outstanding: the prefill side is backed up, and the decode side
+/// computes the prompt rather than wait. When one side has no instance that can take it, the
+/// request goes whole to the other side by prefix-cache's rule.
 extension Router {
     mutating func decidePDSplit(
         _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable, overlay: AffinityOverlay
@@ -27,10 +29,12 @@ extension Router {
         let handOffFailed = instances.contains { $0.role == .prefill && request.exclude.contains($0.id) }
         let uncachedLocally = handOffFailed
             ? Double(request.promptTokens) : Double(request.promptTokens) - Double(local.cachedChunks) * configuration.chunkTokens
-        if uncachedLocally <= Double(configuration.pdLocalPrefillTokens) || prefillers.open.isEmpty {
-            return .assign(instance: instances[local.index].id, cachedChunks: local.cachedChunks)
-        }
+        let whole = RoutingDecision.assign(instance: instances[local.index].id, cachedChunks: local.cachedChunks)
+        if uncachedLocally <= Double(configuration.pdLocalPrefillTokens) || prefillers.open.isEmpty { return whole }
         let prefill = cheapestWithCache(request, among: prefillers.open, instances: instances, affinity: affinity, overlay: overlay)
+        // A backed-up prefill side would add its whole queue to the request's wait: compute the
+        // prompt where it will be decoded instead (Dynamo's max_prefill_queue_size).
+        if instances[prefill.index].inFlight >= configuration.pdMaxPrefillQueue { return whole }
         let decode = cheapest(decoders.open, costs: decoders.open.map { decodeLoad(instances[$0]) })
         return .assignPair(prefill: instances[prefill.index].id, decode: instances[decode].id, cachedChunks: prefill.cachedChunks)
     }

@@ -32,6 +32,9 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// pd-split: a request with at most this many uncached prompt tokens on the decode instance
     /// it would go to is not split; that instance computes the prompt itself.
     public var pdLocalPrefillTokens: Int = 512
+    /// pd-split: while the chosen prefill instance has this many prompts outstanding (sent by the
+    /// scheduler, not yet computed), the decode side computes the prompt instead.
+    public var pdMaxPrefillQueue: Int = 8
     /// prefix-cache and pd-split: credit the instance that holds a conversation up to its last
     /// answer with that answer too (it generated it, and engines cache generated tokens).
     public var answerAffinity = true
@@ -40,7 +43,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
 
     public static let parameterKeys = [
         "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
-        "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens", "answer_affinity",
+        "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens", "pd_max_prefill_queue", "answer_affinity",
     ]
 
     /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
@@ -59,6 +62,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
         case "stale_report_ms": try check(value >= 100, "must be at least 100"); staleReportMilliseconds = Int(value)
         case "pd_local_prefill_tokens":
             try check(value >= 0 && value <= 10_000_000, "must be from 0 to 10000000"); pdLocalPrefillTokens = Int(value)
+        case "pd_max_prefill_queue":
+            try check(value >= 1 && value <= 1_000_000, "must be from 1 to 1000000"); pdMaxPrefillQueue = Int(value)
         case "answer_affinity": try check(value == 0 || value == 1, "must be 0 (off) or 1 (on)"); answerAffinity = value == 1
         default: throw .unknownParameter(key)
         }
@@ -70,7 +75,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
             ("running_sequence_tokens", runningSequenceTokens), ("kv_pressure", kvPressure),
             ("saturated_waiting", Double(saturatedWaiting)), ("saturated_kv_usage", saturatedKVUsage),
             ("retry_after_ms", Double(retryAfterMilliseconds)), ("stale_report_ms", Double(staleReportMilliseconds)),
-            ("pd_local_prefill_tokens", Double(pdLocalPrefillTokens)), ("answer_affinity", answerAffinity ? 1 : 0),
+            ("pd_local_prefill_tokens", Double(pdLocalPrefillTokens)),
+            ("pd_max_prefill_queue", Double(pdMaxPrefillQueue)), ("answer_affinity", answerAffinity ? 1 : 0),
         ]
     }
 }

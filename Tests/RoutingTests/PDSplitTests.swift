@@ -74,6 +74,24 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
         #expect(router.decide(request, instances: pool, affinity: PrefixAffinityTable()) == .assignPair(prefill: "p1", decode: "d0", cachedChunks: 0))
     }
 
+    @Test func computesLocallyWhileThePrefillSideIsBackedUp() {
+        var router = pdRouter()
+        var pool = disaggregatedPool()
+        pool[2].inFlight = 8  // both prefill instances have the default 8 prompts outstanding
+        pool[3].inFlight = 9
+        let request = RoutingRequest(model: "m", prefixHashes: chain(9, 40), promptTokens: 2_560)
+        guard case .assign(let local, _) = router.decide(request, instances: pool, affinity: PrefixAffinityTable()) else {
+            Issue.record("expected the decode side to compute it"); return
+        }
+        #expect(local.hasPrefix("d"))
+        // One prefill instance drains: splitting pays again.
+        pool[3].inFlight = 7
+        guard case .assignPair(let prefill, _, _) = router.decide(request, instances: pool, affinity: PrefixAffinityTable()) else {
+            Issue.record("expected a pair"); return
+        }
+        #expect(prefill == "p1")
+    }
+
     @Test func fallsBackToOneInstanceWhenASideHasNoneUp() {
         var router = pdRouter()
         let request = RoutingRequest(model: "m", prefixHashes: chain(6, 32), promptTokens: 2_048)
@@ -209,5 +227,9 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
         guard case .assignPair = router.decide(request, instances: disaggregatedPool(), affinity: table) else {
             Issue.record("expected a pair"); return
         }
+        var prefixCache = Router()
+        prefixCache.configuration.answerAffinity = false
+        let both = [RoutingInstance(id: "a", model: "m"), RoutingInstance(id: "d1", model: "m")]
+        #expect(prefixCache.decide(request, instances: both, affinity: table) == .assign(instance: "d1", cachedChunks: 20))
     }
 }
