@@ -103,9 +103,10 @@ def ensure_routers(venv):
     return available
 
 
-def start_junction(procs, work, engines, policy, tag, roles=None, params=None):
+def start_junction(procs, work, engines, policy, tag, roles=None, params=None, agent_args=None):
     """Three schedulers with `policy` (and its `params`), an agent per engine (registering the
-    engine's role from `roles`, default both), one gateway; returns (url, processes)."""
+    engine's role from `roles`, default both, with any `agent_args` of that engine), one
+    gateway; returns (url, processes)."""
     ports = {i: free_port() for i in (1, 2, 3)}
     gateway_port = free_port()
     config = os.path.join(work, f"junction-{tag}.json")
@@ -119,7 +120,8 @@ def start_junction(procs, work, engines, policy, tag, roles=None, params=None):
     for n, engine in enumerate(engines):
         role = (roles or {}).get(engine, "both")
         started.append(procs.start(f"{tag}-agent-{n}", [BINARY, "agent", "--engine", engine, "--config", config,
-                                                        "--instance-id", f"engine-{n}", "--role", role, "--log-level", "warning"]))
+                                                        "--instance-id", f"engine-{n}", "--role", role, "--log-level", "warning",
+                                                        *(agent_args or {}).get(engine, [])]))
     started.append(procs.start(f"{tag}-gateway", [BINARY, "gateway", "--config", config, "--log-level", "warning"]))
     url = f"http://127.0.0.1:{gateway_port}"
 
@@ -141,6 +143,29 @@ def start_external(procs, venv, name, engines):
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http(url + "/health")[0] == 200, 90, f"{name} healthy")
     return url, [p]
+
+
+def serve(url, name, workload, args, requests, engines, out):
+    """`junction bench serve` against `url` with `workload` (the scenario and its overrides) and
+    the run's seed, concurrency and time limit; every request's record into `out`."""
+    command = [BINARY, "bench", "serve", "--target", url, "--name", name, *workload,
+               "--seed", str(args.seed), "--concurrency", str(args.concurrency), "--requests", str(requests),
+               "--max-seconds", str(args.max_seconds), "--json", out,
+               *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
+    print(f"\n$ {' '.join(command)}", flush=True)
+    started_at = time.time()
+    subprocess.run(command, check=True)
+    print(f"({time.time() - started_at:.0f} s)", flush=True)
+
+
+def report(files, baseline, out_dir, scenario, title):
+    """One scenario's table (change against `baseline`) and TTFT plot, printed and written."""
+    table = subprocess.run([BINARY, "bench", "report", "--baseline", baseline, "--plot",
+                            os.path.join(out_dir, f"{scenario}-ttft.svg"), "--title", title, *files],
+                           capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(out_dir, f"{scenario}.md"), "w") as f:
+        f.write(table)
+    print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {out_dir}/{scenario}.md, {scenario}-ttft.svg", flush=True)
 
 
 def main():
@@ -198,24 +223,12 @@ def main():
                     procs.stop([p for p in procs.running if p not in engine_procs])
                     continue
                 out = os.path.join(args.out, f"{scenario}-{target}.json")
-                command = [BINARY, "bench", "serve", "--target", url, "--name", name, "--scenario", scenario,
-                           "--seed", str(args.seed), "--concurrency", str(args.concurrency),
-                           "--requests", str(args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario]),
-                           "--max-seconds", str(args.max_seconds), "--json", out,
-                           *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
-                print(f"\n$ {' '.join(command)}", flush=True)
-                started_at = time.time()
-                subprocess.run(command, check=True)
-                print(f"({time.time() - started_at:.0f} s)", flush=True)
+                serve(url, name, ["--scenario", scenario], args, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario],
+                      engines, out)
                 procs.stop(started)
                 files.append(out)
-            table = subprocess.run([BINARY, "bench", "report", "--baseline", "round-robin", "--plot",
-                                    os.path.join(args.out, f"{scenario}-ttft.svg"), "--title",
-                                    f"TTFT, scenario {scenario}: {args.engines} × {args.profile} (speed {args.speed:g}), "
-                                    f"concurrency {args.concurrency}", *files], capture_output=True, text=True, check=True).stdout
-            with open(os.path.join(args.out, f"{scenario}.md"), "w") as f:
-                f.write(table)
-            print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {args.out}/{scenario}.md, {scenario}-ttft.svg", flush=True)
+            report(files, "round-robin", args.out, scenario,
+                   f"TTFT, scenario {scenario}: {args.engines} × {args.profile} (speed {args.speed:g}), concurrency {args.concurrency}")
     finally:
         procs.stop_all()
 

@@ -15,10 +15,8 @@ prefill/decode disaggregation is meant for.
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 compare = __import__("compare")
@@ -56,6 +54,7 @@ def main():
     parser.add_argument("--decode", type=int, default=2)
     parser.add_argument("--flow", default="vllm", choices=["vllm", "sglang"], help="the engines' dialect, and so the hand-off")
     parser.add_argument("--local-prefill-tokens", type=float, default=None, help="pd-split's pd_local_prefill_tokens (default: the policy's)")
+    parser.add_argument("--max-prefill-queue", type=float, default=None, help="pd-split's pd_max_prefill_queue (default: the policy's)")
     parser.add_argument("--profile", default="7b-a100")
     parser.add_argument("--speed", type=float, default=2)
     parser.add_argument("--kv-blocks", type=int, default=None)
@@ -72,27 +71,23 @@ def main():
     procs = compare.Processes(work)
     total = args.prefill + args.decode
     split_roles = ["prefill"] * args.prefill + ["decode"] * args.decode
+    params = {key: value for key, value in (("pd_local_prefill_tokens", args.local_prefill_tokens),
+                                             ("pd_max_prefill_queue", args.max_prefill_queue)) if value is not None}
     targets = [("prefix-cache", ["both"] * total, None, f"junction prefix-cache, {total} both"),
-               ("pd-split", split_roles,
-                {"pd_local_prefill_tokens": args.local_prefill_tokens} if args.local_prefill_tokens is not None else None,
-                f"junction pd-split, {args.prefill}P+{args.decode}D")]
+               ("pd-split", split_roles, params, f"junction pd-split, {args.prefill}P+{args.decode}D")]
     print(f"pd-compare: engine-sim --profile {args.profile} --speed {args.speed:g}, {args.flow} dialect; logs in {work}", flush=True)
     try:
         for scenario in args.scenario:
             files = []
             for policy, roles, params, name in targets:
                 engines, engine_procs = start_engines(procs, args, roles, f"{scenario}-{policy}")
-                url, started = compare.start_junction(procs, work, list(engines), policy, f"{scenario}-{policy}", roles=engines, params=params)
+                # An SGLang prefill server's bootstrap server is, in the simulator, its HTTP port.
+                bootstrap = {e: ["--bootstrap-port", e.rsplit(":", 1)[1]] for e, role in engines.items()
+                             if role == "prefill" and args.flow == "sglang"}
+                url, started = compare.start_junction(procs, work, list(engines), policy, f"{scenario}-{policy}", roles=engines,
+                                                      params=params, agent_args=bootstrap)
                 out = os.path.join(args.out, f"{scenario}-{policy}.json")
-                command = [compare.BINARY, "bench", "serve", "--target", url, "--name", name, *SCENARIOS[scenario],
-                           "--seed", str(args.seed), "--concurrency", str(args.concurrency),
-                           "--requests", str(args.requests or DEFAULT_REQUESTS[scenario]),
-                           "--max-seconds", str(args.max_seconds), "--json", out,
-                           *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
-                print(f"\n$ {' '.join(command)}", flush=True)
-                started_at = time.time()
-                subprocess.run(command, check=True)
-                print(f"({time.time() - started_at:.0f} s)", flush=True)
+                compare.serve(url, name, SCENARIOS[scenario], args, args.requests or DEFAULT_REQUESTS[scenario], list(engines), out)
                 for engine, role in engines.items():
                     if role != "both":
                         metrics = compare.http(engine + "/metrics")[1].decode()
@@ -100,15 +95,15 @@ def main():
                               if line.startswith(("junction_sim_kv_blocks_total", "junction_sim_kv_transfers_total",
                                                   "junction_sim_kv_prefills_total", "junction_sim_kv_fetch_failures_total"))]
                         print(f"  {role} {engine}: " + "; ".join(kv), flush=True)
+                        failures = [line for line in kv if line.startswith("junction_sim_kv_fetch_failures_total")
+                                    and float(line.rsplit(" ", 1)[1]) > 0]
+                        if failures:
+                            print(f"  WARNING: KV fetches failed on {engine}; those requests were not handed off as planned",
+                                  flush=True)
                 procs.stop(started + engine_procs)
                 files.append(out)
-            table = subprocess.run([compare.BINARY, "bench", "report", "--baseline", targets[0][3], "--plot",
-                                    os.path.join(args.out, f"{scenario}-ttft.svg"), "--title",
-                                    f"TTFT, scenario {scenario}: {total} × {args.profile} (speed {args.speed:g}), "
-                                    f"concurrency {args.concurrency}", *files], capture_output=True, text=True, check=True).stdout
-            with open(os.path.join(args.out, f"{scenario}.md"), "w") as f:
-                f.write(table)
-            print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {args.out}/{scenario}.md, {scenario}-ttft.svg", flush=True)
+            compare.report(files, targets[0][3], args.out, scenario,
+                           f"TTFT, scenario {scenario}: {total} × {args.profile} (speed {args.speed:g}), concurrency {args.concurrency}")
     finally:
         procs.stop_all()
 

@@ -195,36 +195,34 @@ public actor SchedulerNode {
         switch decision {
         case .assign(let instance, let cached):
             soft.assigned(instance, chain: request.prefixHashes)
-            let record = state.instances[instance]!
-            return .scheduleReply(
-                ScheduleReply(
-                    outcome: .assigned(
-                        Assignment(
-                            instanceID: instance, endpointURL: record.endpointURL,
-                            engine: SchedulerCommandCoding.instance(record).engine, cachedChunks: UInt32(clamping: cached),
-                            policy: policy(of: state).name.rawValue))))
+            return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
             soft.assigned(prefill, chain: request.prefixHashes)
             soft.assigned(decode, chain: request.prefixHashes)
-            let decodeRecord = state.instances[decode]!
-            let prefillRecord = state.instances[prefill]!
-            return .scheduleReply(
-                ScheduleReply(
-                    outcome: .assigned(
-                        Assignment(
-                            instanceID: decode, endpointURL: decodeRecord.endpointURL,
-                            engine: SchedulerCommandCoding.instance(decodeRecord).engine, cachedChunks: UInt32(clamping: cached),
-                            policy: policy(of: state).name.rawValue, prefillInstanceID: prefill,
-                            prefillEndpointURL: prefillRecord.endpointURL,
-                            prefillEngine: SchedulerCommandCoding.instance(prefillRecord).engine,
-                            prefillBootstrapPort: UInt32(clamping: prefillRecord.bootstrapPort ?? 0)))))
+            return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
             soft.modelsWaiting.insert(request.model)
             return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))
         case .noInstance(let reason):
             throw WireError(.notFound, reason)
         }
+    }
+
+    /// The answer naming `instance` (the decode side of a pd-split pair) and, for a pair, the
+    /// prefill instance with what the gateway needs to drive the hand-off.
+    private func assignment(_ instance: String, prefill: String?, cached: Int, in state: SchedulerStateMachine) -> Assignment {
+        let record = state.instances[instance]!
+        var answer = Assignment(
+            instanceID: instance, endpointURL: record.endpointURL, engine: SchedulerCommandCoding.instance(record).engine,
+            cachedChunks: UInt32(clamping: cached), policy: policy(of: state).name.rawValue)
+        if let prefill, let prefillRecord = state.instances[prefill] {
+            answer.prefillInstanceID = prefill
+            answer.prefillEndpointURL = prefillRecord.endpointURL
+            answer.prefillEngine = SchedulerCommandCoding.instance(prefillRecord).engine
+            answer.prefillBootstrapPort = UInt32(clamping: prefillRecord.bootstrapPort ?? 0)
+        }
+        return answer
     }
 
     private static func answerChunks(_ request: ScheduleRequest) -> Range<Int>? {

@@ -77,7 +77,7 @@ struct CtlStatus: AsyncParsableCommand {
 struct CtlSetPolicy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "set-policy", abstract: "Change the policy (through the Raft log).")
     @OptionGroup var target: CtlTarget
-    @Argument(help: "prefix-cache, llm-metrics, least-request or round-robin") var policy: String
+    @Argument(help: "prefix-cache, llm-metrics, least-request, round-robin or pd-split") var policy: String
     @Option(name: .customLong("param"), help: "key=value, repeatable (Docs/scheduler.md lists the keys).") var params: [String] = []
 
     func run() async throws {

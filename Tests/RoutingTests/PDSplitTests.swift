@@ -154,17 +154,7 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
         var router = pdRouter(localPrefill: 256)
         var table = PrefixAffinityTable()
         for _ in 0..<3_000 {
-            let pool: [RoutingInstance] = (0..<8).map { index in
-                let roll = rng.next() % 10
-                return RoutingInstance(
-                    id: "i\(index)", model: rng.next() % 5 == 0 ? "other" : "m",
-                    state: roll == 0 ? .down : roll == 1 ? .draining : .up,
-                    role: [RoutingInstance.Role.prefill, .decode, .both][Int(rng.next() % 3)],
-                    load: rng.next() % 3 == 0 ? nil : EngineLoad(
-                        running: Int(rng.next() % 50), waiting: Int(rng.next() % 80),
-                        kvUsage: Double(rng.next() % 101) / 100, ageMilliseconds: Int(rng.next() % 8_000)),
-                    inFlight: Int(rng.next() % 20))
-            }
+            let pool = randomPool(&rng, otherModelOneIn: 5) { _, rng in [.prefill, .decode, .both][Int(rng.next() % 3)] }
             let excluded: Set<String> = rng.next() % 5 == 0 ? ["i\(rng.next() % 8)"] : []
             let request = RoutingRequest(
                 model: "m", prefixHashes: chain(rng.next() % 50, 20), promptTokens: Int(rng.next() % 2_000) + 1, exclude: excluded)

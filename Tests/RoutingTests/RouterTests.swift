@@ -21,17 +21,7 @@ private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
             var router = Router(configuration: configuration, seed: 1)
             var table = PrefixAffinityTable()
             for _ in 0..<3_000 {
-                let pool: [RoutingInstance] = (0..<8).map { index in
-                    let roll = rng.next() % 10
-                    return RoutingInstance(
-                        id: "i\(index)", model: rng.next() % 4 == 0 ? "other" : "m",
-                        state: roll == 0 ? .down : roll == 1 ? .draining : .up,
-                        role: roll == 2 ? .prefill : .both,
-                        load: rng.next() % 3 == 0 ? nil : EngineLoad(
-                            running: Int(rng.next() % 50), waiting: Int(rng.next() % 80),
-                            kvUsage: Double(rng.next() % 101) / 100, ageMilliseconds: Int(rng.next() % 8_000)),
-                        inFlight: Int(rng.next() % 20))
-                }
+                let pool = randomPool(&rng, otherModelOneIn: 4) { roll, _ in roll == 2 ? .prefill : .both }
                 let excluded: Set<String> = rng.next() % 5 == 0 ? ["i\(rng.next() % 8)"] : []
                 let request = RoutingRequest(
                     model: "m", prefixHashes: chain(rng.next() % 50, 20), promptTokens: 1280, exclude: excluded)

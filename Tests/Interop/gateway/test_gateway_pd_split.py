@@ -18,6 +18,15 @@ VLLM_PREFILL_PARAMS = {"do_remote_decode": True, "do_remote_prefill": False, "re
 PREFILLS, DECODES = ("p1", "p2"), ("d1", "d2")
 
 
+def sim_metric(pd, name, metric, **labels):
+    """One series of a simulator's /metrics, read from the engine itself (not its proxy)."""
+    text = httpx.get(pd.cluster.engines[name] + "/metrics").text
+    for line in text.splitlines():
+        if line.startswith(metric + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(metric)
+
+
 def long_prompt(salt, words=400):
     return " ".join(f"{salt}-{i}" for i in range(words))
 
@@ -103,8 +112,10 @@ def test_vllm_flow_prefills_then_streams_from_the_decode_instance(vllm_pd):
     params = second["body"]["kv_transfer_params"]
     assert params["do_remote_prefill"] is True and params["remote_request_id"] == request_id
     assert params["remote_port"] == int(vllm_pd.cluster.engines[prefill].rsplit(":", 1)[1])
-    # The decode instance did not compute the transferred prompt again.
+    # The decode instance did not compute the transferred prompt again: its KV came over.
     assert usage.prompt_tokens_details.cached_tokens == usage.prompt_tokens // 16 * 16
+    assert sim_metric(vllm_pd, decode, "junction_sim_kv_blocks_total", direction="received") == usage.prompt_tokens // 16
+    assert sim_metric(vllm_pd, decode, "junction_sim_kv_fetch_failures_total") == 0
     assert not any(vllm_pd.inference(name) for name in PREFILLS + DECODES if name not in (prefill, decode))
 
 
@@ -146,6 +157,10 @@ def test_sglang_flow_sends_both_legs_at_once_with_one_bootstrap_room(sglang_pd):
     assert isinstance(body["bootstrap_room"], int) and 0 <= body["bootstrap_room"] < 2**63
     assert body["stream"] is True and body["max_tokens"] == 12
     assert "kv_transfer_params" not in body
+    # The decode server met its prefill in the room and received the prompt's KV.
+    assert sim_metric(sglang_pd, decode, "junction_sim_kv_transfers_total") >= 1
+    assert sim_metric(sglang_pd, decode, "junction_sim_kv_fetch_failures_total") == 0
+    assert sim_metric(sglang_pd, prefill, "junction_sim_kv_blocks_total", direction="sent") >= usage.prompt_tokens // 16 - 1
 
 
 def test_sglang_rooms_differ_between_requests(sglang_pd):
