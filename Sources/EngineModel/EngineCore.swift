@@ -77,7 +77,7 @@ public struct EngineCore: Sendable {
         let count = min(blocks, prompt.count / size)
         var parent: UInt64 = 0
         var taken: [Int32] = []
-        var imported = 0
+        var cachedNow = 0
         for index in 0..<count {
             let hash = KVCache.chainHash(parent: parent, tokens: prompt[(index * size)..<((index + 1) * size)])
             parent = hash
@@ -89,12 +89,12 @@ public struct EngineCore: Sendable {
                 guard let block = cache.allocate(1)?.first else { break }
                 cache.register(block, hash: hash)
                 taken.append(block)
+                counters.importedBlocks += 1
             }
-            imported += 1
+            cachedNow += 1
         }
         cache.release(taken)
-        counters.importedBlocks += imported
-        return imported * size
+        return cachedNow * size
     }
 
     /// The cache blocks holding the longest cached run of `prompt`'s full blocks, in order: the
@@ -257,7 +257,7 @@ public struct EngineCounters: Sendable, Equatable {
     public var prefixHitTokens = 0
     /// Requests preempted (and so recomputed later).
     public var preemptions = 0
-    /// KV blocks received from prefill instances (`importPrefix`).
+    /// KV blocks received from prefill instances (`importPrefix`), not counting those already cached.
     public var importedBlocks = 0
     public var finished: [FinishReason: Int] = [:]
 }

@@ -69,8 +69,9 @@ struct EngineRoutes: Sendable {
             }
             let runner = state.runner
             let side = handoffSide(parsed.handoff, headers: request.headers)
+            var receivedBlocks = 0
             if case .decode(let host, let port, let key, let wait, let required) = side {
-                try await receiveKV(parsed.promptTokens, host: host, port: port, key: key, wait: wait, required: required)
+                receivedBlocks = try await receiveKV(parsed.promptTokens, host: host, port: port, key: key, wait: wait, required: required)
             }
             var maxTokens: Int
             if let limit = parsed.maxTokens { maxTokens = limit } else {
@@ -81,7 +82,7 @@ struct EngineRoutes: Sendable {
             let generation = GenerationRequest(
                 promptTokens: parsed.promptTokens, maxTokens: maxTokens, ignoreEOS: parsed.ignoreEOS,
                 seed: parsed.seed ?? answerSeed(parsed.promptTokens))
-            let submission = try await submit(generation, param: kind == .chat ? "messages" : "prompt")
+            let submission = try await submit(generation, importing: receivedBlocks, param: kind == .chat ? "messages" : "prompt")
             let id = submission.id
             var events = submission.events
             let renderer = ResponseRenderer(
@@ -107,8 +108,9 @@ struct EngineRoutes: Sendable {
         var events: AsyncStream<StreamEvent>
     }
 
-    private func submit(_ generation: GenerationRequest, param: String) async throws(RequestError) -> Submission {
-        let result: Result<(EngineRequestID, AsyncStream<StreamEvent>), EngineModelError> = await state.runner.submitResult(generation)
+    private func submit(_ generation: GenerationRequest, importing blocks: Int = 0, param: String) async throws(RequestError) -> Submission {
+        let result: Result<(EngineRequestID, AsyncStream<StreamEvent>), EngineModelError> = await state.runner.submitResult(
+            generation, importing: blocks)
         switch result {
         case .success(let (id, events)): return Submission(id: id, events: events)
         case .failure(let error): throw .invalid(error.description, param: param)

@@ -25,7 +25,10 @@ actor EngineRunner {
 
     var profile: EngineProfile { core.profile }
 
-    func submit(_ request: GenerationRequest) throws(EngineModelError) -> (EngineRequestID, AsyncStream<StreamEvent>) {
+    /// Queues a request. `importing` blocks of its prompt's KV, received from a prefill instance,
+    /// are cached first, in the same step-free moment, so no step can evict them in between.
+    func submit(_ request: GenerationRequest, importing blocks: Int = 0) throws(EngineModelError) -> (EngineRequestID, AsyncStream<StreamEvent>) {
+        if blocks > 0 { core.importPrefix(request.promptTokens, blocks: blocks) }
         let id = try core.submit(request)
         let (stream, continuation) = AsyncStream<StreamEvent>.makeStream()
         streams[id] = continuation
@@ -37,8 +40,8 @@ actor EngineRunner {
         return (id, stream)
     }
 
-    func submitResult(_ request: GenerationRequest) -> Result<(EngineRequestID, AsyncStream<StreamEvent>), EngineModelError> {
-        do throws(EngineModelError) { return .success(try submit(request)) } catch { return .failure(error) }
+    func submitResult(_ request: GenerationRequest, importing blocks: Int = 0) -> Result<(EngineRequestID, AsyncStream<StreamEvent>), EngineModelError> {
+        do throws(EngineModelError) { return .success(try submit(request, importing: blocks)) } catch { return .failure(error) }
     }
 
     func remainingContext(promptTokens: Int) -> Int { core.remainingContext(promptTokens: promptTokens) }
@@ -55,8 +58,6 @@ actor EngineRunner {
 
     func cachedBlockIDs(of prompt: [UInt32]) -> [Int32] { core.cachedBlockIDs(of: prompt) }
 
-    /// A prompt's KV received from a prefill instance: cached here without computing it.
-    func importPrefix(_ prompt: [UInt32], blocks: Int) -> Int { core.importPrefix(prompt, blocks: blocks) }
 
     func snapshot() -> EngineSnapshot {
         EngineSnapshot(

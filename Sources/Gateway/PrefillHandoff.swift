@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import GatewayCore
 import HTTPTypes
 import NIOCore
@@ -9,8 +10,7 @@ import Wire
 /// drive it. The answer the client gets is the decode instance's.
 extension ProxyAttempt {
     func handOff(from prefill: PrefillTarget, to decode: AnswerSource) async throws(BeginFailure) -> Opened {
-        let prefillSide = AnswerSource(
-            instance: InstanceRef(id: prefill.id, endpointURL: prefill.endpointURL, model: features.model, isUp: true), route: decode.route)
+        let prefillSide = prefillSide(prefill, route: decode.route)
         let opened: Opened
         do {
             switch prefill.flow {
@@ -25,15 +25,25 @@ extension ProxyAttempt {
         return opened
     }
 
+    /// The prefill instance of a pair, as an answer's source (for its Finish and its failures).
+    func prefillSide(_ prefill: PrefillTarget, route: String) -> AnswerSource {
+        AnswerSource(instance: InstanceRef(id: prefill.id, endpointURL: prefill.endpointURL, model: features.model, isUp: true), route: route)
+    }
+
     /// vLLM's sequence (its NixlConnector proxies): the prefill instance computes the prompt and
     /// one token, unstreamed, and answers with `kv_transfer_params`; the decode instance gets the
     /// client's request with those parameters and the same `X-Request-Id`, and streams as asked.
     private func vllmHandOff(_ prefill: AnswerSource, to decode: AnswerSource) async throws(BeginFailure) -> Opened {
         let clientBody = Array(buffer: body)
         var legHeaders = headers
-        legHeaders[HTTPField.Name("X-Request-Id")!] = "\(requestID)-\(prefill.instance.id)"
+        // Unique per hand-off, as vLLM's own proxies make it: the prefill instance keeps the
+        // prompt's blocks under this id until the decode instance reads them.
+        legHeaders[HTTPField.Name("X-Request-Id")!] = UUID().uuidString.lowercased()
         let prefillBody: [UInt8]
-        do { prefillBody = try HandoffBodies.vllmPrefill(clientBody) } catch { throw .cutBeforeFirstByte("\(error)") }
+        do { prefillBody = try HandoffBodies.vllmPrefill(clientBody) } catch {
+            finish(prefill, outcome: .unspecified, usage: nil, firstByte: nil)
+            throw .cutBeforeFirstByte("\(error)")
+        }
         let response: HTTPClientResponse
         let answer: ByteBuffer
         do {
@@ -85,7 +95,10 @@ extension ProxyAttempt {
         do {
             legBody = ByteBuffer(
                 bytes: try HandoffBodies.sglang(Array(buffer: body), host: target.host, port: target.bootstrapPort, room: HandoffBodies.randomRoom()))
-        } catch { throw .cutBeforeFirstByte("\(error)") }
+        } catch {
+            finish(prefill, outcome: .unspecified, usage: nil, firstByte: nil)
+            throw .cutBeforeFirstByte("\(error)")
+        }
         let outcome: Result<Opened, BeginFailure> = await withTaskGroup(of: Leg.self) { group in
             group.addTask { await self.sglangPrefillLeg(legBody, prefill) }
             group.addTask {
@@ -96,14 +109,18 @@ extension ProxyAttempt {
             var opened: Opened?
             var decodeFailure: BeginFailure?
             var prefillDone = false
+            // Whether the prefill leg's slot has been released: every way out releases it once.
+            var prefillSettled = false
             var result: Result<Opened, BeginFailure>?
             while result == nil, let leg = await group.next() {
                 switch leg {
                 case .prefillDone:
                     prefillDone = true
+                    prefillSettled = true
                     finish(prefill, outcome: .ok, usage: nil, firstByte: nil)
                     if let opened { result = .success(opened) } else if let decodeFailure { result = .failure(decodeFailure) }
                 case .prefillFailed(let why):
+                    prefillSettled = true
                     if let opened {
                         // The decode side already answers, so it has the KV: the prefill's own answer is not needed.
                         failed(prefill, outcome: .engineError)
@@ -112,8 +129,15 @@ extension ProxyAttempt {
                         result = .failure(prefillLegFailed(prefill, decode: decode, why: why))
                     }
                 case .prefillRefused(let response, let answer):
-                    finish(unprefilled(decode), outcome: .unspecified, usage: nil, firstByte: nil)
-                    result = .success(.whole(response, body: answer, prefill))
+                    prefillSettled = true
+                    if let opened {
+                        // The decode side already answers: that answer stands.
+                        finish(prefill, outcome: .clientError, usage: nil, firstByte: nil)
+                        result = .success(opened)
+                    } else {
+                        finish(unprefilled(decode), outcome: .unspecified, usage: nil, firstByte: nil)
+                        result = .success(.whole(response, body: answer, prefill))
+                    }
                 case .decode(.success(let begun)):
                     if prefillDone { result = .success(begun) } else {
                         opened = begun
@@ -127,7 +151,6 @@ extension ProxyAttempt {
                     }
                 case .patience:
                     if let opened {
-                        finish(prefill, outcome: .ok, usage: nil, firstByte: nil)
                         result = .success(opened)
                     } else {
                         result = .failure(decodeFailure ?? .cutBeforeFirstByte("the hand-off ended without an answer"))
@@ -135,6 +158,11 @@ extension ProxyAttempt {
                 }
             }
             group.cancelAll()
+            if !prefillSettled {
+                // The prefill leg was still running when the pair was decided (cancelled now).
+                let outcome: FinishOutcome = Task.isCancelled ? .clientCancelled : opened != nil ? .ok : .unspecified
+                finish(prefill, outcome: outcome, usage: nil, firstByte: nil)
+            }
             return result ?? .failure(.cutBeforeFirstByte("the hand-off ended without an answer"))
         }
         return try outcome.get()
@@ -165,6 +193,12 @@ extension ProxyAttempt {
     /// The prefill leg failed before the decode side began: the prefill instance is marked and
     /// both slots released, and the attempt is retried with another prefill instance.
     private func prefillLegFailed(_ prefill: AnswerSource, decode: AnswerSource, why: String) -> BeginFailure {
+        if Task.isCancelled {
+            // The client went away, which ended the leg: no instance is to blame.
+            finish(prefill, outcome: .clientCancelled, usage: nil, firstByte: nil)
+            finish(unprefilled(decode), outcome: .clientCancelled, usage: nil, firstByte: nil)
+            return .prefillFailed("cancelled")
+        }
         gateway.logger.warning("prefill leg failed", metadata: ["prefill": "\(prefill.instance.id)", "error": "\(why)"])
         failed(prefill, outcome: .engineError)
         finish(unprefilled(decode), outcome: .unspecified, usage: nil, firstByte: nil)

@@ -67,18 +67,32 @@ struct ProxyAttempt {
         for attempt in 0...gateway.config.retryCount {
             if attempt > 0 { gateway.metrics.retried() }
             let asked = ContinuousClock.now
-            let (instance, route, prefill) = try await choose(excluding: excluded)
+            let (instance, route, assignedPrefill) = try await choose(excluding: excluded)
+            var prefill = assignedPrefill
             gateway.metrics.scheduled(in: ContinuousClock.now - asked, route: route)
+            if let pair = prefill, !features.splittable {
+                // One prefill leg cannot carry a batch of prompts or several choices (the engines'
+                // hand-off parameters are per prompt): the decode instance computes it whole.
+                finish(prefillSide(pair, route: route), outcome: .unspecified, usage: nil, firstByte: nil)
+                prefill = nil
+            }
             let source = AnswerSource(instance: instance, route: route, prefill: prefill?.id)
             do {
                 let opened = if let prefill { try await handOff(from: prefill, to: source) } else { try await begin(on: source) }
                 gateway.succeeded(instance)
                 return opened
             } catch .prefillFailed(let why) {
-                // Only the prefill leg failed: another prefill instance may serve, with any decode.
+                // Only the prefill leg failed (both slots are released): another prefill instance
+                // may serve, with any decode.
+                if Task.isCancelled { throw .upstream("cancelled", status: 499) }
                 lastProblem = "prefill \(prefill?.id ?? "") \(why)"
                 excluded.insert(prefill?.id ?? "")
             } catch {
+                if Task.isCancelled {
+                    // The client went away: no instance is to blame.
+                    finish(source, outcome: .clientCancelled, usage: nil, firstByte: nil)
+                    throw .upstream("cancelled", status: 499)
+                }
                 lastProblem = "\(instance.id) \(error)"
                 failed(source, outcome: .engineError)
                 excluded.insert(instance.id)

@@ -86,6 +86,8 @@ final class SchedulerLink: Sendable {
             leaveFallback()
             return .noInstance(error.message)
         } catch {
+            // A request whose client went away says nothing about the scheduler.
+            if Task.isCancelled { return .unavailable("cancelled") }
             return fallback("\(error)")
         }
     }

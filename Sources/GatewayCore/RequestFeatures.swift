@@ -18,6 +18,9 @@ public struct RequestFeatures: Sendable, Equatable {
     /// its header starts in to the last full chunk it reaches), so the scheduler can credit the
     /// instance that generated it with its KV.
     public var lastAnswerChunks: Range<Int>?
+    /// Whether a prefill/decode hand-off can carry the request: one prompt and one choice (a
+    /// prefill answer's hand-off parameters describe one prompt's KV).
+    public var splittable = true
 
     /// Reads an OpenAI request body. `kind` comes from the route.
     public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int) throws(OpenAIError) -> RequestFeatures {
@@ -39,6 +42,7 @@ public struct RequestFeatures: Sendable, Equatable {
             kind: kind, model: model, stream: (object["stream"] as? Bool) ?? false, canonicalPrompt: [], prefixHashes: [],
             promptTokens: 0)
         if let limit = (object["max_completion_tokens"] ?? object["max_tokens"]) as? Int { features.maxTokens = limit }
+        for key in ["n", "best_of"] where ((object[key] as? Int) ?? 1) > 1 { features.splittable = false }
         var tokenIDs = 0
         switch kind {
         case .chat:
@@ -63,11 +67,13 @@ public struct RequestFeatures: Sendable, Equatable {
                 features.canonicalPrompt = Array(text.utf8)
             case let texts as [String]:
                 features.canonicalPrompt = Array(texts.joined(separator: "\n").utf8)
+                features.splittable = texts.count == 1
             case let ids as [Int]:
                 tokenIDs = ids.count
                 features.canonicalPrompt = Array(ids.map(String.init).joined(separator: " ").utf8)
             case let batches as [[Int]]:
                 tokenIDs = batches.reduce(0) { $0 + $1.count }
+                features.splittable = batches.count == 1
                 features.canonicalPrompt = Array(batches.map { $0.map(String.init).joined(separator: " ") }.joined(separator: "\n").utf8)
             default:
                 throw .invalidRequest("'prompt' must be a string, an array of strings, or token ids", param: "prompt")

@@ -7,7 +7,7 @@
 /// is at most `pdLocalPrefillTokens` is not worth a hand-off (the transfer and the second hop
 /// cost more than computing a short prompt in the decode batch): it goes whole to the decode
 /// (or `both`) instance that prefix-cache would choose among them, as Dynamo's conditional
-/// disaggregation does. So does a request while the chosen prefill instance already has
+/// disaggregation does. So does a request while every prefill instance already has
 /// `pdMaxPrefillQueue` prompts outstanding: the prefill side is backed up, and the decode side
 /// computes the prompt rather than wait. When one side has no instance that can take it, the
 /// request goes whole to the other side by prefix-cache's rule.
@@ -31,10 +31,12 @@ extension Router {
             ? Double(request.promptTokens) : Double(request.promptTokens) - Double(local.cachedChunks) * configuration.chunkTokens
         let whole = RoutingDecision.assign(instance: instances[local.index].id, cachedChunks: local.cachedChunks)
         if uncachedLocally <= Double(configuration.pdLocalPrefillTokens) || prefillers.open.isEmpty { return whole }
-        let prefill = cheapestWithCache(request, among: prefillers.open, instances: instances, affinity: affinity, overlay: overlay)
-        // A backed-up prefill side would add its whole queue to the request's wait: compute the
-        // prompt where it will be decoded instead (Dynamo's max_prefill_queue_size).
-        if instances[prefill.index].inFlight >= configuration.pdMaxPrefillQueue { return whole }
+        // A backed-up prefill instance would add its whole queue to the request's wait; when every
+        // one is backed up, compute the prompt where it will be decoded instead (Dynamo's
+        // max_prefill_queue_size).
+        let ready = prefillers.open.filter { instances[$0].inFlight < configuration.pdMaxPrefillQueue }
+        guard !ready.isEmpty else { return whole }
+        let prefill = cheapestWithCache(request, among: ready, instances: instances, affinity: affinity, overlay: overlay)
         let decode = cheapest(decoders.open, costs: decoders.open.map { decodeLoad(instances[$0]) })
         return .assignPair(prefill: instances[prefill.index].id, decode: instances[decode].id, cachedChunks: prefill.cachedChunks)
     }

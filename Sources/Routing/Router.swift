@@ -59,12 +59,15 @@ public struct Router: Sendable {
     ) -> (index: Int, cachedChunks: Int) {
         let matched = affinity.match(request.prefixHashes)
         let recent = overlay.cachedChunks(for: request.prefixHashes)
-        let answer = configuration.answerAffinity ? request.lastAnswerChunks : nil
+        // An answer starting in chunk 0 says nothing about who served the turn before: every
+        // instance "holds" the empty chain in front of it.
+        let answer = configuration.answerAffinity ? request.lastAnswerChunks.flatMap { $0.lowerBound > 0 ? $0 : nil } : nil
         let cached = open.map { index in
             let id = instances[index].id
             let known = max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
-            // The instance that served the turn before holds the answer it generated, too.
-            if let answer, known >= answer.lowerBound { return max(known, answer.upperBound) }
+            // The instance that served the turn before holds the answer it generated, too (a
+            // prefill instance generated one token of it, so not).
+            if let answer, known >= answer.lowerBound, instances[index].role != .prefill { return max(known, answer.upperBound) }
             return known
         }
         let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }

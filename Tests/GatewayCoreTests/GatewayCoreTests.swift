@@ -141,7 +141,7 @@ import Testing
         // The room survives as the exact integer (not rounded through a double).
         #expect(String(decoding: bytes, as: UTF8.self).contains("\"bootstrap_room\":\(room)"))
         #expect(leg["stream"] as? Bool == true && leg["max_tokens"] as? Int == 50)
-        #expect((0..<50).map { _ in HandoffBodies.randomRoom() }.allSatisfy { $0 < (1 << 63) })
+        #expect(Set((0..<50).map { _ in HandoffBodies.randomRoom() }).count == 50)
         #expect(throws: HandoffBodies.Failure.notAnObject) { try HandoffBodies.sglang(Array("[1]".utf8), host: "h", port: 1, room: 1) }
         #expect(PrefillTarget(id: "p", endpointURL: "http://10.0.0.7:30000", flow: .sglang, bootstrapPort: 8998).host == "10.0.0.7")
     }
@@ -175,5 +175,18 @@ import Testing
         #expect(first.prefixHashes.count == features.lastAnswerChunks!.lowerBound)
         let completion = try RequestFeatures.read(Array(#"{"model":"m","prompt":"x"}"#.utf8), kind: .completion, chunkBytes: 256)
         #expect(completion.lastAnswerChunks == nil)
+    }
+
+    @Test func onlyOnePromptAndOneChoiceCanBeHandedOff() throws {
+        func splittable(_ body: String, _ kind: RequestFeatures.Kind = .completion) throws -> Bool {
+            try RequestFeatures.read(Array(body.utf8), kind: kind, chunkBytes: 256).splittable
+        }
+        #expect(try splittable(#"{"model":"m","prompt":"x"}"#))
+        #expect(try splittable(#"{"model":"m","prompt":["x"]}"#))
+        #expect(try !splittable(#"{"model":"m","prompt":["x","y"]}"#))
+        #expect(try !splittable(#"{"model":"m","prompt":[[1,2],[3]]}"#))
+        #expect(try !splittable(#"{"model":"m","prompt":"x","n":2}"#))
+        #expect(try !splittable(#"{"model":"m","prompt":"x","best_of":3}"#))
+        #expect(try splittable(#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":1}"#, .chat))
     }
 }

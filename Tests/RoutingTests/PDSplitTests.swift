@@ -84,8 +84,15 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
             Issue.record("expected the decode side to compute it"); return
         }
         #expect(local.hasPrefix("d"))
-        // One prefill instance drains: splitting pays again.
+        // One prefill instance drains: splitting pays again, there, even when the other holds
+        // the prompt's cache.
+        var table = PrefixAffinityTable()
+        table.record(request.prefixHashes, on: "p0")
         pool[3].inFlight = 7
+        guard case .assignPair(let drained, _, _) = router.decide(request, instances: pool, affinity: table) else {
+            Issue.record("expected a pair"); return
+        }
+        #expect(drained == "p1")
         guard case .assignPair(let prefill, _, _) = router.decide(request, instances: pool, affinity: PrefixAffinityTable()) else {
             Issue.record("expected a pair"); return
         }
@@ -202,6 +209,26 @@ private func pdRouter(localPrefill: Int = 512) -> Router {
         #expect(
             prefixCache.decide(request, instances: [RoutingInstance(id: "a", model: "m"), RoutingInstance(id: "d1", model: "m")], affinity: table)
                 == .assign(instance: "d1", cachedChunks: 34))
+    }
+
+    @Test func anAnswerInTheFirstChunkCreditsNobodyAndPrefillInstancesGetNoCredit() {
+        var prefixCache = Router()
+        let chain = chain(12, 20)
+        let cold = [RoutingInstance(id: "a", model: "m"), RoutingInstance(id: "b", model: "m")]
+        let secondTurn = RoutingRequest(model: "m", prefixHashes: chain, promptTokens: 20 * 64, lastAnswerChunks: 0..<15)
+        guard case .assign(_, let cached) = prefixCache.decide(secondTurn, instances: cold, affinity: PrefixAffinityTable()) else {
+            Issue.record("expected an assignment"); return
+        }
+        #expect(cached == 0)
+        // A prefill instance that computed the turn before did not generate its answer.
+        var table = PrefixAffinityTable()
+        table.record(Array(chain.prefix(5)), on: "p0")
+        var router = pdRouter()
+        let followUp = RoutingRequest(model: "m", prefixHashes: chain, promptTokens: 20 * 64, lastAnswerChunks: 5..<18)
+        guard case .assignPair(_, _, let prefillCached) = router.decide(followUp, instances: disaggregatedPool(), affinity: table) else {
+            Issue.record("expected a pair"); return
+        }
+        #expect(prefillCached == 5)
     }
 
     @Test func anInstanceThatDoesNotReachTheAnswerGetsNoCreditAndTheRuleCanBeTurnedOff() {

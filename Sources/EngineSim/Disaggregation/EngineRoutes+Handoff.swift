@@ -40,9 +40,10 @@ extension EngineRoutes {
         }
     }
 
-    /// Fetches the prompt's KV from the prefill instance, waits out the transfer (longer for more
-    /// blocks), and caches it here so the request computes only what was not sent.
-    func receiveKV(_ prompt: [UInt32], host: String, port: Int, key: String, wait: Duration, required: Bool) async throws(RequestError) {
+    /// Fetches the prompt's KV from the prefill instance and waits out the transfer of the blocks
+    /// not already cached here (longer for more blocks). Returns the blocks to cache with the
+    /// request (0 when the fetch failed and the prompt is computed here).
+    func receiveKV(_ prompt: [UInt32], host: String, port: Int, key: String, wait: Duration, required: Bool) async throws(RequestError) -> Int {
         let stats = state.handoff
         stats.awaitingKV.add(1, ordering: .relaxed)
         defer { stats.awaitingKV.subtract(1, ordering: .relaxed) }
@@ -53,16 +54,19 @@ extension EngineRoutes {
             stats.fetchFailures.add(1, ordering: .relaxed)
             if required { throw .unavailable("KV transfer from the prefill server \(host):\(port) failed: \(error)") }
             state.logger.warning("KV fetch failed: computing the prompt here", metadata: ["prefill": "\(host):\(port)", "error": "\(error)"])
-            return
+            return 0
         }
         let config = state.config
-        let seconds = (config.kvTransferBaseSeconds + config.kvTransferSecondsPerBlock * Double(prefilled.blocks)) / config.speed
+        // As a real connector, only what this instance does not hold already crosses the link.
+        let held = min(await state.runner.cachedBlockIDs(of: prompt).count, prefilled.blocks)
+        let moved = prefilled.blocks - held
+        let seconds = (config.kvTransferBaseSeconds + config.kvTransferSecondsPerBlock * Double(moved)) / config.speed
         let started = ContinuousClock.now
         try? await Task.sleep(for: .seconds(seconds))
-        let cached = await state.runner.importPrefix(prompt, blocks: prefilled.blocks)
-        stats.receivedBlocks.add(cached / config.profile.blockSize, ordering: .relaxed)
+        stats.receivedBlocks.add(moved, ordering: .relaxed)
         stats.transfers.add(1, ordering: .relaxed)
         stats.transferMicroseconds.add(Int((ContinuousClock.now - started) / .microseconds(1)), ordering: .relaxed)
+        return prefilled.blocks
     }
 
     /// Runs a prefill leg to its end (one token for SGLang, what was asked for vLLM's), then keeps

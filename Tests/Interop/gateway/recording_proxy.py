@@ -29,20 +29,25 @@ class RecordingProxy:
                         proxy.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                                "body": json.loads(body)})
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                # Relayed chunk by chunk as the engine writes them, so a streamed answer's first
+                # event reaches the gateway when the engine sends it, not when the answer ends.
                 try:
                     with httpx.Client(timeout=60) as client:
-                        reply = client.request(self.command, proxy.target + self.path, content=body, headers=headers)
+                        with client.stream(self.command, proxy.target + self.path, content=body, headers=headers) as reply:
+                            self.send_response(reply.status_code)
+                            for name, value in reply.headers.items():
+                                if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                                    self.send_header(name, value)
+                            self.send_header("transfer-encoding", "chunked")
+                            self.end_headers()
+                            for chunk in reply.iter_raw():
+                                if chunk:
+                                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                                    self.wfile.flush()
+                            self.wfile.write(b"0\r\n\r\n")
                 except httpx.HTTPError:
-                    # The engine is gone: so is the connection, as the gateway would see it.
+                    # The engine is gone (or went mid-answer): so is the connection, as the gateway would see it.
                     self.close_connection = True
-                    return
-                self.send_response(reply.status_code)
-                for name, value in reply.headers.items():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                        self.send_header(name, value)
-                self.send_header("content-length", str(len(reply.content)))
-                self.end_headers()
-                self.wfile.write(reply.content)
 
             do_GET = forward
             do_POST = forward

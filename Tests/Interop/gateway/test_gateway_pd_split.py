@@ -163,6 +163,18 @@ def test_sglang_flow_sends_both_legs_at_once_with_one_bootstrap_room(sglang_pd):
     assert sim_metric(sglang_pd, prefill, "junction_sim_kv_blocks_total", direction="sent") >= usage.prompt_tokens // 16 - 1
 
 
+def test_a_batch_of_prompts_is_not_split(vllm_pd):
+    vllm_pd.clear()
+    reply = httpx.post(vllm_pd.cluster.url + "/v1/completions", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30,
+                       json={"model": "tiny", "prompt": [long_prompt("batch-a"), long_prompt("batch-b")], "max_tokens": 4})
+    # One prefill leg's parameters describe one prompt's KV: the batch goes whole to a decode
+    # instance (which, being a simulator, serves one prompt per request and says so).
+    assert "x-junction-prefill-instance" not in reply.headers
+    assert reply.headers["x-junction-instance"] in DECODES
+    assert reply.status_code == 400 and "one prompt per request" in reply.text
+    assert not any(vllm_pd.inference(name) for name in PREFILLS)
+
+
 def test_sglang_rooms_differ_between_requests(sglang_pd):
     sglang_pd.clear()
     with sglang_pd.client() as client:
@@ -226,6 +238,16 @@ def test_a_prefill_instance_dying_mid_run_loses_no_request(flow):
         print(f"{flow}: {ok:.0f} hand-offs ok, {failed:.0f} prefill legs failed and were retried, {whole} served whole")
         # A retry after a failed prefill leg is split again, on the surviving prefill instance.
         assert whole == 0 and ok >= 40
+        # Every leg released its slot: the leader's in-flight counts return to zero.
+        in_flight = {}
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            status = pd.cluster.status()
+            in_flight = {i["id"]: i["in_flight"] for i in (status or {}).get("instances", [])}
+            if in_flight and not any(in_flight.values()):
+                break
+            time.sleep(0.2)
+        assert in_flight and not any(in_flight.values()), in_flight
     finally:
         pd.stop()
 
