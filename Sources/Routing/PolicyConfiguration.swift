@@ -32,8 +32,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// pd-split: a request with at most this many uncached prompt tokens on the decode instance
     /// it would go to is not split; that instance computes the prompt itself.
     public var pdLocalPrefillTokens: Int = 512
-    /// pd-split: while the chosen prefill instance has this many prompts outstanding (sent by the
-    /// scheduler, not yet computed), the decode side computes the prompt instead.
+    /// pd-split: a prefill instance with this many prompts outstanding (sent by the scheduler, not
+    /// yet computed) takes no more; while every one has, the decode side computes the prompt.
     public var pdMaxPrefillQueue: Int = 8
     /// prefix-cache and pd-split: credit the instance that holds a conversation up to its last
     /// answer with that answer too (it generated it, and engines cache generated tokens).
