@@ -104,7 +104,7 @@ bench-raft: build-release
 bench-schedule: build-release
 	.build/release/junction bench schedule
 
-## Gateway overhead against the engine direct, sglang-router and vllm-router (release build; prints figures).
+## Gateway overhead against the engine direct, smg, sglang-router and vllm-router (release build; prints figures).
 bench-gateway: build-release
 	python3 Deploy/bench/gateway-overhead.py
 

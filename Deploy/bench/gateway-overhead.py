@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Gateway overhead: latency added and requests per second of a router in front of a simulated
 engine, against calling the engine directly, in one run, for Junction's gateway (with a real
-scheduler trio and agent) and for sglang-router and vllm-router from PyPI, each in front of the
-same engine. Load by wrk (POST, keep-alive), non-streaming and streaming, 1 and 32 connections.
+scheduler trio and agent) and for smg (the SGLang project's gateway), sglang-router and
+vllm-router from PyPI, each in front of the same engine. Load by wrk (POST, keep-alive), non-streaming and streaming, 1 and 32 connections.
 Router CPU time per request comes from /proc/PID/stat (steadier than throughput on 2 shared cores).
 
     Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH]
 
-Needs: a release build (`swift build -c release --product junction`), wrk, and a venv with
-`pip install sglang-router vllm-router` (default /tmp/routers-venv; missing routers are skipped).
+Needs: a release build (`swift build -c release --product junction`) and wrk (`make deps`). The
+routers are installed with pip into --routers-venv (default ~/.cache/junction/routers-venv) when
+they are not there; one that cannot be installed is skipped, and said so.
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -70,11 +72,26 @@ def wrk(url, path, body, connections, seconds, work):
             "errors": int(errors.group(1)) if errors else 0}
 
 
+ROUTERS = ("smg", "sglang-router", "vllm-router")
+
+
+def ensure_routers(venv):
+    """The peer routers in a venv of their own (installed once)."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    for package in ROUTERS:
+        if not os.path.exists(os.path.join(venv, "bin", package)):
+            print(f"gateway-overhead: installing {package} into {venv}", flush=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", package], capture_output=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--routers-venv", default="/tmp/routers-venv")
+    parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
     args = parser.parse_args()
+    ensure_routers(args.routers_venv)
     work = tempfile.mkdtemp(prefix="junction-overhead-")
     procs = []
 
@@ -107,6 +124,7 @@ def main():
 
         bin_dir = os.path.join(args.routers_venv, "bin")
         for name, argv in [
+            ("smg", [os.path.join(bin_dir, "smg"), "launch", "--worker-urls", engine, "--policy", "round_robin", "--log-level", "warn"]),
             ("sglang-router", [os.path.join(bin_dir, "sglang-router"), "launch", "--worker-urls", engine, "--policy", "round_robin",
                                "--log-level", "warn"]),
             ("vllm-router", [os.path.join(bin_dir, "vllm-router"), "--worker-urls", engine, "--policy", "round_robin",

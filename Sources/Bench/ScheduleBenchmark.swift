@@ -1,3 +1,4 @@
+import ProcessHarness
 import Foundation
 import Seeded
 import Synchronization

@@ -26,13 +26,44 @@ public struct GatewayConfiguration: Sendable {
     /// Where the last instance table is kept, so a restarted gateway routes while no scheduler answers.
     public var tableCachePath: String?
     public var upstreamConnectTimeoutMilliseconds = 2_000
-    /// Longest a request to an engine may take, first byte to last.
+    /// Longest a request to an engine may take, from sending it to its answer's last byte.
     public var upstreamTimeoutMilliseconds = 600_000
+    /// Streamed requests: longest wait for the engine's response head (engines send an event
+    /// stream's head before they generate).
+    public var responseHeadersTimeoutMilliseconds = 30_000
+    /// Streamed requests: longest wait from sending to the first event.
+    public var firstTokenTimeoutMilliseconds = 120_000
+    /// Longest silence between two chunks of a relayed stream.
+    public var streamIdleTimeoutMilliseconds = 60_000
+    /// A client connection with no request in flight for this long is closed.
+    public var clientIdleTimeoutMilliseconds = 60_000
+    /// Client connections beyond this are closed as soon as they are accepted.
+    public var maxClientConnections = 10_000
+    /// An idle pooled connection to an engine is closed after this long (below uvicorn's 5 s, so
+    /// the gateway, not the engine, ends it).
+    public var upstreamIdleTimeoutMilliseconds = 4_000
+    /// Idle connections kept per engine and event loop.
+    public var upstreamMaxIdlePerEngine = 64
     /// pd-split's hand-off protocol (`llm_gateway.pd_handoff`: auto, vllm or sglang); nil (auto):
     /// SGLang's for an SGLang prefill instance, vLLM's for any other.
     public var handoffFlow: HandoffFlow?
 
     public init(cluster: ClusterConfiguration) { self.cluster = cluster }
+
+    /// The request lifecycle's knobs, from this configuration.
+    public var lifecycle: LifecycleConfiguration {
+        var c = LifecycleConfiguration()
+        c.retryCount = retryCount
+        c.maxQueueSize = maxQueueSize
+        c.waitScheduleTimeout = .milliseconds(waitScheduleTimeoutMilliseconds)
+        c.waitScheduleTryPeriod = .milliseconds(waitScheduleTryPeriodMilliseconds)
+        c.connectTimeout = .milliseconds(upstreamConnectTimeoutMilliseconds)
+        c.responseHeadersTimeout = .milliseconds(responseHeadersTimeoutMilliseconds)
+        c.firstTokenTimeout = .milliseconds(firstTokenTimeoutMilliseconds)
+        c.streamIdleTimeout = .milliseconds(streamIdleTimeoutMilliseconds)
+        c.requestTimeout = .milliseconds(upstreamTimeoutMilliseconds)
+        return c
+    }
 
     public static func load(path: String) throws(ConfigError) -> GatewayConfiguration {
         try parse(try ConfigFile.load(path: path))
@@ -68,6 +99,20 @@ public struct GatewayConfiguration: Sendable {
             section, "llm_gateway.upstream_connect_timeout_ms", default: 2_000, range: 10...60_000)
         config.upstreamTimeoutMilliseconds = try ConfigFile.int(
             section, "llm_gateway.upstream_timeout_ms", default: 600_000, range: 100...86_400_000)
+        config.responseHeadersTimeoutMilliseconds = try ConfigFile.int(
+            section, "llm_gateway.response_headers_timeout_ms", default: 30_000, range: 10...86_400_000)
+        config.firstTokenTimeoutMilliseconds = try ConfigFile.int(
+            section, "llm_gateway.first_token_timeout_ms", default: 120_000, range: 10...86_400_000)
+        config.streamIdleTimeoutMilliseconds = try ConfigFile.int(
+            section, "llm_gateway.stream_idle_timeout_ms", default: 60_000, range: 10...86_400_000)
+        config.clientIdleTimeoutMilliseconds = try ConfigFile.int(
+            section, "llm_gateway.client_idle_timeout_ms", default: 60_000, range: 100...86_400_000)
+        config.maxClientConnections = try ConfigFile.int(
+            section, "llm_gateway.max_client_connections", default: 10_000, range: 1...1_000_000)
+        config.upstreamIdleTimeoutMilliseconds = try ConfigFile.int(
+            section, "llm_gateway.upstream_idle_timeout_ms", default: 4_000, range: 10...3_600_000)
+        config.upstreamMaxIdlePerEngine = try ConfigFile.int(
+            section, "llm_gateway.upstream_max_idle_per_engine", default: 64, range: 0...100_000)
         if let flow = try ConfigFile.string(section, "llm_gateway.pd_handoff"), flow != "auto" {
             guard let known = HandoffFlow(rawValue: flow) else {
                 throw ConfigError(key: "llm_gateway.pd_handoff", reason: "one of auto, vllm, sglang")

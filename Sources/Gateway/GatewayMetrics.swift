@@ -71,8 +71,18 @@ final class GatewayMetrics: Sendable {
         counter("upstream_errors", "Engine failures seen by this gateway, per instance.", [("instance", instance)]).increment()
     }
 
+    /// The paths requests are counted under: the known routes, and `other` for the rest, so a
+    /// client sending random paths cannot grow the series without bound.
+    static let knownPaths: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/v1/ws"]
+
+    static func pathLabel(_ path: String) -> String { knownPaths.contains(path) ? path : "other" }
+
+    /// `instance` comes from the scheduler's or the cached table's ids, which the operator bounds.
     func answered(path: String, status: Int, instance: String?) {
-        counter("requests", "Answered requests by path, status and instance.", [("path", path), ("status", String(status)), ("instance", instance ?? "")]).increment()
+        counter(
+            "requests", "Answered requests by path (known routes, else other), status and instance.",
+            [("path", Self.pathLabel(path)), ("status", String(status)), ("instance", instance ?? "")]
+        ).increment()
     }
 
     func fallbackTransition(entered: Bool) {

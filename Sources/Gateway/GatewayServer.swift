@@ -1,48 +1,72 @@
 import Foundation
-import Hummingbird
-import HummingbirdWebSocket
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
-/// `junction gateway`: the HTTP server and the scheduler link, until SIGTERM (open answers may
-/// finish for the grace period) or SIGINT.
+/// `junction gateway`: the HTTP/WebSocket server on SwiftNIO and the scheduler link, until
+/// SIGTERM or SIGINT; then it stops accepting, lets open answers finish for up to 30 s, and exits.
 public enum GatewayServer {
     public static func run(_ config: GatewayConfiguration, logger: Logger) async throws {
-        let state = GatewayState(config: config, logger: logger)
-        let router = Router()
-        GatewayRoutes(state: state).add(to: router)
-        let webSocketRouter = Router(context: BasicWebSocketRequestContext.self)
-        GatewayWebSocket(state: state).add(to: webSocketRouter)
-        let app = Application(
-            router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: webSocketRouter),
-            configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
-            services: [SchedulerLinkService(state: state)],
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? config.port
-                FileHandle.standardOutput.write(Data("gateway listening on http://\(config.host):\(port)\n".utf8))
-            },
-            logger: logger)
-        var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        group.maximumGracefulShutdownDuration = .seconds(30)
-        group.maximumCancellationDuration = .seconds(2)
-        try await ServiceGroup(configuration: group).run()
-        try await state.http.shutdown()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let loops = Array(group.makeIterator())
+        let shared = GatewayShared(config: config, loops: loops, logger: logger)
+        // Each loop's context is made on its loop and only ever used there.
+        var contexts: [(loop: any EventLoop, context: NIOLoopBound<LoopContext>)] = []
+        for loop in loops {
+            contexts.append((loop, try await loop.submit { NIOLoopBound(LoopContext(loop: loop, shared: shared), eventLoop: loop) }.get()))
+        }
+        let bound = contexts
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1_024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: false)
+            .childChannelInitializer { channel in
+                let loop = channel.eventLoop
+                return loop.makeCompletedFuture {
+                    let open = shared.connections.wrappingAdd(1, ordering: .relaxed).newValue
+                    channel.closeFuture.whenComplete { _ in _ = shared.connections.wrappingSubtract(1, ordering: .relaxed) }
+                    guard open <= config.maxClientConnections else {
+                        // Over the cap: close at once rather than queue work no one can serve.
+                        channel.close(promise: nil)
+                        return
+                    }
+                    guard let context = bound.first(where: { $0.loop === loop })?.context else { return channel.close(promise: nil) }
+                    try HTTPFront.install(on: channel, context: context.value)
+                }
+            }
+            .bind(host: config.host, port: config.port).get()
+        let port = server.localAddress?.port ?? config.port
+        FileHandle.standardOutput.write(Data("gateway listening on http://\(config.host):\(port)\n".utf8))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [GatewayService(shared: shared, server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(35)
+        groupConfiguration.maximumCancellationDuration = .seconds(2)
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 }
 
-/// The scheduler link, and capacity signals releasing waiting requests in order.
-struct SchedulerLinkService: Service {
-    let state: GatewayState
+/// Runs the scheduler link and the capacity signals; on graceful shutdown closes the listening
+/// socket and waits (up to 30 s) for the requests in flight before it returns.
+struct GatewayService: Service {
+    let shared: GatewayShared
+    let server: any Channel
+
     func run() async throws {
-        let state = self.state
-        await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await state.link.run() }
-                group.addTask {
-                    for await signal in state.link.capacity { state.queue.signal(slots: Int(signal.freeSlots)) }
-                }
+        let shared = self.shared
+        await withDiscardingTaskGroup { group in
+            group.addTask { await shared.link.run() }
+            group.addTask {
+                for await signal in shared.link.capacity { shared.queue.signal(slots: Int(signal.freeSlots)) }
             }
+            try? await gracefulShutdown()
+            try? await server.close()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while shared.inFlight.load(ordering: .relaxed) > 0, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            group.cancelAll()
         }
     }
 }

@@ -1,19 +1,25 @@
+import NIOCore
 import Synchronization
 
 /// Requests the scheduler told to wait because every engine is saturated (the seed's
-/// `max_queue_size`): bounded, first in first out. A waiting request asks again when a capacity
-/// signal reaches its turn or when its try period passes, whichever is first.
+/// `max_queue_size`): bounded, first in first out. A capacity signal wakes the oldest waiting
+/// turns, each on its own request's event loop; the request's lifecycle also asks again when its
+/// try period passes, so a lost signal costs at most one period.
 final class PendingQueue: Sendable {
     let limit: Int
     private let state = Mutex(State())
+
+    private struct Turn {
+        var id: UInt64
+        var loop: any EventLoop
+        var wake: @Sendable () -> Void
+    }
 
     private struct State {
         var taken = 0
         var nextID: UInt64 = 0
         /// Waiting turns, oldest first.
-        var turns: [(id: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
-        /// Turns released before they began waiting (their timer or cancellation came first).
-        var releasedEarly: Set<UInt64> = []
+        var turns: [Turn] = []
     }
 
     init(limit: Int) { self.limit = limit }
@@ -31,54 +37,28 @@ final class PendingQueue: Sendable {
 
     func leave() { state.withLock { $0.taken -= 1 } }
 
-    /// Returns when a capacity signal reaches this request or after `period`.
-    func waitForTurn(period: Duration) async {
-        let id = state.withLock { state in
+    /// Waits for the next capacity signal: `wake` runs on `loop` when it reaches this turn.
+    /// Returns the turn's id, for `forget`.
+    func awaitTurn(on loop: any EventLoop, wake: @escaping @Sendable () -> Void) -> UInt64 {
+        state.withLock { state in
             defer { state.nextID += 1 }
+            state.turns.append(Turn(id: state.nextID, loop: loop, wake: wake))
             return state.nextID
         }
-        await withTaskGroup { group in
-            group.addTask {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { continuation in
-                        let begun = self.state.withLock { state -> Bool in
-                            if state.releasedEarly.remove(id) != nil { return false }
-                            state.turns.append((id, continuation))
-                            return true
-                        }
-                        if !begun { continuation.resume() }
-                    }
-                } onCancel: {
-                    self.release(id)
-                }
-            }
-            group.addTask {
-                try? await Task.sleep(for: period)
-                self.release(id)
-            }
-            await group.next()
-            group.cancelAll()
-        }
-        // Both children are done: a release that came after the turn ended leaves nothing behind.
-        _ = state.withLock { $0.releasedEarly.remove(id) }
     }
 
-    /// Wakes the oldest `slots` waiting requests.
+    /// Drops a turn that no longer waits (its request asked again, or ended).
+    func forget(_ id: UInt64) {
+        state.withLock { state in state.turns.removeAll { $0.id == id } }
+    }
+
+    /// Wakes the oldest `slots` waiting turns (at least one).
     func signal(slots: Int) {
-        let woken = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let woken = state.withLock { state -> [Turn] in
             let count = min(max(1, slots), state.turns.count)
             defer { state.turns.removeFirst(count) }
-            return state.turns.prefix(count).map(\.continuation)
+            return Array(state.turns.prefix(count))
         }
-        for continuation in woken { continuation.resume() }
-    }
-
-    private func release(_ id: UInt64) {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if let index = state.turns.firstIndex(where: { $0.id == id }) { return state.turns.remove(at: index).continuation }
-            state.releasedEarly.insert(id)
-            return nil
-        }
-        continuation?.resume()
+        for turn in woken { turn.loop.execute(turn.wake) }
     }
 }

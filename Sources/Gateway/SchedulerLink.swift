@@ -2,27 +2,21 @@ import ClusterConfig
 import Foundation
 import GatewayCore
 import Logging
+import NIOCore
 import Synchronization
 import Wire
 
-/// The gateway's side of the scheduler trio: `schedule` and `finish` calls to the leader over one
-/// multiplexed connection, the instance-table subscription (cached in `InstanceTableStore`), and
-/// the capacity signal. When the leader cannot answer within the per-call timeout the gateway is
-/// in fallback: it routes round-robin over the cached table until a schedule call succeeds again.
-/// Every transition is logged and counted.
+/// The gateway's side of the scheduler trio: one connection to the leader per event loop, so a
+/// request's `schedule` call and its `finish` go out and come back on the loop the request lives
+/// on (no thread hop on the data path); the instance-table and capacity subscriptions; and
+/// fallback. When the leader cannot answer within the per-call timeout (plus one redirect) the
+/// gateway is in fallback: it routes round-robin over the cached table until a probe finds a
+/// leader again. Every transition is logged and counted.
 final class SchedulerLink: Sendable {
-    enum Outcome: Sendable {
-        /// `prefill`: pd-split chose a pair; the instance is the decode side.
-        case assigned(InstanceRef, cachedChunks: Int, prefill: PrefillTarget?)
-        case wait(retryAfterMilliseconds: Int)
-        case noInstance(String)
-        /// No scheduler answered in time: route by fallback.
-        case unavailable(String)
-    }
-
-    let leader: LeaderClient
     let store: InstanceTableStore
     let capacity: AsyncStream<CapacityAvailable>
+    /// One client per event loop, each dialling on its own loop.
+    private let clients: [(loop: any EventLoop, client: LeaderClient)]
     private let finishes: AsyncStream<FinishRequest>
     private let finishQueue: AsyncStream<FinishRequest>.Continuation
     private let capacityQueue: AsyncStream<CapacityAvailable>.Continuation
@@ -30,22 +24,16 @@ final class SchedulerLink: Sendable {
     /// `llm_gateway.pd_handoff`; nil: by the prefill engine's kind.
     private let handoffFlow: HandoffFlow?
     private let logger: Logger
-    private let state = Mutex(State())
+    private let inFallback = Atomic<Bool>(false)
     /// Scheduler id → address, to follow the leader a table names.
     private let members: [UInt64: String]
-
-    struct State {
-        var inFallback = false
-    }
-
     private let metrics: GatewayMetrics
 
-    init(configuration: GatewayConfiguration, metrics: GatewayMetrics, logger: Logger) {
+    init(configuration: GatewayConfiguration, loops: [any EventLoop], metrics: GatewayMetrics, logger: Logger) {
         self.metrics = metrics
         let wire = WireConfiguration(role: .gateway, nodeID: "gateway-\(configuration.port)", clusterSecret: configuration.cluster.secret)
-        leader = LeaderClient(
-            schedulers: configuration.cluster.members.map { LeaderClient.Target(host: $0.host, port: $0.port) }, configuration: wire,
-            logger: logger)
+        let targets = configuration.cluster.members.map { LeaderClient.Target(host: $0.host, port: $0.port) }
+        clients = loops.map { loop in (loop, LeaderClient(schedulers: targets, configuration: wire, group: loop, logger: logger)) }
         store = InstanceTableStore(path: configuration.tableCachePath, logger: logger)
         (capacity, capacityQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(64))
         (finishes, finishQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(16_384))
@@ -55,40 +43,73 @@ final class SchedulerLink: Sendable {
         self.logger = logger
     }
 
-    var isInFallback: Bool { state.withLock { $0.inFallback } }
+    var isInFallback: Bool { inFallback.load(ordering: .relaxed) }
 
-    /// Asks the leader where to send a request. Never waits longer than the call timeout (plus
-    /// one redirect), so a dead trio costs each request that much before fallback.
-    func schedule(_ features: RequestFeatures, requestID: String, exclude: Set<String>) async -> Outcome {
-        let request = ScheduleRequest(
-            requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
-            promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
-            excludeInstances: exclude.sorted(), answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
-            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0))
+    private func client(for loop: any EventLoop) -> LeaderClient {
+        clients.first { $0.loop === loop }?.client ?? clients[0].client
+    }
+
+    /// Asks the leader where to send a request; the answer comes on `loop`. Never waits longer
+    /// than the call timeout plus one more (a redirect, or the next scheduler), so a dead trio
+    /// costs each request that much before fallback.
+    func schedule(_ request: ScheduleRequest, model: String, on loop: any EventLoop) -> EventLoopFuture<ScheduleAnswer> {
         // In fallback, requests do not wait for a scheduler that did not answer: a background
         // probe (`probeWhileInFallback`) ends fallback as soon as the leader answers.
-        if isInFallback { return .unavailable("in fallback") }
-        do {
-            let reply = try await leader.call(.scheduleRequest(request), attempt: callTimeout, deadline: callTimeout * 2)
-            guard case .scheduleReply(let answer) = reply else { return fallback("the scheduler answered \(reply.name)") }
-            leaveFallback()
-            switch answer.outcome {
-            case .assigned(let assignment):
-                return .assigned(
-                    InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: features.model, isUp: true),
-                    cachedChunks: Int(assignment.cachedChunks), prefill: prefillTarget(assignment))
-            case .wait(let hint):
-                return .wait(retryAfterMilliseconds: Int(hint.retryAfterMs))
-            case nil:
-                return fallback("the scheduler's answer had no outcome")
+        if isInFallback { return loop.makeSucceededFuture(.unavailable("in fallback")) }
+        let client = client(for: loop)
+        guard let connection = client.liveConnection, connection.channel.eventLoop === loop else {
+            return scheduleSlowly(request, model: model, client: client, on: loop)
+        }
+        return connection.startCall(.scheduleRequest(request), timeout: callTimeout).flatMap { reply in
+            if case .notLeader(let hint) = reply {
+                Task { await client.follow(hint) }
+                return self.scheduleSlowly(request, model: model, client: client, on: loop)
             }
-        } catch let error as WireError where error.code == .notFound {
+            return loop.makeSucceededFuture(self.answer(reply, model: model))
+        }.flatMapError { error in
+            if let error = error as? WireError, error.code == .notFound {
+                self.leaveFallback()
+                return loop.makeSucceededFuture(.noInstance(error.message))
+            }
+            // A timeout or a broken connection: the slow path tries the next scheduler.
+            return self.scheduleSlowly(request, model: model, client: client, on: loop)
+        }
+    }
+
+    /// The same call through the leader-following client (redirects, the next scheduler), off the
+    /// loop; for a loop whose connection is down or was redirected.
+    private func scheduleSlowly(_ request: ScheduleRequest, model: String, client: LeaderClient, on loop: any EventLoop)
+        -> EventLoopFuture<ScheduleAnswer>
+    {
+        let promise = loop.makePromise(of: ScheduleAnswer.self)
+        let timeout = callTimeout
+        Task {
+            do {
+                let reply = try await client.call(.scheduleRequest(request), attempt: timeout, deadline: timeout)
+                promise.succeed(self.answer(reply, model: model))
+            } catch let error as WireError where error.code == .notFound {
+                self.leaveFallback()
+                promise.succeed(.noInstance(error.message))
+            } catch {
+                promise.succeed(self.fallback("\(error)"))
+            }
+        }
+        return promise.futureResult
+    }
+
+    private func answer(_ reply: Envelope.Body, model: String) -> ScheduleAnswer {
+        guard case .scheduleReply(let answer) = reply else { return fallback("the scheduler answered \(reply.name)") }
+        switch answer.outcome {
+        case .assigned(let assignment):
             leaveFallback()
-            return .noInstance(error.message)
-        } catch {
-            // A request whose client went away says nothing about the scheduler.
-            if Task.isCancelled { return .unavailable("cancelled") }
-            return fallback("\(error)")
+            return .assigned(
+                InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true),
+                prefill: prefillTarget(assignment))
+        case .wait(let hint):
+            leaveFallback()
+            return .wait(retryAfter: .milliseconds(Int64(hint.retryAfterMs)))
+        case nil:
+            return fallback("the scheduler's answer had no outcome")
         }
     }
 
@@ -102,6 +123,23 @@ final class SchedulerLink: Sendable {
             bootstrapPort: assignment.prefillBootstrapPort == 0 ? 8998 : Int(assignment.prefillBootstrapPort))
     }
 
+    /// Tells the leader a request ended (one-way: nobody waits for it), on the loop's own
+    /// connection when it is up; otherwise queued for a task that waits for a connection.
+    func finish(_ finish: FinishRequest, on loop: any EventLoop) {
+        if let connection = client(for: loop).liveConnection {
+            connection.trySendOneWay(.finishRequest(finish))
+        } else {
+            finishQueue.yield(finish)
+        }
+    }
+
+    private func sendQueuedFinishes() async {
+        for await finish in finishes {
+            guard let connection = try? await clients[0].client.connection(within: .seconds(1)) else { continue }
+            connection.trySendOneWay(.finishRequest(finish))
+        }
+    }
+
     static let probeEvery = Duration.milliseconds(250)
 
     /// While in fallback, asks the scheduler believed to lead for its status every `probeEvery`;
@@ -109,6 +147,7 @@ final class SchedulerLink: Sendable {
     /// is followed at once, in the same probe, so a new leader ends fallback one round trip after
     /// any scheduler knows it.
     private func probeWhileInFallback() async {
+        let leader = clients[0].client
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.probeEvery)
             guard isInFallback else { continue }
@@ -121,36 +160,26 @@ final class SchedulerLink: Sendable {
                     break
                 }
                 guard status.leaderID != 0, let address = members[status.leaderID] else {
-                    await leader.moveToNext()
+                    for (_, client) in clients { await client.moveToNext() }
                     break
                 }
-                await leader.follow(NotLeader(leaderID: status.leaderID, leaderAddress: address, term: status.term))
+                await followEverywhere(NotLeader(leaderID: status.leaderID, leaderAddress: address, term: status.term))
             }
         }
     }
 
-    /// Tells the leader a request ended (one-way: nobody waits for it). Queued and sent by a
-    /// task of `run`; when the queue is far behind, the oldest are dropped (the leader's
-    /// in-flight counts are corrected by the agents' reports).
-    func finish(_ finish: FinishRequest) {
-        finishQueue.yield(finish)
+    private func followEverywhere(_ hint: NotLeader) async {
+        for (_, client) in clients { await client.follow(hint) }
     }
 
-    private func sendFinishes() async {
-        for await finish in finishes {
-            guard let connection = try? await leader.connection(within: .milliseconds(50)) else { continue }
-            connection.trySendOneWay(.finishRequest(finish))
-        }
-    }
-
-    /// Keeps the connection, the table subscription and the capacity subscription going until cancelled.
+    /// Keeps the connections, the table subscription and the capacity subscription going until cancelled.
     func run() async {
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.leader.run() }
+            for (_, client) in clients { group.addTask { await client.run() } }
             group.addTask { await self.followTable() }
             group.addTask { await self.followCapacity() }
             group.addTask { await self.probeWhileInFallback() }
-            group.addTask { await self.sendFinishes() }
+            group.addTask { await self.sendQueuedFinishes() }
         }
     }
 
@@ -158,16 +187,16 @@ final class SchedulerLink: Sendable {
         var backoff = Backoff(base: .milliseconds(100), cap: .seconds(2))
         while !Task.isCancelled {
             do {
-                let connection = try await leader.connection(within: .seconds(1))
-                let stream = try await connection.openStream(.subscribeInstances(SubscribeInstances(knownVersion: await store.table?.version ?? 0)))
+                let connection = try await clients[0].client.connection(within: .seconds(1))
+                let stream = try await connection.openStream(.subscribeInstances(SubscribeInstances(knownVersion: store.table?.version ?? 0)))
                 backoff.reset()
                 for try await item in stream.inbound {
                     if case .instanceTable(let table) = item {
-                        await store.offer(table)
+                        store.offer(table)
                         logger.debug("instance table", metadata: ["version": "\(table.version)", "instances": "\(table.instances.count)"])
                         // A table from a follower names the leader: go there for the next calls.
-                        if table.leaderID != 0, let member = configurationMember(table.leaderID) {
-                            await leader.follow(NotLeader(leaderID: table.leaderID, leaderAddress: member, term: table.term))
+                        if table.leaderID != 0, let member = members[table.leaderID] {
+                            await followEverywhere(NotLeader(leaderID: table.leaderID, leaderAddress: member, term: table.term))
                         }
                     }
                 }
@@ -182,13 +211,13 @@ final class SchedulerLink: Sendable {
         var backoff = Backoff(base: .milliseconds(100), cap: .seconds(2))
         while !Task.isCancelled {
             do {
-                let connection = try await leader.connection(within: .seconds(1))
+                let connection = try await clients[0].client.connection(within: .seconds(1))
                 let stream = try await connection.openStream(.subscribeCapacity(SubscribeCapacity()))
                 backoff.reset()
                 for try await item in stream.inbound {
                     switch item {
                     case .capacityAvailable(let signal): capacityQueue.yield(signal)
-                    case .notLeader(let hint): await leader.follow(hint)
+                    case .notLeader(let hint): await followEverywhere(hint)
                     default: break
                     }
                 }
@@ -199,26 +228,17 @@ final class SchedulerLink: Sendable {
         }
     }
 
-    private func configurationMember(_ id: UInt64) -> String? { members[id] }
-
-    private func fallback(_ reason: String) -> Outcome {
-        let entered = state.withLock { state -> Bool in
-            guard !state.inFallback else { return false }
-            state.inFallback = true
-            return true
+    private func fallback(_ reason: String) -> ScheduleAnswer {
+        if inFallback.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            metrics.fallbackTransition(entered: true)
+            metrics.fallback(true)
+            logger.warning("no scheduler answers: routing round-robin over the cached instance table", metadata: ["reason": "\(reason)"])
         }
-        if entered { metrics.fallbackTransition(entered: true); metrics.fallback(true) }
-        if entered { logger.warning("no scheduler answers: routing round-robin over the cached instance table", metadata: ["reason": "\(reason)"]) }
         return .unavailable(reason)
     }
 
     private func leaveFallback() {
-        let left = state.withLock { state -> Bool in
-            guard state.inFallback else { return false }
-            state.inFallback = false
-            return true
-        }
-        if left {
+        if inFallback.compareExchange(expected: true, desired: false, ordering: .relaxed).exchanged {
             metrics.fallbackTransition(entered: false)
             metrics.fallback(false)
             logger.notice("the scheduler answers again: routing by the scheduler")

@@ -17,6 +17,11 @@ struct LeaderSoftState: Sendable {
     var router: Router
     var reports: [String: Report] = [:]
     var inFlight: [String: Int] = [:]
+    /// The instances each request holds a slot on (a pd-split pair holds two). Counting by
+    /// request makes `inFlight` exact against the gateway's repeats: a schedule call it sent
+    /// again (its first answer was late) supersedes the earlier assignment, and a `Finish` that
+    /// comes twice, or for a superseded assignment, changes nothing.
+    var slots: [String: Set<String>] = [:]
     var sentSinceReport: [String: Int] = [:]
     var pendingAffinity: [AffinityRecord] = []
     /// (instance, last hash) of the chains already in `pendingAffinity`: a chain assigned twice
@@ -45,7 +50,17 @@ struct LeaderSoftState: Sendable {
             inFlightSinceReport: sentSinceReport[record.id] ?? 0)
     }
 
-    mutating func assigned(_ instance: String, chain: [UInt64]) {
+    /// A new schedule call for `request`: whatever it still held is stale (a gateway releases an
+    /// attempt's slots before it asks again), so it goes back.
+    mutating func scheduling(_ request: String) {
+        guard !request.isEmpty, let held = slots.removeValue(forKey: request) else { return }
+        for instance in held { release(instance) }
+    }
+
+    mutating func assigned(_ instance: String, chain: [UInt64], request: String = "") {
+        if !request.isEmpty {
+            guard slots[request, default: []].insert(instance).inserted else { return }
+        }
         inFlight[instance, default: 0] += 1
         sentSinceReport[instance, default: 0] += 1
         if let last = chain.last, pendingKeys.insert(PendingKey(instance: instance, last: last)).inserted {
@@ -54,7 +69,15 @@ struct LeaderSoftState: Sendable {
         }
     }
 
-    mutating func finished(_ instance: String) {
+    mutating func finished(_ instance: String, request: String = "") {
+        if !request.isEmpty {
+            guard slots[request]?.remove(instance) != nil else { return }
+            if slots[request]?.isEmpty == true { slots[request] = nil }
+        }
+        release(instance)
+    }
+
+    private mutating func release(_ instance: String) {
         if let count = inFlight[instance], count > 0 { inFlight[instance] = count - 1 }
     }
 

@@ -185,6 +185,7 @@ public actor SchedulerNode {
             (leadership, state) = await replica.leadershipAndState
         }
         let now = ContinuousClock.now
+        soft.scheduling(request.requestID)
         soft.router.configuration = policy(of: state)
         let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
         let decision = soft.router.decide(
@@ -194,12 +195,12 @@ public actor SchedulerNode {
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
-            soft.assigned(instance, chain: request.prefixHashes)
+            soft.assigned(instance, chain: request.prefixHashes, request: request.requestID)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
-            soft.assigned(prefill, chain: request.prefixHashes)
-            soft.assigned(decode, chain: request.prefixHashes)
+            soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID)
+            soft.assigned(decode, chain: request.prefixHashes, request: request.requestID)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
             soft.modelsWaiting.insert(request.model)
@@ -246,7 +247,7 @@ public actor SchedulerNode {
 
     func finish(_ request: FinishRequest) async -> Envelope.Body {
         guard await leads() else { return await notLeaderReply() }
-        soft.finished(request.instanceID)
+        soft.finished(request.instanceID, request: request.requestID)
         await signalCapacityIfWaiting(request.instanceID)
         return .ack(Ack())
     }

@@ -1,4 +1,6 @@
 import Logging
+import NIOCore
+import NIOPosix
 
 /// A client of the scheduler trio that finds and follows its leader: one reconnecting
 /// connection, pointed at the scheduler believed to lead. A `NotLeader` answer with an address
@@ -12,19 +14,22 @@ public actor LeaderClient {
     private let logger: Logger
     private var next = 1
 
-    public init(schedulers: [Target], configuration: WireConfiguration, logger: Logger) {
+    public init(schedulers: [Target], configuration: WireConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
         precondition(!schedulers.isEmpty, "a LeaderClient needs at least one scheduler")
         self.schedulers = schedulers
         self.logger = logger
         client = ReconnectingWireClient(
             target: schedulers[0], configuration: configuration, backoff: Backoff(base: .milliseconds(20), cap: .milliseconds(500)),
-            logger: logger)
+            group: group, logger: logger)
     }
 
     /// Keeps the connection up until cancelled; run it beside the work that calls.
     public nonisolated func run() async { await client.run() }
 
     public var target: Target { get async { await client.currentTarget } }
+
+    /// The connection to the scheduler believed to lead, if it is up now (no waiting).
+    public nonisolated var liveConnection: WireConnection? { client.liveConnection }
 
     /// Sends `request` to the leader, following redirects, for at most `deadline`. Each attempt
     /// waits at most `attempt` for its answer. Returns the leader's reply (which may be an

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// Keeps one connection to a target alive: `run()` dials, and after every failure or disconnect
 /// waits a jittered exponential backoff before dialling again. Callers borrow the live connection
@@ -33,7 +34,11 @@ public actor ReconnectingWireClient {
     /// Called each time a connection comes up (a Raft peer asks again for votes it may have lost).
     private let onConnected: @Sendable () -> Void
     private var target: Target
-    private var current: WireConnection?
+    private var current: WireConnection? {
+        didSet { live.withLock { $0 = current } }
+    }
+    /// `current`, readable without entering the actor (the gateway's data path reads it on its loop).
+    private nonisolated let live = Mutex<WireConnection?>(nil)
     private var waiters: [UInt64: CheckedContinuation<WireConnection, any Error>] = [:]
     private var nextWaiterID: UInt64 = 0
     private var wakeDialler: CheckedContinuation<Void, Never>?
@@ -60,6 +65,12 @@ public actor ReconnectingWireClient {
     }
 
     public var currentTarget: Target { target }
+
+    /// The live connection right now, if there is one, without waiting or entering the actor.
+    public nonisolated var liveConnection: WireConnection? {
+        guard let connection = live.withLock({ $0 }), connection.isActive else { return nil }
+        return connection
+    }
     public var isConnected: Bool { current?.isActive ?? false }
 
     /// Dials and redials until cancelled. Run it in a task group beside the work that uses it.

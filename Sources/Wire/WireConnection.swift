@@ -67,6 +67,17 @@ public final class WireConnection: Sendable {
         return try await promise.futureResult.get()
     }
 
+    /// Sends a request and returns its reply as a future on this connection's event loop. Called
+    /// on that loop (the gateway's data path), it neither hops threads nor allocates a task.
+    public func startCall(_ request: Envelope.Body, timeout: Duration) -> EventLoopFuture<Envelope.Body> {
+        guard request.kind == .request else {
+            return channel.eventLoop.makeFailedFuture(WireError(.invalidArgument, "\(request.name) is not a request"))
+        }
+        let promise = channel.eventLoop.makePromise(of: Envelope.Body.self)
+        onLoop { $0.startCall(request, timeout: timeout, promise: promise) }
+        return promise.futureResult
+    }
+
     /// Opens a stream; the peer's items arrive on the returned stream's `inbound`.
     public func openStream(_ open: Envelope.Body) async throws -> WireStream {
         guard open.kind == .streamOpen else {

@@ -1,4 +1,4 @@
-import Bench
+import ProcessHarness
 import PromText
 import Foundation
 #if canImport(FoundationNetworking)

@@ -1,4 +1,4 @@
-import Bench
+import ProcessHarness
 import Foundation
 import Logging
 import Scheduler

@@ -1,4 +1,4 @@
-import Bench
+import ProcessHarness
 import Foundation
 import Testing
 import Wire

@@ -9,6 +9,9 @@ let testSecret = "test-cluster-secret"
 func testConfiguration(role: Role = .bench, nodeID: String = "test", secret: String = testSecret) -> WireConfiguration {
     var configuration = WireConfiguration(role: role, nodeID: nodeID, clusterSecret: secret)
     configuration.defaultCallTimeout = .seconds(5)
+    // The tests that are about the handshake timeout set their own; the others must not depend on
+    // a loaded machine reading a peer's first bytes within the production default of 1 s.
+    configuration.handshakeTimeout = .seconds(20)
     return configuration
 }
 

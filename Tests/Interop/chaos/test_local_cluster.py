@@ -44,6 +44,7 @@ def local(tmp_path_factory):
         print(f"$ {' '.join(argv)}\n{out.stdout}{out.stderr}")
         return out
 
+    run.balancer_port = base + 80
     up = run("Deploy/local/up.sh")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -62,6 +63,22 @@ def test_the_demo_routes_through_the_balancer(local):
     status = local("Deploy/local/status.sh")
     assert "leader" in status.stdout and status.stdout.count(" up tiny ") == 4
     assert status.stdout.count("scheduled routing") == 2 and status.stdout.count("  UP") == 2
+
+
+def test_websocket_through_the_balancer_on_reused_connections(local):
+    # HAProxy pools its connections to the gateways, so an upgrade arrives on a connection that
+    # already carried requests; the gateway must switch protocols there, not redirect.
+    import json
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{local.balancer_port}/v1/ws"
+    for i in range(6):
+        with connect(url, open_timeout=10) as ws:
+            ws.send(json.dumps({"model": "tiny", "prompt": f"through the balancer {i}", "max_tokens": 3, "stream": True}))
+            messages = []
+            while (message := ws.recv(timeout=30)) != "[DONE]":
+                messages.append(json.loads(message))
+            assert messages and messages[0]["object"] == "text_completion"
 
 
 @pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader"])

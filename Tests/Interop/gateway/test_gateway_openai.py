@@ -206,3 +206,60 @@ def test_a_reused_connection_has_no_nagle_stall(cluster):
     direct = _streaming_latencies(cluster.engines[sorted(instances)[0]], None, 10)
     added = through_gateway[5] - direct[5]
     assert added < 0.020, f"the gateway added {added * 1000:.1f} ms to a streamed answer on a reused connection"
+
+
+def _series(cluster, name):
+    return {line.rsplit(" ", 1)[0] for line in httpx.get(cluster.url + "/metrics").text.splitlines() if line.startswith(name)}
+
+
+def test_random_paths_do_not_grow_the_metric_series(cluster):
+    import random
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with httpx.Client(base_url=cluster.url, timeout=10) as http:
+        http.post("/v1/warm-up-path", headers=headers, json={"model": "tiny"})
+        before = _series(cluster, "junction_gateway_requests_total")
+        rng = random.Random(7)
+        for i in range(1000):
+            path = "/v1/" + "".join(rng.choice("abcdefghij") for _ in range(12))
+            http.post(path, headers=headers if i % 2 else {}, content=b"{")
+    after = _series(cluster, "junction_gateway_requests_total")
+    assert all("path=\"/v1/" not in s or any(k in s for k in ("chat/completions", "/v1/completions", "/v1/models", "/v1/ws", "/v1/embeddings")) for s in after)
+    assert len(after - before) <= 2, sorted(after - before)
+
+
+def test_a_websocket_message_larger_than_16_kib_is_served_and_one_over_the_body_limit_is_refused(cluster):
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    # ~40 KB: over the WebSocket library's default frame limit of 16 KiB, under max_body_bytes
+    # (64 KiB here); the bulk is a field the engine ignores, so the prompt fits the tiny model.
+    padding = "p" * 40_000
+    with connect(url, additional_headers={"Authorization": f"Bearer {API_KEY}"}, max_size=None) as ws:
+        ws.send(json.dumps({"model": "tiny", "prompt": "a prompt", "max_tokens": 2, "x_padding": padding}))
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer.get("object") == "text_completion", answer
+        assert ws.recv(timeout=30) == "[DONE]"
+        ws.send(json.dumps({"model": "tiny", "prompt": "x" * 70_000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd.code == 1009
+
+
+def test_a_websocket_upgrade_on_a_reused_keep_alive_connection(cluster):
+    # What a pooling proxy (HAProxy, nginx, Envoy) sends: an ordinary request, then the upgrade
+    # on the same connection. The answer must be 101, not a redirect.
+    import base64
+    import os
+    host, port = cluster.url.replace("http://", "").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = s.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200")
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall((f"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {API_KEY}\r\n\r\n").encode())
+        second = s.recv(4096)
+    assert second.startswith(b"HTTP/1.1 101"), second[:200]

@@ -1,0 +1,86 @@
+import Foundation
+import GatewayCore
+import Logging
+import NIOCore
+import Synchronization
+
+/// What every connection and request of one gateway shares, across its event loops: read-mostly
+/// configuration, the metrics, the scheduler link, the wait queue and the fallback router.
+final class GatewayShared: Sendable {
+    let config: GatewayConfiguration
+    let lifecycle: LifecycleConfiguration
+    /// What answers name this gateway by (`X-Junction-Gateway`).
+    let name: String
+    let logger: Logger
+    let metrics: GatewayMetrics
+    let link: SchedulerLink
+    let queue: PendingQueue
+    private let fallback = Mutex(FallbackRouter())
+    private let requestCounter = Atomic<UInt64>(0)
+    /// Client connections open now (capped by `max_client_connections`).
+    let connections = Atomic<Int>(0)
+    /// Requests being answered now (graceful shutdown waits for them).
+    let inFlight = Atomic<Int>(0)
+    private let started = ContinuousClock.now
+
+    init(config: GatewayConfiguration, loops: [any EventLoop], logger: Logger) {
+        self.config = config
+        lifecycle = config.lifecycle
+        name = config.name ?? "\(config.host):\(config.port)"
+        self.logger = logger
+        metrics = GatewayMetrics()
+        link = SchedulerLink(configuration: config, loops: loops, metrics: metrics, logger: logger)
+        queue = PendingQueue(limit: config.maxQueueSize)
+    }
+
+    /// Drawn once per process: the leader counts slots by request id, so ids must not repeat
+    /// across gateways (every pod of a Deployment listens on the same port) or restarts.
+    private let idPrefix = "gw-" + String(UInt32.random(in: .min ... .max), radix: 16)
+
+    func nextRequestID() -> String {
+        "\(idPrefix)-\(requestCounter.wrappingAdd(1, ordering: .relaxed).newValue)"
+    }
+
+    /// The lifecycle's time: since this gateway started.
+    var now: Moment { ContinuousClock.now - started }
+
+    private var seconds: Double { now / .seconds(1) }
+
+    func fallbackChoice(model: String, excluding excluded: [String]) -> (InstanceRef?, knowsModel: Bool) {
+        let table = link.store.instances
+        let now = seconds
+        let choice = fallback.withLock { $0.choose(model: model, in: table, exclude: Set(excluded), now: now) }
+        return (choice, table.contains { $0.model == model })
+    }
+
+    func failed(_ instanceID: String) {
+        let now = seconds
+        fallback.withLock { $0.failed(instanceID, now: now) }
+    }
+
+    func succeeded(_ instanceID: String) { fallback.withLock { $0.succeeded(instanceID) } }
+
+    /// `Authorization: Bearer KEY`, or the bare key as in the seed's example.
+    func authorized(_ value: String?) -> Bool {
+        guard !config.apiKeys.isEmpty else { return true }
+        guard let value else { return false }
+        let key = value.hasPrefix("Bearer ") ? value.dropFirst(7) : Substring(value)
+        return config.apiKeys.contains(String(key.trimmingCharacters(in: .whitespaces)))
+    }
+}
+
+/// One event loop's share of the gateway: its engine connection pool. Used only on its loop.
+final class LoopContext {
+    let loop: any EventLoop
+    let shared: GatewayShared
+    let pool: UpstreamPool
+
+    init(loop: any EventLoop, shared: GatewayShared) {
+        self.loop = loop
+        self.shared = shared
+        let config = shared.config
+        pool = UpstreamPool(
+            loop: loop, connectTimeout: .milliseconds(Int64(config.upstreamConnectTimeoutMilliseconds)),
+            idleTimeout: .milliseconds(Int64(config.upstreamIdleTimeoutMilliseconds)), maxIdle: config.upstreamMaxIdlePerEngine)
+    }
+}

@@ -1,0 +1,367 @@
+import Foundation
+import GatewayCore
+import NIOCore
+import NIOHTTP1
+import Wire
+
+/// The shell of one client request: feeds its `RequestLifecycle` the events of the scheduler
+/// link, the wait queue, the timer and its engine legs, and carries out the directives it
+/// returns. Lives on the event loop of its client's connection, from the first byte read to the
+/// last byte written: the scheduler call, the engine connections and the timer are all on it.
+final class RequestRun {
+    private let context: LoopContext
+    private var shared: GatewayShared { context.shared }
+    private let sink: any ClientSink
+    private var lifecycle: RequestLifecycle
+    let features: RequestFeatures
+    private let uri: String
+    private let clientHeaders: HTTPHeaders
+    private let body: ByteBuffer
+    let requestID: String
+    /// The label of `junction_gateway_requests_total` (a known route, or `other`).
+    private let pathLabel: String
+    private let started = ContinuousClock.now
+
+    private var pending: [LifecycleEvent] = []
+    private var draining = false
+    private var legs: [Leg: UpstreamLeg] = [:]
+    private var heads: [Leg: HTTPResponseHead] = [:]
+    private var collected: [Leg: ByteBuffer] = [:]
+    /// An event stream's chunks that came before the lifecycle let the stream start.
+    private var held: [ByteBuffer] = []
+    private var streaming = false
+    private var timer: Scheduled<Void>?
+    private var turn: UInt64?
+    private var meter: StreamMeter
+    private var answeredStatus = 0
+    private var answeredBy: String?
+    private var relayedAnswer = false
+    /// SGLang's body for both legs of one attempt; vLLM's hand-off id for both legs.
+    private var pairBody: (attempt: Int, body: ByteBuffer)?
+    private var handoffID: (attempt: Int, id: String)?
+    /// The prefill side of the latest assignment (SGLang's bootstrap address comes from it).
+    private var assignedPrefill: PrefillTarget?
+    private static let collectLimit = 64 << 20
+
+    init(
+        context: LoopContext, sink: any ClientSink, uri: String, headers: HTTPHeaders, body: ByteBuffer, features: RequestFeatures,
+        pathLabel: String
+    ) {
+        self.context = context
+        self.sink = sink
+        self.uri = uri
+        clientHeaders = headers
+        self.body = body
+        self.features = features
+        self.pathLabel = pathLabel
+        requestID = context.shared.nextRequestID()
+        lifecycle = RequestLifecycle(request: LifecycleRequest(features), configuration: context.shared.lifecycle)
+        meter = StreamMeter(started: started)
+    }
+
+    func start() {
+        shared.metrics.requestStarted()
+        _ = shared.inFlight.wrappingAdd(1, ordering: .relaxed)
+        feed(.start)
+    }
+
+    var isDone: Bool { lifecycle.isDone }
+
+    /// Feeds an event; events that directives cause while this one is handled queue behind it.
+    func feed(_ event: LifecycleEvent) {
+        pending.append(event)
+        guard !draining else { return }
+        draining = true
+        while !pending.isEmpty {
+            let next = pending.removeFirst()
+            for directive in lifecycle.handle(next, now: shared.now) { execute(directive) }
+        }
+        draining = false
+    }
+
+    // MARK: - The client side
+
+    func clientGone() { feed(.clientGone) }
+
+    /// The client takes bytes again: read on from the engine.
+    func clientWritable() {
+        if streaming, sink.isWritable { legs[.answer]?.resume() }
+    }
+
+    // MARK: - Engine legs (called by UpstreamLeg)
+
+    func legConnected(_ leg: Leg) { feed(.connected(leg)) }
+
+    func legHead(_ leg: Leg, _ head: HTTPResponseHead) {
+        heads[leg] = head
+        feed(.head(leg, status: Int(head.status.code), eventStream: Self.isEventStream(head)))
+    }
+
+    func legBody(_ leg: Leg, _ buffer: ByteBuffer) {
+        if leg == .answer, let head = heads[leg], head.status.code < 400, Self.isEventStream(head) {
+            if streaming {
+                meter.saw(buffer)
+                sink.streamChunk(buffer)
+            } else {
+                held.append(buffer)
+            }
+            feed(.bytes(leg))
+            return
+        }
+        var whole = collected[leg] ?? ByteBuffer()
+        guard whole.readableBytes + buffer.readableBytes <= Self.collectLimit else {
+            return feed(.failed(leg, .cut("the answer is larger than \(Self.collectLimit) bytes")))
+        }
+        if whole.readableBytes == 0 { whole = buffer } else { whole.writeImmutableBuffer(buffer) }
+        collected[leg] = whole
+    }
+
+    func legEnded(_ leg: Leg) {
+        legs[leg] = nil
+        feed(.ended(leg))
+    }
+
+    func legFailed(_ leg: Leg, _ failure: UpstreamFailure) {
+        legs[leg] = nil
+        feed(.failed(leg, failure))
+    }
+
+    func legWantsMore(_ leg: Leg) -> Bool {
+        if streaming, leg == .answer {
+            sink.flush()
+            return sink.isWritable
+        }
+        return true
+    }
+
+    // MARK: - Directives
+
+    private func execute(_ directive: LifecycleDirective) {
+        switch directive {
+        case .askScheduler(let exclude): askScheduler(exclude)
+        case .pickFallback(let exclude):
+            let (choice, knowsModel) = shared.fallbackChoice(model: features.model, excluding: exclude)
+            feed(.fallbackPicked(choice, tableKnowsModel: knowsModel))
+        case .joinQueue:
+            let admitted = shared.queue.admit()
+            shared.metrics.pending(shared.queue.waiting)
+            feed(.queueJoined(admitted: admitted))
+        case .leaveQueue:
+            forgetTurn()
+            shared.queue.leave()
+            shared.metrics.pending(shared.queue.waiting)
+        case .waitForTurn:
+            forgetTurn()
+            let me = NIOLoopBound(self, eventLoop: context.loop)
+            turn = shared.queue.awaitTurn(on: context.loop) { me.value.feed(.turn) }
+        case .setTimer(let at):
+            timer?.cancel()
+            let delay = max(.zero, at - shared.now)
+            timer = context.loop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) { [weak self] in
+                self?.feed(.timer)
+            }
+        case .connect(let leg, let instance, let legBody, let attempt): connect(leg, instance, legBody, attempt)
+        case .cancel(let leg):
+            legs.removeValue(forKey: leg)?.cancel()
+            if leg == .answer { held.removeAll() }
+        case .respond(let leg, let source):
+            let head = heads[leg]
+            let answer = collected[leg] ?? ByteBuffer()
+            meter.saw(answer)
+            answeredStatus = Int(head?.status.code ?? 502)
+            answeredBy = source.instanceID
+            relayedAnswer = true
+            sink.respond(status: head?.status ?? .badGateway, headers: answerHeaders(head, source), body: answer)
+        case .startStream(let leg, let source):
+            let head = heads[leg]
+            answeredStatus = Int(head?.status.code ?? 200)
+            answeredBy = source.instanceID
+            relayedAnswer = true
+            streaming = true
+            sink.startStream(status: head?.status ?? .ok, headers: answerHeaders(head, source))
+            for chunk in held {
+                meter.saw(chunk)
+                sink.streamChunk(chunk)
+            }
+            held.removeAll()
+            sink.flush()
+        case .endStream:
+            streaming = false
+            sink.endStream(error: nil)
+        case .endStreamWithError(let error):
+            shared.logger.warning("engine failed mid-answer", metadata: ["instance": "\(answeredBy ?? "")", "error": "\(error.message)"])
+            streaming = false
+            sink.endStream(error: error)
+        case .answerError(let error):
+            answeredStatus = error.status
+            sink.answerError(error)
+        case .release(let slot, let outcome, let withUsage): release(slot, outcome, withUsage)
+        case .markFailed(let id): shared.failed(id)
+        case .markSucceeded(let id): shared.succeeded(id)
+        case .count(let count): self.count(count)
+        case .done: done()
+        }
+    }
+
+    private func askScheduler(_ exclude: [String]) {
+        let request = ScheduleRequest(
+            requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
+            promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
+            excludeInstances: exclude, answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
+            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0))
+        shared.link.schedule(request, model: features.model, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
+            if lifecycle.isDone {
+                // The request ended while the scheduler decided: give back what it counted.
+                if case .assigned(let instance, let prefill) = answer {
+                    sendFinish(Slot(attempt: -1, leg: .answer, instanceID: instance.id), .clientCancelled, usage: nil)
+                    if let prefill { sendFinish(Slot(attempt: -1, leg: .prefill, instanceID: prefill.id), .clientCancelled, usage: nil) }
+                }
+                return
+            }
+            if case .assigned(_, let prefill) = answer { assignedPrefill = prefill }
+            feed(.scheduler(answer))
+        }
+    }
+
+    private func connect(_ leg: Leg, _ instance: InstanceRef, _ legBody: LegBody, _ attempt: Int) {
+        guard let address = EngineAddress(url: instance.endpointURL) else {
+            return feed(.failed(leg, .unreachable("the endpoint URL '\(instance.endpointURL)' is not http://host:port")))
+        }
+        var headers = Self.forwardedHeaders(clientHeaders, dropAuthorization: !shared.config.apiKeys.isEmpty)
+        headers.replaceOrAdd(name: "Host", value: address.authority)
+        let sent: ByteBuffer
+        do {
+            switch legBody {
+            case .client:
+                sent = body
+            case .vllmPrefill:
+                sent = ByteBuffer(bytes: try HandoffBodies.vllmPrefill(Array(buffer: body)))
+            case .vllmDecode:
+                if let answer = collected[.prefill], let params = HandoffBodies.kvTransferParams(fromAnswer: Array(buffer: answer)) {
+                    sent = ByteBuffer(bytes: try HandoffBodies.vllmDecode(Array(buffer: body), kvTransferParams: params))
+                } else {
+                    shared.logger.warning(
+                        "the prefill instance answered without kv_transfer_params: the decode instance computes the prompt")
+                    sent = body
+                }
+                collected[.prefill] = nil
+            case .sglangPair:
+                if let pair = pairBody, pair.attempt == attempt {
+                    sent = pair.body
+                } else {
+                    // Both legs carry the prefill server's bootstrap address and one room.
+                    let prefill = assignedPrefill
+                    let made = ByteBuffer(
+                        bytes: try HandoffBodies.sglang(
+                            Array(buffer: body), host: prefill?.host ?? address.host, port: prefill?.bootstrapPort ?? 8998,
+                            room: HandoffBodies.randomRoom()))
+                    pairBody = (attempt, made)
+                    sent = made
+                }
+            }
+        } catch {
+            return feed(.failed(leg, .cut("\(error)")))
+        }
+        if legBody == .vllmPrefill || legBody == .vllmDecode {
+            // One fresh id per hand-off, on both legs, as vLLM's own proxies send it: the prefill
+            // instance keeps the prompt's blocks under it until the decode instance reads them.
+            if handoffID?.attempt != attempt { handoffID = (attempt, UUID().uuidString.lowercased()) }
+            headers.replaceOrAdd(name: "X-Request-Id", value: handoffID!.id)
+        }
+        headers.replaceOrAdd(name: "Content-Length", value: String(sent.readableBytes))
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: address.basePath + uri, headers: headers)
+        collected[leg] = nil
+        heads[leg] = nil
+        let upstream = UpstreamLeg(leg: leg, pool: context.pool, address: address, head: head, body: sent, owner: self)
+        legs[leg] = upstream
+        upstream.start()
+    }
+
+    private func release(_ slot: Slot, _ outcome: SlotOutcome, _ withUsage: Bool) {
+        sendFinish(slot, outcome, usage: withUsage ? meter.usage : nil)
+    }
+
+    private func sendFinish(_ slot: Slot, _ outcome: SlotOutcome, usage: StreamMeter.Usage?) {
+        let total = ContinuousClock.now - started
+        let wire: FinishOutcome =
+            switch outcome {
+            case .ok: .ok
+            case .clientError: .clientError
+            case .engineError: .engineError
+            case .clientCancelled: .clientCancelled
+            case .unspecified: .unspecified
+            }
+        shared.link.finish(
+            FinishRequest(
+                requestID: requestID, instanceID: slot.instanceID, outcome: wire, promptTokens: UInt32(clamping: usage?.prompt ?? 0),
+                completionTokens: UInt32(clamping: usage?.completion ?? 0), cachedTokens: UInt32(clamping: usage?.cached ?? 0),
+                ttftMs: UInt32(clamping: usage == nil ? 0 : meter.firstByte.map { Int($0 / .milliseconds(1)) } ?? 0),
+                totalMs: UInt32(clamping: Int(total / .milliseconds(1))), prefillInstanceID: slot.prefillInstanceID),
+            on: context.loop)
+    }
+
+    private func count(_ count: LifecycleCount) {
+        let metrics = shared.metrics
+        switch count {
+        case .routed(let route, let after): metrics.scheduled(in: after, route: route.rawValue)
+        case .retried: metrics.retried()
+        case .gaveUp: metrics.upstreamGaveUp()
+        case .upstreamError(let id): metrics.upstreamError(id)
+        case .clientCancelled: metrics.clientCancelled()
+        case .queueRejected: metrics.rejectedQueueFull()
+        case .handoff(let flow, let outcome): metrics.handoff(flow: flow.rawValue, outcome: outcome)
+        }
+    }
+
+    private func done() {
+        timer?.cancel()
+        timer = nil
+        forgetTurn()
+        for (_, leg) in legs { leg.cancel() }
+        legs.removeAll()
+        if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: meter.usage) }
+        shared.metrics.answered(path: pathLabel, status: answeredStatus == 0 ? 499 : answeredStatus, instance: answeredBy)
+        shared.metrics.requestEnded()
+        _ = shared.inFlight.wrappingSubtract(1, ordering: .relaxed)
+        sink.requestEnded(self)
+    }
+
+    private func forgetTurn() {
+        if let turn { shared.queue.forget(turn) }
+        turn = nil
+    }
+
+    // MARK: - Headers
+
+    /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), plus the
+    /// framing the gateway sets itself.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "trailers",
+        "transfer-encoding", "upgrade", "host", "content-length",
+    ]
+
+    static func forwardedHeaders(_ headers: HTTPHeaders, dropAuthorization: Bool) -> HTTPHeaders {
+        var out = HTTPHeaders()
+        for (name, value) in headers {
+            let lower = name.lowercased()
+            if hopByHop.contains(lower) || (dropAuthorization && lower == "authorization") { continue }
+            out.add(name: name, value: value)
+        }
+        return out
+    }
+
+    static func isEventStream(_ head: HTTPResponseHead) -> Bool {
+        head.headers.first(name: "content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+    }
+
+    /// The engine's headers worth passing on, and which instance answered by which route.
+    private func answerHeaders(_ head: HTTPResponseHead?, _ source: AnswerSource) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        for (name, value) in head?.headers ?? [:] where !Self.hopByHop.contains(name.lowercased()) { headers.add(name: name, value: value) }
+        headers.add(name: "X-Junction-Instance", value: source.instanceID)
+        headers.add(name: "X-Junction-Route", value: source.route.rawValue)
+        if let prefill = source.prefillInstanceID { headers.add(name: "X-Junction-Prefill-Instance", value: prefill) }
+        headers.add(name: "X-Junction-Gateway", value: shared.name)
+        return headers
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Keep-alive connections to engines for the requests of one event loop: dialled on that loop,
+/// so a request and its engine connection never cross threads. Idle connections are kept up to
+/// `maxIdle` per engine and closed after `idleTimeout`; one the engine closed is dropped.
+final class UpstreamPool {
+    let loop: any EventLoop
+    private let connectTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private let maxIdle: Int
+    private var idle: [EngineAddress: [UpstreamConnection]] = [:]
+
+    init(loop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdle: Int) {
+        self.loop = loop
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.maxIdle = maxIdle
+    }
+
+    /// Idle connections kept now (tests read it).
+    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
+
+    /// A connection to `address`: an idle one when there is one (unless `fresh`), else a new one.
+    /// `done` runs on the loop, at once for a pooled connection.
+    func acquire(_ address: EngineAddress, fresh: Bool, _ done: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        if !fresh, let connection = takeIdle(address) { return done(.success(connection)) }
+        let connection = UpstreamConnection(address: address)
+        let bound = NIOLoopBound(connection, eventLoop: loop)
+        let dial = ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.autoRead, value: false)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(bound.value)
+                }
+            }
+            .connect(host: address.host, port: address.port)
+        dial.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success: done(.success(connection))
+            case .failure(let error): done(.failure(error))
+            }
+        }
+    }
+
+    /// Puts a connection that finished its request back, or lets it go.
+    func checkIn(_ connection: UpstreamConnection, reusable: Bool) {
+        remove(connection)
+        guard reusable, connection.isActive, idle[connection.address, default: []].count < maxIdle else {
+            connection.abandon()
+            return
+        }
+        idle[connection.address, default: []].append(connection)
+        connection.onIdle = { [weak self] connection, _ in self?.remove(connection) }
+        connection.idleExpiry = loop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
+            self?.remove(connection)
+            connection.abandon()
+        }
+    }
+
+    private func takeIdle(_ address: EngineAddress) -> UpstreamConnection? {
+        while let connection = idle[address]?.popLast() {
+            connection.idleExpiry?.cancel()
+            connection.idleExpiry = nil
+            connection.onIdle = nil
+            if connection.isActive { return connection }
+        }
+        return nil
+    }
+
+    private func remove(_ connection: UpstreamConnection) {
+        idle[connection.address]?.removeAll { $0 === connection }
+    }
+
+    /// Closes every idle connection (shutdown).
+    func closeAll() {
+        for connection in idle.values.joined() { connection.abandon() }
+        idle.removeAll()
+    }
+}

@@ -1,0 +1,318 @@
+import GatewayCore
+import Testing
+
+/// Drives one lifecycle by hand, keeping every directive it returned.
+struct Drive {
+    var machine: RequestLifecycle
+    var now: Moment = .zero
+    var all: [LifecycleDirective] = []
+
+    init(stream: Bool = true, splittable: Bool = true, configure: (inout LifecycleConfiguration) -> Void = { _ in }) {
+        var configuration = LifecycleConfiguration()
+        configure(&configuration)
+        machine = RequestLifecycle(request: LifecycleRequest(model: "m", stream: stream, splittable: splittable), configuration: configuration)
+    }
+
+    @discardableResult
+    mutating func feed(_ event: LifecycleEvent, after: Duration = .milliseconds(1)) -> [LifecycleDirective] {
+        now += after
+        let out = machine.handle(event, now: now)
+        all += out
+        return out
+    }
+
+    var releases: [(Slot, SlotOutcome)] {
+        all.compactMap { if case .release(let slot, let outcome, _) = $0 { (slot, outcome) } else { nil } }
+    }
+    var asked: [[String]] { all.compactMap { if case .askScheduler(let exclude) = $0 { exclude } else { nil } } }
+    var connects: [(Leg, String, LegBody)] {
+        all.compactMap { if case .connect(let leg, let instance, let body, _) = $0 { (leg, instance.id, body) } else { nil } }
+    }
+    var answerErrors: [OpenAIError] { all.compactMap { if case .answerError(let error) = $0 { error } else { nil } } }
+}
+
+func instance(_ id: String) -> InstanceRef { InstanceRef(id: id, endpointURL: "http://127.0.0.1:1/\(id)", model: "m", isUp: true) }
+func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
+    PrefillTarget(id: id, endpointURL: "http://127.0.0.1:2/\(id)", flow: flow, bootstrapPort: 8998)
+}
+
+@Suite struct RequestLifecyclePathTests {
+    @Test func aStreamIsRelayedAndItsSlotReleasedOnceWithUsage() {
+        var d = Drive()
+        #expect(d.feed(.start) == [.askScheduler(exclude: [])])
+        let routed = d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(routed.contains(.connect(.answer, instance("a"), body: .client, attempt: 0)))
+        d.feed(.connected(.answer))
+        #expect(!d.feed(.head(.answer, status: 200, eventStream: true)).contains { if case .startStream = $0 { true } else { false } })
+        #expect(d.feed(.bytes(.answer)).contains(.startStream(.answer, AnswerSource(instanceID: "a", route: .scheduled))))
+        #expect(d.feed(.bytes(.answer)).isEmpty)
+        let end = d.feed(.ended(.answer))
+        #expect(end.contains(.release(Slot(attempt: 0, leg: .answer, instanceID: "a"), .ok, withUsage: true)))
+        #expect(end.last == .done && d.machine.isDone)
+        #expect(d.releases.count == 1)
+        #expect(d.feed(.clientGone).isEmpty)
+    }
+
+    @Test func anUnstreamedAnswerIsSentWhole() {
+        var d = Drive(stream: false)
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.head(.answer, status: 200, eventStream: false))
+        let out = d.feed(.ended(.answer))
+        #expect(out.first == .respond(.answer, AnswerSource(instanceID: "a", route: .scheduled)))
+        #expect(d.releases.map(\.1) == [.ok] && out.last == .done)
+    }
+
+    @Test func anEngine4xxGoesToTheClientAndIsNotAnEngineFailure() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.head(.answer, status: 400, eventStream: false))
+        let out = d.feed(.ended(.answer))
+        #expect(out.contains(.respond(.answer, AnswerSource(instanceID: "a", route: .scheduled))))
+        #expect(d.releases.map(\.1) == [.clientError] && !d.all.contains(.count(.retried)))
+    }
+
+    @Test func aRefusalIsRetriedElsewhereAndTheRefuserExcluded() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        let out = d.feed(.head(.answer, status: 503, eventStream: false))
+        #expect(out.contains(.cancel(.answer)) && out.contains(.markFailed(instanceID: "a")) && out.contains(.count(.retried)))
+        #expect(out.last == .askScheduler(exclude: ["a"]))
+        d.feed(.scheduler(.assigned(instance("b"), prefill: nil)))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        d.feed(.ended(.answer))
+        #expect(d.releases.map(\.1) == [.engineError, .ok])
+        #expect(d.releases.map(\.0.instanceID) == ["a", "b"])
+    }
+
+    @Test func afterEveryAttemptFailsTheClientGetsOne502() {
+        var d = Drive { $0.retryCount = 1 }
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.failed(.answer, .unreachable("refused")))
+        d.feed(.scheduler(.assigned(instance("b"), prefill: nil)))
+        let out = d.feed(.failed(.answer, .unreachable("refused")))
+        #expect(out.contains(.count(.gaveUp)))
+        #expect(d.answerErrors.count == 1 && d.answerErrors[0].status == 502 && d.answerErrors[0].message.contains("after 2 attempts"))
+        #expect(d.asked == [[], ["a"]] && d.machine.isDone)
+    }
+
+    @Test func fallbackRoutesHoldNoSlots() {
+        var d = Drive()
+        d.feed(.start)
+        #expect(d.feed(.scheduler(.unavailable("down"))) == [.pickFallback(exclude: [])])
+        d.feed(.fallbackPicked(instance("a"), tableKnowsModel: true))
+        d.feed(.failed(.answer, .refused(status: 500)))
+        d.feed(.scheduler(.unavailable("down")))
+        d.feed(.fallbackPicked(instance("b"), tableKnowsModel: true))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        d.feed(.ended(.answer))
+        #expect(d.releases.isEmpty && d.machine.isDone)
+        #expect(d.all.contains(.startStream(.answer, AnswerSource(instanceID: "b", route: .fallback))))
+    }
+
+    @Test func fallbackWithNothingLeftTellsUnknownModelsFromADownTrio() {
+        var unknown = Drive()
+        unknown.feed(.start)
+        unknown.feed(.scheduler(.unavailable("down")))
+        unknown.feed(.fallbackPicked(nil, tableKnowsModel: false))
+        #expect(unknown.answerErrors.map(\.status) == [404])
+        var known = Drive()
+        known.feed(.start)
+        known.feed(.scheduler(.unavailable("down")))
+        known.feed(.fallbackPicked(nil, tableKnowsModel: true))
+        #expect(known.answerErrors.map(\.status) == [503])
+    }
+
+    @Test func aWaitingRequestAsksAgainOnItsTurnOrItsPeriodAndLeavesTheQueueOnce() {
+        var d = Drive { $0.waitScheduleTryPeriod = .milliseconds(200) }
+        d.feed(.start)
+        #expect(d.feed(.scheduler(.wait(retryAfter: .milliseconds(500)))) == [.joinQueue])
+        let joined = d.feed(.queueJoined(admitted: true))
+        #expect(joined.contains(.waitForTurn) && joined.contains { if case .setTimer = $0 { true } else { false } })
+        // Early: nothing is due yet; the timer is asked for again.
+        #expect(d.feed(.timer, after: .milliseconds(50)).allSatisfy { if case .setTimer = $0 { true } else { false } })
+        #expect(d.feed(.timer, after: .milliseconds(200)) == [.askScheduler(exclude: [])])
+        d.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
+        #expect(d.feed(.turn) == [.askScheduler(exclude: [])])
+        let routed = d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(routed.first == .leaveQueue)
+        d.feed(.clientGone)
+        #expect(d.all.filter { $0 == .leaveQueue }.count == 1)
+    }
+
+    @Test func aFullQueueIs429AndAnExpiredWaitIs503() {
+        var full = Drive()
+        full.feed(.start)
+        full.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
+        full.feed(.queueJoined(admitted: false))
+        #expect(full.answerErrors.map(\.status) == [429] && !full.all.contains(.leaveQueue))
+        var late = Drive { $0.waitScheduleTimeout = .milliseconds(300) }
+        late.feed(.start)
+        late.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
+        late.feed(.queueJoined(admitted: true))
+        late.feed(.turn)
+        late.feed(.scheduler(.wait(retryAfter: .milliseconds(10))), after: .milliseconds(400))
+        #expect(late.answerErrors.map(\.status) == [503] && late.all.filter { $0 == .leaveQueue }.count == 1)
+    }
+
+    @Test func anEngineDyingMidStreamEndsItWithOneErrorEventAndNoRetry() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        let out = d.feed(.failed(.answer, .cut("reset")))
+        #expect(out.contains { if case .endStreamWithError(let error) = $0 { error.message.contains("failed while answering") } else { false } })
+        #expect(d.releases.map(\.1) == [.engineError] && d.asked.count == 1 && out.last == .done)
+    }
+
+    @Test func anEngineThatHangsAfterItsHeadersIsTimedOut() {
+        // Before the first event: retried elsewhere. After it: the idle timeout ends the stream.
+        var early = Drive { $0.firstTokenTimeout = .seconds(5) }
+        early.feed(.start)
+        early.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        early.feed(.head(.answer, status: 200, eventStream: true))
+        #expect(early.feed(.timer, after: .seconds(5)).last == .askScheduler(exclude: ["a"]))
+        var late = Drive { $0.streamIdleTimeout = .seconds(2) }
+        late.feed(.start)
+        late.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        late.feed(.head(.answer, status: 200, eventStream: true))
+        late.feed(.bytes(.answer))
+        late.feed(.bytes(.answer), after: .seconds(1))
+        #expect(late.feed(.timer, after: .milliseconds(1500)).allSatisfy { if case .setTimer = $0 { true } else { false } })
+        let out = late.feed(.timer, after: .seconds(1))
+        #expect(out.contains { if case .endStreamWithError(let error) = $0 { error.message.contains("stream_idle_timeout_ms") } else { false } })
+        #expect(out.contains(.cancel(.answer)) && late.machine.isDone)
+    }
+
+    @Test func aConnectThatHangsIsRetriedAfterTheConnectTimeout() {
+        var d = Drive { $0.connectTimeout = .seconds(2) }
+        d.feed(.start)
+        let out = d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(out.contains(.setTimer(at: d.now + .seconds(2))))
+        #expect(d.feed(.timer, after: .seconds(2)).last == .askScheduler(exclude: ["a"]))
+    }
+
+    @Test func aClientLeavingAtAnyStageCancelsAndReleasesEverything() {
+        let stages: [[LifecycleEvent]] = [
+            [.scheduler(.wait(retryAfter: .milliseconds(10))), .queueJoined(admitted: true)],  // queued
+            [],  // scheduling
+            [.scheduler(.assigned(instance("a"), prefill: nil))],  // connecting
+            [.scheduler(.assigned(instance("a"), prefill: nil)), .connected(.answer), .head(.answer, status: 200, eventStream: false)],
+            [.scheduler(.assigned(instance("a"), prefill: nil)), .head(.answer, status: 200, eventStream: true), .bytes(.answer)],
+            [.scheduler(.assigned(instance("a"), prefill: prefill("p", .vllm)))],  // prefilling
+        ]
+        for (index, events) in stages.enumerated() {
+            var d = Drive()
+            d.feed(.start)
+            for event in events { d.feed(event) }
+            let out = d.feed(.clientGone)
+            #expect(out.last == .done, "stage \(index)")
+            #expect(d.releases.allSatisfy { $0.1 == .clientCancelled }, "stage \(index)")
+            let taken = index >= 2 ? (index == 5 ? 2 : 1) : 0
+            #expect(d.releases.count == taken, "stage \(index)")
+            if index >= 2 { #expect(out.contains(.cancel(index == 5 ? .prefill : .answer)), "stage \(index)") }
+            if index == 0 { #expect(out.contains(.leaveQueue)) }
+            #expect(d.all.filter { if case .endStreamWithError = $0 { true } else { false } }.isEmpty)
+        }
+    }
+
+    @Test func vllmPrefillsThenDecodesNamingThePrefillInstance() {
+        var d = Drive()
+        d.feed(.start)
+        let first = d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .vllm))))
+        #expect(first.contains(.connect(.prefill, InstanceRef(id: "p", endpointURL: "http://127.0.0.1:2/p", model: "m", isUp: true, isPrefillOnly: true), body: .vllmPrefill, attempt: 0)))
+        #expect(!d.connects.contains { $0.0 == .answer })
+        d.feed(.head(.prefill, status: 200, eventStream: false))
+        let decoded = d.feed(.ended(.prefill))
+        #expect(decoded.contains(.release(Slot(attempt: 0, leg: .prefill, instanceID: "p"), .ok, withUsage: false)))
+        #expect(decoded.contains(.connect(.answer, instance("d"), body: .vllmDecode, attempt: 0)))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        #expect(d.feed(.bytes(.answer)).contains(.startStream(.answer, AnswerSource(instanceID: "d", route: .scheduled, prefillInstanceID: "p"))))
+        let end = d.feed(.ended(.answer))
+        #expect(end.contains(.release(Slot(attempt: 0, leg: .answer, instanceID: "d", prefillInstanceID: "p"), .ok, withUsage: true)))
+        #expect(d.all.contains(.count(.handoff(.vllm, outcome: "ok"))))
+    }
+
+    @Test func aFailedPrefillLegIsSplitAgainWithoutThatPrefillInstance() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p1", .vllm))))
+        let out = d.feed(.failed(.prefill, .unreachable("refused")))
+        #expect(out.contains(.release(Slot(attempt: 0, leg: .prefill, instanceID: "p1"), .engineError, withUsage: false)))
+        #expect(out.contains(.release(Slot(attempt: 0, leg: .answer, instanceID: "d"), .unspecified, withUsage: false)))
+        #expect(out.contains(.count(.handoff(.vllm, outcome: "prefill_failed"))) && out.last == .askScheduler(exclude: ["p1"]))
+        #expect(!out.contains(.markFailed(instanceID: "d")))
+    }
+
+    @Test func aPrefill4xxIsTheClientsAnswer() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .vllm))))
+        d.feed(.head(.prefill, status: 400, eventStream: false))
+        let out = d.feed(.ended(.prefill))
+        #expect(out.contains(.respond(.prefill, AnswerSource(instanceID: "p", route: .scheduled))))
+        #expect(Set(d.releases.map { "\($0.0.instanceID):\($0.1)" }) == ["d:unspecified", "p:clientError"])
+    }
+
+    @Test func sglangSendsBothLegsAtOnceAndWaitsForThePrefillLegBeforeRelaying() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .sglang))))
+        #expect(d.connects.map(\.2) == [.sglangPair, .sglangPair])
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        #expect(!d.feed(.bytes(.answer)).contains { if case .startStream = $0 { true } else { false } })
+        d.feed(.head(.prefill, status: 200, eventStream: false))
+        let out = d.feed(.ended(.prefill))
+        #expect(out.contains(.startStream(.answer, AnswerSource(instanceID: "d", route: .scheduled, prefillInstanceID: "p"))))
+        d.feed(.ended(.answer))
+        #expect(d.releases.map(\.1) == [.ok, .ok])
+    }
+
+    @Test func sglangRelaysTheDecodeAnswerWhenThePrefillLegOutlivesPatience() {
+        var d = Drive { $0.handoffPatience = .seconds(2) }
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .sglang))))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        let out = d.feed(.timer, after: .seconds(2))
+        #expect(out.contains(.cancel(.prefill)) && out.contains { if case .startStream = $0 { true } else { false } })
+        #expect(d.releases.map(\.1) == [.ok])
+    }
+
+    @Test func sglangBlamesThePrefillLegWhenBothFail() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .sglang))))
+        d.feed(.failed(.answer, .cut("no KV")))
+        let out = d.feed(.failed(.prefill, .unreachable("refused")))
+        #expect(out.contains(.markFailed(instanceID: "p")) && !out.contains(.markFailed(instanceID: "d")))
+        #expect(out.last == .askScheduler(exclude: ["p"]))
+    }
+
+    @Test func anUnsplittableRequestGivesThePrefillSlotBackAndGoesWhole() {
+        var d = Drive(splittable: false)
+        d.feed(.start)
+        let out = d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .vllm))))
+        #expect(out.first == .release(Slot(attempt: 0, leg: .prefill, instanceID: "p"), .unspecified, withUsage: false))
+        #expect(d.connects.map { "\($0.0):\($0.1):\($0.2)" } == ["answer:d:client"])
+    }
+
+    @Test func unknownModelsAndExhaustedPoolsGetClearErrors() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.noInstance("none")))
+        #expect(d.answerErrors.map(\.code) == ["model_not_found"])
+        var e = Drive()
+        e.feed(.start)
+        e.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        e.feed(.failed(.answer, .refused(status: 500)))
+        e.feed(.scheduler(.noInstance("all excluded")))
+        #expect(e.answerErrors.map(\.status) == [502] && e.releases.count == 1)
+    }
+}

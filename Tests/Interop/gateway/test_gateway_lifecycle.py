@@ -1,0 +1,121 @@
+"""A request's lifecycle through a real gateway, at the stages where it used to leak: an engine
+that stops sending after its headers, and a client that goes away while its request is queued,
+awaiting an unstreamed answer, or streaming over WebSocket. The simulators' own /metrics say
+whether the engine kept working for a client that left."""
+import json
+import re
+import socket
+import time
+
+import httpx
+import pytest
+
+from conftest import API_KEY, Cluster
+from test_gateway_faults import hold_engine
+
+HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def engine_gauge(engine, name):
+    text = httpx.get(engine + "/metrics").text
+    return float(re.search(rf'^vllm:{name}\{{[^}}]*\}} (\S+)$', text, re.M).group(1))
+
+
+def gateway_metric(cluster, name):
+    text = httpx.get(cluster.url + "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def raw_request(cluster, body):
+    """A request on a raw socket, so the test can leave at a moment of its choosing."""
+    host, port = cluster.url.removeprefix("http://").split(":")
+    data = json.dumps(body).encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                 + f"Authorization: Bearer {API_KEY}\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+    return sock
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster({"a": ["--dialect", "vllm", "--slowness", "5"]}, {"stream_idle_timeout_ms": 1500})
+    yield c
+    c.stop()
+
+
+LONG = {"model": "tiny", "prompt": "a long answer please", "max_tokens": 1500, "ignore_eos": True}
+
+
+def test_an_engine_that_hangs_after_its_headers_ends_the_stream_after_the_idle_timeout(cluster):
+    engine = cluster.engines["a"]
+    lines = []
+    try:
+        with httpx.stream("POST", cluster.url + "/v1/completions", headers=HEADERS, json={**LONG, "stream": True}, timeout=30) as reply:
+            stream = reply.iter_lines()
+            lines.append(next(stream))
+            assert httpx.post(engine + "/admin/faults", json={"hang": True}).status_code == 200
+            hung_at = time.time()
+            for line in stream:
+                if line:
+                    lines.append(line)
+            ended_after = time.time() - hung_at
+    finally:
+        httpx.delete(engine + "/admin/faults")
+    assert lines[-1] == "data: [DONE]"
+    error = json.loads(lines[-2].removeprefix("data: "))
+    assert "stream_idle_timeout_ms" in error["error"]["message"], error
+    # 1.5 s of silence, then the end: well before any client's own timeout.
+    assert 1.4 <= ended_after < 10, ended_after
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 5, "the gateway's in-flight gauge back to 0")
+
+
+def test_a_client_that_leaves_an_unstreamed_request_cancels_it_on_the_engine(cluster):
+    engine = cluster.engines["a"]
+    sock = raw_request(cluster, LONG)
+    wait_for(lambda: engine_gauge(engine, "num_requests_running") >= 1, 10, "the engine running the request")
+    sock.close()
+    wait_for(lambda: engine_gauge(engine, "num_requests_running") == 0, 3, "the engine stopping the request of a client that left")
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 5, "the gateway's in-flight gauge back to 0")
+
+
+def test_a_client_that_leaves_a_websocket_stream_cancels_it_on_the_engine(cluster):
+    from websockets.sync.client import connect
+
+    engine = cluster.engines["a"]
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    with connect(url, additional_headers=HEADERS) as ws:
+        ws.send(json.dumps({**LONG, "stream": True}))
+        assert json.loads(ws.recv(timeout=30))["object"] == "text_completion"
+        assert engine_gauge(engine, "num_requests_running") >= 1
+    wait_for(lambda: engine_gauge(engine, "num_requests_running") == 0, 3, "the engine stopping the stream of a WebSocket client that left")
+
+
+def test_a_client_that_leaves_while_queued_never_reaches_the_engine(cluster_factory):
+    cluster = cluster_factory({"a": ["--dialect", "vllm", "--max-num-seqs", "1", "--slowness", "20"]},
+                              {"wait_schedule_timeout": 20000})
+    out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
+    assert "policy prefix-cache" in out, out
+    engine = cluster.engines["a"]
+    held = [hold_engine(engine, f"busy {i}") for i in range(2)]
+    wait_for(lambda: (cluster.status() or {"instances": [{}]})["instances"][0].get("load", {}).get("waiting", 0) >= 1, 5,
+             "the engine saturated")
+    sock = raw_request(cluster, LONG)
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_pending") >= 1, 5, "the request waiting in the gateway's queue")
+    sock.close()
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_pending") == 0, 3, "the queue place given back")
+    for s in held:
+        s.close()
+    wait_for(lambda: engine_gauge(engine, "num_requests_running") == 0, 5, "the held requests aborted")
+    # Room again: a request still queued for the client that left would now start on the engine.
+    time.sleep(1.5)
+    assert engine_gauge(engine, "num_requests_running") == 0 and engine_gauge(engine, "num_requests_waiting") == 0
+    assert gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0
