@@ -97,7 +97,23 @@ struct EngineRoutes: Sendable {
             if parsed.stream {
                 return streamResponse(id: id, events: events, request: parsed, renderer: renderer, cutAfter: faults.cutStreamAfterTokens)
             }
-            return await fullResponse(id: id, events: events, renderer: renderer, kvTransferParams: kvTransferParams)
+            guard maxTokens > Self.watchedAnswerTokens else {
+                return await fullResponse(id: id, events: events, renderer: renderer, kvTransferParams: kvTransferParams)
+            }
+            // As vLLM does, a client that goes away while a long answer is computed aborts it.
+            // Hummingbird can only watch for that by giving the connection up after the answer,
+            // so short answers (the common case of keep-alive clients and benchmarks) are not
+            // watched, and watched ones say `Connection: close`.
+            let unstreamedEvents = events
+            var response = try await request.body.consumeWithCancellationOnInboundClose { _ in
+                await withTaskCancellationHandler {
+                    await fullResponse(id: id, events: unstreamedEvents, renderer: renderer, kvTransferParams: kvTransferParams)
+                } onCancel: {
+                    Task { await runner.abort(id) }
+                }
+            }
+            response.headers[.connection] = "close"
+            return response
         } catch let error as RequestError {
             return self.error(error)
         }
@@ -124,6 +140,9 @@ struct EngineRoutes: Sendable {
         for token in tokens { hash = (hash ^ UInt64(token)) &* 0x0000_0100_0000_01B3 }
         return hash
     }
+
+    /// Unstreamed answers longer than this are aborted when their client goes away.
+    static let watchedAnswerTokens = 64
 
     private func fullResponse(
         id: EngineRequestID, events: AsyncStream<StreamEvent>, renderer: ResponseRenderer, kvTransferParams: String? = nil

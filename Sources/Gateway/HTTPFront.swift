@@ -21,6 +21,9 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
     private var state = State.idle
     private var keepAlive = true
     private var idleTimer: Scheduled<Void>?
+    /// Parts of requests pipelined behind the one being answered, replayed when it ends.
+    private var queued: [HTTPServerRequestPart] = []
+    private static let maxQueuedParts = 1_024
 
     private enum State {
         case idle
@@ -33,10 +36,12 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
     static func install(on channel: any Channel, context: LoopContext) throws {
         let encoder = HTTPResponseEncoder()
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        let pipelining = HTTPServerPipelineHandler()
         let errors = HTTPServerProtocolErrorHandler()
-        let front = HTTPFront(loopContext: context, codec: [pipelining, errors, encoder, decoder])
-        try channel.pipeline.syncOperations.addHandlers([encoder, decoder, pipelining, errors, front])
+        // No HTTPServerPipelineHandler: it stops reading the socket while a response is pending,
+        // and then a client that leaves during an unstreamed answer goes unseen. Pipelined
+        // requests are held here instead (`queued`), and reading goes on.
+        let front = HTTPFront(loopContext: context, codec: [errors, encoder, decoder])
+        try channel.pipeline.syncOperations.addHandlers([encoder, decoder, errors, front])
     }
 
     init(loopContext: LoopContext, codec: [any RemovableChannelHandler]) {
@@ -66,7 +71,29 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        switch state {
+        case .running, .upgraded:
+            guard queued.count < Self.maxQueuedParts else { return context.close(promise: nil) }
+            queued.append(part)
+        case .idle, .receiving:
+            read(part, context)
+        }
+    }
+
+    /// Replays pipelined requests once the one before them has been answered.
+    private func replayQueued() {
+        guard let context else { return }
+        while !queued.isEmpty {
+            switch state {
+            case .idle, .receiving: read(queued.removeFirst(), context)
+            case .running, .upgraded: return
+            }
+        }
+    }
+
+    private func read(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             idleTimer?.cancel()
             keepAlive = head.isKeepAlive
@@ -241,18 +268,22 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
 
     func requestEnded(_ run: RequestRun) {
         guard case .running(let current) = state, current === run else { return }
-        state = .idle
         // A stream's end is written by `endStream`; a stream the lifecycle ended otherwise (the
         // client left) needs no more bytes.
+        state = .idle
     }
 
     private func endResponse(_ context: ChannelHandlerContext) {
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if case .running = state { state = .idle }
-        if keepAlive {
-            armIdleTimer()
-        } else {
-            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        guard keepAlive else {
+            queued.removeAll()
+            return written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+        armIdleTimer()
+        if !queued.isEmpty {
+            // After the directive that ended this answer is done, not inside it.
+            context.eventLoop.assumeIsolated().execute { self.replayQueued() }
         }
     }
 

@@ -42,6 +42,9 @@ final class RequestRun {
     /// The prefill side of the latest assignment (SGLang's bootstrap address comes from it).
     private var assignedPrefill: PrefillTarget?
     private static let collectLimit = 64 << 20
+    /// The relayed answer's usage, parsed once when the answer is over (the slot's Finish and the
+    /// metrics both read it).
+    private lazy var answerUsage: StreamMeter.Usage? = meter.usage
 
     init(
         context: LoopContext, sink: any ClientSink, uri: String, headers: HTTPHeaders, body: ByteBuffer, features: RequestFeatures,
@@ -278,7 +281,7 @@ final class RequestRun {
     }
 
     private func release(_ slot: Slot, _ outcome: SlotOutcome, _ withUsage: Bool) {
-        sendFinish(slot, outcome, usage: withUsage ? meter.usage : nil)
+        sendFinish(slot, outcome, usage: withUsage ? answerUsage : nil)
     }
 
     private func sendFinish(_ slot: Slot, _ outcome: SlotOutcome, usage: StreamMeter.Usage?) {
@@ -319,7 +322,7 @@ final class RequestRun {
         forgetTurn()
         for (_, leg) in legs { leg.cancel() }
         legs.removeAll()
-        if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: meter.usage) }
+        if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: answerUsage) }
         shared.metrics.answered(path: pathLabel, status: answeredStatus == 0 ? 499 : answeredStatus, instance: answeredBy)
         shared.metrics.requestEnded()
         _ = shared.inFlight.wrappingSubtract(1, ordering: .relaxed)

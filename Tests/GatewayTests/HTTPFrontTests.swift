@@ -76,6 +76,15 @@ import Testing
         #expect(channel.isActive)
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let channel = try channel()
+        try send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        channel.embeddedEventLoop.run()
+        let out = try written(channel)
+        let statuses = out.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+        #expect(statuses == ["200", "404", "200"])
+    }
+
     @Test func anIdleKeepAliveConnectionIsClosed() throws {
         let channel = try channel()
         try send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -47,7 +47,7 @@ def raw_request(cluster, body):
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster({"a": ["--dialect", "vllm", "--slowness", "5"]}, {"stream_idle_timeout_ms": 1500})
+    c = Cluster({"a": ["--dialect", "vllm", "--slowness", "5"]}, {"stream_idle_timeout_ms": 1500, "max_body_bytes": 2 << 20})
     yield c
     c.stop()
 
@@ -97,6 +97,31 @@ def test_a_client_that_leaves_a_websocket_stream_cancels_it_on_the_engine(cluste
         assert json.loads(ws.recv(timeout=30))["object"] == "text_completion"
         assert engine_gauge(engine, "num_requests_running") >= 1
     wait_for(lambda: engine_gauge(engine, "num_requests_running") == 0, 3, "the engine stopping the stream of a WebSocket client that left")
+
+
+def test_a_client_that_leaves_an_unstreamed_websocket_request_cancels_it_on_the_engine(cluster):
+    from websockets.sync.client import connect
+
+    engine = cluster.engines["a"]
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    with connect(url, additional_headers=HEADERS) as ws:
+        ws.send(json.dumps(LONG))
+        wait_for(lambda: engine_gauge(engine, "num_requests_running") >= 1, 10, "the engine running the request")
+    wait_for(lambda: engine_gauge(engine, "num_requests_running") == 0, 3, "the engine stopping the request of a WebSocket client that left")
+
+
+def test_a_one_mib_websocket_request_is_served(cluster):
+    from websockets.sync.client import connect
+
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    # 1 MiB of request (max_body_bytes is 2 MiB here); the bulk is a field the engine ignores,
+    # so the prompt still fits the tiny model's context.
+    message = json.dumps({"model": "tiny", "prompt": "one mebibyte", "max_tokens": 2, "x_padding": "p" * (1 << 20)})
+    with connect(url, additional_headers=HEADERS, max_size=None) as ws:
+        ws.send(message)
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer.get("object") == "text_completion", answer
+        assert ws.recv(timeout=30) == "[DONE]"
 
 
 def test_a_client_that_leaves_while_queued_never_reaches_the_engine(cluster_factory):
