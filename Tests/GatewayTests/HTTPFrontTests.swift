@@ -35,6 +35,15 @@ import Testing
         return frame
     }
 
+    /// The RFC 6455 example handshake, then the loop run so the pipeline swap happens.
+    private func upgrade(_ channel: EmbeddedChannel, apiKey: String) throws {
+        try send(
+            channel,
+            "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer \(apiKey)\r\n\r\n")
+        channel.embeddedEventLoop.run()
+    }
+
     private func send(_ channel: EmbeddedChannel, _ text: String) throws {
         try channel.writeInbound(ByteBuffer(string: text))
     }
@@ -99,11 +108,7 @@ import Testing
         let channel = try channel()
         try send(channel, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try written(channel).hasPrefix("HTTP/1.1 200"))
-        try send(
-            channel,
-            "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer \(Self.key)\r\n\r\n")
-        channel.embeddedEventLoop.run()
+        try upgrade(channel, apiKey: Self.key)
         let switched = try written(channel)
         #expect(switched.hasPrefix("HTTP/1.1 101 Switching Protocols"))
         #expect(switched.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="))
@@ -115,11 +120,7 @@ import Testing
 
     @Test func aWrongKeyOnTheWebSocketIsAnErrorMessageAndAPolicyClose() throws {
         let channel = try channel()
-        try send(
-            channel,
-            "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer wrong\r\n\r\n")
-        channel.embeddedEventLoop.run()
+        try upgrade(channel, apiKey: "wrong")
         let bytes = try writtenBytes(channel)
         let out = String(decoding: bytes, as: UTF8.self)
         #expect(out.contains("101 Switching Protocols") && out.contains("invalid_api_key"))

@@ -144,3 +144,39 @@ def test_a_client_that_leaves_while_queued_never_reaches_the_engine(cluster_fact
     time.sleep(1.5)
     assert engine_gauge(engine, "num_requests_running") == 0 and engine_gauge(engine, "num_requests_waiting") == 0
     assert gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0
+
+
+def test_a_client_that_leaves_while_its_request_is_scheduled_leaves_no_slot_taken(cluster_factory):
+    # The leader is frozen for a moment while a request asks it; the client leaves; the leader,
+    # thawed, assigns the request after all. That late assignment must be given back at once,
+    # and the engine must never see the request.
+    import signal as signals
+    cluster = cluster_factory({"a": ["--dialect", "vllm", "--slowness", "5"]})
+    engine = cluster.engines["a"]
+    status = cluster.status()
+    leader = cluster.processes[f"scheduler-{status['leader_id']}"]
+    prompts_before = engine_counter(engine, "prompt_tokens_total")
+    leader.proc.send_signal(signals.SIGSTOP)
+    try:
+        sock = raw_request(cluster, {**LONG, "prompt": "scheduled while the leader is frozen"})
+        time.sleep(0.1)
+        sock.close()
+    finally:
+        time.sleep(0.1)
+        leader.proc.send_signal(signals.SIGCONT)
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 5, "the gateway's in-flight gauge back to 0")
+
+    def no_slot_taken():
+        status = cluster.status()
+        return bool(status) and all(i["in_flight"] == 0 for i in status["instances"])
+
+    wait_for(no_slot_taken, 5, "the leader's in-flight count back to 0")
+    time.sleep(0.5)
+    assert engine_gauge(engine, "num_requests_running") == 0
+    assert engine_counter(engine, "prompt_tokens_total") == prompts_before, "the engine computed a prompt for a client that left"
+
+
+def engine_counter(engine, name):
+    text = httpx.get(engine + "/metrics").text
+    match = re.search(rf'^vllm:{name}\{{[^}}]*\}} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
