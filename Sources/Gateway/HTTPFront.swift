@@ -23,6 +23,7 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
     private var idleTimer: Scheduled<Void>?
     /// Parts of requests pipelined behind the one being answered, replayed when it ends.
     private var queued: [HTTPServerRequestPart] = []
+    private var queuedBytes = 0
     private static let maxQueuedParts = 1_024
 
     private enum State {
@@ -74,11 +75,21 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         let part = unwrapInboundIn(data)
         switch state {
         case .running, .upgraded:
-            guard queued.count < Self.maxQueuedParts else { return context.close(promise: nil) }
-            queued.append(part)
+            hold(part, context)
         case .idle, .receiving:
-            read(part, context)
+            // Parts held earlier go first: a new one must not overtake them.
+            if queued.isEmpty { read(part, context) } else { hold(part, context) }
         }
+    }
+
+    /// Holds a pipelined part until the request before it is answered, within bounds: a client
+    /// may pipeline, not pour unbounded data in while an answer is computed.
+    private func hold(_ part: HTTPServerRequestPart, _ context: ChannelHandlerContext) {
+        if case .body(let chunk) = part { queuedBytes += chunk.readableBytes }
+        guard queued.count < Self.maxQueuedParts, queuedBytes <= shared.config.maxBodyBytes + (64 << 10) else {
+            return context.close(promise: nil)
+        }
+        queued.append(part)
     }
 
     /// Replays pipelined requests once the one before them has been answered.
@@ -86,7 +97,10 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         guard let context else { return }
         while !queued.isEmpty {
             switch state {
-            case .idle, .receiving: read(queued.removeFirst(), context)
+            case .idle, .receiving:
+                let part = queued.removeFirst()
+                if case .body(let chunk) = part { queuedBytes -= chunk.readableBytes }
+                read(part, context)
             case .running, .upgraded: return
             }
         }

@@ -30,6 +30,8 @@ final class RequestRun {
     /// An event stream's chunks that came before the lifecycle let the stream start.
     private var held: [ByteBuffer] = []
     private var streaming = false
+    /// Reading from the engine is paused because the client does not take the stream.
+    private var clientPaused = false
     private var timer: Scheduled<Void>?
     private var turn: UInt64?
     private var meter: StreamMeter
@@ -88,7 +90,12 @@ final class RequestRun {
 
     /// The client takes bytes again: read on from the engine.
     func clientWritable() {
-        if streaming, sink.isWritable { legs[.answer]?.resume() }
+        guard streaming, sink.isWritable else { return }
+        if clientPaused {
+            clientPaused = false
+            feed(.clientBackPressure(paused: false))
+        }
+        legs[.answer]?.resume()
     }
 
     // MARK: - Engine legs (called by UpstreamLeg)
@@ -132,7 +139,12 @@ final class RequestRun {
     func legWantsMore(_ leg: Leg) -> Bool {
         if streaming, leg == .answer {
             sink.flush()
-            return sink.isWritable
+            if sink.isWritable { return true }
+            if !clientPaused {
+                clientPaused = true
+                feed(.clientBackPressure(paused: true))
+            }
+            return false
         }
         return true
     }

@@ -56,6 +56,8 @@ final class UpstreamPool {
         }
         idle[connection.address, default: []].append(connection)
         connection.onIdle = { [weak self] connection, _ in self?.remove(connection) }
+        // A read pending while idle, so an engine closing the connection is seen at once.
+        connection.resume()
         connection.idleExpiry = loop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
             self?.remove(connection)
             connection.abandon()

@@ -127,6 +127,10 @@ public enum LifecycleEvent: Sendable, Equatable {
     /// A whole (unstreamed) body was collected, or an event stream ended cleanly.
     case ended(Leg)
     case failed(Leg, UpstreamFailure)
+    /// The client stopped taking a relayed stream's bytes (true), so the engine is not read
+    /// either, or takes them again (false). A stream paused by its client is not the engine's
+    /// silence: the idle timeout waits.
+    case clientBackPressure(paused: Bool)
     /// The client closed its connection (or a write to it failed).
     case clientGone
 }

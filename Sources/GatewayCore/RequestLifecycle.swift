@@ -29,6 +29,8 @@ public struct RequestLifecycle: Sendable {
     /// The timer the shell has been asked for, if it has not fired yet.
     private var armed: Moment?
     private var lastProblem = "no instance was tried"
+    /// The client holds the relayed stream back (back-pressure): the idle timeout does not run.
+    private var clientPaused = false
 
     private enum Phase: Equatable {
         case new
@@ -93,6 +95,7 @@ public struct RequestLifecycle: Sendable {
         case .bytes(let leg): bytes(leg, now, &out)
         case .ended(let leg): ended(leg, now, &out)
         case .failed(let leg, let failure): failed(leg, failure, now, &out)
+        case .clientBackPressure(let paused): backPressure(paused, now)
         case .clientGone: clientGone(&out)
         }
         armTimer(&out)
@@ -252,6 +255,14 @@ public struct RequestLifecycle: Sendable {
             answerReady(now, &out)
         default:
             break
+        }
+    }
+
+    private mutating func backPressure(_ paused: Bool, _ now: Moment) {
+        clientPaused = paused
+        // Reading resumes now: the engine's idle window starts again.
+        if !paused, case .relaying(let sent, let status, _) = attempt?.answerStage {
+            attempt?.answerStage = .relaying(sent: sent, status: status, lastByte: now)
         }
     }
 
@@ -459,22 +470,26 @@ public struct RequestLifecycle: Sendable {
                 return sendAnswer(now, &out)
             }
             for leg in [Leg.prefill, .answer] {
-                if let stage = stage(leg), let expired = expiry(of: stage, now: now) { return failed(leg, expired, now, &out) }
+                if let stage = stage(leg), let expired = expiry(of: stage, leg: leg, now: now) { return failed(leg, expired, now, &out) }
             }
         default:
             break
         }
     }
 
+    /// Whether a leg's head should come early: the answer leg of a streamed request (a prefill
+    /// leg is unstreamed in vLLM's flow, and its head comes with the computed prompt).
+    private func headArrivesEarly(_ leg: Leg) -> Bool { leg == .answer && request.stream }
+
     /// The timeout a leg's stage has run into at `now`, if any.
-    private func expiry(of stage: Stage, now: Moment) -> UpstreamFailure? {
+    private func expiry(of stage: Stage, leg: Leg, now: Moment) -> UpstreamFailure? {
         let c = configuration
         switch stage {
         case .connecting(let since):
             return now - since >= c.connectTimeout ? .connectTimedOut : nil
         case .awaitingHead(let sent):
             if now - sent >= c.requestTimeout { return .requestTimedOut }
-            return request.stream && now - sent >= c.responseHeadersTimeout ? .headersTimedOut : nil
+            return headArrivesEarly(leg) && now - sent >= c.responseHeadersTimeout ? .headersTimedOut : nil
         case .awaitingFirstChunk(let sent, _):
             if now - sent >= c.requestTimeout { return .requestTimedOut }
             return now - sent >= c.firstTokenTimeout ? .firstTokenTimedOut : nil
@@ -482,7 +497,7 @@ public struct RequestLifecycle: Sendable {
             return now - sent >= c.requestTimeout ? .requestTimedOut : nil
         case .relaying(let sent, _, let lastByte):
             if now - sent >= c.requestTimeout { return .requestTimedOut }
-            return now - lastByte >= c.streamIdleTimeout ? .idleTimedOut : nil
+            return !clientPaused && now - lastByte >= c.streamIdleTimeout ? .idleTimedOut : nil
         }
     }
 
@@ -495,14 +510,16 @@ public struct RequestLifecycle: Sendable {
             due.append(nextTry)
         case .attempting, .relaying:
             if let patience = attempt?.patienceUntil { due.append(patience) }
-            for stage in [attempt?.answerStage, attempt?.prefillStage].compactMap({ $0 }) {
+            for (leg, stage) in [(Leg.answer, attempt?.answerStage), (.prefill, attempt?.prefillStage)] {
                 switch stage {
+                case nil: break
                 case .connecting(let since): due.append(since + c.connectTimeout)
                 case .awaitingHead(let sent):
-                    due.append(sent + (request.stream ? min(c.responseHeadersTimeout, c.requestTimeout) : c.requestTimeout))
+                    due.append(sent + (headArrivesEarly(leg) ? min(c.responseHeadersTimeout, c.requestTimeout) : c.requestTimeout))
                 case .awaitingFirstChunk(let sent, _): due.append(sent + min(c.firstTokenTimeout, c.requestTimeout))
                 case .collecting(let sent, _), .ready(let sent, _, _, _): due.append(sent + c.requestTimeout)
-                case .relaying(let sent, _, let lastByte): due.append(min(sent + c.requestTimeout, lastByte + c.streamIdleTimeout))
+                case .relaying(let sent, _, let lastByte):
+                    due.append(clientPaused ? sent + c.requestTimeout : min(sent + c.requestTimeout, lastByte + c.streamIdleTimeout))
                 }
             }
         default:

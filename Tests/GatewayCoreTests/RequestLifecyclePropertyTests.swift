@@ -58,7 +58,7 @@ import Testing
             case 10, 11: return .bytes(leg)
             case 12: return .ended(leg)
             case 13: return .failed(leg, pick([.unreachable("x"), .cut("y"), .refused(status: 502), .idleTimedOut]))
-            case 14: return random.next() % 8 == 0 ? .clientGone : .bytes(.answer)
+            case 14: return random.next() % 8 == 0 ? .clientGone : .clientBackPressure(paused: random.next() % 2 == 0)
             default: return random.next() % 2 == 0 ? .start : .timer
             }
         }

@@ -190,6 +190,33 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(out.contains(.cancel(.answer)) && late.machine.isDone)
     }
 
+    @Test func aClientThatHoldsTheStreamBackIsNotTheEnginesSilence() {
+        var d = Drive { $0.streamIdleTimeout = .seconds(2) }
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        d.feed(.clientBackPressure(paused: true))
+        // Long past the idle timeout while the client does not read: nothing ends.
+        #expect(!d.feed(.timer, after: .seconds(30)).contains { if case .endStreamWithError = $0 { true } else { false } })
+        d.feed(.clientBackPressure(paused: false))
+        #expect(!d.feed(.timer, after: .seconds(1)).contains { if case .endStreamWithError = $0 { true } else { false } })
+        // Reading again, the engine's silence counts from the resumption.
+        #expect(d.feed(.timer, after: .seconds(1)).contains { if case .endStreamWithError = $0 { true } else { false } })
+    }
+
+    @Test func anUnstreamedPrefillLegIsNotHeldToTheStreamedHeadersTimeout() {
+        // vLLM's prefill leg is unstreamed: its head comes with the computed prompt, which may
+        // take longer than response_headers_timeout_ms on a long prompt.
+        var d = Drive { $0.responseHeadersTimeout = .seconds(30) }
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("d"), prefill: prefill("p", .vllm))))
+        d.feed(.connected(.prefill))
+        #expect(!d.feed(.timer, after: .seconds(45)).contains(.cancel(.prefill)))
+        d.feed(.head(.prefill, status: 200, eventStream: false))
+        #expect(d.feed(.ended(.prefill)).contains(.connect(.answer, instance("d"), body: .vllmDecode, attempt: 0)))
+    }
+
     @Test func aConnectThatHangsIsRetriedAfterTheConnectTimeout() {
         var d = Drive { $0.connectTimeout = .seconds(2) }
         d.feed(.start)
