@@ -30,6 +30,8 @@ final class RequestRun {
     /// An event stream's chunks that came before the lifecycle let the stream start.
     private var held: [ByteBuffer] = []
     private var streaming = false
+    /// The answer leg's body is an event stream to relay chunk by chunk (set by its head).
+    private var relaysChunks = false
     /// Reading from the engine is paused because the client does not take the stream.
     private var clientPaused = false
     private var timer: Scheduled<Void>?
@@ -70,8 +72,6 @@ final class RequestRun {
         feed(.start)
     }
 
-    var isDone: Bool { lifecycle.isDone }
-
     /// Feeds an event; events that directives cause while this one is handled queue behind it.
     func feed(_ event: LifecycleEvent) {
         pending.append(event)
@@ -104,11 +104,14 @@ final class RequestRun {
 
     func legHead(_ leg: Leg, _ head: HTTPResponseHead) {
         heads[leg] = head
-        feed(.head(leg, status: Int(head.status.code), eventStream: Self.isEventStream(head)))
+        let eventStream = Self.isEventStream(head)
+        // Decided once per answer, not per chunk: the same rule as the lifecycle's.
+        if leg == .answer { relaysChunks = eventStream && head.status.code < 400 }
+        feed(.head(leg, status: Int(head.status.code), eventStream: eventStream))
     }
 
     func legBody(_ leg: Leg, _ buffer: ByteBuffer) {
-        if leg == .answer, let head = heads[leg], head.status.code < 400, Self.isEventStream(head) {
+        if leg == .answer, relaysChunks {
             if streaming {
                 meter.saw(buffer)
                 sink.streamChunk(buffer)
@@ -287,6 +290,7 @@ final class RequestRun {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: address.basePath + uri, headers: headers)
         collected[leg] = nil
         heads[leg] = nil
+        if leg == .answer { relaysChunks = false }
         let upstream = UpstreamLeg(leg: leg, pool: context.pool, address: address, head: head, body: sent, owner: self)
         legs[leg] = upstream
         upstream.start()

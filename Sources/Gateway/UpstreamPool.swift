@@ -19,9 +19,6 @@ final class UpstreamPool {
         self.maxIdle = maxIdle
     }
 
-    /// Idle connections kept now (tests read it).
-    var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
-
     /// A connection to `address`: an idle one when there is one (unless `fresh`), else a new one.
     /// `done` runs on the loop, at once for a pooled connection.
     func acquire(_ address: EngineAddress, fresh: Bool, _ done: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
@@ -76,11 +73,5 @@ final class UpstreamPool {
 
     private func remove(_ connection: UpstreamConnection) {
         idle[connection.address]?.removeAll { $0 === connection }
-    }
-
-    /// Closes every idle connection (shutdown).
-    func closeAll() {
-        for connection in idle.values.joined() { connection.abandon() }
-        idle.removeAll()
     }
 }
