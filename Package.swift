@@ -65,6 +65,8 @@ let package = Package(
             dependencies: [
                 "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore", "ClusterConfig",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

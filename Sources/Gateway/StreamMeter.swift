@@ -1,4 +1,4 @@
-import Foundation
+import GatewayCore
 import NIOCore
 
 /// Watches an answer go by: when its first byte came, and the token usage the engine reports
@@ -45,13 +45,11 @@ struct StreamMeter {
             }
             end += 1
         }
-        guard end < tail.count,
-            let object = try? JSONSerialization.jsonObject(with: Data(tail[index...end])) as? [String: Any]
-        else { return nil }
+        guard end < tail.count, let object = try? JSONParser.parse(Array(tail[index...end])), object.isObject else { return nil }
         var usage = Usage()
-        usage.prompt = object["prompt_tokens"] as? Int ?? 0
-        usage.completion = object["completion_tokens"] as? Int ?? 0
-        usage.cached = (object["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int ?? 0
+        usage.prompt = object["prompt_tokens"]?.int ?? 0
+        usage.completion = object["completion_tokens"]?.int ?? 0
+        usage.cached = object["prompt_tokens_details"]?["cached_tokens"]?.int ?? 0
         return usage
     }
 

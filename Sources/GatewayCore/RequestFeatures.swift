@@ -1,5 +1,3 @@
-import Foundation
-
 /// What the gateway reads of a request (without changing it): the model, whether it streams,
 /// and the routing features the scheduler decides on.
 public struct RequestFeatures: Sendable, Equatable {
@@ -24,34 +22,28 @@ public struct RequestFeatures: Sendable, Equatable {
 
     /// Reads an OpenAI request body. `kind` comes from the route.
     public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int) throws(OpenAIError) -> RequestFeatures {
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-                throw OpenAIError.invalidRequest("The request body must be a JSON object.")
-            }
-            object = parsed
-        } catch let error as OpenAIError {
-            throw error
-        } catch {
-            throw .invalidRequest("The request body is not valid JSON: \(error.localizedDescription)")
+        let object: JSONValue
+        do { object = try JSONParser.parse(body) } catch {
+            throw .invalidRequest("The request body is not valid JSON: \(error)")
         }
-        guard let model = object["model"] as? String, !model.isEmpty else {
+        guard object.isObject else { throw OpenAIError.invalidRequest("The request body must be a JSON object.") }
+        guard let model = object["model"]?.string, !model.isEmpty else {
             throw .invalidRequest("you must provide a model parameter", param: "model")
         }
         var features = RequestFeatures(
-            kind: kind, model: model, stream: (object["stream"] as? Bool) ?? false, canonicalPrompt: [], prefixHashes: [],
+            kind: kind, model: model, stream: object["stream"].flatMap(Self.flag) ?? false, canonicalPrompt: [], prefixHashes: [],
             promptTokens: 0)
-        if let limit = (object["max_completion_tokens"] ?? object["max_tokens"]) as? Int { features.maxTokens = limit }
-        for key in ["n", "best_of"] where ((object[key] as? Int) ?? 1) > 1 { features.splittable = false }
+        if let limit = (object["max_completion_tokens"] ?? object["max_tokens"])?.int { features.maxTokens = limit }
+        for key in ["n", "best_of"] where (object[key]?.int ?? 1) > 1 { features.splittable = false }
         var tokenIDs = 0
         switch kind {
         case .chat:
-            guard let messages = object["messages"] as? [[String: Any]], !messages.isEmpty else {
+            guard let messages = object["messages"]?.array, !messages.isEmpty, messages.allSatisfy(\.isObject) else {
                 throw .invalidRequest("'messages' must be a non-empty array of message objects", param: "messages")
             }
             var lastAnswer: Range<Int>?
             for message in messages {
-                let role = message["role"] as? String ?? "user"
+                let role = message["role"]?.string ?? "user"
                 let start = features.canonicalPrompt.count
                 features.canonicalPrompt += Array("<|\(role)|>\n".utf8)
                 features.canonicalPrompt += Array(Self.text(of: message["content"]).utf8)
@@ -62,20 +54,20 @@ public struct RequestFeatures: Sendable, Equatable {
                 features.lastAnswerChunks = (lastAnswer.lowerBound / chunkBytes)..<max(lastAnswer.lowerBound / chunkBytes, lastAnswer.upperBound / chunkBytes)
             }
         case .completion:
-            switch object["prompt"] {
-            case let text as String:
+            let prompt = object["prompt"]
+            if let text = prompt?.string {
                 features.canonicalPrompt = Array(text.utf8)
-            case let texts as [String]:
+            } else if let items = prompt?.array, let texts = Self.all(items, \.string) {
                 features.canonicalPrompt = Array(texts.joined(separator: "\n").utf8)
                 features.splittable = texts.count == 1
-            case let ids as [Int]:
+            } else if let items = prompt?.array, let ids = Self.all(items, \.int) {
                 tokenIDs = ids.count
                 features.canonicalPrompt = Array(ids.map(String.init).joined(separator: " ").utf8)
-            case let batches as [[Int]]:
+            } else if let items = prompt?.array, let batches = Self.all(items, { $0.array.flatMap { Self.all($0, \.int) } }) {
                 tokenIDs = batches.reduce(0) { $0 + $1.count }
                 features.splittable = batches.count == 1
                 features.canonicalPrompt = Array(batches.map { $0.map(String.init).joined(separator: " ") }.joined(separator: "\n").utf8)
-            default:
+            } else {
                 throw .invalidRequest("'prompt' must be a string, an array of strings, or token ids", param: "prompt")
             }
         case .other:
@@ -88,16 +80,34 @@ public struct RequestFeatures: Sendable, Equatable {
     }
 
     /// A message's content: a string, or the text of its parts (other parts by their URL or type).
-    static func text(of content: Any?) -> String {
-        switch content {
-        case let text as String: return text
-        case let parts as [[String: Any]]:
-            return parts.map { part in
-                if let text = part["text"] as? String { return text }
-                if let image = part["image_url"] as? [String: Any], let url = image["url"] as? String { return url }
-                return (part["type"] as? String).map { "<\($0)>" } ?? ""
-            }.joined(separator: "\n")
-        default: return ""
+    static func text(of content: JSONValue?) -> String {
+        if let text = content?.string { return text }
+        guard let parts = content?.array, parts.allSatisfy(\.isObject) else { return "" }
+        return parts.map { part in
+            if let text = part["text"]?.string { return text }
+            if let url = part["image_url"]?["url"]?.string { return url }
+            return part["type"]?.string.map { "<\($0)>" } ?? ""
+        }.joined(separator: "\n")
+    }
+
+    /// `stream` as OpenAI's servers read it: a boolean, or 0/1 (pydantic's lax mode).
+    static func flag(_ value: JSONValue) -> Bool? {
+        if let flag = value.bool { return flag }
+        switch value.int {
+        case 0: return false
+        case 1: return true
+        default: return nil
         }
+    }
+
+    /// Every item read by `read`, or nil if any item is not of that kind.
+    static func all<T>(_ items: [JSONValue], _ read: (JSONValue) -> T?) -> [T]? {
+        var values: [T] = []
+        values.reserveCapacity(items.count)
+        for item in items {
+            guard let value = read(item) else { return nil }
+            values.append(value)
+        }
+        return values
     }
 }

@@ -29,8 +29,8 @@ extension SchedulerNode {
 
     /// After a request finished or a report came: if requests for this instance's model were
     /// told to wait and the instance now has room, tell the capacity subscribers once.
-    func signalCapacityIfWaiting(_ instance: String) async {
-        guard !soft.modelsWaiting.isEmpty, let record = await replica.state.instances[instance], record.state == .up,
+    func signalCapacityIfWaiting(_ instance: String) {
+        guard !soft.modelsWaiting.isEmpty, let record = onReplica({ $0.state.instances[instance] }), record.state == .up,
             soft.modelsWaiting.contains(record.model)
         else { return }
         let view = soft.view(of: record, now: .now)

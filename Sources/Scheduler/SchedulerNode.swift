@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import Raft
 import RaftStore
 import Routing
@@ -30,7 +31,18 @@ public actor SchedulerNode {
     /// applied: had they run in parallel, every apply during a decision would copy the whole
     /// affinity table (copy-on-write), which under load took the leader's CPU and its heartbeats
     /// with it. Code here must not hold the state across a suspension for the same reason.
+    ///
+    /// That executor is an event loop (`loop`), and the node's wire server serves every
+    /// connection on it, so the calls on the data path (`schedule`, `finish`) are answered where
+    /// their frames are read (`scheduleNow`, `finishNow`), with no task and no hop.
     public nonisolated var unownedExecutor: UnownedSerialExecutor { replica.unownedExecutor }
+    nonisolated var loop: any EventLoop { replica.loop }
+
+    /// Reads or drives the replica without a suspension. Safe from any code isolated to this
+    /// node: both actors run on the same executor (checked at run time by `assumeIsolated`).
+    func onReplica<T: Sendable>(_ operation: (isolated SchedulerReplica) throws -> T) rethrows -> T {
+        try replica.assumeIsolated(operation)
+    }
 
     public init(config: SchedulerConfiguration, id: NodeID, logger: Logger) throws {
         self.config = config
@@ -61,7 +73,8 @@ public actor SchedulerNode {
         let (finishes, finishQueue) = AsyncStream<FinishRequest>.makeStream(bufferingPolicy: .bufferingNewest(65_536))
         let service = SchedulerService(node: self, raftInbound: inboundQueue, finishInbound: finishQueue)
         let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
-        let server = try await WireServer.bind(host: me.host, port: me.port, configuration: wire, service: service, logger: logger)
+        let server = try await WireServer.bind(
+            host: me.host, port: me.port, configuration: wire, service: service, group: replica.loop, logger: logger)
         onListening(server.port)
         let replica = self.replica
         let tick = Duration.milliseconds(config.tickMilliseconds)
@@ -85,7 +98,11 @@ public actor SchedulerNode {
                 let clock = ContinuousClock()
                 var next = clock.now
                 while !Task.isCancelled {
-                    next = next.advanced(by: tick)
+                    // Ticks missed while the node was stalled (a long fsync, a snapshot) are not
+                    // made up in a burst: run back to back, they would count the stall as the
+                    // peers' silence before their waiting messages are read, and a leader would
+                    // step down for its own pause.
+                    next = max(next.advanced(by: tick), clock.now)
                     do { try await Task.sleep(until: next, clock: clock) } catch { return }  // cancelled: stop
                     // Raft's clock goes straight to the replica, not through this actor, so a
                     // node busy answering calls still sends its heartbeats on time.
@@ -178,12 +195,24 @@ public actor SchedulerNode {
     }
 
     func schedule(_ request: ScheduleRequest) async throws -> Envelope.Body {
-        var (leadership, state) = await replica.leadershipAndState
+        var (leadership, state) = onReplica { $0.leadershipAndState }
         guard syncLeadership(leadership) else { return await notLeaderReply() }
         if !leadership.isCurrent {
             guard try await waitUntilCurrentLeader() else { return await notLeaderReply() }
-            (leadership, state) = await replica.leadershipAndState
+            (leadership, state) = onReplica { $0.leadershipAndState }
         }
+        return try decide(request, in: state)
+    }
+
+    /// `schedule` when it can be answered at once: nil if this node does not lead or was just
+    /// elected (then `schedule` answers, with the not-leader reply or after the wait).
+    func scheduleNow(_ request: ScheduleRequest) -> Result<Envelope.Body, WireError>? {
+        let (leadership, state) = onReplica { $0.leadershipAndState }
+        guard syncLeadership(leadership), leadership.isCurrent else { return nil }
+        do { return .success(try decide(request, in: state)) } catch { return .failure(error) }
+    }
+
+    private func decide(_ request: ScheduleRequest, in state: SchedulerStateMachine) throws(WireError) -> Envelope.Body {
         let now = ContinuousClock.now
         soft.scheduling(request.requestID)
         soft.router.configuration = policy(of: state)
@@ -246,10 +275,16 @@ public actor SchedulerNode {
     }
 
     func finish(_ request: FinishRequest) async -> Envelope.Body {
-        guard await leads() else { return await notLeaderReply() }
-        soft.finished(request.instanceID, request: request.requestID)
-        await signalCapacityIfWaiting(request.instanceID)
+        guard finishNow(request) else { return await notLeaderReply() }
         return .ack(Ack())
+    }
+
+    /// Frees what the request held; false (and nothing done) if this node does not lead.
+    func finishNow(_ request: FinishRequest) -> Bool {
+        guard syncLeadership(onReplica { $0.leadership }) else { return false }
+        soft.finished(request.instanceID, request: request.requestID)
+        signalCapacityIfWaiting(request.instanceID)
+        return true
     }
 
     func register(_ request: RegisterInstance) async throws -> Envelope.Body {
@@ -327,7 +362,7 @@ public actor SchedulerNode {
                 running: Int(report.running), waiting: Int(report.waiting), kvUsage: report.kvUsage,
                 promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS),
             healthy: healthy, at: .now)
-        await signalCapacityIfWaiting(report.instanceID)
+        signalCapacityIfWaiting(report.instanceID)
         if !healthy, record.state != .down {
             proposeInBackground(
                 .setInstanceState(id: record.id, state: .down, reason: "agent reports the engine \(report.health)", atUnixMilliseconds: unixMilliseconds()))

@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import Raft
 import SchedulerCore
 
@@ -7,6 +9,10 @@ import SchedulerCore
 ///
 /// Storage writes run on the actor: a write holds up this replica's other work for the length
 /// of an fsync, which is the point (nothing may be sent before it is durable).
+///
+/// The actor runs on one NIO event loop (`loop`), the one its node's wire server serves every
+/// connection on: a `schedule` call is then answered inside the read of its frame, with no task
+/// and no thread switch (see `SchedulerService.answerOnLoop`).
 public actor SchedulerReplica {
     public struct Status: Sendable, Equatable {
         public var id: NodeID
@@ -36,11 +42,17 @@ public actor SchedulerReplica {
     /// only the newest signal: a reader looks at `state` afterwards, so missed signals lose nothing.
     public nonisolated let changes: AsyncStream<Void>
     private let changed: AsyncStream<Void>.Continuation
+    /// The event loop this actor (and its node) runs on.
+    public nonisolated let loop: any EventLoop
+    private nonisolated let executor: any SerialExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     public init(
         config: RaftConfig, storage: sending any RaftStorage, transport: any RaftTransport, compactEvery: UInt64 = 10_000,
-        compactEveryBytes: Int = 64 << 20
+        compactEveryBytes: Int = 64 << 20, loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
     ) throws {
+        self.loop = loop
+        executor = loop.executor
         let persisted = try storage.load()
         node = try RaftNode(config: config, persisted: persisted)
         self.storage = storage

@@ -77,14 +77,34 @@ struct SchedulerService: WireService {
         }
     }
 
+    /// `schedule` and `finish` on the data path are answered where they are read: the server's
+    /// connections run on the node's event loop (see `SchedulerNode.unownedExecutor`).
+    func answerOnLoop(_ request: Envelope.Body, from peer: PeerIdentity) -> Result<Envelope.Body, WireError>? {
+        guard node.loop.inEventLoop else { return nil }
+        switch request {
+        case .scheduleRequest(let schedule): return node.assumeIsolated { $0.scheduleNow(schedule) }
+        case .finishRequest(let finish): return node.assumeIsolated { $0.finishNow(finish) } ? .success(.ack(Ack())) : nil
+        default: return nil
+        }
+    }
+
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
+        let onLoop = node.loop.inEventLoop
         if case .finishRequest(let finish) = message {
-            finishInbound.yield(finish)
+            if onLoop {
+                _ = node.assumeIsolated { $0.finishNow(finish) }  // a follower drops it, as `finish` does
+            } else {
+                finishInbound.yield(finish)
+            }
             return
         }
         guard peer.role == .scheduler, case .raftMessage(let wire) = message,
             let core = try? RaftWireMapping.core(wire)
         else { return }
-        raftInbound.yield(core)
+        if onLoop {
+            node.assumeIsolated { node in node.onReplica { try? $0.receive(core) } }
+        } else {
+            raftInbound.yield(core)
+        }
     }
 }

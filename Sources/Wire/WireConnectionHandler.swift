@@ -282,6 +282,16 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard service != nil else {
             return writeNow(Envelope(callID: id, body: .error(ErrorMessage(code: .unimplemented, message: "this \(configuration.role) serves no \(body.name) calls"))))
         }
+        if body.kind == .request, let service, let peer, let answer = service.answerOnLoop(body, from: peer) {
+            let reply: Envelope.Body
+            switch answer {
+            case .success(let body) where body.kind == .reply: reply = body
+            case .success(let other): reply = .error(WireError(.internal, "the service answered \(body.name) with \(other.name), which is not a reply").body)
+            case .failure(let error): reply = .error(error.body)
+            }
+            // Inside channelRead: channelReadComplete flushes it with the other answers of this read.
+            return enqueue(Envelope(callID: id, body: reply), promise: nil) { _ in }
+        }
         guard inbound.count < configuration.maxConcurrentInboundCalls else {
             return writeNow(Envelope(callID: id, body: .error(ErrorMessage(
                 code: .overloaded, message: "more than \(configuration.maxConcurrentInboundCalls) calls open on this connection", retryAfterMs: 100))))

@@ -10,6 +10,11 @@ public protocol WireService: Sendable {
     /// Takes a one-way message (call id 0). Called on the connection's event loop in arrival
     /// order: it must not block; hand the message on (e.g. into an AsyncStream) and return.
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity)
+
+    /// Answers a request at once, on the connection's event loop as its frame is read, or
+    /// returns nil to have `handle` answer it in a task. For calls whose answer needs no wait
+    /// (a scheduler's `schedule`): it saves a task and two thread switches a call. It must not block.
+    func answerOnLoop(_ request: Envelope.Body, from peer: PeerIdentity) -> Result<Envelope.Body, WireError>?
 }
 
 extension WireService {
@@ -18,4 +23,6 @@ extension WireService {
     }
 
     public func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {}
+
+    public func answerOnLoop(_ request: Envelope.Body, from peer: PeerIdentity) -> Result<Envelope.Body, WireError>? { nil }
 }
