@@ -69,9 +69,7 @@ public actor SchedulerNode {
     /// Serves until cancelled, then returns.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         guard let me = config.member(id) else { return }
-        let (inbound, inboundQueue) = AsyncStream<Raft.Message>.makeStream(bufferingPolicy: .bufferingNewest(8192))
-        let (finishes, finishQueue) = AsyncStream<FinishRequest>.makeStream(bufferingPolicy: .bufferingNewest(65_536))
-        let service = SchedulerService(node: self, raftInbound: inboundQueue, finishInbound: finishQueue)
+        let service = SchedulerService(node: self)
         let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
         let server = try await WireServer.bind(
             host: me.host, port: me.port, configuration: wire, service: service, group: replica.loop, logger: logger)
@@ -82,18 +80,12 @@ public actor SchedulerNode {
             group.addTask { try await server.run() }
             group.addTask { await self.transport.run() }
             group.addTask {
-                for await message in inbound { try? await replica.receive(message) }
-            }
-            group.addTask {
                 for await peer in self.transport.reconnections { try? await replica.peerReconnected(peer) }
             }
             group.addTask {
                 for await _ in replica.changes { await self.publishTableIfChanged() }
             }
             group.addTask { await self.proposeBackgroundCommands() }
-            group.addTask {
-                for await finish in finishes { _ = await self.finish(finish) }
-            }
             group.addTask {
                 let clock = ContinuousClock()
                 var next = clock.now

@@ -4,9 +4,6 @@ import Wire
 /// The wire face of a scheduler node: routes each call to the node.
 struct SchedulerService: WireService {
     let node: SchedulerNode
-    let raftInbound: AsyncStream<Raft.Message>.Continuation
-    /// One-way FinishRequests (a gateway need not wait for their Ack), handed to the node in order.
-    let finishInbound: AsyncStream<FinishRequest>.Continuation
 
     func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
         switch request {
@@ -88,23 +85,27 @@ struct SchedulerService: WireService {
         }
     }
 
+    /// One-way FinishRequests (a gateway need not wait for their Ack) and Raft's messages, taken
+    /// in arrival order on the node's loop.
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
-        let onLoop = node.loop.inEventLoop
         if case .finishRequest(let finish) = message {
-            if onLoop {
-                _ = node.assumeIsolated { $0.finishNow(finish) }  // a follower drops it, as `finish` does
-            } else {
-                finishInbound.yield(finish)
-            }
+            onNode { _ = $0.finishNow(finish) }  // a follower drops it, as `finish` does
             return
         }
         guard peer.role == .scheduler, case .raftMessage(let wire) = message,
             let core = try? RaftWireMapping.core(wire)
         else { return }
-        if onLoop {
-            node.assumeIsolated { node in node.onReplica { try? $0.receive(core) } }
+        onNode { node in node.onReplica { try? $0.receive(core) } }
+    }
+
+    /// Runs `work` on the node at once when called on its loop (always, for the node's own
+    /// server); from anywhere else it is queued onto that loop, keeping the order.
+    private func onNode(_ work: @escaping @Sendable (isolated SchedulerNode) -> Void) {
+        let node = self.node
+        if node.loop.inEventLoop {
+            node.assumeIsolated(work)
         } else {
-            raftInbound.yield(core)
+            node.loop.execute { node.assumeIsolated(work) }
         }
     }
 }
