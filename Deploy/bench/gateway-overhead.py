@@ -3,9 +3,13 @@
 engine, against calling the engine directly, in one run, for Junction's gateway (with a real
 scheduler trio and agent) and for smg (the SGLang project's gateway), sglang-router and
 vllm-router from PyPI, each in front of the same engine. Load by wrk (POST, keep-alive), non-streaming and streaming, 1 and 32 connections.
-Router CPU time per request comes from /proc/PID/stat (steadier than throughput on 2 shared cores).
+Router CPU time per request comes from /proc/PID/stat (steadier than throughput on 2 shared cores);
+read and write system calls per request from /proc/PID/io (a count, whatever the machine's speed).
 
-    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH]
+    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH] [--only junction ...] [--perf]
+
+`--perf` records the Junction gateway's rows with `perf record -g` and prints its self time by
+symbol after the table (needs `perf`); `--only` limits the targets (the engine direct always runs).
 
 Needs: a release build (`swift build -c release --product junction`) and wrk (`make deps`). The
 routers are installed with pip into --routers-venv (default ~/.cache/junction/routers-venv) when
@@ -52,6 +56,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / HZ
 
 
+def io_syscalls(pid):
+    """Read- and write-family system calls the process has made (/proc/PID/io: syscr + syscw):
+    a count that does not depend on how fast the machine happens to be."""
+    fields = dict(line.split(": ") for line in open(f"/proc/{pid}/io").read().splitlines())
+    return int(fields["syscr"]) + int(fields["syscw"])
+
+
 def wrk(url, path, body, connections, seconds, work):
     script = os.path.join(work, "post.lua")
     with open(script, "w") as f:
@@ -90,7 +101,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only these targets (repeatable; the engine direct always runs): junction, smg, sglang-router, vllm-router")
+    parser.add_argument("--perf", action="store_true",
+                        help="record the Junction gateway's rows with `perf record -g -F 2000` and print where its time goes")
     args = parser.parse_args()
+    wanted = lambda name: not args.only or any(name.startswith(o) for o in args.only)
     ensure_routers(args.routers_venv)
     work = tempfile.mkdtemp(prefix="junction-overhead-")
     procs = []
@@ -109,18 +125,19 @@ def main():
         targets = {"direct (engine)": (engine, None)}
 
         # Junction: three schedulers, an agent, a gateway.
-        ports = {i: free_port() for i in (1, 2, 3)}
-        gateway_port = free_port()
-        config = os.path.join(work, "cluster.json")
-        json.dump({"cluster": {"secret": "overhead-bench-secret-0123",
-                               "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
-                   "scheduler": {"data_dir": os.path.join(work, "data-{id}")},
-                   "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}, open(config, "w"))
-        leaders = [start(f"scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i)]) for i in ports]
-        start("agent", [BINARY, "agent", "--engine", engine, "--config", config])
-        gateway = start("gateway", [BINARY, "gateway", "--config", config])
-        wait_http(f"http://127.0.0.1:{gateway_port}", "/ready")
-        targets["junction gateway"] = (f"http://127.0.0.1:{gateway_port}", [gateway] + leaders)
+        if wanted("junction"):
+            ports = {i: free_port() for i in (1, 2, 3)}
+            gateway_port = free_port()
+            config = os.path.join(work, "cluster.json")
+            json.dump({"cluster": {"secret": "overhead-bench-secret-0123",
+                                   "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
+                       "scheduler": {"data_dir": os.path.join(work, "data-{id}")},
+                       "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}, open(config, "w"))
+            leaders = [start(f"scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i)]) for i in ports]
+            start("agent", [BINARY, "agent", "--engine", engine, "--config", config])
+            gateway = start("gateway", [BINARY, "gateway", "--config", config])
+            wait_http(f"http://127.0.0.1:{gateway_port}", "/ready")
+            targets["junction gateway"] = (f"http://127.0.0.1:{gateway_port}", [gateway] + leaders)
 
         bin_dir = os.path.join(args.routers_venv, "bin")
         for name, argv in [
@@ -130,6 +147,8 @@ def main():
             ("vllm-router", [os.path.join(bin_dir, "vllm-router"), "--worker-urls", engine, "--policy", "round_robin",
                              "--log-level", "warning"]),
         ]:
+            if not wanted(name):
+                continue
             if not os.path.exists(argv[0]):
                 print(f"skipping {name}: not installed in {args.routers_venv}")
                 continue
@@ -146,23 +165,41 @@ def main():
         body = {"model": "tiny", "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": 1}
         stream_body = dict(body, max_tokens=16, stream=True, ignore_eos=True)
         rows = []
+        profiles = []
         for label, request in [("non-streaming, 1 token", body), ("streaming, 16 tokens", stream_body)]:
             for connections in (1, 32):
                 for name, (url, router_procs) in targets.items():
                     wrk(url, "/v1/chat/completions", json.dumps(request), connections, 2, work)  # warm-up
                     before = [cpu_seconds(p.pid) for p in router_procs or []]
+                    calls_before = [io_syscalls(p.pid) for p in router_procs or []]
+                    recorder = None
+                    if args.perf and name == "junction gateway":
+                        data = os.path.join(work, f"perf-{'stream' if request.get('stream') else 'unary'}-{connections}.data")
+                        recorder = subprocess.Popen(["perf", "record", "-q", "-g", "-F", "2000", "-o", data, "-p", str(router_procs[0].pid),
+                                                     "--", "sleep", str(args.seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     result = wrk(url, "/v1/chat/completions", json.dumps(request), connections, args.seconds, work)
                     after = [cpu_seconds(p.pid) for p in router_procs or []]
+                    calls = [(io_syscalls(p.pid) - b) / max(1, result["requests"]) for p, b in zip(router_procs or [], calls_before)]
+                    if recorder:
+                        recorder.wait()
+                        profiles.append((label, connections, data))
                     cpu = [(a - b) / max(1, result["requests"]) * 1e6 for a, b in zip(after, before)]
-                    rows.append((label, connections, name, result, cpu))
+                    rows.append((label, connections, name, result, cpu, calls))
         print(f"\nGateway overhead, {args.seconds} s per row, wrk with keep-alive, engine: junction engine-sim (tiny, speed 1000)\n")
-        print("| request | connections | target | req/s | p50 ms | p99 ms | added p50 ms | router CPU µs/request | errors |")
-        print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
-        for label, connections, name, result, cpu in rows:
-            direct = next(r for l, c, n, r, _ in rows if l == label and c == connections and n == "direct (engine)")
+        print("| request | connections | target | req/s | p50 ms | p99 ms | added p50 ms | router CPU µs/request | read+write syscalls/request | errors |")
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        for label, connections, name, result, cpu, calls in rows:
+            direct = next(r for l, c, n, r, *_ in rows if l == label and c == connections and n == "direct (engine)")
             cpu_text = "" if not cpu else f"{cpu[0]:.0f}" + (f" (+{sum(cpu[1:]):.0f} schedulers)" if len(cpu) > 1 else "")
+            calls_text = "" if not calls else f"{calls[0]:.1f}" + (f" (+{sum(calls[1:]):.1f} schedulers)" if len(calls) > 1 else "")
             print(f"| {label} | {connections} | {name} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | "
-                  f"{result['p50_ms'] - direct['p50_ms']:+.2f} | {cpu_text} | {result['errors']} |")
+                  f"{result['p50_ms'] - direct['p50_ms']:+.2f} | {cpu_text} | {calls_text} | {result['errors']} |")
+        for label, connections, data in profiles:
+            # Self time by symbol: where the gateway's own CPU goes, kernel included.
+            report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--percent-limit", "1.5",
+                                     "--stdio", "-g", "none"], capture_output=True, text=True).stdout
+            print(f"\nJunction gateway, {label}, {connections} connection(s): perf report --no-children ({data})\n")
+            print("\n".join(line for line in report.splitlines() if line.strip() and not line.startswith("#")))
     finally:
         for p in reversed(procs):
             if p.poll() is None:

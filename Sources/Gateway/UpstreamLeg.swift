@@ -14,6 +14,7 @@ final class UpstreamLeg: UpstreamDelegate {
     private let body: ByteBuffer
     private weak var owner: RequestRun?
     private var connection: UpstreamConnection?
+    private var dial: UpstreamPool.Dial?
     private var retriedOnFresh = false
     private var over = false
 
@@ -27,7 +28,8 @@ final class UpstreamLeg: UpstreamDelegate {
     }
 
     func start(fresh: Bool = false) {
-        pool.acquire(address, fresh: fresh) { [self] result in
+        dial = pool.acquire(address, fresh: fresh) { [self] result in
+            dial = nil
             guard !over else {
                 if case .success(let connection) = result { pool.checkIn(connection, reusable: true) }
                 return
@@ -52,6 +54,8 @@ final class UpstreamLeg: UpstreamDelegate {
     /// The owner let go of this leg: the connection closes, and the engine stops.
     func cancel() {
         over = true
+        dial?.abandon()
+        dial = nil
         connection?.abandon()
         connection = nil
     }

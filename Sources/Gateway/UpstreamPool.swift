@@ -20,27 +20,51 @@ final class UpstreamPool {
     }
 
     /// A connection to `address`: an idle one when there is one (unless `fresh`), else a new one.
-    /// `done` runs on the loop, at once for a pooled connection.
-    func acquire(_ address: EngineAddress, fresh: Bool, _ done: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        if !fresh, let connection = takeIdle(address) { return done(.success(connection)) }
+    /// `done` runs on the loop, at once for a pooled connection. The dial returned (nil for a
+    /// pooled connection) can be abandoned while it connects.
+    @discardableResult
+    func acquire(_ address: EngineAddress, fresh: Bool, _ done: @escaping (Result<UpstreamConnection, any Error>) -> Void) -> Dial? {
+        if !fresh, let connection = takeIdle(address) {
+            done(.success(connection))
+            return nil
+        }
         let connection = UpstreamConnection(address: address)
         let bound = NIOLoopBound(connection, eventLoop: loop)
+        let pending = Dial()
+        let boundDial = NIOLoopBound(pending, eventLoop: loop)
         let dial = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.autoRead, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Runs before the connect is issued: from here on, abandoning the dial
+                    // closes the socket that is still connecting.
+                    boundDial.value.channel = channel
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }
             }
             .connect(host: address.host, port: address.port)
         dial.assumeIsolated().whenComplete { result in
+            pending.channel = nil
             switch result {
             case .success: done(.success(connection))
             case .failure(let error): done(.failure(error))
             }
+        }
+        return pending
+    }
+
+    /// A connection being dialled. An engine that drops SYNs (a full accept queue, a black-holed
+    /// host) holds a dial until the connect timeout; a request whose client left must not.
+    final class Dial {
+        fileprivate var channel: (any Channel)?
+
+        /// Closes the connecting socket; the dial's `done` then sees a failure.
+        func abandon() {
+            channel?.close(promise: nil)
+            channel = nil
         }
     }
 

@@ -67,9 +67,12 @@ class Process:
 class Cluster:
     """`engines`: name -> engine-sim arguments. `agent_args`: name -> extra agent arguments, in
     which `{port}` stands for that engine's port. `engine_urls`: name -> a function of the
-    engine's URL giving the URL its agent registers (a recording proxy in front of it)."""
+    engine's URL giving the URL its agent registers (a recording proxy in front of it).
+    `agent_options`: the config file's `agent` section. `prepare`: called with the cluster
+    before any process starts (its directory and ports are known)."""
 
-    def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None):
+    def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None,
+                 agent_options=None, prepare=None):
         self.agent_args = agent_args or {}
         self.engine_urls = engine_urls or {}
         self.dir = tempfile.mkdtemp(prefix="junction-gw-")
@@ -86,11 +89,14 @@ class Cluster:
             "scheduler": {"data_dir": os.path.join(self.dir, "data-{id}"), "heartbeat_timeout_ms": 60000},
             "llm_gateway": gateway,
             "llm_scheduler": scheduler_options or {},
+            "agent": agent_options or {},
         }
         with open(self.config_path, "w") as f:
             json.dump(config, f)
         self.processes = {}
         try:
+            if prepare:
+                prepare(self)
             self._start(engines)
         except BaseException:
             # A cluster that did not come up must not leave its processes behind.
@@ -157,6 +163,9 @@ class Cluster:
     def logs(self):
         return "\n".join(p.tail() for p in self.processes.values())
 
+    def data_dir(self, i):
+        return os.path.join(self.dir, f"data-{i}")
+
     def stop(self):
         for process in self.processes.values():
             process.stop()
@@ -166,8 +175,8 @@ class Cluster:
 def cluster_factory():
     started = []
 
-    def make(engines, gateway_options=None):
-        cluster = Cluster(engines, gateway_options)
+    def make(engines, gateway_options=None, **options):
+        cluster = Cluster(engines, gateway_options, **options)
         started.append(cluster)
         return cluster
 

@@ -1,6 +1,7 @@
 """A request's lifecycle through a real gateway, at the stages where it used to leak: an engine
 that stops sending after its headers, and a client that goes away while its request is queued,
-awaiting an unstreamed answer, or streaming over WebSocket. The simulators' own /metrics say
+being scheduled, connecting to an engine, awaiting an unstreamed answer, or streaming, over HTTP
+and over WebSocket. The simulators' own /metrics say
 whether the engine kept working for a client that left."""
 import json
 import re
@@ -10,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from blackhole_front import BlackholeFront, connecting_sockets
 from conftest import API_KEY, Cluster
 from test_gateway_faults import hold_engine
 
@@ -180,3 +182,113 @@ def engine_counter(engine, name):
     text = httpx.get(engine + "/metrics").text
     match = re.search(rf'^vllm:{name}\{{[^}}]*\}} (\S+)$', text, re.M)
     return float(match.group(1)) if match else 0.0
+
+
+def no_slot_taken(cluster):
+    status = cluster.status()
+    return bool(status) and all(i["in_flight"] == 0 for i in status["instances"])
+
+
+def black_holed_cluster(cluster_factory):
+    """One engine behind a front that, once black-holed, lets no new connection complete; the
+    gateway's connect timeout is long, so only the client leaving can end a dial quickly."""
+    fronts = {}
+
+    def front(url):
+        fronts["a"] = BlackholeFront(url)
+        return fronts["a"].url
+
+    # The agent dials its engine on every sample and reads a hung dial as the engine gone once
+    # its scrape timeout passes: a long one keeps the instance routable while the test runs.
+    cluster = cluster_factory({"a": ["--dialect", "vllm", "--slowness", "5"]}, {"upstream_connect_timeout_ms": 30000},
+                              engine_urls={"a": front}, agent_options={"scrape_timeout_ms": 30000})
+    return cluster, fronts["a"]
+
+
+def test_a_client_that_leaves_while_its_request_connects_abandons_the_dial(cluster_factory):
+    cluster, front = black_holed_cluster(cluster_factory)
+    gateway = cluster.processes["gateway"].proc.pid
+    try:
+        front.black_hole()
+        sock = raw_request(cluster, {**LONG, "prompt": "dialled while the engine takes no connections"})
+        wait_for(lambda: connecting_sockets(gateway, front.port) >= 1, 10, "the gateway dialling the engine")
+        assert gateway_metric(cluster, "junction_gateway_requests_in_flight") == 1
+        sock.close()
+        # The connect timeout is 30 s: only the client leaving can end the dial this soon.
+        wait_for(lambda: connecting_sockets(gateway, front.port) == 0, 3, "the dial abandoned")
+        wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 3, "the gateway's in-flight gauge back to 0")
+        wait_for(lambda: no_slot_taken(cluster), 5, "the leader's in-flight count back to 0")
+        assert gateway_metric(cluster, "junction_gateway_retries_total") == 0, "the client leaving was taken for an engine failure"
+    finally:
+        front.stop()
+
+
+def test_a_websocket_client_that_leaves_while_its_request_connects_abandons_the_dial(cluster_factory):
+    from websockets.sync.client import connect
+
+    cluster, front = black_holed_cluster(cluster_factory)
+    gateway = cluster.processes["gateway"].proc.pid
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    try:
+        front.black_hole()
+        with connect(url, additional_headers=HEADERS) as ws:
+            ws.send(json.dumps({**LONG, "prompt": "dialled over a WebSocket while the engine takes no connections"}))
+            wait_for(lambda: connecting_sockets(gateway, front.port) >= 1, 10, "the gateway dialling the engine")
+        wait_for(lambda: connecting_sockets(gateway, front.port) == 0, 3, "the dial abandoned")
+        wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 3, "the gateway's in-flight gauge back to 0")
+        wait_for(lambda: no_slot_taken(cluster), 5, "the leader's in-flight count back to 0")
+        assert gateway_metric(cluster, "junction_gateway_retries_total") == 0, "the client leaving was taken for an engine failure"
+    finally:
+        front.stop()
+
+
+def test_a_websocket_client_that_leaves_while_queued_never_reaches_the_engine(cluster_factory):
+    from websockets.sync.client import connect
+
+    cluster = cluster_factory({"a": ["--dialect", "vllm", "--max-num-seqs", "1", "--slowness", "20"]},
+                              {"wait_schedule_timeout": 20000})
+    out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
+    assert "policy prefix-cache" in out, out
+    engine = cluster.engines["a"]
+    held = [hold_engine(engine, f"busy {i}") for i in range(2)]
+    wait_for(lambda: (cluster.status() or {"instances": [{}]})["instances"][0].get("load", {}).get("waiting", 0) >= 1, 5,
+             "the engine saturated")
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    with connect(url, additional_headers=HEADERS) as ws:
+        ws.send(json.dumps(LONG))
+        wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_pending") >= 1, 5, "the request waiting in the gateway's queue")
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_pending") == 0, 3, "the queue place given back")
+    for s in held:
+        s.close()
+    wait_for(lambda: engine_gauge(engine, "num_requests_running") == 0, 5, "the held requests aborted")
+    # Room again: a request still queued for the client that left would now start on the engine.
+    time.sleep(1.5)
+    assert engine_gauge(engine, "num_requests_running") == 0 and engine_gauge(engine, "num_requests_waiting") == 0
+    assert gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0
+
+
+def test_a_websocket_client_that_leaves_while_its_request_is_scheduled_leaves_no_slot_taken(cluster_factory):
+    # As over HTTP: the leader frozen while it is asked, the client gone before it answers.
+    import signal as signals
+    from websockets.sync.client import connect
+
+    cluster = cluster_factory({"a": ["--dialect", "vllm", "--slowness", "5"]})
+    engine = cluster.engines["a"]
+    leader = cluster.processes[f"scheduler-{cluster.status()['leader_id']}"]
+    prompts_before = engine_counter(engine, "prompt_tokens_total")
+    url = cluster.url.replace("http://", "ws://") + "/v1/ws"
+    with connect(url, additional_headers=HEADERS) as ws:
+        leader.proc.send_signal(signals.SIGSTOP)
+        try:
+            ws.send(json.dumps({**LONG, "prompt": "scheduled over a WebSocket while the leader is frozen"}))
+            time.sleep(0.1)
+        except BaseException:
+            leader.proc.send_signal(signals.SIGCONT)
+            raise
+    time.sleep(0.1)
+    leader.proc.send_signal(signals.SIGCONT)
+    wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 5, "the gateway's in-flight gauge back to 0")
+    wait_for(lambda: no_slot_taken(cluster), 5, "the leader's in-flight count back to 0")
+    time.sleep(0.5)
+    assert engine_gauge(engine, "num_requests_running") == 0
+    assert engine_counter(engine, "prompt_tokens_total") == prompts_before, "the engine computed a prompt for a client that left"
