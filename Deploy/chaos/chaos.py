@@ -342,6 +342,28 @@ def kill_leader(f):
     f.time("killed node restarted and caught up", f.wait_rejoined(node))
 
 
+def rolling_restart(f):
+    """Each scheduler in turn stopped with SIGTERM and started again once the others have a
+    leader; the leader last, as an operator would. A leader asked to stop hands leadership to a
+    caught-up follower first, so its going costs a hand-over, not an election timeout."""
+    c = f.cluster
+    leader, term, _ = require_leader(c)
+    for node in [n for n in sorted(c.schedulers) if n != leader] + [leader]:
+        found = c.leader()
+        was_leader = bool(found) and found[0] == node
+        f.log(f"  kill -TERM scheduler-{node}" + (f" (leader, term {found[1]})" if was_leader else ""))
+        t0 = time.time()
+        c.signal(f"scheduler-{node}", signal.SIGTERM)
+        stopped = wait_until(lambda: not c.alive(f"scheduler-{node}"), 10, since=t0)
+        f.time(f"scheduler-{node} stopped", stopped)
+        if was_leader:
+            gap = wait_until(lambda: (l := c.leader()) is not None and l[0] != node, 10, since=t0)
+            f.time("another leader, from the SIGTERM", gap, 1.0)
+        c.restart(f"scheduler-{node}")
+        f.time(f"scheduler-{node} restarted and caught up", f.wait_rejoined(node))
+    f.time("gateways routing by the scheduler after the last restart", f.wait_scheduled())
+
+
 def kill_follower(f):
     c = f.cluster
     leader, term, _ = require_leader(c)
@@ -574,6 +596,7 @@ FAULTS = {
     "kill-engine-mid-stream": kill_engine_mid_stream,
     "kill-gateway": kill_gateway,
     "partition-leader": partition_leader,
+    "rolling-restart": rolling_restart,
 }
 
 

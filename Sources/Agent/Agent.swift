@@ -9,8 +9,11 @@ import Wire
 
 /// `junction agent`: keeps one engine registered with the scheduler trio and streams its load.
 /// It finds the engine's kind and model, registers it with the leader (following redirects),
-/// then every scrape interval probes `/health`, scrapes `/metrics`, normalises and sends a
-/// `LoadReport`, which is also the instance's heartbeat. A lost stream, a leader change or an
+/// and runs two loops: every scrape interval it probes `/health` and scrapes `/metrics`, each
+/// with its own deadline (`observe`), and every report interval it sends a `LoadReport` of what
+/// it last observed (`report`), which is also the instance's heartbeat. The report loop never
+/// waits on the engine: a hung engine is reported unhealthy after `health_failures` deadlines,
+/// and the agent's reports (and so the leader's acknowledgements) keep flowing meanwhile. A lost stream, a leader change or an
 /// "unknown instance" answer sends it back to registering, after a jittered backoff. On a
 /// graceful shutdown it drains the instance, waits for the engine to go idle (bounded), and
 /// deregisters it. It only reads from the engine.
@@ -24,6 +27,8 @@ public actor Agent {
     private var identity: EngineIdentity?
     private var sequence: UInt64 = 0
     private var lastLoad = NormalisedLoad()
+    /// When the last observation of the engine ended (a report carries its age).
+    private var observedAt = ContinuousClock.now
     private let started = ContinuousClock.now
 
     struct EngineIdentity: Sendable {
@@ -53,6 +58,7 @@ public actor Agent {
             outer.addTask { await leader.run() }
             await withTaskGroup { inner in
                 inner.addTask { await self.mainLoop() }
+                inner.addTask { await self.observeContinuously() }
                 inner.addTask { await waitForShutdown() }
                 await inner.next()
                 inner.cancelAll()
@@ -73,6 +79,8 @@ public actor Agent {
                     try? await Task.sleep(for: interval)
                     continue
                 }
+                // The first report then carries the engine's health, not "unknown".
+                await observe()
             }
             do {
                 let reportEvery = try await register()
@@ -184,7 +192,7 @@ public actor Agent {
                 let clock = ContinuousClock()
                 var next = clock.now
                 while true {
-                    try await stream.send(.loadReport(await self.sample()))
+                    try await stream.send(.loadReport(await self.report()))
                     next = next.advanced(by: period)
                     if next < clock.now { next = clock.now }
                     try await Task.sleep(until: next, clock: clock)
@@ -195,8 +203,27 @@ public actor Agent {
         }
     }
 
-    /// Probes and scrapes the engine (concurrently) and builds the report.
+    /// Observes the engine every scrape interval until cancelled, each observation bounded by
+    /// the scrape timeout; missed intervals are not made up in a burst.
+    private func observeContinuously() async {
+        let clock = ContinuousClock()
+        var next = clock.now
+        while !Task.isCancelled {
+            if identity != nil { await observe() }
+            next = max(next.advanced(by: interval), clock.now)
+            do { try await Task.sleep(until: next, clock: clock) } catch { return }
+        }
+    }
+
+    /// What the agent last observed, as the report it sends now.
     func sample() async -> LoadReport {
+        await observe()
+        return report()
+    }
+
+    /// Probes and scrapes the engine (concurrently), each with its deadline, and records the
+    /// outcome in the health tracker and the last load.
+    private func observe() async {
         let engine = self.engine
         let probed: HealthTracker.Probe
         let page: Result<Exposition, EngineClient.Failure>
@@ -208,6 +235,7 @@ public actor Agent {
             (probed, page) = (.refused, .failure(.unreachable("connection refused")))
         }
         let scrapedAt = ContinuousClock.now
+        observedAt = scrapedAt
         var outcome = probed
         switch page {
         case .success(let exposition):
@@ -220,6 +248,10 @@ public actor Agent {
         if health.record(outcome) {
             logger.notice("engine health changed", metadata: ["engine": "\(configuration.engineURL)", "health": "\(health.health)"])
         }
+    }
+
+    /// A report of the last observation; never waits on the engine.
+    private func report() -> LoadReport {
         sequence += 1
         let healthy = health.health == .healthy
         return LoadReport(
@@ -227,7 +259,7 @@ public actor Agent {
             running: healthy ? UInt32(clamping: lastLoad.running) : 0, waiting: healthy ? UInt32(clamping: lastLoad.waiting) : 0,
             kvUsage: healthy ? lastLoad.kvUsage : 0, promptTokensPerS: healthy ? lastLoad.promptTokensPerSecond : 0,
             generationTokensPerS: healthy ? lastLoad.generationTokensPerSecond : 0, prefixCacheHitRate: lastLoad.prefixCacheHitRate,
-            kvCapacityTokens: lastLoad.kvCapacityTokens, scrapeAgeMs: UInt32(clamping: Int((ContinuousClock.now - scrapedAt) / .milliseconds(1))),
+            kvCapacityTokens: lastLoad.kvCapacityTokens, scrapeAgeMs: UInt32(clamping: Int((ContinuousClock.now - observedAt) / .milliseconds(1))),
             sentUnixMs: UInt64(Date().timeIntervalSince1970 * 1000))
     }
 

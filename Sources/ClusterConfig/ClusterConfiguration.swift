@@ -14,13 +14,19 @@ public struct ClusterConfiguration: Sendable, Equatable {
 
     public var secret: String
     public var members: [Member]
+    /// Keys of the file that Junction accepts but does not use (the seed's deployment keys):
+    /// each process says so once at start-up.
+    public var unusedKeys: [String] = []
 
     public init(secret: String, members: [Member]) {
         self.secret = secret
         self.members = members
     }
 
+    /// Checks the whole file against `ConfigSchema` first: every process refuses a file with an
+    /// unknown key, whichever section it is in.
     public static func parse(_ root: [String: Any]) throws(ConfigError) -> ClusterConfiguration {
+        let unused = try ConfigSchema.validate(root)
         let cluster = try ConfigFile.object(root, "cluster", required: true)!
         guard let secret = cluster["secret"] as? String, secret.count >= 16 else {
             throw ConfigError(key: "cluster.secret", reason: "required: a string of at least 16 characters")
@@ -42,7 +48,9 @@ public struct ClusterConfiguration: Sendable, Equatable {
             }
             members.append(Member(id: memberID, host: host, port: port))
         }
-        return ClusterConfiguration(secret: secret, members: members)
+        var parsed = ClusterConfiguration(secret: secret, members: members)
+        parsed.unusedKeys = unused
+        return parsed
     }
 
     public func member(_ id: UInt64) -> Member? { members.first { $0.id == id } }

@@ -113,6 +113,16 @@ public struct GatewayConfiguration: Sendable {
             section, "llm_gateway.upstream_idle_timeout_ms", default: 4_000, range: 10...3_600_000)
         config.upstreamMaxIdlePerEngine = try ConfigFile.int(
             section, "llm_gateway.upstream_max_idle_per_engine", default: 64, range: 0...100_000)
+        guard config.upstreamConnectTimeoutMilliseconds < config.upstreamTimeoutMilliseconds else {
+            throw ConfigError(
+                key: "llm_gateway.upstream_connect_timeout_ms",
+                reason: "less than llm_gateway.upstream_timeout_ms (\(config.upstreamTimeoutMilliseconds)): a connect may not outlast the whole request")
+        }
+        guard config.waitScheduleTimeoutMilliseconds == 0 || config.waitScheduleTryPeriodMilliseconds <= config.waitScheduleTimeoutMilliseconds else {
+            throw ConfigError(
+                key: "llm_gateway.wait_schedule_try_period",
+                reason: "at most llm_gateway.wait_schedule_timeout (\(config.waitScheduleTimeoutMilliseconds)): a waiting request would give up before it asked again")
+        }
         if let flow = try ConfigFile.string(section, "llm_gateway.pd_handoff"), flow != "auto" {
             guard let known = HandoffFlow(rawValue: flow) else {
                 throw ConfigError(key: "llm_gateway.pd_handoff", reason: "one of auto, vllm, sglang")

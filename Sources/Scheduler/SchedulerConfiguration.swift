@@ -22,6 +22,8 @@ public struct SchedulerConfiguration: Sendable {
     /// Where this node dials a peer when that is not the peer's cluster address (a relay, or a
     /// separate replication network); `scheduler.peer_addresses`.
     public var peerAddresses: [NodeID: (host: String, port: Int)] = [:]
+    /// The seed's keys the file has and Junction does not use (`ConfigSchema.acceptedUnused`).
+    public var unusedConfigKeys: [String] = []
 
     /// Reads the file; `{id}` in `scheduler.data_dir` becomes the node's id.
     public static func load(path: String, id: NodeID) throws(ConfigError) -> SchedulerConfiguration {
@@ -41,11 +43,17 @@ public struct SchedulerConfiguration: Sendable {
         }
         var config = SchedulerConfiguration(
             members: members, secret: secret, dataDirectory: dataDir.replacingOccurrences(of: "{id}", with: String(id)))
+        config.unusedConfigKeys = cluster.unusedKeys
         config.tickMilliseconds = try ConfigFile.int(scheduler, "scheduler.tick_ms", default: 50, range: 5...5_000)
         config.electionTicks = try ConfigFile.int(scheduler, "scheduler.election_ticks", default: 8, range: 3...1_000)
         config.heartbeatTimeoutMilliseconds = try ConfigFile.int(scheduler, "scheduler.heartbeat_timeout_ms", default: 3_000, range: 100...600_000)
         config.reportIntervalMilliseconds = try ConfigFile.int(scheduler, "scheduler.report_interval_ms", default: 250, range: 10...60_000)
         config.affinityBatchMilliseconds = try ConfigFile.int(scheduler, "scheduler.affinity_batch_ms", default: 100, range: 5...10_000)
+        guard config.heartbeatTimeoutMilliseconds >= 2 * config.reportIntervalMilliseconds else {
+            throw ConfigError(
+                key: "scheduler.heartbeat_timeout_ms",
+                reason: "at least twice scheduler.report_interval_ms (\(config.reportIntervalMilliseconds)): shorter, an instance is marked down between two of its agent's reports")
+        }
         if let overrides = scheduler["peer_addresses"] {
             guard let overrides = overrides as? [String: Any] else {
                 throw ConfigError(key: "scheduler.peer_addresses", reason: "an object of \"peer id\": \"host:port\"")

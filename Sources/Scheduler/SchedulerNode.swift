@@ -44,7 +44,8 @@ public actor SchedulerNode {
         try replica.assumeIsolated(operation)
     }
 
-    public init(config: SchedulerConfiguration, id: NodeID, logger: Logger) throws {
+    /// `onStorageFailure`: what to do when this node's storage fails; nil: `failStop`.
+    public init(config: SchedulerConfiguration, id: NodeID, logger: Logger, onStorageFailure: (@Sendable (String) -> Void)? = nil) throws {
         self.config = config
         self.id = id
         self.logger = logger
@@ -61,9 +62,49 @@ public actor SchedulerNode {
             configuration: wire, logger: logger)
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let storage = try FileStorage(directory: config.dataDirectory)
-        replica = try SchedulerReplica(config: raft, storage: storage, transport: transport)
+        replica = try SchedulerReplica(
+            config: raft, storage: storage, transport: transport,
+            onStorageFailure: onStorageFailure ?? Self.failStop(logger: logger, dataDirectory: config.dataDirectory))
         soft = LeaderSoftState(policy: config.policy, seed: 0)
         (backgroundProposals, backgroundProposalQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
+    }
+
+    /// The production answer to a storage fault: say so at error level, naming the file and the
+    /// system's error, and exit at once with EX_IOERR (74), for a supervisor to restart the node
+    /// from what is on disk. Exiting rather than limping on: the peers elect a new leader within
+    /// an election timeout, where a node that answers but cannot persist would go on calling
+    /// itself leader while the others moved on without it.
+    static func failStop(logger: Logger, dataDirectory: String) -> @Sendable (String) -> Void {
+        { why in
+            logger.error("storage failed: this node stops", metadata: ["error": "\(why)", "data_dir": "\(dataDirectory)"])
+            // _exit, not exit: the other threads keep running, and exit's teardown of globals
+            // under them could crash the process and hide the reason from its supervisor.
+            fflush(nil)
+            _exit(74)
+        }
+    }
+
+    /// Before a graceful stop: a leader hands leadership to its most caught-up follower and
+    /// waits (at most two election timeouts) until it no longer leads, so the others need no
+    /// election timeout to notice it went. A follower returns at once.
+    public func handOverLeadership() async {
+        let target: NodeID?
+        do { target = try onReplica { try $0.handOverLeadership() } } catch {
+            logger.warning("could not hand leadership over", metadata: ["error": "\(error)"])
+            return
+        }
+        guard let target else { return }
+        logger.notice("stopping: handing leadership over", metadata: ["to": "\(target)"])
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(2 * config.electionTicks * config.tickMilliseconds)
+        while clock.now < deadline, onReplica({ $0.isLeader }) {
+            try? await Task.sleep(for: .milliseconds(config.tickMilliseconds))
+        }
+        if onReplica({ $0.isLeader }) {
+            logger.warning("stopping while still leader: the hand-over did not complete", metadata: ["to": "\(target)"])
+        } else {
+            logger.notice("leadership handed over", metadata: ["to": "\(target)"])
+        }
     }
 
     /// Serves until cancelled, then returns.

@@ -10,6 +10,11 @@ import SchedulerCore
 /// Storage writes run on the actor: a write holds up this replica's other work for the length
 /// of an fsync, which is the point (nothing may be sent before it is durable).
 ///
+/// A storage fault stops the replica for good (fail-stop): a node that cannot persist must not
+/// answer as a leader, acknowledge entries or vote, since what it promised would be lost. It
+/// reports the fault once to `onStorageFailure` (the process logs it and exits, and a
+/// supervisor restarts it from what is on disk); until then it leads nothing and its tick throws.
+///
 /// The actor runs on one NIO event loop (`loop`), the one its node's wire server serves every
 /// connection on: a `schedule` call is then answered inside the read of its frame, with no task
 /// and no thread switch (see `SchedulerService.answerOnLoop`).
@@ -38,6 +43,9 @@ public actor SchedulerReplica {
     private var reads: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     private var nextReadContext: UInt64 = 1
     private var stopped = false
+    /// The storage fault that stopped this replica, naming the file and the system's error.
+    public private(set) var storageFailure: String?
+    private nonisolated let onStorageFailure: @Sendable (String) -> Void
     /// Signals that the state machine changed (entries applied or a snapshot installed). It keeps
     /// only the newest signal: a reader looks at `state` afterwards, so missed signals lose nothing.
     public nonisolated let changes: AsyncStream<Void>
@@ -49,9 +57,11 @@ public actor SchedulerReplica {
 
     public init(
         config: RaftConfig, storage: sending any RaftStorage, transport: any RaftTransport, compactEvery: UInt64 = 10_000,
-        compactEveryBytes: Int = 64 << 20, loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
+        compactEveryBytes: Int = 64 << 20, loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next(),
+        onStorageFailure: @escaping @Sendable (String) -> Void = { _ in }
     ) throws {
         self.loop = loop
+        self.onStorageFailure = onStorageFailure
         executor = loop.executor
         let persisted = try storage.load()
         node = try RaftNode(config: config, persisted: persisted)
@@ -75,11 +85,11 @@ public actor SchedulerReplica {
             }
         }
         return Status(
-            id: node.id, role: node.role, term: node.term, leader: node.leader == 0 ? nil : node.leader,
+            id: node.id, role: stopped ? .follower : node.role, term: node.term, leader: node.leader == 0 ? nil : node.leader,
             commitIndex: node.commitIndex, appliedIndex: node.appliedIndex, lastIndex: node.lastIndex, progress: progress)
     }
 
-    public var isLeader: Bool { node.role == .leader }
+    public var isLeader: Bool { !stopped && node.role == .leader }
 
     /// This node's part in the group, read in one hop by every call that only a leader answers.
     public struct Leadership: Sendable, Equatable {
@@ -92,7 +102,7 @@ public actor SchedulerReplica {
     }
 
     public var leadership: Leadership {
-        let isLeader = node.role == .leader
+        let isLeader = !stopped && node.role == .leader
         return Leadership(
             isLeader: isLeader, term: node.term,
             isCurrent: isLeader && node.term(at: node.commitIndex) == node.term && node.appliedIndex == node.commitIndex)
@@ -103,6 +113,7 @@ public actor SchedulerReplica {
 
     /// One unit of logical time (the shell calls it every tick interval).
     public func tick() throws {
+        if let storageFailure { throw ReplicaError.storage(storageFailure) }
         guard !stopped else { return }
         node.tick()
         try drain()
@@ -157,6 +168,19 @@ public actor SchedulerReplica {
         }
     }
 
+    /// Asks the follower with the most of the log to take over, if this replica leads: the
+    /// first step of a graceful stop, so a rolling restart costs one short hand-over instead of
+    /// an election timeout of fallback. Returns the follower asked, nil when not leading.
+    public func handOverLeadership() throws -> NodeID? {
+        guard !stopped, node.role == .leader else { return nil }
+        let followers = node.membership.voters.filter { $0 != node.id }.sorted()
+        guard let target = followers.max(by: { (node.replicationProgress(of: $0)?.match ?? 0) < (node.replicationProgress(of: $1)?.match ?? 0) })
+        else { return nil }
+        try? node.transferLeadership(to: target)
+        try drain()
+        return target
+    }
+
     public func stop() {
         stopped = true
         changed.finish()
@@ -172,10 +196,8 @@ public actor SchedulerReplica {
                 do {
                     try storage.persist(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot)
                 } catch {
-                    // A replica that cannot write must not go on: it would acknowledge what it lost.
-                    stopped = true
-                    failAll(ReplicaError.storage("\(error)"))
-                    throw ReplicaError.storage("\(error)")
+                    // Nothing of this Ready may go out: its messages promise what was not written.
+                    throw storageFailed(error)
                 }
             }
             for message in ready.messages { transport.send(message) }
@@ -225,7 +247,20 @@ public actor SchedulerReplica {
         guard node.appliedIndex >= since + compactEvery || bytesSinceSnapshot >= compactEveryBytes else { return }
         bytesSinceSnapshot = 0
         let snapshot = try node.compact(through: node.appliedIndex, data: SchedulerCommandCoding.encode(state.snapshot))
-        do { try storage.saveCompactionSnapshot(snapshot) } catch { throw ReplicaError.storage("\(error)") }
+        do { try storage.saveCompactionSnapshot(snapshot) } catch { throw storageFailed(error) }
+    }
+
+    /// Stops the replica for good and reports the fault, once.
+    private func storageFailed(_ error: any Error) -> ReplicaError {
+        let why = "\(error)"
+        if storageFailure == nil {
+            storageFailure = why
+            stopped = true
+            changed.finish()
+            failAll(ReplicaError.storage(why))
+            onStorageFailure(why)
+        }
+        return .storage(storageFailure ?? why)
     }
 
     private func failAll(_ error: any Error) {

@@ -33,6 +33,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "agent-\(configuration.instanceID)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+        ConfigCommand.noteUnused(configuration.cluster.unusedKeys, logger: logger)
         let agent = Agent(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             services: [AgentService(agent: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

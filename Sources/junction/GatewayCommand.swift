@@ -24,6 +24,7 @@ struct GatewayCommand: AsyncParsableCommand {
             of: "{name}", with: configuration.name ?? "\(configuration.host)-\(configuration.port)")
         var logger = Logger(label: "gateway")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+        ConfigCommand.noteUnused(configuration.cluster.unusedKeys, logger: logger)
         try await GatewayServer.run(configuration, logger: logger)
     }
 }

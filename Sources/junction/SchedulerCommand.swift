@@ -19,6 +19,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         do { configuration = try SchedulerConfiguration.load(path: config, id: id) } catch { throw ValidationError(error.description) }
         var logger = Logger(label: "scheduler-\(id)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+        ConfigCommand.noteUnused(configuration.unusedConfigKeys, logger: logger)
         let node = try SchedulerNode(config: configuration, id: id, logger: logger)
         let group = ServiceGroup(
             services: [SchedulerNodeService(node: node, id: id)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -26,17 +27,32 @@ struct SchedulerCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs the node until SIGTERM or SIGINT. A scheduler holds no request state worth draining:
-/// it stops at once and the others elect a new leader.
+/// Runs the node until SIGTERM or SIGINT. A scheduler holds no request state worth draining,
+/// but a leader first hands leadership to a caught-up follower (bounded by two election
+/// timeouts) while it still serves, so its peers take over without waiting out an election.
 struct SchedulerNodeService: Service {
     let node: SchedulerNode
     let id: UInt64
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await node.run { port in
-                print("scheduler \(id) listening on port \(port)")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await node.run { port in
+                    print("scheduler \(id) listening on port \(port)")
+                }
             }
+            group.addTask {
+                // Returns when a stop is asked for; throws if this service is cancelled first.
+                try await gracefulShutdown()
+                await node.handOverLeadership()
+                throw CancellationError()
+            }
+            do {
+                try await group.next()
+            } catch is CancellationError {
+                // The hand-over ran (or the service was cancelled): stop serving.
+            }
+            group.cancelAll()
         }
     }
 }

@@ -20,7 +20,10 @@ struct SingleNode {
         let config = try SchedulerConfiguration.parse(
             [
                 "cluster": ["secret": "single-node-test-secret", "schedulers": [["id": 1, "address": "127.0.0.1:\(try freeLoopbackPort())"]]],
-                "scheduler": ["data_dir": directory, "tick_ms": 10, "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds],
+                "scheduler": [
+                    "data_dir": directory, "tick_ms": 10, "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds,
+                    "report_interval_ms": min(250, heartbeatTimeoutMilliseconds / 2),
+                ],
                 "llm_scheduler": ["policy": policy],
             ], id: 1)
         let node = try SchedulerNode(config: config, id: 1, logger: Logger(label: "test-node"))

@@ -81,7 +81,7 @@ def test_websocket_through_the_balancer_on_reused_connections(local):
             assert messages and messages[0]["object"] == "text_completion"
 
 
-@pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader"])
+@pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader", "rolling-restart"])
 def test_a_fault_under_load_loses_nothing(local, fault):
     result = local(f"Deploy/chaos/{fault}.sh", "--seed", "7", "--workers", "6", "--no-time-targets")
     assert result.returncode == 0, result.stdout + result.stderr

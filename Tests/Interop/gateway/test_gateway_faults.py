@@ -163,3 +163,38 @@ def test_a_stream_cut_before_its_first_chunk_is_retried_elsewhere(cluster_factor
     metrics = httpx.get(cluster.url + "/metrics").text
     errors = re.search(r'^junction_gateway_upstream_errors_total\{instance="b"\} (\S+)$', metrics, re.M)
     assert errors and float(errors.group(1)) >= 1, "b was never tried, so nothing was retried"
+
+
+def test_a_hung_engine_is_out_of_rotation_within_seconds_and_its_agent_registers_once(cluster_factory):
+    # The engine accepts connections and never answers. Its agent's probes time out
+    # (scrape_timeout_ms 1000, health_failures 2), while its reports keep flowing: the leader
+    # marks the instance down, and the agent does not take its own wait for a lost scheduler.
+    cluster = cluster_factory({"a": ["--dialect", "vllm"], "b": ["--dialect", "vllm"]})
+    engine = cluster.engines["a"]
+
+    def state(name):
+        status = cluster.status() or {"instances": []}
+        return next((i["state"] for i in status["instances"] if i["id"] == name), None)
+
+    assert httpx.post(engine + "/admin/faults", json={"hang": True}).status_code == 200
+    hung_at = time.time()
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline and state("a") == "up":
+            time.sleep(0.05)
+        out_after = time.time() - hung_at
+        assert state("a") != "up", cluster.logs()
+        print(f"hung engine out of rotation after {out_after:.2f} s")
+        replies = [complete(cluster, f"while a hangs {i}") for i in range(6)]
+        assert [r.status_code for r in replies] == [200] * 6
+        assert {r.headers["x-junction-instance"] for r in replies} == {"b"}
+        time.sleep(2.0)  # long enough for the re-registrations the old agent made every second
+    finally:
+        httpx.delete(engine + "/admin/faults")
+    log = open(cluster.processes["agent-a"].log_path, errors="replace").read()
+    registrations = [line for line in log.splitlines() if line.endswith("] registered")]
+    assert len(registrations) == 1, "\n".join(log.splitlines()[-20:])
+    deadline = time.time() + 10
+    while time.time() < deadline and state("a") != "up":
+        time.sleep(0.05)
+    assert state("a") == "up", "the engine did not come back once it answered again"
