@@ -23,6 +23,8 @@ public struct GatewayConfiguration: Sendable {
     public var schedulerTimeoutMilliseconds = 300
     /// Bytes of canonical prompt per hashed chunk (about 64 tokens at 4 bytes a token).
     public var chunkBytes = 256
+    /// The most prefix chunks a request is routed on (`llm_gateway.max_prefix_chunks`).
+    public var maxPrefixChunks = 2_048
     /// Where the last instance table is kept, so a restarted gateway routes while no scheduler answers.
     public var tableCachePath: String?
     public var upstreamConnectTimeoutMilliseconds = 2_000
@@ -94,6 +96,7 @@ public struct GatewayConfiguration: Sendable {
         config.schedulerTimeoutMilliseconds = try ConfigFile.int(
             section, "llm_gateway.scheduler_timeout_ms", default: 300, range: 10...60_000)
         config.chunkBytes = try ConfigFile.int(section, "llm_gateway.chunk_bytes", default: 256, range: 16...65_536)
+        config.maxPrefixChunks = try ConfigFile.int(section, "llm_gateway.max_prefix_chunks", default: 2_048, range: 1...8_192)
         config.tableCachePath = try ConfigFile.string(section, "llm_gateway.table_cache_path")
         config.upstreamConnectTimeoutMilliseconds = try ConfigFile.int(
             section, "llm_gateway.upstream_connect_timeout_ms", default: 2_000, range: 10...60_000)

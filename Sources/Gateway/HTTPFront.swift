@@ -177,7 +177,8 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         guard shared.authorized(authorization) else { return refuse(.unauthorized()) }
         guard !tooLarge else { return refuse(.tooLarge(limit: shared.config.maxBodyBytes)) }
         let features: RequestFeatures
-        do { features = try RequestFeatures.read(Array(buffer: body), kind: kind, chunkBytes: shared.config.chunkBytes) } catch {
+        do { features = try RequestFeatures.read(
+            Array(buffer: body), kind: kind, chunkBytes: shared.config.chunkBytes, maxPrefixChunks: shared.config.maxPrefixChunks) } catch {
             return refuse(error)
         }
         let run = RequestRun(

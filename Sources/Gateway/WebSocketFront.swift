@@ -107,7 +107,8 @@ final class WebSocketFront: ChannelInboundHandler, ClientSink {
             let body = Array(buffer: message)
             let kind: RequestFeatures.Kind = message.readableBytesView.firstRange(of: Array("\"messages\"".utf8)) != nil ? .chat : .completion
             let features: RequestFeatures
-            do { features = try RequestFeatures.read(body, kind: kind, chunkBytes: shared.config.chunkBytes) } catch {
+            do { features = try RequestFeatures.read(
+                body, kind: kind, chunkBytes: shared.config.chunkBytes, maxPrefixChunks: shared.config.maxPrefixChunks) } catch {
                 shared.metrics.answered(path: "/v1/ws", status: error.status, instance: nil)
                 answerError(error)
                 continue

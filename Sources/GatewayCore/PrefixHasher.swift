@@ -3,13 +3,14 @@
 /// chunks are hashed (engines cache only full blocks). FNV-1a 64: stable across processes and
 /// machines (Swift's `Hasher` is seeded per process), so every gateway computes the same chain.
 public enum PrefixHasher {
-    public static func chain(_ text: [UInt8], chunkBytes: Int) -> [UInt64] {
-        guard chunkBytes > 0 else { return [] }
+    /// At most `maxChunks` hashes: the text beyond is not routed on.
+    public static func chain(_ text: [UInt8], chunkBytes: Int, maxChunks: Int = .max) -> [UInt64] {
+        guard chunkBytes > 0, maxChunks > 0 else { return [] }
         var hashes: [UInt64] = []
-        hashes.reserveCapacity(text.count / chunkBytes)
+        hashes.reserveCapacity(min(maxChunks, text.count / chunkBytes))
         var previous: UInt64 = 0
         var start = 0
-        while start + chunkBytes <= text.count {
+        while start + chunkBytes <= text.count, hashes.count < maxChunks {
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
             for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((previous >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
             for index in start..<(start + chunkBytes) { hash = (hash ^ UInt64(text[index])) &* 0x0000_0100_0000_01b3 }

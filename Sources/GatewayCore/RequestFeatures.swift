@@ -21,7 +21,9 @@ public struct RequestFeatures: Sendable, Equatable {
     public var splittable = true
 
     /// Reads an OpenAI request body. `kind` comes from the route.
-    public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int) throws(OpenAIError) -> RequestFeatures {
+    /// `maxPrefixChunks`: the most prefix hashes kept (`llm_gateway.max_prefix_chunks`); a
+    /// prompt beyond is served whole but not routed on.
+    public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int, maxPrefixChunks: Int = .max) throws(OpenAIError) -> RequestFeatures {
         let object: JSONValue
         do { object = try JSONParser.parse(body) } catch {
             throw .invalidRequest("The request body is not valid JSON: \(error)")
@@ -73,7 +75,7 @@ public struct RequestFeatures: Sendable, Equatable {
         case .other:
             break
         }
-        features.prefixHashes = PrefixHasher.chain(features.canonicalPrompt, chunkBytes: chunkBytes)
+        features.prefixHashes = PrefixHasher.chain(features.canonicalPrompt, chunkBytes: chunkBytes, maxChunks: maxPrefixChunks)
         // About four bytes a token for text; exact for token ids.
         features.promptTokens = tokenIDs > 0 ? tokenIDs : (features.canonicalPrompt.count + 3) / 4
         return features

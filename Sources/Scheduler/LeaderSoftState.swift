@@ -22,6 +22,17 @@ struct LeaderSoftState: Sendable {
     /// again (its first answer was late) supersedes the earlier assignment, and a `Finish` that
     /// comes twice, or for a superseded assignment, changes nothing.
     var slots: [String: Set<String>] = [:]
+    /// The same slots by instance, each with when it was taken: what `reconcile` compares with
+    /// the engine's own count.
+    var held: [String: [String: ContinuousClock.Instant]] = [:]
+    /// Per instance, how many healthy reports in a row showed a shortfall (`reconcile`).
+    var shortfallStreak: [String: Int] = [:]
+    /// How old a slot must be before the engine is expected to count its request: long enough
+    /// for any request to have reached its engine and any `finish` to have arrived.
+    var reconcileGrace: Duration = .seconds(2)
+    /// Reports in a row that must show a shortfall before slots are given back: one engine
+    /// scrape taken between two scheduler steps must not release a running request's slot.
+    static let reconcileAfterReports = 2
     var sentSinceReport: [String: Int] = [:]
     var pendingAffinity: [AffinityRecord] = []
     /// (instance, last hash) of the chains already in `pendingAffinity`: a chain assigned twice
@@ -37,7 +48,10 @@ struct LeaderSoftState: Sendable {
 
     /// `seed` drives the router's tie-breaks: each leadership draws its own, so a new leader does
     /// not replay its predecessor's choices among equal instances.
-    init(policy: PolicyConfiguration, seed: UInt64) { router = Router(configuration: policy, seed: seed) }
+    init(policy: PolicyConfiguration, seed: UInt64, reconcileGrace: Duration = .seconds(2)) {
+        router = Router(configuration: policy, seed: seed)
+        self.reconcileGrace = reconcileGrace
+    }
 
     func view(of record: InstanceRecord, now: ContinuousClock.Instant) -> RoutingInstance {
         var load = reports[record.id]?.load
@@ -53,13 +67,17 @@ struct LeaderSoftState: Sendable {
     /// A new schedule call for `request`: whatever it still held is stale (a gateway releases an
     /// attempt's slots before it asks again), so it goes back.
     mutating func scheduling(_ request: String) {
-        guard !request.isEmpty, let held = slots.removeValue(forKey: request) else { return }
-        for instance in held { release(instance) }
+        guard !request.isEmpty, let instances = slots.removeValue(forKey: request) else { return }
+        for instance in instances {
+            held[instance]?[request] = nil
+            release(instance)
+        }
     }
 
-    mutating func assigned(_ instance: String, chain: [UInt64], request: String = "") {
+    mutating func assigned(_ instance: String, chain: [UInt64], request: String = "", at now: ContinuousClock.Instant = .now) {
         if !request.isEmpty {
             guard slots[request, default: []].insert(instance).inserted else { return }
+            held[instance, default: [:]][request] = now
         }
         inFlight[instance, default: 0] += 1
         sentSinceReport[instance, default: 0] += 1
@@ -73,8 +91,32 @@ struct LeaderSoftState: Sendable {
         if !request.isEmpty {
             guard slots[request]?.remove(instance) != nil else { return }
             if slots[request]?.isEmpty == true { slots[request] = nil }
+            held[instance]?[request] = nil
         }
         release(instance)
+    }
+
+    /// Gives back slots whose `finish` never came (a gateway that died, a message lost): when,
+    /// for `reconcileAfterReports` healthy reports in a row, the engine runs and queues fewer
+    /// requests than the leader holds slots on it older than `reconcileGrace`, the oldest of
+    /// those slots are released, down to the engine's count. It only ever releases: an engine
+    /// busier than the leader knows (clients that bypass Junction) changes nothing, and a
+    /// request whose slot was given back and whose `finish` comes later changes nothing either.
+    /// Returns how many slots it released.
+    @discardableResult
+    mutating func reconcile(_ instance: String, engineCount: Int, now: ContinuousClock.Instant) -> Int {
+        let old = (held[instance] ?? [:]).filter { now - $0.value >= reconcileGrace }
+        let excess = old.count - engineCount
+        guard excess > 0 else {
+            shortfallStreak[instance] = nil
+            return 0
+        }
+        shortfallStreak[instance, default: 0] += 1
+        guard shortfallStreak[instance, default: 0] >= Self.reconcileAfterReports else { return 0 }
+        shortfallStreak[instance] = nil
+        let oldest = old.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.prefix(excess)
+        for (request, _) in oldest { finished(instance, request: request) }
+        return excess
     }
 
     private mutating func release(_ instance: String) {
@@ -85,6 +127,8 @@ struct LeaderSoftState: Sendable {
         reports[instance] = Report(load: load, receivedAt: now, healthy: healthy)
         sentSinceReport[instance] = 0
         lastHeard[instance] = now
+        // An unhealthy engine reports no load: its count says nothing about its requests.
+        if healthy { reconcile(instance, engineCount: load.running + load.waiting, now: now) }
     }
 
     mutating func takeAffinityBatch() -> [AffinityRecord] {

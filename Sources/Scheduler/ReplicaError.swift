@@ -10,6 +10,8 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
     case leadershipTransferInProgress
     case storage(String)
     case stopped
+    /// The command's entry would exceed `SchedulerReplica.maxEntryBytes`; nothing was proposed.
+    case entryTooLarge(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .leadershipTransferInProgress: "leadership transfer in progress; retry shortly"
         case .storage(let why): "storage failed: \(why)"
         case .stopped: "the replica is stopping"
+        case .entryTooLarge(let bytes, let limit): "a log entry of \(bytes) bytes exceeds the limit of \(limit)"
         }
     }
 }

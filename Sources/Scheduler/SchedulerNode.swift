@@ -65,7 +65,7 @@ public actor SchedulerNode {
         replica = try SchedulerReplica(
             config: raft, storage: storage, transport: transport,
             onStorageFailure: onStorageFailure ?? Self.failStop(logger: logger, dataDirectory: config.dataDirectory))
-        soft = LeaderSoftState(policy: config.policy, seed: 0)
+        soft = LeaderSoftState(policy: config.policy, seed: 0, reconcileGrace: Self.reconcileGrace(config))
         (backgroundProposals, backgroundProposalQueue) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(4096))
     }
 
@@ -154,8 +154,11 @@ public actor SchedulerNode {
         soft.router.configuration = policy(of: await replica.state)
         if now - lastAffinityFlush >= .milliseconds(config.affinityBatchMilliseconds) {
             lastAffinityFlush = now
-            let batch = soft.takeAffinityBatch()
-            if !batch.isEmpty { proposeInBackground(.affinity(batch)) }
+            // Bounded entries: a burst of long prompts becomes several entries of at most
+            // `affinityEntryBytes`, each replicated like any other, never one oversized frame.
+            for batch in AffinityRecord.batches(soft.takeAffinityBatch(), maxBytes: Self.affinityEntryBytes) {
+                proposeInBackground(.affinity(batch))
+            }
         }
         try await markSilentInstancesDown(now: now)
     }
@@ -171,7 +174,7 @@ public actor SchedulerNode {
             if ledTerm != nil {
                 ledTerm = nil
                 leaderSince = nil
-                soft = LeaderSoftState(policy: soft.router.configuration, seed: 0)
+                soft = LeaderSoftState(policy: soft.router.configuration, seed: 0, reconcileGrace: Self.reconcileGrace(config))
                 hub.endCapacitySubscriptions()
                 logger.notice("no longer leader", metadata: ["term": "\(status.term)"])
             }
@@ -180,7 +183,7 @@ public actor SchedulerNode {
         if ledTerm != status.term {
             ledTerm = status.term
             leaderSince = .now
-            soft = LeaderSoftState(policy: soft.router.configuration, seed: UInt64.random(in: 1...UInt64.max))
+            soft = LeaderSoftState(policy: soft.router.configuration, seed: UInt64.random(in: 1...UInt64.max), reconcileGrace: Self.reconcileGrace(config))
             logger.notice("became leader", metadata: ["term": "\(status.term)"])
         }
         return true
@@ -245,7 +248,21 @@ public actor SchedulerNode {
         do { return .success(try decide(request, in: state)) } catch { return .failure(error) }
     }
 
+    /// How old a slot must be before its engine's own count is held against it (`LeaderSoftState.reconcile`).
+    static func reconcileGrace(_ config: SchedulerConfiguration) -> Duration {
+        .milliseconds(max(2_000, 4 * config.reportIntervalMilliseconds))
+    }
+
+    /// The most prefix chunks of one request that the leader routes on and records; gateways
+    /// cap theirs lower (`llm_gateway.max_prefix_chunks`), this bounds what any peer can make
+    /// the leader store for one request.
+    static let maxPrefixChunks = 8_192
+    /// The most bytes of affinity records in one log entry.
+    static let affinityEntryBytes = 256 << 10
+
     private func decide(_ request: ScheduleRequest, in state: SchedulerStateMachine) throws(WireError) -> Envelope.Body {
+        var request = request
+        if request.prefixHashes.count > Self.maxPrefixChunks { request.prefixHashes.removeLast(request.prefixHashes.count - Self.maxPrefixChunks) }
         let now = ContinuousClock.now
         soft.scheduling(request.requestID)
         soft.router.configuration = policy(of: state)
@@ -257,12 +274,12 @@ public actor SchedulerNode {
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
-            soft.assigned(instance, chain: request.prefixHashes, request: request.requestID)
+            soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
-            soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID)
-            soft.assigned(decode, chain: request.prefixHashes, request: request.requestID)
+            soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID, at: now)
+            soft.assigned(decode, chain: request.prefixHashes, request: request.requestID, at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
             soft.modelsWaiting.insert(request.model)
@@ -452,6 +469,8 @@ public actor SchedulerNode {
                 throw WireError(.unavailable, error.description, retryAfterMs: 200)
             case .storage, .stopped:
                 throw WireError(.internal, error.description)
+            case .entryTooLarge:
+                throw WireError(.invalidArgument, error.description)
             }
         }
     }

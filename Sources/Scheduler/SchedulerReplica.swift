@@ -132,12 +132,19 @@ public actor SchedulerReplica {
         try drain()
     }
 
+    /// The largest entry this replica proposes. An AppendEntries carries up to 1 MiB of entries
+    /// but always at least one, so an entry must fit the wire's 4 MiB frame with room to spare:
+    /// one that did not would be refused by every follower, and replication would stop for good.
+    public static let maxEntryBytes = 1 << 20
+
     /// Replicates a command and returns what applying it did, once it is committed and applied here.
     public func propose(_ command: SchedulerCommand) async throws -> ApplyOutcome {
         guard !stopped else { throw ReplicaError.stopped }
+        let data = SchedulerCommandCoding.encode(command)
+        guard data.count <= Self.maxEntryBytes else { throw ReplicaError.entryTooLarge(bytes: data.count, limit: Self.maxEntryBytes) }
         let position: (index: LogIndex, term: Term)
         do {
-            position = try node.propose(SchedulerCommandCoding.encode(command))
+            position = try node.propose(data)
         } catch .notLeader(let leader) {
             throw ReplicaError.notLeader(leader: leader)
         } catch {

@@ -22,6 +22,30 @@ public struct AffinityRecord: Sendable, Equatable {
         self.instanceID = instanceID
         self.hashes = hashes
     }
+
+    /// About what a record takes in a log entry (its id, 8 bytes a hash, framing).
+    public var approximateBytes: Int { instanceID.utf8.count + 8 * hashes.count + 16 }
+
+    /// `records` in order, cut into batches of at most `maxBytes` each (a record larger than
+    /// that alone in its batch): one log entry each, so a burst of long prompts makes several
+    /// entries of bounded size rather than one that no frame can carry.
+    public static func batches(_ records: [AffinityRecord], maxBytes: Int) -> [[AffinityRecord]] {
+        var batches: [[AffinityRecord]] = []
+        var current: [AffinityRecord] = []
+        var bytes = 0
+        for record in records {
+            let size = record.approximateBytes
+            if !current.isEmpty, bytes + size > maxBytes {
+                batches.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(record)
+            bytes += size
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
 }
 
 /// What applying a command did.

@@ -57,6 +57,16 @@ import Testing
         #expect(a == [0xdcdc_57c7_a804_987d, 0xd074_842a_0a86_35a6])
     }
 
+    @Test func aLongPromptIsRoutedOnItsFirstChunksOnly() throws {
+        let text = Array(String(repeating: "0123456789abcdef", count: 1_000).utf8)  // 1,000 chunks of 16
+        let capped = PrefixHasher.chain(text, chunkBytes: 16, maxChunks: 64)
+        #expect(capped == Array(PrefixHasher.chain(text, chunkBytes: 16).prefix(64)))
+        let body = Array(#"{"model":"m","prompt":"\#(String(decoding: text, as: UTF8.self))"}"#.utf8)
+        let features = try RequestFeatures.read(body, kind: .completion, chunkBytes: 16, maxPrefixChunks: 64)
+        #expect(features.prefixHashes == capped)
+        #expect(features.promptTokens == 4_000)  // the whole prompt still counts
+    }
+
     @Test func errorsAreShapedLikeOpenAIs() throws {
         let error = OpenAIError.modelNotFound("gpt \"x\"")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(error.json.utf8)) as? [String: Any])

@@ -89,6 +89,19 @@ struct Trio {
         try await leader.linearizableBarrier()
     }
 
+    /// An entry too large for any frame to carry is refused before it enters the log, so
+    /// replication never wedges on it; the group goes on.
+    @Test func anOversizedEntryIsRefusedAndNothingIsProposed() async throws {
+        let trio = try Trio()
+        try await trio.run { await trio.leader() != nil }
+        let leader = trio.replicas[try #require(await trio.leader())]!
+        let before = await leader.status.lastIndex
+        let huge = SchedulerCommand.affinity([AffinityRecord(instanceID: "e-001", hashes: (0..<200_000).map { UInt64.max - UInt64($0) })])
+        await #expect(throws: ReplicaError.self) { _ = try await leader.propose(huge) }
+        #expect(await leader.status.lastIndex == before)
+        #expect(try await leader.propose(Self.register("e-001")) == .registryChanged(version: 1))
+    }
+
     /// The point of a replicated scheduler: after the leader dies, the new one knows the same
     /// instances and the same prefix affinity, so the same prompt goes to the same instance.
     @Test func afterLeaderFailoverTheRegistryAndAffinityAreIntact() async throws {
