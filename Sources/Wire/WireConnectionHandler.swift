@@ -65,6 +65,8 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var flushScheduled = false
     /// Between channelRead and channelReadComplete, writes wait for the flush at the end of the read.
     private var inRead = false
+    /// Something was written during the current read and waits for its flush.
+    private var wroteInRead = false
 
     init(
         side: Side,
@@ -455,6 +457,12 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Writes at once, bypassing the queue: handshake and control frames must not wait behind data.
     private func writeNow(_ envelope: Envelope) {
         guard let context else { return }
+        if inRead {
+            // Flushed after the read, like every other write made inside it (see channelReadComplete).
+            context.write(wrapOutboundOut(envelope), promise: nil)
+            wroteInRead = true
+            return
+        }
         context.writeAndFlush(wrapOutboundOut(envelope), promise: nil)
     }
 
@@ -468,6 +476,7 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         if writeQueue.isEmpty && context.channel.isWritable {
             context.write(wrapOutboundOut(envelope), promise: promise)
+            if inRead { wroteInRead = true }
             flushSoon()
         } else if writeQueue.count < configuration.maxQueuedWrites {
             writeQueue.append((envelope, promise))
@@ -490,9 +499,18 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    /// The writes of a read leave together, but not from inside NIO's read: a flush that fails
+    /// there (the peer reset the connection, as a killed process's kernel does) closes the
+    /// channel in the middle of NIO's end-of-file handling, which then half-closes a channel
+    /// already closed and trips NIO's registration assertion (seen: both gateways of a local
+    /// cluster crashing when the leader was killed). One task at the end of the loop tick
+    /// flushes instead.
     func channelReadComplete(context: ChannelHandlerContext) {
         inRead = false
-        context.flush()
+        if wroteInRead {
+            wroteInRead = false
+            flushSoon()
+        }
         context.fireChannelReadComplete()
     }
 
