@@ -11,7 +11,8 @@ import Wire
 /// It finds the engine's kind and model, registers it with the leader (following redirects),
 /// and runs two loops: every scrape interval it probes `/health` and scrapes `/metrics`, each
 /// with its own deadline (`observe`), and every report interval it sends a `LoadReport` of what
-/// it last observed (`report`), which is also the instance's heartbeat. The report loop never
+/// it last observed (`report`), which is also the instance's heartbeat; a change of health is
+/// reported at once rather than at the next period. The report loop never
 /// waits on the engine: a hung engine is reported unhealthy after `health_failures` deadlines,
 /// and the agent's reports (and so the leader's acknowledgements) keep flowing meanwhile. A lost stream, a leader change or an
 /// "unknown instance" answer sends it back to registering, after a jittered backoff. On a
@@ -30,6 +31,9 @@ public actor Agent {
     /// When the last observation of the engine ended (a report carries its age).
     private var observedAt = ContinuousClock.now
     private let started = ContinuousClock.now
+    /// Wakes the open report stream's sender: its timer each period, and `observe` when the
+    /// engine's health changes, so a dead engine is reported at once, not a period later.
+    private var reportNow: AsyncStream<Void>.Continuation?
 
     struct EngineIdentity: Sendable {
         var family: EngineFamily
@@ -188,15 +192,21 @@ public actor Agent {
                     }
                 }
             }
+            let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            reportNow = wake
+            defer { wake.finish() }
             group.addTask {
                 let clock = ContinuousClock()
                 var next = clock.now
                 while true {
-                    try await stream.send(.loadReport(await self.report()))
-                    next = next.advanced(by: period)
-                    if next < clock.now { next = clock.now }
+                    wake.yield()
+                    next = max(next.advanced(by: period), clock.now)
                     try await Task.sleep(until: next, clock: clock)
                 }
+            }
+            group.addTask {
+                for await _ in wakeups { try await stream.send(.loadReport(await self.report())) }
+                throw CancellationError()
             }
             _ = try await group.next()
             group.cancelAll()
@@ -247,6 +257,7 @@ public actor Agent {
         }
         if health.record(outcome) {
             logger.notice("engine health changed", metadata: ["engine": "\(configuration.engineURL)", "health": "\(health.health)"])
+            reportNow?.yield()
         }
     }
 

@@ -162,13 +162,15 @@ import Glibc
             _ = try await cluster.waitUntil(within: .seconds(20), "three instances up") { status in
                 Self.dialects.allSatisfy { cluster.instance($0, in: status)?.instance?.state == .up }
             }
-            // A dead engine is out of rotation within a second.
+            // A dead engine is out of rotation about one scrape interval (250 ms) after it died:
+            // the agent reports a change of health at once. The bound is eight intervals, so
+            // a loaded machine does not fail it; the printed time is the figure.
             cluster.simulators["vllm"]!.stop(SIGKILL)
             let down = try await cluster.waitUntil(within: .seconds(5), "the killed engine marked down") { status in
                 cluster.instance("vllm", in: status)?.instance?.state == .down
             }
             print("agent: killed engine marked down after \(down)")
-            #expect(down < .seconds(1), "engine down after \(down)")
+            #expect(down < .seconds(2), "engine down after \(down)")
             let reason = await cluster.leaderStatus().flatMap { cluster.instance("vllm", in: $0)?.instance?.stateReason }
             #expect(reason?.contains("unreachable") == true, "reason: \(reason ?? "none")")
 

@@ -160,17 +160,20 @@ import Testing
     }
 
     @Test func keepaliveHoldsAnIdleConnectionOpen() async throws {
+        // Idle for three idle timeouts: without pings the connection would have been closed.
+        // The idle timeout is fifteen ping intervals, so a loaded machine delaying a ping or two
+        // does not close it (and a stall of the checking loop itself is not counted as silence).
         var configuration = testConfiguration(role: .scheduler, nodeID: "1")
-        configuration.keepaliveInterval = .milliseconds(50)
-        configuration.idleTimeout = .milliseconds(300)
+        configuration.keepaliveInterval = .milliseconds(100)
+        configuration.idleTimeout = .milliseconds(1_500)
         var clientConfiguration = testConfiguration()
-        clientConfiguration.keepaliveInterval = .milliseconds(50)
-        clientConfiguration.idleTimeout = .milliseconds(300)
+        clientConfiguration.keepaliveInterval = .milliseconds(100)
+        clientConfiguration.idleTimeout = .milliseconds(1_500)
         let client = clientConfiguration
         try await withServer(configuration: configuration) { server in
             let connection = try await connect(to: server, configuration: client)
             defer { connection.close() }
-            try await Task.sleep(for: .seconds(1))
+            try await Task.sleep(for: .milliseconds(4_500))
             #expect(connection.isActive)
             _ = try await connection.call(.statusRequest(StatusRequest()))
         }
@@ -198,14 +201,26 @@ import Testing
             try await peer.authenticate()
             try await peer.stopReading()
             try await peer.send(Envelope(callID: 1, body: .subscribeInstances(SubscribeInstances())))
-            try await Task.sleep(for: .milliseconds(1500))
-            let early = service.sent.withLock { $0 }
-            try await Task.sleep(for: .milliseconds(1000))
-            let late = service.sent.withLock { $0 }
-            // Kernel socket buffers absorb some tables, then the sender must stall, not buffer on.
-            #expect(early > 0)
-            #expect(late == early, "the sender kept going while nobody read: \(early) then \(late) tables")
-            #expect(late < 5000)
+            // Kernel socket buffers absorb some tables, then the sender must stall, not buffer
+            // on: the count settles (unchanged for a second) well below what unbounded sending
+            // reaches in that time. Polled, so a slow machine only makes it take longer.
+            var settled: Int?
+            var last = -1
+            var unchangedSince = ContinuousClock.now
+            let giveUp = ContinuousClock.now + .seconds(30)
+            while settled == nil, ContinuousClock.now < giveUp {
+                try await Task.sleep(for: .milliseconds(100))
+                let now = service.sent.withLock { $0 }
+                if now != last {
+                    last = now
+                    unchangedSince = .now
+                } else if ContinuousClock.now - unchangedSince >= .seconds(1) {
+                    settled = now
+                }
+            }
+            let stalled = try #require(settled, "the sender kept going while nobody read: \(last) tables")
+            #expect(stalled > 0)
+            #expect(stalled < 5000)
             try await expectServerStillServes(server)
         }
     }
