@@ -71,7 +71,10 @@ final class SchedulerLink: Sendable {
                 self.leaveFallback()
                 return loop.makeSucceededFuture(.noInstance(error.message))
             }
-            // A timeout or a broken connection: the slow path tries the next scheduler.
+            if let error = error as? WireError, error.code == .timeout, error.peerResponsive {
+                return loop.makeSucceededFuture(self.slowAnswer(error))
+            }
+            // A broken connection, or a scheduler that went silent: the slow path tries the next.
             return self.scheduleSlowly(request, model: model, client: client, on: loop)
         }
     }
@@ -90,6 +93,8 @@ final class SchedulerLink: Sendable {
             } catch let error as WireError where error.code == .notFound {
                 self.leaveFallback()
                 promise.succeed(.noInstance(error.message))
+            } catch let error as WireError where error.code == .timeout && error.peerResponsive {
+                promise.succeed(self.slowAnswer(error))
             } catch {
                 promise.succeed(self.fallback("\(error)"))
             }
@@ -235,6 +240,14 @@ final class SchedulerLink: Sendable {
             logger.warning("no scheduler answers: routing round-robin over the cached instance table", metadata: ["reason": "\(reason)"])
         }
         return .unavailable(reason)
+    }
+
+    /// One call the leader was too slow to answer while it went on answering others: this
+    /// request is routed without it, and the gateway stays with the leader (no fallback, no
+    /// retarget), so one slow call costs one request's routing, not every request's.
+    private func slowAnswer(_ error: WireError) -> ScheduleAnswer {
+        logger.debug("the scheduler was slow to answer one call", metadata: ["error": "\(error)"])
+        return .unavailable(error.message)
     }
 
     private func leaveFallback() {

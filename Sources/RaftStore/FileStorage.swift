@@ -19,6 +19,10 @@ public final class FileStorage: RaftStorage {
     let snapDir: String
     let segmentBytes: Int
 
+    /// A fault for tests and benchmarks: each WAL fsync takes at least this much longer, as on a
+    /// slow or contended disk (the machine has no device-mapper `delay` target to make one).
+    public var injectedSyncDelay: Duration = .zero
+
     private var segments: [Segment] = []
     private var fd: Int32 = -1
     private var loaded = PersistedState()
@@ -101,6 +105,7 @@ public final class FileStorage: RaftStorage {
         let path = segments[segments.count - 1].path
         try FileIO.writeAll(fd, bytes, path: path)
         try FileIO.sync(fd, path: path)
+        if injectedSyncDelay > .zero { usleep(UInt32(clamping: Int(injectedSyncDelay / .microseconds(1)))) }
         segments[segments.count - 1].size += bytes.count
         segments[segments.count - 1].maxEntryIndex = max(segments[segments.count - 1].maxEntryIndex, maxIndex)
         if segments[segments.count - 1].size >= segmentBytes { try roll() }

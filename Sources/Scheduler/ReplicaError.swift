@@ -10,6 +10,8 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
     case leadershipTransferInProgress
     case storage(String)
     case stopped
+    /// Too many changes wait for a slow disk; nothing was proposed. Retry shortly.
+    case storageBacklog
     /// The command's entry would exceed `SchedulerReplica.maxEntryBytes`; nothing was proposed.
     case entryTooLarge(bytes: Int, limit: Int)
 
@@ -20,6 +22,7 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .leadershipTransferInProgress: "leadership transfer in progress; retry shortly"
         case .storage(let why): "storage failed: \(why)"
         case .stopped: "the replica is stopping"
+        case .storageBacklog: "too many changes wait for the disk; retry shortly"
         case .entryTooLarge(let bytes, let limit): "a log entry of \(bytes) bytes exceeds the limit of \(limit)"
         }
     }

@@ -62,6 +62,10 @@ public actor SchedulerNode {
             configuration: wire, logger: logger)
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let storage = try FileStorage(directory: config.dataDirectory)
+        if let delay = ProcessInfo.processInfo.environment["JUNCTION_FAULT_FSYNC_DELAY_MS"].flatMap(Int.init), delay > 0 {
+            storage.injectedSyncDelay = .milliseconds(delay)
+            logger.warning("fault injection: every WAL fsync is slowed", metadata: ["delay_ms": "\(delay)"])
+        }
         replica = try SchedulerReplica(
             config: raft, storage: storage, transport: transport,
             onStorageFailure: onStorageFailure ?? Self.failStop(logger: logger, dataDirectory: config.dataDirectory))
@@ -465,7 +469,7 @@ public actor SchedulerNode {
             return outcome
         } catch let error as ReplicaError {
             switch error {
-            case .notLeader, .leadershipLost, .leadershipTransferInProgress:
+            case .notLeader, .leadershipLost, .leadershipTransferInProgress, .storageBacklog:
                 throw WireError(.unavailable, error.description, retryAfterMs: 200)
             case .storage, .stopped:
                 throw WireError(.internal, error.description)

@@ -7,8 +7,12 @@ import SchedulerCore
 /// state machine, driven by ticks, incoming messages and proposals. Carries out every `Ready` in
 /// the order the core requires (persist, send, apply, advance) before taking the next input.
 ///
-/// Storage writes run on the actor: a write holds up this replica's other work for the length
-/// of an fsync, which is the point (nothing may be sent before it is durable).
+/// Storage writes run on a thread of their own (`StorageWriter`): while a Ready is on the disk,
+/// reads of the state (every `schedule` decision) go on being answered, and the Raft inputs that
+/// arrive (ticks, messages, proposals, reads) wait in order in `backlog`. When the write is
+/// durable the Ready is carried out (its messages sent only then) and the backlog is stepped in
+/// one go, so the next write carries everything that arrived meanwhile in one fsync: group
+/// commit. The core is never stepped between `ready()` and `advance(_:)`, as it requires.
 ///
 /// A storage fault stops the replica for good (fail-stop): a node that cannot persist must not
 /// answer as a leader, acknowledge entries or vote, since what it promised would be lost. It
@@ -31,7 +35,13 @@ public actor SchedulerReplica {
     }
 
     private var node: RaftNode
-    private var storage: any RaftStorage
+    private let writer: StorageWriter
+    /// True while a Ready is being made durable; inputs then wait in `backlog`.
+    private var persisting = false
+    private var backlog: [Input] = []
+    /// Inputs that may wait for one write. Beyond it Raft messages and ticks are dropped (Raft
+    /// retransmits and re-times) and proposals and reads are refused as `storageBacklog`.
+    static let maxBacklog = 16_384
     private let transport: any RaftTransport
     public private(set) var state: SchedulerStateMachine
     /// Compact the log once this many entries, or this many bytes of entries, are applied past
@@ -65,7 +75,7 @@ public actor SchedulerReplica {
         executor = loop.executor
         let persisted = try storage.load()
         node = try RaftNode(config: config, persisted: persisted)
-        self.storage = storage
+        writer = StorageWriter(storage: storage)
         self.transport = transport
         self.compactEvery = compactEvery
         self.compactEveryBytes = compactEveryBytes
@@ -115,21 +125,23 @@ public actor SchedulerReplica {
     public func tick() throws {
         if let storageFailure { throw ReplicaError.storage(storageFailure) }
         guard !stopped else { return }
-        node.tick()
-        try drain()
+        take(.tick)
     }
 
     /// The connection to a peer has just come up.
     public func peerReconnected(_ peer: NodeID) throws {
         guard !stopped else { return }
-        node.peerReconnected(peer)
-        try drain()
+        take(.peerReconnected(peer))
     }
 
     public func receive(_ message: Raft.Message) throws {
         guard !stopped, message.to == node.id else { return }
-        node.step(message)
-        try drain()
+        take(.message(message))
+    }
+
+    /// Proposals waiting for the write under way (for tests and status).
+    public var waitingProposals: Int {
+        backlog.count { if case .propose = $0 { true } else { false } }
     }
 
     /// The largest entry this replica proposes. An AppendEntries carries up to 1 MiB of entries
@@ -142,17 +154,10 @@ public actor SchedulerReplica {
         guard !stopped else { throw ReplicaError.stopped }
         let data = SchedulerCommandCoding.encode(command)
         guard data.count <= Self.maxEntryBytes else { throw ReplicaError.entryTooLarge(bytes: data.count, limit: Self.maxEntryBytes) }
-        let position: (index: LogIndex, term: Term)
-        do {
-            position = try node.propose(data)
-        } catch .notLeader(let leader) {
-            throw ReplicaError.notLeader(leader: leader)
-        } catch {
-            throw ReplicaError.leadershipTransferInProgress
-        }
+        // Refused at once when this replica does not lead, rather than after the write under way.
+        guard node.role == .leader else { throw ReplicaError.notLeader(leader: node.leader == 0 ? nil : node.leader) }
         return try await withCheckedThrowingContinuation { continuation in
-            proposals[position.index] = (position.term, continuation)
-            do { try drain() } catch { failAll(error) }
+            take(.propose(data, continuation))
         }
     }
 
@@ -164,14 +169,7 @@ public actor SchedulerReplica {
         let context = nextReadContext
         nextReadContext += 1
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            reads[context] = continuation
-            do {
-                try node.readIndex(context: context)
-                try drain()
-            } catch {
-                reads[context] = nil
-                continuation.resume(throwing: ReplicaError.notLeader(leader: node.leader == 0 ? nil : node.leader))
-            }
+            take(.read(context, continuation))
         }
     }
 
@@ -183,50 +181,146 @@ public actor SchedulerReplica {
         let followers = node.membership.voters.filter { $0 != node.id }.sorted()
         guard let target = followers.max(by: { (node.replicationProgress(of: $0)?.match ?? 0) < (node.replicationProgress(of: $1)?.match ?? 0) })
         else { return nil }
-        try? node.transferLeadership(to: target)
-        try drain()
+        take(.handOver(target))
         return target
     }
 
-    public func stop() {
+    /// Stops the replica and waits for the write under way, if any, to end (so its storage may
+    /// be handed to a successor).
+    public func stop() async {
         stopped = true
         changed.finish()
         failAll(ReplicaError.stopped)
+        await writer.shutDown()
+    }
+
+    // MARK: inputs
+
+    private enum Input {
+        case tick
+        case message(Raft.Message)
+        case peerReconnected(NodeID)
+        case propose([UInt8], CheckedContinuation<ApplyOutcome, any Error>)
+        case read(UInt64, CheckedContinuation<Void, any Error>)
+        case handOver(NodeID)
+    }
+
+    /// Steps an input now, or queues it behind the write under way.
+    private func take(_ input: Input) {
+        guard persisting else {
+            step(input)
+            drain()
+            return
+        }
+        guard backlog.count < Self.maxBacklog else { return shed(input) }
+        backlog.append(input)
+    }
+
+    private func step(_ input: Input) {
+        switch input {
+        case .tick:
+            node.tick()
+        case .message(let message):
+            node.step(message)
+        case .peerReconnected(let peer):
+            node.peerReconnected(peer)
+        case .propose(let data, let continuation):
+            do {
+                let position = try node.propose(data)
+                proposals[position.index] = (position.term, continuation)
+            } catch .notLeader(let leader) {
+                continuation.resume(throwing: ReplicaError.notLeader(leader: leader))
+            } catch {
+                continuation.resume(throwing: ReplicaError.leadershipTransferInProgress)
+            }
+        case .read(let context, let continuation):
+            do {
+                try node.readIndex(context: context)
+                reads[context] = continuation
+            } catch {
+                continuation.resume(throwing: ReplicaError.notLeader(leader: node.leader == 0 ? nil : node.leader))
+            }
+        case .handOver(let target):
+            try? node.transferLeadership(to: target)
+        }
+    }
+
+    private func shed(_ input: Input) {
+        switch input {
+        case .tick, .message, .peerReconnected, .handOver: break
+        case .propose(_, let continuation): continuation.resume(throwing: ReplicaError.storageBacklog)
+        case .read(_, let continuation): continuation.resume(throwing: ReplicaError.storageBacklog)
+        }
     }
 
     // MARK: carrying out Ready
 
-    private func drain() throws {
+    /// Carries out Readies until one needs the disk (then `persisted` goes on when it is durable)
+    /// or there is nothing left.
+    private func drain() {
+        guard !persisting, !stopped else { return }
         while node.hasReady {
             let ready = node.ready()
             if ready.needsPersisting {
-                do {
-                    try storage.persist(hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot)
-                } catch {
-                    // Nothing of this Ready may go out: its messages promise what was not written.
-                    throw storageFailed(error)
+                persisting = true
+                writer.persist(ready, on: loop).whenComplete { [self] result in
+                    assumeIsolated { $0.persisted(ready, result) }
                 }
+                return
             }
-            for message in ready.messages { transport.send(message) }
-            if let snapshot = ready.snapshot {
-                state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
-                changed.yield()
-            }
-            for entry in ready.committedEntries { apply(entry) }
-            if !ready.committedEntries.isEmpty { changed.yield() }
-            for read in ready.readStates { reads.removeValue(forKey: read.context)?.resume() }
-            for context in ready.abandonedReads {
-                reads.removeValue(forKey: context)?.resume(throwing: ReplicaError.leadershipLost)
-            }
-            node.advance(ready)
-            try compactIfDue()
+            carryOut(ready)
+            if stopped { return }
         }
-        // Proposals of an earlier term that were not applied may never be: tell their callers.
-        if node.role != .leader {
-            for (index, waiter) in proposals where waiter.term < node.term || index > node.lastIndex {
-                proposals[index] = nil
-                waiter.continuation.resume(throwing: ReplicaError.leadershipLost)
+        failStaleProposals()
+    }
+
+    /// The write of `ready` ended: on success its messages go out, it is applied, and the inputs
+    /// that waited are stepped together before the next Ready.
+    private func persisted(_ ready: Ready, _ result: Result<Void, any Error>) {
+        persisting = false
+        guard !stopped else { return }
+        if case .failure(let error) = result {
+            // Nothing of this Ready may go out: its messages promise what was not written.
+            _ = storageFailed(error)
+            return
+        }
+        carryOut(ready)
+        let waiting = backlog
+        backlog = []
+        for input in waiting where !stopped { step(input) }
+        drain()
+    }
+
+    /// Steps 2 to 5 of a Ready whose durable part is on disk: send, restore or apply, answer
+    /// reads, advance, compact if due.
+    private func carryOut(_ ready: Ready) {
+        for message in ready.messages { transport.send(message) }
+        if let snapshot = ready.snapshot {
+            do {
+                state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
+            } catch {
+                // A snapshot this version cannot read: stop rather than go on with a wrong state.
+                _ = storageFailed(error)
+                return
             }
+            changed.yield()
+        }
+        for entry in ready.committedEntries { apply(entry) }
+        if !ready.committedEntries.isEmpty { changed.yield() }
+        for read in ready.readStates { reads.removeValue(forKey: read.context)?.resume() }
+        for context in ready.abandonedReads {
+            reads.removeValue(forKey: context)?.resume(throwing: ReplicaError.leadershipLost)
+        }
+        node.advance(ready)
+        compactIfDue()
+    }
+
+    /// Proposals of an earlier term that were not applied may never be: tell their callers.
+    private func failStaleProposals() {
+        guard node.role != .leader else { return }
+        for (index, waiter) in proposals where waiter.term < node.term || index > node.lastIndex {
+            proposals[index] = nil
+            waiter.continuation.resume(throwing: ReplicaError.leadershipLost)
         }
     }
 
@@ -249,12 +343,20 @@ public actor SchedulerReplica {
         }
     }
 
-    private func compactIfDue() throws {
+    private func compactIfDue() {
         let since = node.snapshotMetadata?.index ?? 0
         guard node.appliedIndex >= since + compactEvery || bytesSinceSnapshot >= compactEveryBytes else { return }
         bytesSinceSnapshot = 0
-        let snapshot = try node.compact(through: node.appliedIndex, data: SchedulerCommandCoding.encode(state.snapshot))
-        do { try storage.saveCompactionSnapshot(snapshot) } catch { throw storageFailed(error) }
+        let snapshot: Snapshot
+        do {
+            snapshot = try node.compact(through: node.appliedIndex, data: SchedulerCommandCoding.encode(state.snapshot))
+        } catch {
+            return  // nothing applied past the last snapshot: nothing to compact
+        }
+        // Queued behind the writes before it; the entries it covers are on disk until it is.
+        writer.saveCompactionSnapshot(snapshot, on: loop).whenFailure { [self] error in
+            assumeIsolated { _ = $0.storageFailed(error) }
+        }
     }
 
     /// Stops the replica for good and reports the fault, once.
@@ -271,6 +373,15 @@ public actor SchedulerReplica {
     }
 
     private func failAll(_ error: any Error) {
+        let waiting = backlog
+        backlog = []
+        for input in waiting {
+            switch input {
+            case .propose(_, let continuation): continuation.resume(throwing: error)
+            case .read(_, let continuation): continuation.resume(throwing: error)
+            case .tick, .message, .peerReconnected, .handOver: break
+            }
+        }
         for (_, waiter) in proposals { waiter.continuation.resume(throwing: error) }
         proposals = [:]
         for (_, continuation) in reads { continuation.resume(throwing: error) }

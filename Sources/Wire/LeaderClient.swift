@@ -53,10 +53,12 @@ public actor LeaderClient {
             do {
                 reply = try await connection.call(request, timeout: attempt)
             } catch let error as WireError where error.code == .unavailable || error.code == .timeout {
-                // A retry hint means "this scheduler, a little later" (e.g. just elected); without
-                // one the connection failed or the scheduler is stuck: try the next.
+                // A retry hint means "this scheduler, a little later" (e.g. just elected), and so
+                // does a timeout on a connection the scheduler still answers on (one slow call:
+                // moving would close the connection and fail every other call on it). Otherwise
+                // the connection failed or the scheduler is silent (stopped, frozen): try the next.
                 lastProblem = "\(await client.currentTarget): \(error.message)"
-                if error.retryAfterMs == 0 { await moveToNext() }
+                if error.retryAfterMs == 0, !error.peerResponsive { await moveToNext() }
                 try await Task.sleep(for: .milliseconds(Int(max(10, min(error.retryAfterMs, 200)))))
                 continue
             }

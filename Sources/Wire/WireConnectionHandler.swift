@@ -373,9 +373,14 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func startCall(_ body: Envelope.Body, timeout: Duration, promise: EventLoopPromise<Envelope.Body>) {
         guard case .established = phase, let context else { return promise.fail(WireError.closed()) }
         let id = nextCallID()
+        let sent = NIODeadline.now()
         let timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
             guard case .unary(let pending, _)? = outbound.removeValue(forKey: id) else { return }
-            pending.fail(WireError(.timeout, "\(body.name) got no reply within \(timeout)"))
+            let heard = lastReceived > sent
+            pending.fail(
+                WireError(
+                    .timeout, "\(body.name) got no reply within \(timeout)" + (heard ? " (the peer is answering other frames)" : ""),
+                    peerResponsive: heard))
             writeNow(Envelope(callID: id, body: .cancel(Cancel(reason: "timed out"))))
         }
         outbound[id] = .unary(promise, timer)
@@ -534,10 +539,16 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func scheduleKeepalive() {
         guard let context else { return }
         let interval = TimeAmount(configuration.keepaliveInterval)
-        keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(in: interval) { [self] in
+        let due = NIODeadline.now() + interval
+        keepaliveTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { [self] in
             guard case .established = phase else { return }
-            let silent = NIODeadline.now() - lastReceived
-            if silent >= TimeAmount(configuration.idleTimeout) {
+            let now = NIODeadline.now()
+            let silent = now - lastReceived
+            // A timer that fires more than an interval late means this loop (or the whole
+            // process) was stalled: the peer's frames may be sitting unread in the socket, so
+            // the silence is ours, not the peer's. Ping and judge at the next tick instead.
+            let stalledHere = now - due > interval
+            if silent >= TimeAmount(configuration.idleTimeout), !stalledHere {
                 return fail(.timeout, "nothing received for \(configuration.idleTimeout)")
             }
             if silent >= interval {

@@ -4,11 +4,16 @@ public struct WireError: Error, Sendable, Hashable, CustomStringConvertible {
     public var code: ErrorCode
     public var message: String
     public var retryAfterMs: UInt32
+    /// For a local timeout: the peer sent other frames while this call waited, so it is slow
+    /// to answer this call, not gone. A caller keeps its connection (and its other calls on it)
+    /// rather than moving to another peer.
+    public var peerResponsive: Bool
 
-    public init(_ code: ErrorCode, _ message: String, retryAfterMs: UInt32 = 0) {
+    public init(_ code: ErrorCode, _ message: String, retryAfterMs: UInt32 = 0, peerResponsive: Bool = false) {
         self.code = code
         self.message = message
         self.retryAfterMs = retryAfterMs
+        self.peerResponsive = peerResponsive
     }
 
     init(_ body: ErrorMessage) {
