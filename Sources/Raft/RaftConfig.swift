@@ -56,6 +56,8 @@ public struct TestingFaults: Sendable, Hashable {
 public enum RaftError: Error, Sendable, Hashable, CustomStringConvertible {
     case notLeader(leader: NodeID?)
     case leadershipTransferInProgress
+    /// A membership change is appended but not yet applied; one at a time.
+    case membershipChangePending(index: LogIndex)
     case invalidConfig(key: String, reason: String)
     case compacted(requested: LogIndex, firstAvailable: LogIndex)
     case invalidRequest(String)
@@ -64,6 +66,7 @@ public enum RaftError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .notLeader(let leader): leader.map { "not the leader; try node \($0)" } ?? "not the leader; no leader known"
         case .leadershipTransferInProgress: "leadership transfer in progress; retry shortly"
+        case .membershipChangePending(let index): "a membership change (entry \(index)) is not applied yet; retry shortly"
         case .invalidConfig(let key, let reason): "invalid raft config \(key): \(reason)"
         case .compacted(let requested, let first): "index \(requested) is compacted; first available is \(first)"
         case .invalidRequest(let why): why

@@ -123,6 +123,9 @@ extension RaftNode {
             pr.recentActive = true
             progress[member] = pr
         }
+        // A change an earlier leader appended may still be in the log, uncommitted: no new one
+        // until everything this leader holds is applied (etcd's pendingConfIndex).
+        pendingMembershipIndex = log.lastIndex
         // §5.4.2: entries of earlier terms commit only once an entry of this term does.
         log.append(Entry(index: log.lastIndex + 1, term: term, kind: .noop))
         broadcastAppend(allowEmpty: true)

@@ -142,6 +142,7 @@ extension RaftNode {
             let snap = Snapshot(metadata: meta, data: incoming.data)
             log.restore(meta)
             membership = meta.membership
+            membershipHistory = [(meta.index, meta.membership)]
             snapshot = snap
             pendingSnapshot = snap
         }

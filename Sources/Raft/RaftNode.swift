@@ -13,7 +13,17 @@ public struct RaftNode: Sendable {
     public internal(set) var role: Role = .follower
     /// The leader this node currently follows (itself when leader); 0 when unknown.
     public internal(set) var leader: NodeID = 0
+    /// The membership as of the last applied `membership` entry (or the snapshot, or the
+    /// configuration): a change takes effect on each node when that node applies it.
     public internal(set) var membership: Membership
+    /// The memberships in force since the snapshot, by the index that set each, so a compaction
+    /// records the membership of its own index rather than a later one.
+    var membershipHistory: [(index: LogIndex, membership: Membership)]
+    /// A leader's last `membership` entry (or its log's end when it took office): no new change is
+    /// proposed until this is applied, so at most one change is ever in flight.
+    var pendingMembershipIndex: LogIndex = 0
+    /// Committed `membership` entries whose bytes did not decode, skipped (the shell reports them).
+    public internal(set) var undecodableMembershipEntries = 0
 
     var log: RaftLog
     /// The latest snapshot this node holds, sent to followers that fell behind compaction.
@@ -59,6 +69,7 @@ public struct RaftNode: Sendable {
         term = persisted.hardState.term
         vote = persisted.hardState.vote
         membership = persisted.snapshot?.metadata.membership ?? config.membership
+        membershipHistory = [(persisted.snapshot?.metadata.index ?? 0, membership)]
         log = RaftLog(snapshot: persisted.snapshot?.metadata, entries: persisted.entries,
                       committed: persisted.hardState.commit)
         snapshot = persisted.snapshot
@@ -121,8 +132,10 @@ public struct RaftNode: Sendable {
         guard index > log.snapshotIndex, index <= log.applied, let term = log.term(at: index) else {
             throw .invalidRequest("cannot compact through \(index): applied \(log.applied), first \(log.firstIndex)")
         }
-        let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: term, membership: membership), data: data)
+        let asOfIndex = membershipHistory.last { $0.index <= index }?.membership ?? membership
+        let snap = Snapshot(metadata: SnapshotMetadata(index: index, term: term, membership: asOfIndex), data: data)
         log.compact(through: index)
+        membershipHistory = [(index, asOfIndex)] + membershipHistory.filter { $0.index > index }
         snapshot = snap
         return snap
     }
@@ -162,6 +175,7 @@ public struct RaftNode: Sendable {
         if let snap = ready.snapshot, pendingSnapshot == snap { pendingSnapshot = nil }
         log.markStable(ready.entries)
         if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
+        for entry in ready.committedEntries where entry.kind == .membership { applyMembership(entry) }
         if role == .leader {
             // The leader counts itself towards a quorum only for what its own disk holds.
             _ = progress[id]?.acknowledge(through: log.stableIndex)

@@ -15,7 +15,7 @@ public enum EntryKind: UInt8, Sendable, Hashable {
     case command = 0
     /// Appended by a new leader so that entries of earlier terms can commit (Raft §5.4.2).
     case noop = 1
-    /// A membership change; reserved for single-server changes (learner, promote, remove).
+    /// A membership change: the whole new `Membership`, encoded (`Membership.encoded`).
     case membership = 2
 }
 
@@ -48,8 +48,8 @@ public struct HardState: Sendable, Hashable {
     }
 }
 
-/// Who votes and who only follows. Fixed by configuration today; laid out so that single-server
-/// changes (add a learner, promote it, remove a voter) can be added as `membership` entries.
+/// Who votes and who only follows. Starts from the configuration and changes one node at a time
+/// through `membership` entries (`MembershipChange`).
 public struct Membership: Sendable, Hashable {
     public var voters: Set<NodeID>
     public var learners: Set<NodeID>

@@ -105,17 +105,27 @@ public actor SchedulerReplica {
     public struct Leadership: Sendable, Equatable {
         public var isLeader: Bool
         public var term: Term
-        /// A leader whose state is current: it has committed (and so applied) an entry of its
-        /// own term, so everything committed under earlier leaders is in `state`. Until then a
-        /// new leader could decide with a registry that misses the last changes.
+        /// A leader whose state is current: it has applied an entry of its own term, so
+        /// everything committed under earlier leaders is in `state`. Until then a new leader
+        /// could decide with a registry that misses the last changes.
         public var isCurrent: Bool
+
+        /// The rule, apart from the replica. Entries of this term committed but not yet applied
+        /// do not make the state stale in that sense: only this leader appended them, and until
+        /// their write is durable (the storage thread) they are exactly as if not yet committed.
+        /// Requiring `applied == commit` as well sent every `schedule` that arrived during a
+        /// write onto the slow path (a task polling every 5 ms): at 64 calls in flight it cost
+        /// 40 % of the throughput and multiplied the p99 by five.
+        public static func isCurrent(isLeader: Bool, term: Term, appliedTerm: Term?) -> Bool {
+            isLeader && appliedTerm == term
+        }
     }
 
     public var leadership: Leadership {
         let isLeader = !stopped && node.role == .leader
         return Leadership(
             isLeader: isLeader, term: node.term,
-            isCurrent: isLeader && node.term(at: node.commitIndex) == node.term && node.appliedIndex == node.commitIndex)
+            isCurrent: Leadership.isCurrent(isLeader: isLeader, term: node.term, appliedTerm: node.term(at: node.appliedIndex)))
     }
 
     /// What a decision needs, in one hop.

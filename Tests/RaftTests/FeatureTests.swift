@@ -28,14 +28,7 @@ final class FeatureTests: XCTestCase {
 
     func testReadsBeforeTheFirstCommitOfTheTermWait() throws {
         var c = TestCluster(3)
-        c.nodes[1]!.campaign(.preElection)
-        c.flush()
-        // Deliver until node 1 leads, but before its no-op commits.
-        while c.nodes[1]!.role != .leader, !c.inFlight.isEmpty {
-            c.deliver(c.inFlight.removeFirst())
-            c.flush()
-        }
-        XCTAssertEqual(c.nodes[1]!.role, .leader)
+        c.electBeforeItsNoopCommits(1)
         XCTAssertEqual(c.nodes[1]!.commitIndex, 0)
         try c.nodes[1]!.readIndex(context: 3)
         c.stabilize()

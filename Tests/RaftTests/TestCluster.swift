@@ -93,6 +93,17 @@ struct TestCluster {
         XCTAssertEqual(nodes[id]!.role, .leader, "node \(id) did not win its election", file: file, line: line)
     }
 
+    /// Campaigns at `id` and delivers only until it leads: its no-op is appended, not committed.
+    mutating func electBeforeItsNoopCommits(_ id: NodeID, file: StaticString = #filePath, line: UInt = #line) {
+        nodes[id]!.campaign(.preElection)
+        flush()
+        while nodes[id]!.role != .leader, !inFlight.isEmpty {
+            deliver(inFlight.removeFirst())
+            flush()
+        }
+        XCTAssertEqual(nodes[id]!.role, .leader, "node \(id) did not win its election", file: file, line: line)
+    }
+
     mutating func tick(_ id: NodeID, times: Int = 1) {
         for _ in 0..<times { nodes[id]!.tick() }
     }

@@ -128,3 +128,16 @@ final class GatedStorage: RaftStorage, @unchecked Sendable {
         #expect(Array(disk.entryWrites.dropFirst(before)) == [1, 49])
     }
 }
+
+@Suite struct LeadershipCurrencyTests {
+    /// Whether `schedule` is answered at once (on the loop) or waits for the new leader to catch
+    /// up. Entries of its own term that are committed while a write holds their application back
+    /// must not count as "not current": that sent every call during a write down the slow path.
+    @Test func aLeaderIsCurrentOnceItHasAppliedAnEntryOfItsOwnTerm() {
+        typealias L = SchedulerReplica.Leadership
+        #expect(L.isCurrent(isLeader: true, term: 7, appliedTerm: 7))
+        #expect(!L.isCurrent(isLeader: true, term: 7, appliedTerm: 6), "entries of earlier leaders may still be unapplied")
+        #expect(!L.isCurrent(isLeader: true, term: 7, appliedTerm: nil))
+        #expect(!L.isCurrent(isLeader: false, term: 7, appliedTerm: 7))
+    }
+}
