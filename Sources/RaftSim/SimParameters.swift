@@ -49,6 +49,9 @@ public struct SimParameters: Sendable, CustomStringConvertible {
     /// Chance that a node which has just granted a vote crashes at once and restarts quickly:
     /// the moment at which an unpersisted vote would be lost.
     public var crashAfterVoteRate: Double
+    /// Mean time between an operator's membership steps in the fault phase (Int.max: none). Each
+    /// step moves one node along remove → add as learner → promote, at whichever node leads.
+    public var membershipInterval: Int
     public var bug: InjectedBug?
 
     public init(seed: UInt64, nodeCount: Int? = nil, bug: InjectedBug? = nil) {
@@ -87,6 +90,8 @@ public struct SimParameters: Sendable, CustomStringConvertible {
         preVote = chance(0.7)
         checkQuorum = chance(0.8)
         crashAfterVoteRate = chance(0.5) ? 0 : Double.random(in: 0.05...0.4, using: &rng)
+        // Drawn last, so every other parameter of a seed is what it was before this existed.
+        membershipInterval = chance(0.5) ? pick(100...600) : .max
         self.bug = bug
     }
 
@@ -95,7 +100,7 @@ public struct SimParameters: Sendable, CustomStringConvertible {
             + "delay=\(minDelay)-\(maxDelay)ms loss=\(pct(lossRate)) dup=\(pct(duplicateRate)) "
             + "disk<=\(diskMaxLatency)ms faults/\(faultInterval)ms compact=\(compactEvery == .max ? "never" : String(compactEvery)) "
             + "chunk=\(snapshotChunkBytes)B inflight=\(maxInflight) election=\(electionTicks)ticks preVote=\(preVote) checkQuorum=\(checkQuorum) "
-            + "crashAfterVote=\(pct(crashAfterVoteRate))"
+            + "crashAfterVote=\(pct(crashAfterVoteRate)) membership=\(membershipInterval == .max ? "fixed" : "every ~\(membershipInterval)ms")"
     }
 
     private func pct(_ x: Double) -> String { "\(Int((x * 100).rounded()))%" }

@@ -14,6 +14,10 @@ public struct SimResult: Sendable {
     public var operations: Int
     public var crashes: Int
     public var snapshotsInstalled: Int
+    /// Membership changes a leader accepted (each then committed or was overwritten), and those
+    /// that committed.
+    public var membershipChanges: Int
+    public var membershipChangesCommitted: Int
     /// The last events before the failure, oldest first (with `trace` on).
     public var trace: [String]
 }
@@ -35,6 +39,7 @@ public final class Simulation {
         case crash(node: Int, restartAfter: Int)
         case fault
         case heal
+        case membershipStep
     }
 
     let params: SimParameters
@@ -69,6 +74,7 @@ public final class Simulation {
     var crashes = 0
     var snapshotsInstalled = 0
     var operations = 0
+    var membershipChanges = 0
     let keepTrace: Bool
     var trace: [String] = []
 
@@ -105,6 +111,7 @@ public final class Simulation {
         for c in clients.indices { queue.push(.clientNext(client: c), at: Int.random(in: 0...50, using: &rng)) }
         queue.push(.fault, at: params.faultInterval)
         queue.push(.heal, at: params.healAt)
+        if params.membershipInterval != .max { queue.push(.membershipStep, at: params.membershipInterval) }
         while failure == nil, let (time, event) = queue.pop(), time <= params.endAt {
             now = time
             eventCount += 1
@@ -118,7 +125,9 @@ public final class Simulation {
         return SimResult(
             seed: params.seed, parameters: params, failure: failure, failedAt: failedAt,
             events: eventCount, committed: LogIndex(ledger.count - 1), elections: leaders.count,
-            operations: operations, crashes: crashes, snapshotsInstalled: snapshotsInstalled, trace: trace)
+            operations: operations, crashes: crashes, snapshotsInstalled: snapshotsInstalled,
+            membershipChanges: membershipChanges,
+            membershipChangesCommitted: ledger.lazy.filter { $0.kind == .membership }.count, trace: trace)
     }
 
     func fail(_ message: String) {
@@ -181,6 +190,10 @@ public final class Simulation {
             guard !healed else { return }
             injectFault()
             queue.push(.fault, at: now + random(params.faultInterval / 2...params.faultInterval * 3 / 2))
+        case .membershipStep:
+            guard !healed else { return }
+            stepMembership()
+            queue.push(.membershipStep, at: now + random(params.membershipInterval / 2...params.membershipInterval * 3 / 2))
         case .heal:
             healed = true
             let restored = blocked
@@ -353,6 +366,7 @@ public final class Simulation {
         case .crash(let i, _): text = "crash node \(i + 1)"
         case .fault: text = "fault (blocked now \(blocked.count) links)"
         case .heal: text = "heal"
+        case .membershipStep: text = "membership step"
         }
         trace.append("\(now)ms \(text)")
     }

@@ -12,11 +12,14 @@ public enum SimulationRunner {
         public var crashes = 0
         public var snapshotsInstalled = 0
         public var elections = 0
+        public var membershipChanges = 0
+        public var membershipChangesCommitted = 0
 
         public var description: String {
             "raft-sim: \(seeds) seeds, \(failed) failed\(failedSeeds.isEmpty ? "" : " \(failedSeeds.prefix(20).map(String.init))"); "
                 + "\(events) events, \(committed) entries committed, \(elections) leaders elected, "
-                + "\(operations) client operations, \(crashes) crashes, \(snapshotsInstalled) snapshots installed"
+                + "\(operations) client operations, \(crashes) crashes, \(snapshotsInstalled) snapshots installed, "
+                + "\(membershipChanges) membership changes proposed (\(membershipChangesCommitted) committed)"
         }
     }
 
@@ -42,6 +45,8 @@ public enum SimulationRunner {
                 summary.crashes += result.crashes
                 summary.snapshotsInstalled += result.snapshotsInstalled
                 summary.elections += result.elections
+                summary.membershipChanges += result.membershipChanges
+                summary.membershipChangesCommitted += result.membershipChangesCommitted
                 if result.failure != nil {
                     summary.failed += 1
                     summary.failedSeeds.append(result.seed)

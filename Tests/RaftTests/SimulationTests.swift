@@ -11,6 +11,20 @@ final class SimulationTests: XCTestCase {
         XCTAssertGreaterThan(summary.crashes, 0)
     }
 
+    /// Half the seeds have an operator moving nodes out and back in (remove, add as learner,
+    /// promote) while the faults run; those changes must commit and every check still pass.
+    func testSeedsWithMembershipChangesPassAndTheChangesCommit() {
+        let seeds = (1...40).map { SimParameters(seed: $0) }.filter { $0.membershipInterval != .max }.prefix(4)
+        XCTAssertEqual(seeds.count, 4)
+        var committed = 0
+        for params in seeds {
+            let result = Simulation(params).run()
+            XCTAssertNil(result.failure, "seed \(params.seed): \(result.failure ?? "")")
+            committed += result.membershipChangesCommitted
+        }
+        XCTAssertGreaterThan(committed, 4, "changes proposed: they must also commit")
+    }
+
     func testSameSeedReplaysExactly() {
         let a = Simulation(SimParameters(seed: 42)).run()
         let b = Simulation(SimParameters(seed: 42)).run()
