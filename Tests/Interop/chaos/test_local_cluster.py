@@ -29,9 +29,13 @@ def ports_free(ports):
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     # A port block nobody else uses: the scripts take base+1..3, +11..12, +21..24, +30..39 (the
-    # schedulers' peer links), +90 and the balancer's port.
+    # schedulers' peer links), +90 and the balancer's port. Below the kernel's ephemeral range:
+    # a port in it can be taken as the local end of any outgoing connection between this check
+    # and the bind (seen: HAProxy refused 127.0.0.1:38080, "Address already in use", and the
+    # whole chaos module failed to start).
+    ephemeral_low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     for _ in range(50):
-        base = random.randrange(20000, 50000, 100)
+        base = random.randrange(10000, min(ephemeral_low, 50000) - 100, 100)
         ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, *range(30, 40), 80, 90)]
         if ports_free(ports):
             break
