@@ -209,6 +209,8 @@ extension RaftNode {
         guard membership.voters.contains(target) else {
             throw .invalidRequest("cannot transfer leadership to \(target): not a voter")
         }
+        // The pending change may remove the target: a timeoutNow already sent cannot be recalled.
+        guard !membershipChangePending else { throw .membershipChangePending(index: pendingMembershipIndex) }
         if target == id || target == transferTarget { return }
         transferTarget = target
         electionElapsed = 0

@@ -15,13 +15,15 @@ extension RaftNode {
         guard role == .leader else { throw .notLeader(leader: leader == 0 ? nil : leader) }
         guard transferTarget == 0 else { throw .leadershipTransferInProgress }
         guard !membershipChangePending, log.term(at: log.committed) == term else {
-            throw .membershipChangePending(index: max(pendingMembershipIndex, log.lastIndex))
+            throw .membershipChangePending(index: membershipChangePending ? pendingMembershipIndex : log.lastIndex)
         }
         let next = try membership.applying(change)
         if case .promote(let learner) = change {
             // A voter that cannot yet store what the leader appends would only slow commits, and
             // with a quorum that needs it, stop them: promote only a learner close behind.
-            guard let pr = progress[learner], pr.state == .replicate,
+            // Heard from lately, too: a learner that caught up and then died looks caught up on
+            // an idle log, and promoting it would leave a quorum that tolerates one failure less.
+            guard let pr = progress[learner], pr.state == .replicate, pr.recentActive,
                   pr.match + LogIndex(config.maxEntriesPerMessage) >= log.lastIndex else {
                 throw .invalidRequest("learner \(learner) has not caught up (match \(progress[learner]?.match ?? 0) of \(log.lastIndex))")
             }
@@ -44,12 +46,21 @@ extension RaftNode {
         }
         membership = next
         membershipHistory.append((entry.index, next))
+        if role == .candidate || role == .preCandidate, !next.voters.contains(id) {
+            // A campaign started before the removal was applied must not win a group this node
+            // is no longer a voter of (a timeoutNow can arrive ahead of the removal's commit).
+            becomeFollower(term: term, leader: 0)
+            return
+        }
         guard role == .leader else { return }
         guard next.members.contains(id) else {
             // Removed: a leader that is no longer a member stops leading and the others elect.
             // It tells them first that the change committed, or they would learn it only from
-            // their next leader and meanwhile still count it.
+            // their next leader and meanwhile still count it: appends to those it may send to,
+            // and heartbeats (never held back by flow control, carrying what each one holds of
+            // the commit) to all. Both can be lost; then the others still elect, a timeout later.
             broadcastAppend(allowEmpty: true)
+            broadcastHeartbeat()
             becomeFollower(term: term, leader: 0)
             return
         }

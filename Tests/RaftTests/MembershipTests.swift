@@ -65,6 +65,26 @@ final class MembershipTests: XCTestCase {
         XCTAssertEqual(c.nodes[1]!.commitIndex, c.nodes[1]!.lastIndex, "1, 2 and 4 are three of four")
     }
 
+    func testALearnerNotHeardFromLatelyIsNotPromotedNorIsLeadershipTransferredDuringAChange() throws {
+        var c = TestCluster(3)
+        c.elect(1)
+        addNewcomer(4, to: &c, voters: [1, 2, 3])
+        change(&c, at: 1, .addLearner(4))
+        c.isolate(4)
+        // Check-quorum rounds clear `recentActive`; the others answer, node 4 cannot.
+        c.tickAll(times: 2 * c.nodes[1]!.config.electionTicks + 1)
+        XCTAssertEqual(c.leader(), 1)
+        XCTAssertThrowsError(try c.nodes[1]!.proposeMembershipChange(.promote(4)), "caught up, but silent")
+        c.heal()
+        c.tickAll(times: 2)
+        try c.nodes[1]!.proposeMembershipChange(.promote(4))
+        XCTAssertThrowsError(try c.nodes[1]!.transferLeadership(to: 2), "a change is pending") { error in
+            guard case RaftError.membershipChangePending = error else { return XCTFail("\(error)") }
+        }
+        c.stabilize()
+        XCTAssertNoThrow(try c.nodes[1]!.transferLeadership(to: 2))
+    }
+
     func testOneChangeAtATimeAndOnlyOnceTheLeaderHasCommittedInItsTerm() throws {
         var c = TestCluster(3)
         c.electBeforeItsNoopCommits(1)
