@@ -1537,6 +1537,51 @@ void   junction__v1__drain_request__free_unpacked
   assert(message->base.descriptor == &junction__v1__drain_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   junction__v1__membership_change_request__init
+                     (Junction__V1__MembershipChangeRequest         *message)
+{
+  static const Junction__V1__MembershipChangeRequest init_value = JUNCTION__V1__MEMBERSHIP_CHANGE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t junction__v1__membership_change_request__get_packed_size
+                     (const Junction__V1__MembershipChangeRequest *message)
+{
+  assert(message->base.descriptor == &junction__v1__membership_change_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__membership_change_request__pack
+                     (const Junction__V1__MembershipChangeRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__membership_change_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__membership_change_request__pack_to_buffer
+                     (const Junction__V1__MembershipChangeRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__membership_change_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__MembershipChangeRequest *
+       junction__v1__membership_change_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__MembershipChangeRequest *)
+     protobuf_c_message_unpack (&junction__v1__membership_change_request__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__membership_change_request__free_unpacked
+                     (Junction__V1__MembershipChangeRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__membership_change_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   junction__v1__raft_message__init
                      (Junction__V1__RaftMessage         *message)
 {
@@ -1940,6 +1985,51 @@ void   junction__v1__membership__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &junction__v1__membership__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__member_identity__init
+                     (Junction__V1__MemberIdentity         *message)
+{
+  static const Junction__V1__MemberIdentity init_value = JUNCTION__V1__MEMBER_IDENTITY__INIT;
+  *message = init_value;
+}
+size_t junction__v1__member_identity__get_packed_size
+                     (const Junction__V1__MemberIdentity *message)
+{
+  assert(message->base.descriptor == &junction__v1__member_identity__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__member_identity__pack
+                     (const Junction__V1__MemberIdentity *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__member_identity__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__member_identity__pack_to_buffer
+                     (const Junction__V1__MemberIdentity *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__member_identity__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__MemberIdentity *
+       junction__v1__member_identity__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__MemberIdentity *)
+     protobuf_c_message_unpack (&junction__v1__member_identity__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__member_identity__free_unpacked
+                     (Junction__V1__MemberIdentity *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__member_identity__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   junction__v1__snapshot_chunk__init
@@ -2482,7 +2572,7 @@ void   junction__v1__scheduler_snapshot__free_unpacked
   assert(message->base.descriptor == &junction__v1__scheduler_snapshot__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[32] =
+static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[33] =
 {
   {
     "call_id",
@@ -2809,6 +2899,18 @@ static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "membership_change_request",
+    44,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Envelope, body_case),
+    offsetof(Junction__V1__Envelope, membership_change_request),
+    &junction__v1__membership_change_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "raft_message",
     50,
     PROTOBUF_C_LABEL_NONE,
@@ -2879,19 +2981,20 @@ static const unsigned junction__v1__envelope__field_indices_by_name[] = {
   7,   /* field[7] = end */
   3,   /* field[3] = error */
   18,   /* field[18] = finish_request */
-  28,   /* field[28] = forward_proposal */
+  29,   /* field[29] = forward_proposal */
   1,   /* field[1] = hello */
   2,   /* field[2] = hello_ack */
   20,   /* field[20] = instance_table */
   13,   /* field[13] = load_report */
+  27,   /* field[27] = membership_change_request */
   9,   /* field[9] = not_leader */
   12,   /* field[12] = open_report_stream */
   4,   /* field[4] = ping */
   5,   /* field[5] = pong */
-  29,   /* field[29] = proposal_reply */
-  27,   /* field[27] = raft_message */
-  31,   /* field[31] = read_index_reply */
-  30,   /* field[30] = read_index_request */
+  30,   /* field[30] = proposal_reply */
+  28,   /* field[28] = raft_message */
+  32,   /* field[32] = read_index_reply */
+  31,   /* field[31] = read_index_request */
   10,   /* field[10] = register_instance */
   11,   /* field[11] = register_reply */
   15,   /* field[15] = report_ack */
@@ -2910,8 +3013,8 @@ static const ProtobufCIntRange junction__v1__envelope__number_ranges[6 + 1] =
   { 20, 10 },
   { 30, 16 },
   { 40, 23 },
-  { 50, 27 },
-  { 0, 32 }
+  { 50, 28 },
+  { 0, 33 }
 };
 const ProtobufCMessageDescriptor junction__v1__envelope__descriptor =
 {
@@ -2921,7 +3024,7 @@ const ProtobufCMessageDescriptor junction__v1__envelope__descriptor =
   "Junction__V1__Envelope",
   "junction.v1",
   sizeof(Junction__V1__Envelope),
-  32,
+  33,
   junction__v1__envelope__field_descriptors,
   junction__v1__envelope__field_indices_by_name,
   6,  junction__v1__envelope__number_ranges,
@@ -4773,7 +4876,7 @@ const ProtobufCMessageDescriptor junction__v1__status_request__descriptor =
   (ProtobufCMessageInit) junction__v1__status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__member_status__field_descriptors[5] =
+static const ProtobufCFieldDescriptor junction__v1__member_status__field_descriptors[8] =
 {
   {
     "id",
@@ -4835,18 +4938,57 @@ static const ProtobufCFieldDescriptor junction__v1__member_status__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "learner",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MemberStatus, learner),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "claimed_incarnation",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MemberStatus, claimed_incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heard_incarnation",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MemberStatus, heard_incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__member_status__field_indices_by_name[] = {
   1,   /* field[1] = address */
+  6,   /* field[6] = claimed_incarnation */
+  7,   /* field[7] = heard_incarnation */
   0,   /* field[0] = id */
   4,   /* field[4] = last_contact_ms */
+  5,   /* field[5] = learner */
   3,   /* field[3] = match_index */
   2,   /* field[2] = reachable */
 };
 static const ProtobufCIntRange junction__v1__member_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor junction__v1__member_status__descriptor =
 {
@@ -4856,7 +4998,7 @@ const ProtobufCMessageDescriptor junction__v1__member_status__descriptor =
   "Junction__V1__MemberStatus",
   "junction.v1",
   sizeof(Junction__V1__MemberStatus),
-  5,
+  8,
   junction__v1__member_status__field_descriptors,
   junction__v1__member_status__field_indices_by_name,
   1,  junction__v1__member_status__number_ranges,
@@ -4953,7 +5095,7 @@ const ProtobufCMessageDescriptor junction__v1__instance_status__descriptor =
   (ProtobufCMessageInit) junction__v1__instance_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__status_reply__field_descriptors[10] =
+static const ProtobufCFieldDescriptor junction__v1__status_reply__field_descriptors[13] =
 {
   {
     "node_id",
@@ -5075,10 +5217,49 @@ static const ProtobufCFieldDescriptor junction__v1__status_reply__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "incarnation",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__StatusReply, incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cluster_name",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__StatusReply, cluster_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fresh",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__StatusReply, fresh),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__status_reply__field_indices_by_name[] = {
   4,   /* field[4] = applied_index */
+  11,   /* field[11] = cluster_name */
   3,   /* field[3] = commit_index */
+  12,   /* field[12] = fresh */
+  10,   /* field[10] = incarnation */
   7,   /* field[7] = instances */
   1,   /* field[1] = leader_id */
   6,   /* field[6] = members */
@@ -5091,7 +5272,7 @@ static const unsigned junction__v1__status_reply__field_indices_by_name[] = {
 static const ProtobufCIntRange junction__v1__status_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor junction__v1__status_reply__descriptor =
 {
@@ -5101,7 +5282,7 @@ const ProtobufCMessageDescriptor junction__v1__status_reply__descriptor =
   "Junction__V1__StatusReply",
   "junction.v1",
   sizeof(Junction__V1__StatusReply),
-  10,
+  13,
   junction__v1__status_reply__field_descriptors,
   junction__v1__status_reply__field_indices_by_name,
   1,  junction__v1__status_reply__number_ranges,
@@ -5312,7 +5493,71 @@ const ProtobufCMessageDescriptor junction__v1__drain_request__descriptor =
   (ProtobufCMessageInit) junction__v1__drain_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descriptors[12] =
+static const ProtobufCFieldDescriptor junction__v1__membership_change_request__field_descriptors[3] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MembershipChangeRequest, kind),
+    &junction__v1__membership_change_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "node_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MembershipChangeRequest, node_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "address",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MembershipChangeRequest, address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__membership_change_request__field_indices_by_name[] = {
+  2,   /* field[2] = address */
+  0,   /* field[0] = kind */
+  1,   /* field[1] = node_id */
+};
+static const ProtobufCIntRange junction__v1__membership_change_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor junction__v1__membership_change_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.MembershipChangeRequest",
+  "MembershipChangeRequest",
+  "Junction__V1__MembershipChangeRequest",
+  "junction.v1",
+  sizeof(Junction__V1__MembershipChangeRequest),
+  3,
+  junction__v1__membership_change_request__field_descriptors,
+  junction__v1__membership_change_request__field_indices_by_name,
+  1,  junction__v1__membership_change_request__number_ranges,
+  (ProtobufCMessageInit) junction__v1__membership_change_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descriptors[13] =
 {
   {
     "from",
@@ -5345,6 +5590,18 @@ static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descript
     PROTOBUF_C_TYPE_UINT64,
     0,   /* quantifier_offset */
     offsetof(Junction__V1__RaftMessage, term),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "incarnation",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__RaftMessage, incarnation),
     NULL,
     NULL,
     0,             /* flags */
@@ -5460,24 +5717,25 @@ static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descript
   },
 };
 static const unsigned junction__v1__raft_message__field_indices_by_name[] = {
-  5,   /* field[5] = append_request */
-  6,   /* field[6] = append_response */
+  6,   /* field[6] = append_request */
+  7,   /* field[7] = append_response */
   0,   /* field[0] = from */
-  10,   /* field[10] = heartbeat */
-  11,   /* field[11] = heartbeat_response */
-  7,   /* field[7] = snapshot_chunk */
-  8,   /* field[8] = snapshot_response */
+  11,   /* field[11] = heartbeat */
+  12,   /* field[12] = heartbeat_response */
+  3,   /* field[3] = incarnation */
+  8,   /* field[8] = snapshot_chunk */
+  9,   /* field[9] = snapshot_response */
   2,   /* field[2] = term */
-  9,   /* field[9] = timeout_now */
+  10,   /* field[10] = timeout_now */
   1,   /* field[1] = to */
-  3,   /* field[3] = vote_request */
-  4,   /* field[4] = vote_response */
+  4,   /* field[4] = vote_request */
+  5,   /* field[5] = vote_response */
 };
 static const ProtobufCIntRange junction__v1__raft_message__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 10, 3 },
-  { 0, 12 }
+  { 10, 4 },
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor =
 {
@@ -5487,7 +5745,7 @@ const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor =
   "Junction__V1__RaftMessage",
   "junction.v1",
   sizeof(Junction__V1__RaftMessage),
-  12,
+  13,
   junction__v1__raft_message__field_descriptors,
   junction__v1__raft_message__field_indices_by_name,
   2,  junction__v1__raft_message__number_ranges,
@@ -5955,7 +6213,7 @@ const ProtobufCMessageDescriptor junction__v1__heartbeat_response__descriptor =
   (ProtobufCMessageInit) junction__v1__heartbeat_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__membership__field_descriptors[2] =
+static const ProtobufCFieldDescriptor junction__v1__membership__field_descriptors[3] =
 {
   {
     "voters",
@@ -5981,15 +6239,28 @@ static const ProtobufCFieldDescriptor junction__v1__membership__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "identities",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Membership, n_identities),
+    offsetof(Junction__V1__Membership, identities),
+    &junction__v1__member_identity__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__membership__field_indices_by_name[] = {
+  2,   /* field[2] = identities */
   1,   /* field[1] = learners */
   0,   /* field[0] = voters */
 };
 static const ProtobufCIntRange junction__v1__membership__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor junction__v1__membership__descriptor =
 {
@@ -5999,11 +6270,75 @@ const ProtobufCMessageDescriptor junction__v1__membership__descriptor =
   "Junction__V1__Membership",
   "junction.v1",
   sizeof(Junction__V1__Membership),
-  2,
+  3,
   junction__v1__membership__field_descriptors,
   junction__v1__membership__field_indices_by_name,
   1,  junction__v1__membership__number_ranges,
   (ProtobufCMessageInit) junction__v1__membership__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__member_identity__field_descriptors[3] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MemberIdentity, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "incarnation",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MemberIdentity, incarnation),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "address",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__MemberIdentity, address),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__member_identity__field_indices_by_name[] = {
+  2,   /* field[2] = address */
+  0,   /* field[0] = id */
+  1,   /* field[1] = incarnation */
+};
+static const ProtobufCIntRange junction__v1__member_identity__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor junction__v1__member_identity__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.MemberIdentity",
+  "MemberIdentity",
+  "Junction__V1__MemberIdentity",
+  "junction.v1",
+  sizeof(Junction__V1__MemberIdentity),
+  3,
+  junction__v1__member_identity__field_descriptors,
+  junction__v1__member_identity__field_indices_by_name,
+  1,  junction__v1__member_identity__number_ranges,
+  (ProtobufCMessageInit) junction__v1__member_identity__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor junction__v1__snapshot_chunk__field_descriptors[7] =
@@ -6966,6 +7301,36 @@ const ProtobufCEnumDescriptor junction__v1__finish_outcome__descriptor =
   junction__v1__finish_outcome__enum_values_by_name,
   1,
   junction__v1__finish_outcome__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue junction__v1__membership_change_kind__enum_values_by_number[3] =
+{
+  { "MEMBERSHIP_CHANGE_KIND_ADD_LEARNER", "JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_ADD_LEARNER", 0 },
+  { "MEMBERSHIP_CHANGE_KIND_PROMOTE", "JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_PROMOTE", 1 },
+  { "MEMBERSHIP_CHANGE_KIND_REMOVE", "JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_REMOVE", 2 },
+};
+static const ProtobufCIntRange junction__v1__membership_change_kind__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex junction__v1__membership_change_kind__enum_values_by_name[3] =
+{
+  { "MEMBERSHIP_CHANGE_KIND_ADD_LEARNER", 0 },
+  { "MEMBERSHIP_CHANGE_KIND_PROMOTE", 1 },
+  { "MEMBERSHIP_CHANGE_KIND_REMOVE", 2 },
+};
+const ProtobufCEnumDescriptor junction__v1__membership_change_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "junction.v1.MembershipChangeKind",
+  "MembershipChangeKind",
+  "Junction__V1__MembershipChangeKind",
+  "junction.v1",
+  3,
+  junction__v1__membership_change_kind__enum_values_by_number,
+  3,
+  junction__v1__membership_change_kind__enum_values_by_name,
+  1,
+  junction__v1__membership_change_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue junction__v1__entry_type__enum_values_by_number[3] =

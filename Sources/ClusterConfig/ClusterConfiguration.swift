@@ -12,6 +12,9 @@ public struct ClusterConfiguration: Sendable, Equatable {
         public var address: String { "\(host):\(port)" }
     }
 
+    /// `cluster.name`: written into each scheduler's data directory, so a directory of another
+    /// cluster is refused at start, and compared with its peers' when a directory is new.
+    public var name = "junction"
     public var secret: String
     public var members: [Member]
     /// Keys of the file that Junction accepts but does not use (the seed's deployment keys):
@@ -49,9 +52,23 @@ public struct ClusterConfiguration: Sendable, Equatable {
             members.append(Member(id: memberID, host: host, port: port))
         }
         var parsed = ClusterConfiguration(secret: secret, members: members)
+        if let name = cluster["name"] {
+            guard let name = name as? String, (1...64).contains(name.utf8.count),
+                  name.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }) else {
+                throw ConfigError(key: "cluster.name", reason: "1 to 64 letters, digits, '-', '_' or '.'")
+            }
+            parsed.name = name
+        }
         parsed.unusedKeys = unused
         return parsed
     }
 
     public func member(_ id: UInt64) -> Member? { members.first { $0.id == id } }
+}
+
+extension UInt8 {
+    var isASCIIAlphanumeric: Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
+    }
 }

@@ -22,21 +22,54 @@ public actor LocalSchedulerTrio {
         directory = NSTemporaryDirectory() + "junction-trio-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var ports: [UInt64: Int] = [:]
-        for id: UInt64 in 1...3 { ports[id] = try freeLoopbackPort() }
+        // A fourth port for a newcomer (`startNewMember`): not in the trio's config.
+        for id: UInt64 in 1...4 { ports[id] = try freeLoopbackPort() }
         self.ports = ports
         configPath = directory + "/cluster.json"
-        let config: [String: Any] = [
-            "cluster": [
-                "secret": secret,
-                "schedulers": ports.sorted { $0.key < $1.key }.map { ["id": Int($0.key), "address": "127.0.0.1:\($0.value)"] },
-            ],
-            "scheduler": [
-                "data_dir": directory + "/data-{id}", "tick_ms": tickMilliseconds, "election_ticks": electionTicks,
-                // Without agents the default keeps registered instances up for the whole run.
-                "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds,
-            ],
-        ]
-        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: configPath))
+        func config(_ members: ClosedRange<UInt64>) -> [String: Any] {
+            [
+                "cluster": [
+                    "secret": secret,
+                    "schedulers": members.map { ["id": Int($0), "address": "127.0.0.1:\(ports[$0]!)"] },
+                ],
+                "scheduler": [
+                    "data_dir": directory + "/data-{id}", "tick_ms": tickMilliseconds, "election_ticks": electionTicks,
+                    // Without agents the default keeps registered instances up for the whole run.
+                    "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds,
+                ],
+            ]
+        }
+        try JSONSerialization.data(withJSONObject: config(1...3)).write(to: URL(fileURLWithPath: configPath))
+        try JSONSerialization.data(withJSONObject: config(1...4)).write(to: URL(fileURLWithPath: directory + "/cluster-4.json"))
+    }
+
+    /// Starts node 4 with an empty directory and a config that lists it (the trio's does not):
+    /// a newcomer for `junction ctl add-member` or `replace-member` to bring in.
+    public func startNewMember() throws {
+        processes[4] = try SpawnedProcess(
+            name: "scheduler-4", binary: binary,
+            arguments: ["scheduler", "--config", directory + "/cluster-4.json", "--id", "4", "--log-level", "info"], directory: directory)
+    }
+
+    /// Runs `body` against a new trio of `binary`, records a failure with the trio's logs, and
+    /// stops every process and removes the directory whatever happens.
+    public static func with(binary: String, _ body: (LocalSchedulerTrio) async throws -> Void) async throws {
+        let trio = try LocalSchedulerTrio(binary: binary)
+        let outcome: Result<Void, TrioFailure>
+        do {
+            try await body(trio)
+            outcome = .success(())
+        } catch {
+            outcome = .failure(TrioFailure(error: error, logs: await trio.logs()))
+        }
+        await trio.stopAll()
+        try outcome.get()
+    }
+
+    public struct TrioFailure: Error, CustomStringConvertible {
+        public var error: any Error
+        public var logs: String
+        public var description: String { "\(error)\n\(logs)" }
     }
 
     public func start(_ id: UInt64) throws {
@@ -57,7 +90,7 @@ public actor LocalSchedulerTrio {
     }
 
     public func logs() -> String {
-        (1...3).map { id in
+        (1...4).map { id in
             let text = (try? String(contentsOfFile: directory + "/scheduler-\(id).log", encoding: .utf8)) ?? ""
             return "--- scheduler \(id) ---\n" + text.split(separator: "\n").suffix(40).joined(separator: "\n")
         }.joined(separator: "\n")
@@ -96,14 +129,28 @@ public actor LocalSchedulerTrio {
 
     /// Runs `junction ctl` with this trio's config and returns its standard output.
     public func ctl(_ arguments: [String]) throws -> String {
+        try ctlRun(arguments).output
+    }
+
+    /// Runs `junction ctl` and returns its standard output, or throws with its standard error
+    /// if it exits non-zero.
+    public func ctlSucceeding(_ arguments: [String]) throws -> String {
+        let (status, output, errors) = try ctlRun(arguments)
+        guard status == 0 else { throw WireError(.internal, "junction ctl \(arguments.joined(separator: " ")) exited \(status): \(errors)\n\(output)") }
+        return output
+    }
+
+    private func ctlRun(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["ctl"] + arguments + ["--config", configPath]
-        let pipe = Pipe()
-        process.standardOutput = pipe
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errors, as: UTF8.self))
     }
 }

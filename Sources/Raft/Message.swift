@@ -5,12 +5,16 @@ public struct Message: Sendable, Hashable {
     /// The sender's term; for a pre-vote request, the term the sender would campaign in.
     public var term: Term
     public var body: Body
+    /// The sender's incarnation (`RaftConfig.incarnation`): votes count only from the one the
+    /// membership has claimed, and a leader claims the incarnation it hears from a member.
+    public var incarnation: UInt64
 
-    public init(from: NodeID, to: NodeID, term: Term, body: Body) {
+    public init(from: NodeID, to: NodeID, term: Term, body: Body, incarnation: UInt64 = 0) {
         self.from = from
         self.to = to
         self.term = term
         self.body = body
+        self.incarnation = incarnation
     }
 
     public enum Body: Sendable, Hashable {

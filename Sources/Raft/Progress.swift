@@ -19,6 +19,8 @@ struct Progress: Sendable {
     var inflight: Inflights
     /// Heard from since the last check-quorum round.
     var recentActive = false
+    /// The incarnation the follower's last reply came from (for claiming it; 0 = not heard).
+    var incarnation: UInt64 = 0
     /// The highest read-index round this follower has acknowledged in the current term.
     var readRoundAcked: UInt64 = 0
     /// Snapshot transfer: the offset of the last chunk sent, and where the follower asked to

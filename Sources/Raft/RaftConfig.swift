@@ -16,6 +16,16 @@ public struct RaftConfig: Sendable {
     public var maxEntriesPerMessage: Int = 1024
     public var maxBytesPerMessage: Int = 1 << 20
     public var snapshotChunkBytes: Int = 256 << 10
+    /// This node's incarnation: a random non-zero number created with its data directory, so a
+    /// wiped node comes back as another incarnation. The leader claims each member's in the
+    /// membership, and from then on only the claimed one votes. 0 turns the claims off (tests
+    /// of other things, and the simulation's seeds without disk wipes).
+    public var incarnation: UInt64 = 0
+    /// This node's data directory was created empty after the group first started (the shell
+    /// found other members holding data), so it may be a wiped disk under an old id: it neither
+    /// votes nor campaigns until it applies a membership that claims its own incarnation. A
+    /// node of a group's first start (`joining` false) votes while unclaimed, as plain Raft.
+    public var joining = false
     /// Seeds the election-timeout jitter, so a simulation replays exactly.
     public var randomSeed: UInt64 = 0
     /// Deliberate bugs, for proving that the simulation's checkers catch them. Never set in production.
@@ -49,6 +59,8 @@ public struct TestingFaults: Sendable, Hashable {
     public var skipLogUpToDateCheck = false
     /// Truncate the log at the first entry of an append instead of at the first conflict.
     public var truncateAtFirstEntry = false
+    /// Count every voter's vote whatever incarnation it answers as: a wiped disk votes again.
+    public var ignoreIncarnations = false
 
     public init() {}
 }

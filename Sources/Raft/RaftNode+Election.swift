@@ -82,9 +82,14 @@ extension RaftNode {
         // We may vote again for whom we voted; otherwise only if we have not voted and follow
         // nobody; a pre-vote for a later term is granted on the log alone.
         let canVote = vote == m.from || (vote == 0 && leader == 0) || (request.preVote && m.term > term)
+        // A wiped disk under a claimed id neither grants votes nor gets them. Otherwise a vote
+        // may go to a candidate this node does not know as a voter yet (one promoted by a change
+        // not applied here): it counts only where the candidate's membership says so.
+        let bothVoters = mayVoteItself && isNotDisowned(id, incarnation: config.incarnation)
+            && isNotDisowned(m.from, incarnation: m.incarnation)
         let upToDate = config.testingFaults.skipLogUpToDateCheck
             || log.isUpToDate(lastIndex: request.lastLogIndex, lastTerm: request.lastLogTerm)
-        if canVote && upToDate {
+        if canVote && upToDate && bothVoters {
             // A granted pre-vote carries the asked-for term so the pre-candidate counts it.
             send(to: m.from, term: request.preVote ? m.term : term,
                  .voteResponse(VoteResponse(preVote: request.preVote, granted: true)))
@@ -99,6 +104,8 @@ extension RaftNode {
 
     mutating func handleVoteResponse(_ m: Message, _ response: VoteResponse) {
         guard response.preVote == (role == .preCandidate) else { return }
+        // A vote from an incarnation the membership has not claimed for that id is no vote.
+        guard mayVote(m.from, incarnation: m.incarnation) else { return }
         votes[m.from] = response.granted
         if membership.isQuorum(grantedVotes) {
             if role == .preCandidate { campaign(.election) } else { becomeLeader() }

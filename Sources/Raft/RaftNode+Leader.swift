@@ -22,10 +22,21 @@ extension RaftNode {
             heartbeatElapsed = 0
             broadcastHeartbeat()
         }
+        claimUnclaimedMember()
     }
 
     mutating func stepLeader(_ m: Message) {
-        guard progress[m.from] != nil else { return }
+        guard let known = progress[m.from]?.incarnation else { return }
+        if known != 0, m.incarnation != known {
+            // Another disk answers under that id (wiped and restarted): what the old one had
+            // acknowledged is gone, so replication starts over, or the leader would count
+            // entries it no longer holds and ignore its refusals as stale for ever.
+            var fresh = Progress(next: log.lastIndex + 1, maxInflight: config.maxInflightMessages)
+            fresh.recentActive = true
+            progress[m.from] = fresh
+        }
+        progress[m.from]!.incarnation = m.incarnation
+        defer { claimUnclaimedMember() }
         switch m.body {
         case .appendResponse(let response):
             progress[m.from]!.recentActive = true

@@ -13,6 +13,11 @@ extension RaftNode {
     @discardableResult
     public mutating func proposeMembershipChange(_ change: MembershipChange) throws(RaftError) -> (index: LogIndex, term: Term) {
         guard role == .leader else { throw .notLeader(leader: leader == 0 ? nil : leader) }
+        guard config.checkQuorum else {
+            // Without the lease a removed node that has not learned of its removal campaigns
+            // for ever, raising the terms of the members that still count it (thesis §4.2.3).
+            throw .invalidRequest("membership changes need check-quorum (the leader lease)")
+        }
         guard transferTarget == 0 else { throw .leadershipTransferInProgress }
         guard !membershipChangePending, log.term(at: log.committed) == term else {
             throw .membershipChangePending(index: membershipChangePending ? pendingMembershipIndex : log.lastIndex)
@@ -26,6 +31,11 @@ extension RaftNode {
             guard let pr = progress[learner], pr.state == .replicate, pr.recentActive,
                   pr.match + LogIndex(config.maxEntriesPerMessage) >= log.lastIndex else {
                 throw .invalidRequest("learner \(learner) has not caught up (match \(progress[learner]?.match ?? 0) of \(log.lastIndex))")
+            }
+            // With incarnations in use, an unclaimed voter's vote would count whoever answers
+            // under its id; a learner is claimed as soon as the leader hears from it.
+            guard config.incarnation == 0 || membership.incarnations[learner] != nil else {
+                throw .invalidRequest("learner \(learner) is not claimed yet (the leader has not heard its incarnation)")
             }
         }
         let entry = Entry(index: log.lastIndex + 1, term: term, kind: .membership, data: next.encoded)
@@ -73,6 +83,23 @@ extension RaftNode {
             // A probe at the log's end: the newcomer refuses it and the back-off finds where its
             // log starts (or that it needs the snapshot).
             sendAppend(to: member, allowEmpty: true)
+        }
+    }
+
+    /// Claims the incarnation of one member that has none yet: this leader's own first, then
+    /// each member's as heard in its replies. One change at a time, like any other; called on
+    /// every tick and reply, so the claims follow one another as fast as they commit.
+    mutating func claimUnclaimedMember() {
+        guard config.incarnation != 0, role == .leader, transferTarget == 0, !membershipChangePending,
+              log.term(at: log.committed) == term else { return }
+        var heard = [(id, config.incarnation)]
+        for (member, pr) in progress.sorted(by: { $0.key < $1.key }) where pr.incarnation != 0 {
+            heard.append((member, pr.incarnation))
+        }
+        for (member, incarnation) in heard
+        where membership.members.contains(member) && membership.incarnations[member] == nil {
+            _ = try? proposeMembershipChange(.claim(member, incarnation: incarnation))
+            return
         }
     }
 }

@@ -1,12 +1,22 @@
 /// Message dispatch: the term rules shared by every role, then the role's own handling.
 extension RaftNode {
     public mutating func step(_ m: Message) {
-        // Messages from nodes outside the applied membership are dropped, so a removed node
-        // cannot raise terms. Known cost (open): a node that missed a newcomer's addition drops
-        // that newcomer's appends once it leads. Taking a leader's messages from anyone fixed
-        // that but failed raft-sim's liveness bound on 1 to 6 seeds in 2,000 (seed 302).
-        guard m.to == id, m.from != id, membership.members.contains(m.from) else { return }
+        guard m.to == id, m.from != id else { return }
+        if !membership.members.contains(m.from) {
+            // Votes and replies from outside the applied membership are dropped, so a removed
+            // node cannot raise terms or be counted. A leader's messages are taken from anyone:
+            // a node that has not yet applied a newcomer's addition must still follow that
+            // newcomer when it leads, or it would never learn of the addition.
+            switch m.body {
+            case .append, .heartbeat, .snapshotChunk, .timeoutNow: break
+            default: return
+            }
+        }
 
+        if case .voteRequest = m.body, !isNotDisowned(m.from, incarnation: m.incarnation) {
+            // Another incarnation under a claimed id (a wiped disk): it must not raise our term.
+            return
+        }
         if m.term > term {
             if case .voteRequest(let request) = m.body, !request.leadershipTransfer, inLease {
                 // Check-quorum's lease: we hear from a live leader, so this candidate is cut off
@@ -20,6 +30,15 @@ extension RaftNode {
                 break // granted pre-votes carry the term we would campaign in
             case .append, .heartbeat, .snapshotChunk:
                 becomeFollower(term: m.term, leader: m.from)
+            case .voteRequest:
+                // Only hearing a leader or granting a vote restarts the election timer (Raft,
+                // figure 2). If refusing a candidate whose log is behind restarted it too, a
+                // behind node on a faster clock could keep the up-to-date one from ever timing
+                // out first: without pre-vote, in a two-voter membership mid-change, raft-sim
+                // seed 302 went twenty terms that way.
+                let elapsed = electionElapsed
+                becomeFollower(term: m.term, leader: 0)
+                electionElapsed = elapsed
             default:
                 becomeFollower(term: m.term, leader: 0)
             }
@@ -31,8 +50,12 @@ extension RaftNode {
                 if config.checkQuorum || config.preVote {
                     send(to: m.from, .appendResponse(AppendResponse(success: false)))
                 }
-            case .voteRequest(let request) where request.preVote:
-                send(to: m.from, .voteResponse(VoteResponse(preVote: true, granted: false)))
+            case .voteRequest(let request):
+                // Refused at our term, so the candidate learns it (Raft, figure 2). Silence would
+                // leave a candidate that only we can complete a quorum with campaigning below our
+                // term for ever, if we never send it anything else (raft-sim seed 7271: it was a
+                // learner in our membership, promoted by a change we had not applied).
+                send(to: m.from, .voteResponse(VoteResponse(preVote: request.preVote, granted: false)))
             default:
                 break
             }

@@ -4,7 +4,7 @@ import Seeded
 /// `readIndex(context:)`; collect its output with `ready()`, act on it, then `advance(_:)`.
 /// Single-threaded by construction: the shell owns it and calls it from one place.
 public struct RaftNode: Sendable {
-    public let config: RaftConfig
+    public internal(set) var config: RaftConfig
     public var id: NodeID { config.id }
 
     public internal(set) var term: Term
@@ -104,6 +104,15 @@ public struct RaftNode: Sendable {
         return (pr.match, pr.next)
     }
 
+    /// Leader only: the incarnation `peer`'s replies come from (0: not heard this term).
+    public func heardIncarnation(of peer: NodeID) -> UInt64 {
+        role == .leader ? progress[peer]?.incarnation ?? 0 : 0
+    }
+
+    /// A joining node's shell has learned that this is the group's first start (every peer it
+    /// asked had an empty directory too): it may vote before a leader claims it.
+    public mutating func allowVotingBeforeClaim() { config.joining = false }
+
     // MARK: Input
 
     /// The shell's connection to `peer` has (re)connected: see `askAgainAfterReconnect`.
@@ -175,7 +184,13 @@ public struct RaftNode: Sendable {
         if let snap = ready.snapshot, pendingSnapshot == snap { pendingSnapshot = nil }
         log.markStable(ready.entries)
         if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
-        for entry in ready.committedEntries where entry.kind == .membership { applyMembership(entry) }
+        // A snapshot installed since this Ready was made (its chunk arrived while the Ready was
+        // being written) already holds the membership of everything up to its index: applying
+        // the Ready's older membership entries now would turn the clock back (raft-sim 9399).
+        let appliedMembershipIndex = membershipHistory.last?.index ?? 0
+        for entry in ready.committedEntries where entry.kind == .membership && entry.index > appliedMembershipIndex {
+            applyMembership(entry)
+        }
         if role == .leader {
             // The leader counts itself towards a quorum only for what its own disk holds.
             _ = progress[id]?.acknowledge(through: log.stableIndex)
@@ -186,7 +201,7 @@ public struct RaftNode: Sendable {
     // MARK: Shared helpers
 
     mutating func send(to: NodeID, term: Term? = nil, _ body: Message.Body) {
-        messages.append(Message(from: id, to: to, term: term ?? self.term, body: body))
+        messages.append(Message(from: id, to: to, term: term ?? self.term, body: body, incarnation: config.incarnation))
     }
 
     mutating func resetElectionTimeout() {
@@ -195,7 +210,24 @@ public struct RaftNode: Sendable {
     }
 
     var peers: [NodeID] { membership.members.filter { $0 != id }.sorted() }
-    var isPromotable: Bool { membership.voters.contains(id) }
+    var isPromotable: Bool { mayVote(id, incarnation: config.incarnation) && mayVoteItself }
+
+    /// False for a joining node until a membership claims its own incarnation.
+    var mayVoteItself: Bool {
+        !config.joining || config.testingFaults.ignoreIncarnations || membership.incarnations[id] == config.incarnation
+    }
+
+    /// Whether `node`'s vote, given as `incarnation`, counts here (the identity guard, which a
+    /// simulation's bug switch turns off to prove its checkers notice).
+    func mayVote(_ node: NodeID, incarnation: UInt64) -> Bool {
+        membership.voters.contains(node) && isNotDisowned(node, incarnation: incarnation)
+    }
+
+    /// False when the membership has claimed `node` as another incarnation: a wiped disk, or a
+    /// copy, answering under a claimed id.
+    func isNotDisowned(_ node: NodeID, incarnation: UInt64) -> Bool {
+        config.testingFaults.ignoreIncarnations || membership.incarnations[node].map { $0 == incarnation } ?? true
+    }
 
     /// Records an impossible state. With a testing fault switched on it is reported to the
     /// simulation; otherwise it is a bug in Raft itself and the process stops before doing harm.

@@ -53,14 +53,36 @@ public struct HardState: Sendable, Hashable {
 public struct Membership: Sendable, Hashable {
     public var voters: Set<NodeID>
     public var learners: Set<NodeID>
+    /// Each member's incarnation (the random number its data directory was created with) once a
+    /// leader has heard it and committed a `claim`. A claimed voter votes only when it answers
+    /// as that incarnation, so a node whose disk was wiped (and so forgot its votes and its log)
+    /// cannot vote again until an operator replaces it. An unclaimed voter's vote counts as in
+    /// plain Raft: a group's first election needs that, and refusing it would let one node that
+    /// was down since the start, plus one failure, stop the group. Leaders claim members as soon
+    /// as they hear from them, so a member stays unclaimed only until it first answers.
+    public var incarnations: [NodeID: UInt64]
+    /// Where the shell reaches the members added by `addLearner(_:address:)`: opaque to Raft,
+    /// replicated with the membership so every node (and one restored from a snapshot) can dial
+    /// a member that its configuration file does not list.
+    public var addresses: [NodeID: String]
+    public static let maxAddressBytes: UInt64 = 255
 
-    public init(voters: Set<NodeID>, learners: Set<NodeID> = []) {
+    public init(voters: Set<NodeID>, learners: Set<NodeID> = [], incarnations: [NodeID: UInt64] = [:],
+                addresses: [NodeID: String] = [:]) {
         self.voters = voters
         self.learners = learners
+        self.incarnations = incarnations
+        self.addresses = addresses
     }
 
     public var members: Set<NodeID> { voters.union(learners) }
     public var quorum: Int { voters.count / 2 + 1 }
+
+    /// Whether `node`, speaking as `incarnation`, is a voter of this membership.
+    public func mayVote(_ node: NodeID, incarnation: UInt64) -> Bool {
+        guard voters.contains(node) else { return false }
+        return incarnations[node].map { $0 == incarnation } ?? true
+    }
 
     /// True when the nodes in `granted` form a majority of the voters.
     public func isQuorum(_ granted: some Sequence<NodeID>) -> Bool {

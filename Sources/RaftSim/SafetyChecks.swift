@@ -7,6 +7,8 @@ extension Simulation {
     /// ...and, this long after it is, every operation must complete within `operationBoundMillis`.
     var settleMillis: Int { 300 }
     var operationBoundMillis: Int { 1_000 }
+    /// ...and every member must hold what was committed this long before the end.
+    var catchUpMillis: Int { 1_000 }
 
     func checkSafety() {
         for i in nodes.indices where nodes[i].isUp {
@@ -67,7 +69,7 @@ extension Simulation {
                 ledger.append(entry)
                 ledgerCommitTerm.append(core.term)
                 ledgerHash.append(KVStateMachine.chain(ledgerHash.last!, entry))
-                checkDurableOnQuorum(entry)
+                checkDurableOnQuorum(entry, membership: core.membership)
                 if failure != nil { return }
             } else {
                 return fail("node \(i + 1) committed \(index) but the ledger only reaches \(ledger.count - 1)")
@@ -84,16 +86,22 @@ extension Simulation {
         return index > 0 ? LogIndex(index) : nil
     }
 
-    /// A committed entry must already be durable on a quorum, or a crash could lose it.
-    func checkDurableOnQuorum(_ entry: Entry) {
-        var holders = 0
-        for node in nodes {
-            let state = node.disk.state
-            if let snap = state.snapshot, snap.metadata.index >= entry.index { holders += 1; continue }
-            if state.entries.first(where: { $0.index == entry.index }) == entry { holders += 1 }
+    /// A committed entry must already be durable on a quorum of the voters that committed it (the
+    /// membership of the node that first reports it: the leader, as it counted), or a crash could
+    /// lose it. A disk wiped after it acknowledged the entry still counts: that loss is the fault
+    /// injected, which the identity guard must survive, not a write acknowledged too early.
+    func checkDurableOnQuorum(_ entry: Entry, membership: Membership) {
+        func holds(_ disk: MemoryStorage?) -> Bool {
+            guard let state = disk?.state else { return false }
+            if let snap = state.snapshot, snap.metadata.index >= entry.index { return true }
+            return state.entries.first(where: { $0.index == entry.index }) == entry
         }
-        if holders < params.nodeCount / 2 + 1 {
-            fail("entry \(entry.index) (term \(entry.term)) was committed while durable on only \(holders) of \(params.nodeCount) disks")
+        var holders = 0
+        for node in nodes where membership.voters.contains(node.id) && (holds(node.disk) || holds(node.wipedDisk)) {
+            holders += 1
+        }
+        if holders < membership.quorum {
+            fail("entry \(entry.index) (term \(entry.term)) was committed while durable on only \(holders) of the \(membership.voters.count) voters' disks")
         }
     }
 
@@ -133,8 +141,9 @@ extension Simulation {
     }
 
     /// After healing, the group must settle on a leader (one that has committed an entry of its
-    /// term and still leads at the end) within `leaderBoundMillis`, and from shortly after that on,
-    /// every client operation must complete within `operationBoundMillis`.
+    /// term and still leads at the end) within `leaderBoundMillis`; from shortly after that on,
+    /// every client operation must complete within `operationBoundMillis`; and every member must
+    /// hold the leader's membership and what was committed `catchUpMillis` before the end.
     func checkLiveness() {
         let finalLeader = nodes.compactMap(\.core).filter { $0.role == .leader }.max { $0.term < $1.term }
         guard let leader = finalLeader, let established = leaderEstablishedAt[leader.term] else {
@@ -143,6 +152,14 @@ extension Simulation {
         let stable = max(established, params.healAt)
         if stable > params.healAt + leaderBoundMillis {
             return fail("liveness: the group settled on leader \(leader.id) (term \(leader.term)) only \(stable - params.healAt)ms after healing (bound \(leaderBoundMillis)ms)")
+        }
+        for node in nodes where leader.membership.members.contains(node.id) {
+            // A member that stopped following (say, one that drops a leader it does not know
+            // as a member) leaves a quorum that tolerates one failure less, silently.
+            guard let core = node.core else { continue }
+            if core.membership != leader.membership || core.commitIndex < catchUpMark {
+                return fail("liveness: member \(node.id) did not catch up: commit \(core.commitIndex) (applied \(core.appliedIndex), snapshot \(core.snapshotMetadata?.index ?? 0)) of \(catchUpMark) committed \(catchUpMillis)ms before the end, membership \(core.membership) against the leader's \(leader.membership)")
+            }
         }
         var completed = 0
         for op in healedOps where op.call >= stable + settleMillis {

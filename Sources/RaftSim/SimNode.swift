@@ -13,7 +13,14 @@ struct SimNode {
     /// With the ack-before-sync bug, the writing Ready's messages already left.
     var writingMessagesSent = false
     var writeGeneration = 0
+    /// Counts restarts (so a dead incarnation's timers are ignored); not Raft's incarnation,
+    /// which is `config.incarnation` and changes only when the disk is wiped.
     var incarnation = 0
+    /// The disk was wiped and the operator has not yet replaced the node.
+    var awaitingReplacement = false
+    /// The disk as it was when last wiped: what it held was durable there, and acknowledged
+    /// from there, even if it is gone now.
+    var wipedDisk: MemoryStorage?
     var stateMachine = KVStateMachine()
     /// Puts this node proposed as leader: log index -> (term, client, op).
     var proposals: [LogIndex: (term: Term, client: Int, opID: UInt64)] = [:]
@@ -53,6 +60,17 @@ struct SimNode {
         proposals = [:]
         reads = [:]
         readsAwaitingApply = []
+    }
+
+    /// Loses the disk too: the node comes back empty, as a new incarnation.
+    mutating func wipe(newIncarnation: UInt64) {
+        crash(tornPrefix: nil)
+        wipedDisk = disk
+        disk = MemoryStorage()
+        config.incarnation = newIncarnation
+        // The shell would find the others holding data: it joins, and waits to be claimed.
+        config.joining = true
+        awaitingReplacement = true
     }
 
     mutating func restart(forgetVote: Bool) throws {

@@ -13,6 +13,8 @@ public enum InjectedBug: String, Sendable, CaseIterable {
     case truncateAtFirstEntry = "truncate-at-first-entry"
     /// A node acknowledges before its disk write is durable.
     case ackBeforeSync = "ack-before-sync"
+    /// Votes count whatever incarnation they come from: a wiped disk votes again under its id.
+    case ignoreIncarnations = "ignore-incarnations"
 }
 
 /// Everything about one simulated run, drawn from its seed. Times are simulated milliseconds.
@@ -52,6 +54,10 @@ public struct SimParameters: Sendable, CustomStringConvertible {
     /// Mean time between an operator's membership steps in the fault phase (Int.max: none). Each
     /// step moves one node along remove → add as learner → promote, at whichever node leads.
     public var membershipInterval: Int
+    /// Chance that a crash also wipes the node's disk (seeds with membership changes only: the
+    /// operator then replaces the wiped node, as `junction ctl replace-member` does). Nodes
+    /// carry incarnations on those seeds, so a wiped one cannot vote until it is replaced.
+    public var wipeRate: Double
     public var bug: InjectedBug?
 
     public init(seed: UInt64, nodeCount: Int? = nil, bug: InjectedBug? = nil) {
@@ -92,6 +98,16 @@ public struct SimParameters: Sendable, CustomStringConvertible {
         crashAfterVoteRate = chance(0.5) ? 0 : Double.random(in: 0.05...0.4, using: &rng)
         // Drawn last, so every other parameter of a seed is what it was before this existed.
         membershipInterval = chance(0.5) ? pick(100...600) : .max
+        wipeRate = membershipInterval == .max || chance(0.5) ? 0 : Double.random(in: 0.2...0.6, using: &rng)
+        if bug == .ignoreIncarnations {
+            // Only wipes can show it: every seed gets them, often.
+            membershipInterval = min(membershipInterval, pick(100...600))
+            wipeRate = 0.8
+        }
+        // Membership changes need check-quorum's lease (the core refuses them otherwise): without
+        // it a removed node that does not know it was removed raises the terms of the members
+        // that still count it, for ever (Raft thesis, §4.2.3; raft-sim seed 2937).
+        if membershipInterval != .max { checkQuorum = true }
         self.bug = bug
     }
 
@@ -100,7 +116,8 @@ public struct SimParameters: Sendable, CustomStringConvertible {
             + "delay=\(minDelay)-\(maxDelay)ms loss=\(pct(lossRate)) dup=\(pct(duplicateRate)) "
             + "disk<=\(diskMaxLatency)ms faults/\(faultInterval)ms compact=\(compactEvery == .max ? "never" : String(compactEvery)) "
             + "chunk=\(snapshotChunkBytes)B inflight=\(maxInflight) election=\(electionTicks)ticks preVote=\(preVote) checkQuorum=\(checkQuorum) "
-            + "crashAfterVote=\(pct(crashAfterVoteRate)) membership=\(membershipInterval == .max ? "fixed" : "every ~\(membershipInterval)ms")"
+            + "crashAfterVote=\(pct(crashAfterVoteRate)) membership=\(membershipInterval == .max ? "fixed" : "every ~\(membershipInterval)ms") "
+            + "wipes=\(pct(wipeRate))"
     }
 
     private func pct(_ x: Double) -> String { "\(Int((x * 100).rounded()))%" }

@@ -18,6 +18,7 @@ public struct SimResult: Sendable {
     /// that committed.
     public var membershipChanges: Int
     public var membershipChangesCommitted: Int
+    public var wipes: Int
     /// The last events before the failure, oldest first (with `trace` on).
     public var trace: [String]
 }
@@ -40,6 +41,8 @@ public final class Simulation {
         case fault
         case heal
         case membershipStep
+        /// A second before the end: notes how far the group has committed (`catchUpMark`).
+        case catchUpMark
     }
 
     let params: SimParameters
@@ -68,6 +71,8 @@ public final class Simulation {
     var leaderEstablishedAt: [Term: Int] = [:]
     /// Client operations started after healing.
     var healedOps: [(client: Int, call: Int, returned: Int, ok: Bool)] = []
+    /// What the group had committed a second before the end: every member must hold it by then.
+    var catchUpMark: LogIndex = 0
 
     // Statistics.
     var eventCount = 0
@@ -75,6 +80,7 @@ public final class Simulation {
     var snapshotsInstalled = 0
     var operations = 0
     var membershipChanges = 0
+    var wipes = 0
     let keepTrace: Bool
     var trace: [String] = []
 
@@ -99,9 +105,14 @@ public final class Simulation {
             case .commitPreviousTerm: config.testingFaults.commitPreviousTermByCounting = true
             case .skipUpToDateCheck: config.testingFaults.skipLogUpToDateCheck = true
             case .truncateAtFirstEntry: config.testingFaults.truncateAtFirstEntry = true
+            case .ignoreIncarnations: config.testingFaults.ignoreIncarnations = true
             default: break
             }
             nodes.append(SimNode(id: id, config: config))
+        }
+        if params.membershipInterval != .max {
+            // Drawn after everything else, so the rest of a seed replays as before.
+            for i in nodes.indices { nodes[i].config.incarnation = newIncarnation() }
         }
         clients = (0..<params.clientCount).map { SimClient(id: $0, guess: Int.random(in: 0..<params.nodeCount, using: &rng)) }
     }
@@ -111,6 +122,7 @@ public final class Simulation {
         for c in clients.indices { queue.push(.clientNext(client: c), at: Int.random(in: 0...50, using: &rng)) }
         queue.push(.fault, at: params.faultInterval)
         queue.push(.heal, at: params.healAt)
+        queue.push(.catchUpMark, at: params.endAt - catchUpMillis)
         if params.membershipInterval != .max { queue.push(.membershipStep, at: params.membershipInterval) }
         while failure == nil, let (time, event) = queue.pop(), time <= params.endAt {
             now = time
@@ -127,7 +139,7 @@ public final class Simulation {
             events: eventCount, committed: LogIndex(ledger.count - 1), elections: leaders.count,
             operations: operations, crashes: crashes, snapshotsInstalled: snapshotsInstalled,
             membershipChanges: membershipChanges,
-            membershipChangesCommitted: ledger.lazy.filter { $0.kind == .membership }.count, trace: trace)
+            membershipChangesCommitted: ledger.lazy.filter { $0.kind == .membership }.count, wipes: wipes, trace: trace)
     }
 
     func fail(_ message: String) {
@@ -194,6 +206,8 @@ public final class Simulation {
             guard !healed else { return }
             stepMembership()
             queue.push(.membershipStep, at: now + random(params.membershipInterval / 2...params.membershipInterval * 3 / 2))
+        case .catchUpMark:
+            catchUpMark = LogIndex(ledger.count - 1)
         case .heal:
             healed = true
             let restored = blocked
@@ -204,6 +218,12 @@ public final class Simulation {
             reconnected(restored)
         }
     }
+
+    var latestLeader: RaftNode? {
+        nodes.compactMap(\.core).filter { $0.role == .leader }.max { $0.term < $1.term }
+    }
+
+    func newIncarnation() -> UInt64 { UInt64.random(in: 1...UInt64.max, using: &rng) }
 
     func start(node i: Int) {
         do {
@@ -306,8 +326,19 @@ public final class Simulation {
         switch random(0...9) {
         case 0...2 where !up.isEmpty:
             let i = up[random(0...up.count - 1)]
-            let torn: Int? = chance(0.5) ? random(0...6) : nil
-            nodes[i].crash(tornPrefix: torn)
+            if params.wipeRate > 0, !nodes.contains(where: \.awaitingReplacement), chance(params.wipeRate),
+               let leader = latestLeader, !leader.membershipChangePending,
+               leader.membership.voters.count >= 3 || !leader.membership.voters.contains(nodes[i].id) {
+                // One wiped node at a time, and never one of two voters, nor while a change that
+                // may remove a voter is under way: that would be a lost majority, which no
+                // protocol survives.
+                nodes[i].wipe(newIncarnation: newIncarnation())
+                wipes += 1
+                if keepTrace { trace.append("\(now)ms wipe node \(i + 1): incarnation \(hexIncarnation(nodes[i].config.incarnation))") }
+            } else {
+                let torn: Int? = chance(0.5) ? random(0...6) : nil
+                nodes[i].crash(tornPrefix: torn)
+            }
             crashes += 1
             let back = now + random(20...2_000)
             if back < params.healAt { queue.push(.restart(node: i), at: back) }
@@ -367,6 +398,7 @@ public final class Simulation {
         case .fault: text = "fault (blocked now \(blocked.count) links)"
         case .heal: text = "heal"
         case .membershipStep: text = "membership step"
+        case .catchUpMark: text = "catch-up mark: \(ledger.count - 1) committed"
         }
         trace.append("\(now)ms \(text)")
     }

@@ -14,12 +14,13 @@ public enum SimulationRunner {
         public var elections = 0
         public var membershipChanges = 0
         public var membershipChangesCommitted = 0
+        public var wipes = 0
 
         public var description: String {
             "raft-sim: \(seeds) seeds, \(failed) failed\(failedSeeds.isEmpty ? "" : " \(failedSeeds.prefix(20).map(String.init))"); "
                 + "\(events) events, \(committed) entries committed, \(elections) leaders elected, "
                 + "\(operations) client operations, \(crashes) crashes, \(snapshotsInstalled) snapshots installed, "
-                + "\(membershipChanges) membership changes proposed (\(membershipChangesCommitted) committed)"
+                + "\(membershipChanges) membership changes proposed by the operator, \(membershipChangesCommitted) membership entries committed (with the leaders' claims), \(wipes) disks wiped"
         }
     }
 
@@ -47,6 +48,7 @@ public enum SimulationRunner {
                 summary.elections += result.elections
                 summary.membershipChanges += result.membershipChanges
                 summary.membershipChangesCommitted += result.membershipChangesCommitted
+                summary.wipes += result.wipes
                 if result.failure != nil {
                     summary.failed += 1
                     summary.failedSeeds.append(result.seed)

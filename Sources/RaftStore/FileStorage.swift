@@ -260,13 +260,26 @@ public final class FileStorage: RaftStorage {
     }
 }
 
-/// Snapshot files: index, term, voters, learners, then the state machine's bytes.
+/// Snapshot files: index, term, voters, learners, then the state machine's bytes. A membership
+/// with claimed incarnations or addresses is written instead as a u32 length with the top bit set
+/// and the core's `Membership.encoded` (files written before those existed still read: their
+/// voter count never has that bit).
 enum SnapshotCodec {
+    static let encodedMembershipFlag: UInt32 = 0x8000_0000
+
     static func encode(_ s: Snapshot) -> [UInt8] {
         var out: [UInt8] = []
         out.appendBE(s.metadata.index)
         out.appendBE(s.metadata.term)
-        let voters = s.metadata.membership.voters.sorted(), learners = s.metadata.membership.learners.sorted()
+        let membership = s.metadata.membership
+        if !membership.incarnations.isEmpty || !membership.addresses.isEmpty {
+            let encoded = membership.encoded
+            out.appendBE32(encodedMembershipFlag | UInt32(encoded.count))
+            out += encoded
+            out += s.data
+            return out
+        }
+        let voters = membership.voters.sorted(), learners = membership.learners.sorted()
         out.appendBE32(UInt32(voters.count))
         voters.forEach { out.appendBE($0) }
         out.appendBE32(UInt32(learners.count))
@@ -278,6 +291,14 @@ enum SnapshotCodec {
     static func decode(_ b: [UInt8]) -> Snapshot? {
         guard b.count >= 20 else { return nil }
         var at = 16
+        let first = b.be32(at)
+        if first & encodedMembershipFlag != 0 {
+            let length = Int(first & ~encodedMembershipFlag)
+            guard at + 4 + length <= b.count,
+                  let membership = Membership(encoded: Array(b[(at + 4)..<(at + 4 + length)])) else { return nil }
+            return Snapshot(metadata: SnapshotMetadata(index: b.be64(0), term: b.be64(8), membership: membership),
+                            data: Array(b[(at + 4 + length)...]))
+        }
         func ids() -> Set<NodeID>? {
             guard at + 4 <= b.count else { return nil }
             let n = Int(b.be32(at))

@@ -8,6 +8,7 @@ public enum RaftWireMapping {
     public enum MappingError: Error, Equatable, Sendable {
         case missingKind
         case missingMembership
+        case invalidMembership
         case valueTooLarge(String)
     }
 
@@ -46,7 +47,7 @@ public enum RaftWireMapping {
         case .timeoutNow:
             kind = .timeoutNow(Wire.TimeoutNow())
         }
-        return Wire.RaftMessage(from: message.from, to: message.to, term: message.term, kind: kind)
+        return Wire.RaftMessage(from: message.from, to: message.to, term: message.term, incarnation: message.incarnation, kind: kind)
     }
 
     public static func core(_ message: Wire.RaftMessage) throws(MappingError) -> Raft.Message {
@@ -78,7 +79,7 @@ public enum RaftWireMapping {
             guard r.offset <= UInt64(Int.max), r.totalSize <= UInt64(Int.max) else { throw .valueTooLarge("snapshot offset") }
             body = .snapshotChunk(
                 Raft.SnapshotChunk(
-                    metadata: SnapshotMetadata(index: r.lastIncludedIndex, term: r.lastIncludedTerm, membership: core(membership)),
+                    metadata: SnapshotMetadata(index: r.lastIncludedIndex, term: r.lastIncludedTerm, membership: try core(membership)),
                     offset: Int(r.offset), totalSize: Int(r.totalSize), data: r.data, done: r.done))
         case .snapshotResponse(let r):
             guard r.nextOffset <= UInt64(Int.max) else { throw .valueTooLarge("snapshot offset") }
@@ -87,7 +88,7 @@ public enum RaftWireMapping {
         case .timeoutNow:
             body = .timeoutNow
         }
-        return Raft.Message(from: message.from, to: message.to, term: message.term, body: body)
+        return Raft.Message(from: message.from, to: message.to, term: message.term, body: body, incarnation: message.incarnation)
     }
 
     static func wire(_ entry: Raft.Entry) -> Wire.LogEntry {
@@ -111,10 +112,26 @@ public enum RaftWireMapping {
     }
 
     static func wire(_ membership: Raft.Membership) -> Wire.Membership {
-        Wire.Membership(voters: membership.voters.sorted(), learners: membership.learners.sorted())
+        let identified = Set(membership.incarnations.keys).union(membership.addresses.keys).sorted()
+        return Wire.Membership(
+            voters: membership.voters.sorted(), learners: membership.learners.sorted(),
+            identities: identified.map {
+                MemberIdentity(id: $0, incarnation: membership.incarnations[$0] ?? 0, address: membership.addresses[$0] ?? "")
+            })
     }
 
-    static func core(_ membership: Wire.Membership) -> Raft.Membership {
-        Raft.Membership(voters: Set(membership.voters), learners: Set(membership.learners))
+    /// A peer's membership, checked as strictly as one read from the log: the core's encoding
+    /// refuses what no leader writes (no voters, a voter that is also a learner, a claim or an
+    /// address of a non-member, an address too long), so a bad one is a refused message.
+    static func core(_ membership: Wire.Membership) throws(MappingError) -> Raft.Membership {
+        var result = Raft.Membership(voters: Set(membership.voters), learners: Set(membership.learners))
+        for identity in membership.identities {
+            guard result.incarnations[identity.id] == nil, result.addresses[identity.id] == nil else { throw .invalidMembership }
+            if identity.incarnation != 0 { result.incarnations[identity.id] = identity.incarnation }
+            if !identity.address.isEmpty { result.addresses[identity.id] = identity.address }
+        }
+        guard membership.voters.count == result.voters.count, membership.learners.count == result.learners.count,
+              Raft.Membership(encoded: result.encoded) == result else { throw .invalidMembership }
+        return result
     }
 }

@@ -14,6 +14,9 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
     case storageBacklog
     /// The command's entry would exceed `SchedulerReplica.maxEntryBytes`; nothing was proposed.
     case entryTooLarge(bytes: Int, limit: Int)
+    /// The leader refused a membership change (another pending, a learner not caught up or
+    /// not claimed, a node already a member...); nothing was proposed.
+    case membershipChangeRefused(String)
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum ReplicaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .stopped: "the replica is stopping"
         case .storageBacklog: "too many changes wait for the disk; retry shortly"
         case .entryTooLarge(let bytes, let limit): "a log entry of \(bytes) bytes exceeds the limit of \(limit)"
+        case .membershipChangeRefused(let why): "membership change refused: \(why)"
         }
     }
 }

@@ -11,6 +11,7 @@ public struct SchedulerConfiguration: Sendable {
     public typealias ConfigError = ClusterConfig.ConfigError
 
     public var members: [Member]
+    public var clusterName = "junction"
     public var secret: String
     public var dataDirectory: String
     public var tickMilliseconds = 50
@@ -44,6 +45,7 @@ public struct SchedulerConfiguration: Sendable {
         var config = SchedulerConfiguration(
             members: members, secret: secret, dataDirectory: dataDir.replacingOccurrences(of: "{id}", with: String(id)))
         config.unusedConfigKeys = cluster.unusedKeys
+        config.clusterName = cluster.name
         config.tickMilliseconds = try ConfigFile.int(scheduler, "scheduler.tick_ms", default: 50, range: 5...5_000)
         config.electionTicks = try ConfigFile.int(scheduler, "scheduler.election_ticks", default: 8, range: 3...1_000)
         config.heartbeatTimeoutMilliseconds = try ConfigFile.int(scheduler, "scheduler.heartbeat_timeout_ms", default: 3_000, range: 100...600_000)

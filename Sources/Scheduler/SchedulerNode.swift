@@ -15,6 +15,9 @@ public actor SchedulerNode {
     let replica: SchedulerReplica
     let transport: WirePeerTransport
     let logger: Logger
+    /// From the data directory; `identityMadeNow`: the directory was empty at this start.
+    let identity: NodeIdentity
+    let identityMadeNow: Bool
     var soft: LeaderSoftState
     /// The term this node leads, and since when; nil while it follows.
     var ledTerm: Term?
@@ -62,6 +65,12 @@ public actor SchedulerNode {
             configuration: wire, logger: logger)
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let storage = try FileStorage(directory: config.dataDirectory)
+        let persisted = storage.load()
+        (identity, identityMadeNow) = try Self.establishIdentity(
+            config: config, holdsData: persisted.hardState.term > 0 || !persisted.entries.isEmpty || persisted.snapshot != nil,
+            logger: logger)
+        raft.incarnation = identity.incarnation
+        raft.joining = !identity.firstStart
         if let delay = ProcessInfo.processInfo.environment["JUNCTION_FAULT_FSYNC_DELAY_MS"].flatMap(Int.init), delay > 0 {
             storage.injectedSyncDelay = .milliseconds(delay)
             logger.warning("fault injection: every WAL fsync is slowed", metadata: ["delay_ms": "\(delay)"])
@@ -128,9 +137,14 @@ public actor SchedulerNode {
                 for await peer in self.transport.reconnections { try? await replica.peerReconnected(peer) }
             }
             group.addTask {
-                for await _ in replica.changes { await self.publishTableIfChanged() }
+                await self.syncPeers()
+                for await _ in replica.changes {
+                    await self.publishTableIfChanged()
+                    await self.syncPeers()
+                }
             }
             group.addTask { await self.proposeBackgroundCommands() }
+            if identityMadeNow { group.addTask { await self.decideFirstStart() } }
             group.addTask {
                 let clock = ContinuousClock()
                 var next = clock.now
@@ -230,7 +244,7 @@ public actor SchedulerNode {
 
     func notLeaderReply() async -> Envelope.Body {
         let status = await replica.status
-        let address = status.leader.flatMap { config.member($0) }.map { "\($0.host):\($0.port)" } ?? ""
+        let address = status.leader.flatMap { memberAddress($0, in: status.membership) } ?? ""
         return .notLeader(NotLeader(leaderID: status.leader ?? 0, leaderAddress: address, term: status.term))
     }
 
@@ -428,17 +442,21 @@ public actor SchedulerNode {
 
     func status() async -> Envelope.Body {
         var reachable: [NodeID: Bool] = [:]
-        for member in config.members where member.id != id { reachable[member.id] = await transport.isConnected(member.id) }
+        for member in onReplica({ $0.status.membership.members }) where member != id { reachable[member] = await transport.isConnected(member) }
         // Read after the last suspension: see `unownedExecutor`.
         let (status, state) = (await replica.status, await replica.state)
         let now = ContinuousClock.now
         var members: [MemberStatus] = []
-        for member in config.members {
-            let reachable = reachable[member.id] ?? true
+        let membership = status.membership
+        for member in membership.members.sorted() {
+            let address = membership.addresses[member] ?? config.member(member).map { "\($0.host):\($0.port)" } ?? ""
             members.append(
                 MemberStatus(
-                    id: member.id, address: "\(member.host):\(member.port)", reachable: reachable,
-                    matchIndex: member.id == id ? status.lastIndex : status.progress[member.id] ?? 0))
+                    id: member, address: address, reachable: member == id || reachable[member] == true,
+                    matchIndex: member == id ? status.lastIndex : status.progress[member] ?? 0,
+                    learner: membership.learners.contains(member),
+                    claimedIncarnation: membership.incarnations[member] ?? 0,
+                    heardIncarnation: member == id ? identity.incarnation : status.heardIncarnations[member] ?? 0))
         }
         let isLeader = status.role == .leader && ledTerm == status.term
         let instances = state.sortedInstances.map { record in
@@ -459,7 +477,9 @@ public actor SchedulerNode {
             StatusReply(
                 nodeID: id, leaderID: status.leader ?? 0, term: status.term, commitIndex: status.commitIndex,
                 appliedIndex: status.appliedIndex, raftState: "\(status.role)", members: members, instances: instances,
-                policy: SchedulerCommandCoding.policy(policy(of: state)), registryVersion: state.registryVersion))
+                policy: SchedulerCommandCoding.policy(policy(of: state)), registryVersion: state.registryVersion,
+                incarnation: identity.incarnation, clusterName: config.clusterName,
+                fresh: identityMadeNow && status.holdsNothing))
     }
 
     private func proposeForReply(_ command: SchedulerCore.SchedulerCommand) async throws -> ApplyOutcome {
@@ -473,7 +493,7 @@ public actor SchedulerNode {
                 throw WireError(.unavailable, error.description, retryAfterMs: 200)
             case .storage, .stopped:
                 throw WireError(.internal, error.description)
-            case .entryTooLarge:
+            case .entryTooLarge, .membershipChangeRefused:
                 throw WireError(.invalidArgument, error.description)
             }
         }

@@ -32,6 +32,12 @@ public actor SchedulerReplica {
         public var appliedIndex: LogIndex
         public var lastIndex: LogIndex
         public var progress: [NodeID: LogIndex]
+        /// The applied membership: voters, learners, claimed incarnations, replicated addresses.
+        public var membership: Membership
+        /// Leader only: the incarnation each member's replies come from.
+        public var heardIncarnations: [NodeID: UInt64]
+        /// Whether this node holds no Raft state at all (no term, no log, no snapshot).
+        public var holdsNothing: Bool
     }
 
     private var node: RaftNode
@@ -89,15 +95,22 @@ public actor SchedulerReplica {
 
     public var status: Status {
         var progress: [NodeID: LogIndex] = [:]
+        var heard: [NodeID: UInt64] = [:]
         if node.role == .leader {
             for member in node.membership.members where member != node.id {
                 progress[member] = node.replicationProgress(of: member)?.match ?? 0
+                heard[member] = node.heardIncarnation(of: member)
             }
         }
         return Status(
             id: node.id, role: stopped ? .follower : node.role, term: node.term, leader: node.leader == 0 ? nil : node.leader,
-            commitIndex: node.commitIndex, appliedIndex: node.appliedIndex, lastIndex: node.lastIndex, progress: progress)
+            commitIndex: node.commitIndex, appliedIndex: node.appliedIndex, lastIndex: node.lastIndex, progress: progress,
+            membership: node.membership, heardIncarnations: heard,
+            holdsNothing: node.term == 0 && node.lastIndex == 0 && node.snapshotMetadata == nil)
     }
+
+    /// See `RaftNode.allowVotingBeforeClaim`.
+    public func allowVotingBeforeClaim() { node.allowVotingBeforeClaim() }
 
     public var isLeader: Bool { !stopped && node.role == .leader }
 
@@ -171,6 +184,15 @@ public actor SchedulerReplica {
         }
     }
 
+    /// Proposes a change of the Raft membership; returns once it is committed and applied here.
+    public func proposeMembershipChange(_ change: MembershipChange) async throws {
+        guard !stopped else { throw ReplicaError.stopped }
+        guard node.role == .leader else { throw ReplicaError.notLeader(leader: node.leader == 0 ? nil : node.leader) }
+        _ = try await withCheckedThrowingContinuation { continuation in
+            take(.changeMembership(change, continuation))
+        }
+    }
+
     /// Waits until this replica's state reflects every write committed before the call (a
     /// read index confirmed by a quorum): the state can then be read linearizably.
     public func linearizableBarrier() async throws {
@@ -211,6 +233,7 @@ public actor SchedulerReplica {
         case message(Raft.Message)
         case peerReconnected(NodeID)
         case propose([UInt8], CheckedContinuation<ApplyOutcome, any Error>)
+        case changeMembership(MembershipChange, CheckedContinuation<ApplyOutcome, any Error>)
         case read(UInt64, CheckedContinuation<Void, any Error>)
         case handOver(NodeID)
     }
@@ -243,6 +266,15 @@ public actor SchedulerReplica {
             } catch {
                 continuation.resume(throwing: ReplicaError.leadershipTransferInProgress)
             }
+        case .changeMembership(let change, let continuation):
+            do {
+                let position = try node.proposeMembershipChange(change)
+                proposals[position.index] = (position.term, continuation)
+            } catch .notLeader(let leader) {
+                continuation.resume(throwing: ReplicaError.notLeader(leader: leader))
+            } catch {
+                continuation.resume(throwing: ReplicaError.membershipChangeRefused(error.description))
+            }
         case .read(let context, let continuation):
             do {
                 try node.readIndex(context: context)
@@ -258,7 +290,8 @@ public actor SchedulerReplica {
     private func shed(_ input: Input) {
         switch input {
         case .tick, .message, .peerReconnected, .handOver: break
-        case .propose(_, let continuation): continuation.resume(throwing: ReplicaError.storageBacklog)
+        case .propose(_, let continuation), .changeMembership(_, let continuation):
+            continuation.resume(throwing: ReplicaError.storageBacklog)
         case .read(_, let continuation): continuation.resume(throwing: ReplicaError.storageBacklog)
         }
     }
@@ -387,7 +420,7 @@ public actor SchedulerReplica {
         backlog = []
         for input in waiting {
             switch input {
-            case .propose(_, let continuation): continuation.resume(throwing: error)
+            case .propose(_, let continuation), .changeMembership(_, let continuation): continuation.resume(throwing: error)
             case .read(_, let continuation): continuation.resume(throwing: error)
             case .tick, .message, .peerReconnected, .handOver: break
             }

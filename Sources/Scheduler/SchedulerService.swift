@@ -14,6 +14,7 @@ struct SchedulerService: WireService {
         case .statusRequest: return await node.status()
         case .setPolicyRequest(let r): return try await node.setPolicy(r)
         case .drainRequest(let r): return try await node.drain(r)
+        case .membershipChangeRequest(let r): return try await node.changeMembership(r)
         default: throw WireError(.unimplemented, "\(request.name) is not served by a scheduler")
         }
     }

@@ -29,7 +29,7 @@ extension Envelope.Body {
         case .cancel: .cancel
         case .end: .end
         case .registerInstance, .deregisterInstance, .scheduleRequest, .finishRequest, .statusRequest,
-             .setPolicyRequest, .drainRequest, .forwardProposal, .readIndexRequest:
+             .setPolicyRequest, .drainRequest, .membershipChangeRequest, .forwardProposal, .readIndexRequest:
             .request
         case .openReportStream, .subscribeInstances, .subscribeCapacity: .streamOpen
         case .raftMessage: .oneWay
@@ -68,6 +68,7 @@ extension Envelope.Body {
         case .statusReply: "status_reply"
         case .setPolicyRequest: "set_policy_request"
         case .drainRequest: "drain_request"
+        case .membershipChangeRequest: "membership_change_request"
         case .raftMessage: "raft_message"
         case .forwardProposal: "forward_proposal"
         case .proposalReply: "proposal_reply"

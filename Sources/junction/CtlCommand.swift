@@ -7,7 +7,7 @@ struct CtlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
         abstract: "Operator commands to the scheduler trio over the wire.",
-        subcommands: [CtlStatus.self, CtlSetPolicy.self, CtlDrain.self]
+        subcommands: [CtlStatus.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self]
     )
 }
 

@@ -71,7 +71,7 @@ struct RaftSimCommand {
                       + (options.bug.map { " --bug \($0.rawValue)" } ?? "") + " --verbose")
             } else if options.verbose {
                 print("  ok: \(result.events) events, \(result.committed) committed, \(result.elections) terms with a leader, "
-                      + "\(result.operations) client operations, \(result.crashes) crashes, \(result.snapshotsInstalled) snapshots installed, \(result.membershipChanges) membership changes proposed (\(result.membershipChangesCommitted) committed)")
+                      + "\(result.operations) client operations, \(result.crashes) crashes, \(result.snapshotsInstalled) snapshots installed, \(result.membershipChanges) membership changes proposed (\(result.membershipChangesCommitted) committed), \(result.wipes) disks wiped")
             }
         }
         print(summary.description)

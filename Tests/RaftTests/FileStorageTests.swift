@@ -53,12 +53,17 @@ final class FileStorageTests: XCTestCase {
 
         do {
             let store = try FileStorage(directory: dir, segmentBytes: 200)
-            let installed = Snapshot(metadata: SnapshotMetadata(index: 100, term: 3, membership: membership), data: [9])
+            // Claimed incarnations and a replicated address: the file's other membership form.
+            let identified = Membership(voters: [1, 2, 4], learners: [5], incarnations: [1: 7, 4: 9], addresses: [4: "10.0.0.4:7000"])
+            let installed = Snapshot(metadata: SnapshotMetadata(index: 100, term: 3, membership: identified), data: [9])
             try store.persist(hardState: HardState(term: 3, vote: 0, commit: 100), entries: [], snapshot: installed)
             try store.persist(hardState: nil, entries: entries(101...102, term: 3), snapshot: nil)
         }
         state = try FileStorage(directory: dir, segmentBytes: 200).load()
         XCTAssertEqual(state.snapshot?.metadata.index, 100)
+        XCTAssertEqual(state.snapshot?.metadata.membership,
+                       Membership(voters: [1, 2, 4], learners: [5], incarnations: [1: 7, 4: 9], addresses: [4: "10.0.0.4:7000"]))
+        XCTAssertEqual(state.snapshot?.data, [9])
         XCTAssertEqual(state.entries, entries(101...102, term: 3), "an installed snapshot voids the old log")
         XCTAssertEqual(state.hardState.commit, 100)
     }

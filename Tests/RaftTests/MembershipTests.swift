@@ -251,7 +251,9 @@ final class MembershipTests: XCTestCase {
                 let id = 21 + rng.next() % 20
                 learners.insert(id)
             }
-            let membership = Membership(voters: voters, learners: learners)
+            var membership = Membership(voters: voters, learners: learners)
+            for id in membership.members where rng.next() % 2 == 0 { membership.incarnations[id] = 1 + rng.next() % 1000 }
+            for id in membership.members where rng.next() % 3 == 0 { membership.addresses[id] = "node-\(id).example:\(rng.next() % 65536)" }
             XCTAssertEqual(Membership(encoded: membership.encoded), membership)
             // Every strict prefix and any byte appended are refused.
             let bytes = membership.encoded
@@ -259,9 +261,69 @@ final class MembershipTests: XCTestCase {
             XCTAssertNil(Membership(encoded: Array(bytes[..<cut])))
             XCTAssertNil(Membership(encoded: bytes + [0]))
         }
-        XCTAssertNil(Membership(encoded: [2] + Membership(voters: [1]).encoded.dropFirst()), "an unknown version")
+        XCTAssertNil(Membership(encoded: [3] + Membership(voters: [1]).encoded.dropFirst()), "an unknown version")
+        XCTAssertNil(Membership(encoded: [2] + Membership(voters: [1]).encoded.dropFirst()), "version 2 without its claims")
+        XCTAssertNil(Membership(encoded: Membership(voters: [1], incarnations: [2: 5]).encoded), "a claim of a non-member")
+        XCTAssertNil(Membership(encoded: Membership(voters: [1], incarnations: [1: 0]).encoded), "incarnation 0")
+        XCTAssertNil(Membership(encoded: Membership(voters: [1], addresses: [1: ""]).encoded), "an empty address")
+        XCTAssertNil(Membership(encoded: Membership(voters: [1], addresses: [1: String(repeating: "a", count: 256)]).encoded), "a long address")
+        XCTAssertEqual(Membership(voters: [1]).encoded.first, 1, "nothing claimed: still version 1")
+        XCTAssertThrowsError(try Membership(voters: [1]).applying(.addLearner(2, address: String(repeating: "a", count: 256))))
+        XCTAssertEqual(try Membership(voters: [1]).applying(.addLearner(2, address: "h:1")).addresses, [2: "h:1"])
+        XCTAssertEqual(try Membership(voters: [1, 2], addresses: [2: "h:1"]).applying(.remove(2)).addresses, [:])
         XCTAssertNil(Membership(encoded: Membership(voters: [1], learners: [1]).encoded), "a voter that is also a learner")
         XCTAssertNil(Membership(encoded: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), "no voters")
         XCTAssertNil(Membership(encoded: [1, 255, 255, 255, 255, 255, 255, 255, 255]), "a count larger than the bytes")
+    }
+
+    /// A node that has not applied a newcomer's promotion still follows it once it leads, and
+    /// learns of the promotion from it (a node that took messages only from the members it
+    /// knows would drop every append of the new leader and never catch up).
+    func testANodeThatMissedANewcomersPromotionFollowsItWhenItLeads() throws {
+        var c = TestCluster(3)
+        c.elect(1)
+        c.isolate(3)
+        addNewcomer(4, to: &c, voters: [1, 2, 3])
+        change(&c, at: 1, .addLearner(4))
+        c.tickAll(times: 2)
+        change(&c, at: 1, .promote(4))
+        XCTAssertEqual(c.nodes[1]!.membership, Membership(voters: [1, 2, 3, 4]))
+        XCTAssertEqual(c.nodes[3]!.membership, Membership(voters: [1, 2, 3]), "3 missed both changes")
+        try c.nodes[1]!.transferLeadership(to: 4)
+        c.stabilize()
+        XCTAssertEqual(c.leader(), 4)
+        c.heal()
+        c.tickAll(times: 2)
+        XCTAssertEqual(c.leader(), 4)
+        XCTAssertEqual(c.nodes[3]!.leader, 4)
+        XCTAssertEqual(c.nodes[3]!.membership, Membership(voters: [1, 2, 3, 4]))
+        XCTAssertEqual(c.log(3), c.log(4))
+        // And it counts: with 1 cut off, 4, 2 and 3 are three of four.
+        c.isolate(1)
+        try c.propose(4, "after")
+        c.stabilize()
+        XCTAssertEqual(c.nodes[4]!.commitIndex, c.nodes[4]!.lastIndex)
+        XCTAssertEqual(c.nodes[3]!.commitIndex, c.nodes[4]!.lastIndex)
+    }
+
+    /// Refusing a candidate whose log is behind moves a node to the candidate's term but does not
+    /// restart its election timer (Raft, figure 2): the up-to-date node must still time out first.
+    func testRefusingABehindCandidateDoesNotRestartTheElectionTimer() throws {
+        // Neither pre-vote nor check-quorum's lease, which would each keep node 3's request away.
+        var c = TestCluster(3) { $0.preVote = false; $0.checkQuorum = false }
+        c.elect(1)
+        c.isolate(3)
+        try c.propose(1, "3 misses this")
+        c.stabilize()
+        c.isolate(1)
+        c.tick(2, times: 4)
+        let elapsed = c.nodes[2]!.electionElapsed
+        c.nodes[3]!.campaign(.election)
+        c.heal()
+        c.isolate(1)
+        c.stabilize()
+        XCTAssertEqual(c.nodes[2]!.term, c.nodes[3]!.term, "2 took the candidate's term")
+        XCTAssertEqual(c.nodes[2]!.vote, 0, "and refused it: its log is behind")
+        XCTAssertEqual(c.nodes[2]!.electionElapsed, elapsed, "and its timer kept running")
     }
 }

@@ -49,13 +49,7 @@ import Glibc
     }
 
     @Test func killingTheLeaderKeepsRegistryAndAffinityAndALoneNodeCannotDecide() async throws {
-        let trio = try LocalSchedulerTrio(binary: builtJunctionBinary())
-        do {
-            try await run(trio)
-        } catch {
-            Issue.record("\(error)\n\(await trio.logs())")
-        }
-        await trio.stopAll()
+        try await LocalSchedulerTrio.with(binary: builtJunctionBinary()) { try await run($0) }
     }
 
     private func run(_ trio: LocalSchedulerTrio) async throws {

@@ -6,7 +6,7 @@ import Testing
 import Wire
 
 @Suite struct RaftWireMappingTests {
-    static let membership = Raft.Membership(voters: [1, 2, 3], learners: [4])
+    static let membership = Raft.Membership(voters: [1, 2, 3], learners: [4], incarnations: [1: 11, 4: 44], addresses: [4: "10.0.0.4:7000"])
     static let bodies: [Raft.Message.Body] = [
         .voteRequest(.init(preVote: true, lastLogIndex: 41, lastLogTerm: 7, leadershipTransfer: false)),
         .voteRequest(.init(preVote: false, lastLogIndex: 41, lastLogTerm: 7, leadershipTransfer: true)),
@@ -27,7 +27,7 @@ import Wire
 
     @Test(arguments: bodies)
     func everyMessageSurvivesTheWireUnchanged(body: Raft.Message.Body) throws {
-        let message = Raft.Message(from: 2, to: 3, term: 7, body: body)
+        let message = Raft.Message(from: 2, to: 3, term: 7, body: body, incarnation: 0x1234_5678_9abc_def0)
         let bytes = Envelope(callID: 0, body: .raftMessage(RaftWireMapping.wire(message))).serializedBytes()
         let decoded = try Envelope(serializedBytes: bytes)
         guard case .raftMessage(let wire) = decoded.body else {
@@ -43,6 +43,23 @@ import Wire
         }
         #expect(throws: RaftWireMapping.MappingError.missingMembership) {
             try RaftWireMapping.core(Wire.RaftMessage(from: 1, to: 2, term: 3, kind: .snapshotChunk(Wire.SnapshotChunk(lastIncludedIndex: 1))))
+        }
+    }
+
+    /// A snapshot's membership from a peer is held to what a leader could have written.
+    @Test(arguments: [
+        Wire.Membership(voters: [], learners: [4]),
+        Wire.Membership(voters: [1, 2], learners: [2]),
+        Wire.Membership(voters: [1, 1, 2]),
+        Wire.Membership(voters: [0, 1]),
+        Wire.Membership(voters: [1], identities: [MemberIdentity(id: 9, incarnation: 5)]),
+        Wire.Membership(voters: [1], identities: [MemberIdentity(id: 1, incarnation: 5), MemberIdentity(id: 1, incarnation: 6)]),
+        Wire.Membership(voters: [1], identities: [MemberIdentity(id: 1, address: String(repeating: "a", count: 300))]),
+    ])
+    func anImpossibleMembershipIsRefused(membership: Wire.Membership) {
+        let chunk = Wire.SnapshotChunk(lastIncludedIndex: 1, membership: membership, done: true)
+        #expect(throws: RaftWireMapping.MappingError.invalidMembership) {
+            try RaftWireMapping.core(Wire.RaftMessage(from: 1, to: 2, term: 3, kind: .snapshotChunk(chunk)))
         }
     }
 }

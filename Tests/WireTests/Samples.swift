@@ -62,6 +62,7 @@ enum Samples {
             policy: policy, registryVersion: 4)),
         .setPolicyRequest(SetPolicyRequest(policy: policy)),
         .drainRequest(DrainRequest(instanceID: "engine-a", undrain: true, agentStopping: true)),
+        .membershipChangeRequest(MembershipChangeRequest(kind: .addLearner, nodeID: 4, address: "10.0.0.4:7000")),
         .raftMessage(raft),
         .raftMessage(RaftMessage(from: 2, to: 1, term: 12, kind: .voteRequest(VoteRequest(preVote: true, lastLogIndex: 44, lastLogTerm: 12, leadershipTransfer: true)))),
         .raftMessage(RaftMessage(from: 1, to: 2, term: 12, kind: .voteResponse(VoteResponse(preVote: true, granted: true)))),

@@ -49,6 +49,7 @@ typedef struct Junction__V1__PolicyConfig Junction__V1__PolicyConfig;
 typedef struct Junction__V1__PolicyParam Junction__V1__PolicyParam;
 typedef struct Junction__V1__SetPolicyRequest Junction__V1__SetPolicyRequest;
 typedef struct Junction__V1__DrainRequest Junction__V1__DrainRequest;
+typedef struct Junction__V1__MembershipChangeRequest Junction__V1__MembershipChangeRequest;
 typedef struct Junction__V1__RaftMessage Junction__V1__RaftMessage;
 typedef struct Junction__V1__VoteRequest Junction__V1__VoteRequest;
 typedef struct Junction__V1__VoteResponse Junction__V1__VoteResponse;
@@ -58,6 +59,7 @@ typedef struct Junction__V1__AppendResponse Junction__V1__AppendResponse;
 typedef struct Junction__V1__Heartbeat Junction__V1__Heartbeat;
 typedef struct Junction__V1__HeartbeatResponse Junction__V1__HeartbeatResponse;
 typedef struct Junction__V1__Membership Junction__V1__Membership;
+typedef struct Junction__V1__MemberIdentity Junction__V1__MemberIdentity;
 typedef struct Junction__V1__SnapshotChunk Junction__V1__SnapshotChunk;
 typedef struct Junction__V1__SnapshotResponse Junction__V1__SnapshotResponse;
 typedef struct Junction__V1__TimeoutNow Junction__V1__TimeoutNow;
@@ -222,6 +224,21 @@ typedef enum _Junction__V1__FinishOutcome {
   JUNCTION__V1__FINISH_OUTCOME__FINISH_OUTCOME_TIMEOUT = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(JUNCTION__V1__FINISH_OUTCOME)
 } Junction__V1__FinishOutcome;
+typedef enum _Junction__V1__MembershipChangeKind {
+  /*
+   * joins, copying the log without voting
+   */
+  JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_ADD_LEARNER = 0,
+  /*
+   * a caught-up, claimed learner starts voting
+   */
+  JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_PROMOTE = 1,
+  /*
+   * leaves (a leader that removes itself steps down)
+   */
+  JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_REMOVE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(JUNCTION__V1__MEMBERSHIP_CHANGE_KIND)
+} Junction__V1__MembershipChangeKind;
 typedef enum _Junction__V1__EntryType {
   /*
    * data is a SchedulerCommand
@@ -268,6 +285,7 @@ typedef enum {
   JUNCTION__V1__ENVELOPE__BODY_STATUS_REPLY = 41,
   JUNCTION__V1__ENVELOPE__BODY_SET_POLICY_REQUEST = 42,
   JUNCTION__V1__ENVELOPE__BODY_DRAIN_REQUEST = 43,
+  JUNCTION__V1__ENVELOPE__BODY_MEMBERSHIP_CHANGE_REQUEST = 44,
   JUNCTION__V1__ENVELOPE__BODY_RAFT_MESSAGE = 50,
   JUNCTION__V1__ENVELOPE__BODY_FORWARD_PROPOSAL = 51,
   JUNCTION__V1__ENVELOPE__BODY_PROPOSAL_REPLY = 52,
@@ -325,6 +343,7 @@ struct  Junction__V1__Envelope
     Junction__V1__StatusReply *status_reply;
     Junction__V1__SetPolicyRequest *set_policy_request;
     Junction__V1__DrainRequest *drain_request;
+    Junction__V1__MembershipChangeRequest *membership_change_request;
     /*
      * Scheduler to scheduler.
      */
@@ -923,10 +942,22 @@ struct  Junction__V1__MemberStatus
    * leader only: time since the member last answered
    */
   uint32_t last_contact_ms;
+  /*
+   * copies the log without voting (being added)
+   */
+  protobuf_c_boolean learner;
+  /*
+   * the incarnation the membership has claimed; 0 = none yet
+   */
+  uint64_t claimed_incarnation;
+  /*
+   * leader only: the one its replies come from; 0 = not heard
+   */
+  uint64_t heard_incarnation;
 };
 #define JUNCTION__V1__MEMBER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__member_status__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , 0, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Junction__V1__InstanceStatus
@@ -970,10 +1001,23 @@ struct  Junction__V1__StatusReply
   Junction__V1__InstanceStatus **instances;
   Junction__V1__PolicyConfig *policy;
   uint64_t registry_version;
+  /*
+   * the answering node's own (from its data directory)
+   */
+  uint64_t incarnation;
+  /*
+   * `cluster.name`, also written in every data directory
+   */
+  char *cluster_name;
+  /*
+   * Its data directory was made empty at its own start and it holds no Raft state yet: a
+   * scheduler in the same state asks this to tell the group's first start from a wiped disk.
+   */
+  protobuf_c_boolean fresh;
 };
 #define JUNCTION__V1__STATUS_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__status_reply__descriptor) \
-    , 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, 0 }
+    , 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1038,6 +1082,26 @@ struct  Junction__V1__DrainRequest
     , (char *)protobuf_c_empty_string, 0, 0 }
 
 
+/*
+ * Changes the scheduler group's membership through the Raft log, one node at a time (`junction
+ * ctl add-member`, `remove-member`, `replace-member` send these in turn). Reply: Ack once the
+ * change is committed, NotLeader, or Error (another change pending, a learner not caught up).
+ */
+struct  Junction__V1__MembershipChangeRequest
+{
+  ProtobufCMessage base;
+  Junction__V1__MembershipChangeKind kind;
+  uint64_t node_id;
+  /*
+   * add-learner only: host:port of its listener, replicated with it
+   */
+  char *address;
+};
+#define JUNCTION__V1__MEMBERSHIP_CHANGE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__membership_change_request__descriptor) \
+    , JUNCTION__V1__MEMBERSHIP_CHANGE_KIND__MEMBERSHIP_CHANGE_KIND_ADD_LEARNER, 0, (char *)protobuf_c_empty_string }
+
+
 typedef enum {
   JUNCTION__V1__RAFT_MESSAGE__KIND__NOT_SET = 0,
   JUNCTION__V1__RAFT_MESSAGE__KIND_VOTE_REQUEST = 10,
@@ -1058,6 +1122,10 @@ struct  Junction__V1__RaftMessage
   uint64_t from;
   uint64_t to;
   uint64_t term;
+  /*
+   * the sender's: votes count only from the claimed one
+   */
+  uint64_t incarnation;
   Junction__V1__RaftMessage__KindCase kind_case;
   union {
     Junction__V1__VoteRequest *vote_request;
@@ -1073,7 +1141,7 @@ struct  Junction__V1__RaftMessage
 };
 #define JUNCTION__V1__RAFT_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__raft_message__descriptor) \
-    , 0, 0, 0, JUNCTION__V1__RAFT_MESSAGE__KIND__NOT_SET, {0} }
+    , 0, 0, 0, 0, JUNCTION__V1__RAFT_MESSAGE__KIND__NOT_SET, {0} }
 
 
 struct  Junction__V1__VoteRequest
@@ -1203,10 +1271,33 @@ struct  Junction__V1__Membership
   uint64_t *voters;
   size_t n_learners;
   uint64_t *learners;
+  /*
+   * claimed incarnations and replicated addresses
+   */
+  size_t n_identities;
+  Junction__V1__MemberIdentity **identities;
 };
 #define JUNCTION__V1__MEMBERSHIP__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__membership__descriptor) \
-    , 0,NULL, 0,NULL }
+    , 0,NULL, 0,NULL, 0,NULL }
+
+
+struct  Junction__V1__MemberIdentity
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  /*
+   * 0 = not claimed yet
+   */
+  uint64_t incarnation;
+  /*
+   * "" = the one in the configuration
+   */
+  char *address;
+};
+#define JUNCTION__V1__MEMBER_IDENTITY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__member_identity__descriptor) \
+    , 0, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -2052,6 +2143,25 @@ Junction__V1__DrainRequest *
 void   junction__v1__drain_request__free_unpacked
                      (Junction__V1__DrainRequest *message,
                       ProtobufCAllocator *allocator);
+/* Junction__V1__MembershipChangeRequest methods */
+void   junction__v1__membership_change_request__init
+                     (Junction__V1__MembershipChangeRequest         *message);
+size_t junction__v1__membership_change_request__get_packed_size
+                     (const Junction__V1__MembershipChangeRequest   *message);
+size_t junction__v1__membership_change_request__pack
+                     (const Junction__V1__MembershipChangeRequest   *message,
+                      uint8_t             *out);
+size_t junction__v1__membership_change_request__pack_to_buffer
+                     (const Junction__V1__MembershipChangeRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__MembershipChangeRequest *
+       junction__v1__membership_change_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__membership_change_request__free_unpacked
+                     (Junction__V1__MembershipChangeRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Junction__V1__RaftMessage methods */
 void   junction__v1__raft_message__init
                      (Junction__V1__RaftMessage         *message);
@@ -2222,6 +2332,25 @@ Junction__V1__Membership *
                       const uint8_t       *data);
 void   junction__v1__membership__free_unpacked
                      (Junction__V1__Membership *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__MemberIdentity methods */
+void   junction__v1__member_identity__init
+                     (Junction__V1__MemberIdentity         *message);
+size_t junction__v1__member_identity__get_packed_size
+                     (const Junction__V1__MemberIdentity   *message);
+size_t junction__v1__member_identity__pack
+                     (const Junction__V1__MemberIdentity   *message,
+                      uint8_t             *out);
+size_t junction__v1__member_identity__pack_to_buffer
+                     (const Junction__V1__MemberIdentity   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__MemberIdentity *
+       junction__v1__member_identity__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__member_identity__free_unpacked
+                     (Junction__V1__MemberIdentity *message,
                       ProtobufCAllocator *allocator);
 /* Junction__V1__SnapshotChunk methods */
 void   junction__v1__snapshot_chunk__init
@@ -2555,6 +2684,9 @@ typedef void (*Junction__V1__SetPolicyRequest_Closure)
 typedef void (*Junction__V1__DrainRequest_Closure)
                  (const Junction__V1__DrainRequest *message,
                   void *closure_data);
+typedef void (*Junction__V1__MembershipChangeRequest_Closure)
+                 (const Junction__V1__MembershipChangeRequest *message,
+                  void *closure_data);
 typedef void (*Junction__V1__RaftMessage_Closure)
                  (const Junction__V1__RaftMessage *message,
                   void *closure_data);
@@ -2581,6 +2713,9 @@ typedef void (*Junction__V1__HeartbeatResponse_Closure)
                   void *closure_data);
 typedef void (*Junction__V1__Membership_Closure)
                  (const Junction__V1__Membership *message,
+                  void *closure_data);
+typedef void (*Junction__V1__MemberIdentity_Closure)
+                 (const Junction__V1__MemberIdentity *message,
                   void *closure_data);
 typedef void (*Junction__V1__SnapshotChunk_Closure)
                  (const Junction__V1__SnapshotChunk *message,
@@ -2631,6 +2766,7 @@ extern const ProtobufCEnumDescriptor    junction__v1__instance_role__descriptor;
 extern const ProtobufCEnumDescriptor    junction__v1__instance_state__descriptor;
 extern const ProtobufCEnumDescriptor    junction__v1__health__descriptor;
 extern const ProtobufCEnumDescriptor    junction__v1__finish_outcome__descriptor;
+extern const ProtobufCEnumDescriptor    junction__v1__membership_change_kind__descriptor;
 extern const ProtobufCEnumDescriptor    junction__v1__entry_type__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__envelope__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__hello__descriptor;
@@ -2666,6 +2802,7 @@ extern const ProtobufCMessageDescriptor junction__v1__policy_config__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__policy_param__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__set_policy_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__drain_request__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__membership_change_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__vote_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__vote_response__descriptor;
@@ -2675,6 +2812,7 @@ extern const ProtobufCMessageDescriptor junction__v1__append_response__descripto
 extern const ProtobufCMessageDescriptor junction__v1__heartbeat__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__heartbeat_response__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__membership__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__member_identity__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__snapshot_chunk__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__snapshot_response__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__timeout_now__descriptor;

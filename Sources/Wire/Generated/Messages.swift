@@ -162,6 +162,24 @@ extension FinishOutcome {
     var cValue: Junction__V1__FinishOutcome { Junction__V1__FinishOutcome(rawValue: .init(truncatingIfNeeded: rawValue)) }
 }
 
+public enum MembershipChangeKind: Int32, Sendable, Hashable, CaseIterable {
+    /// joins, copying the log without voting
+    case addLearner = 0
+    /// a caught-up, claimed learner starts voting
+    case promote = 1
+    /// leaves (a leader that removes itself steps down)
+    case remove = 2
+}
+
+extension MembershipChangeKind {
+    /// Values this version does not know decode as the first (zero) case.
+    init(cValue: Junction__V1__MembershipChangeKind) {
+        self = MembershipChangeKind(rawValue: Int32(truncatingIfNeeded: cValue.rawValue)) ?? .addLearner
+    }
+
+    var cValue: Junction__V1__MembershipChangeKind { Junction__V1__MembershipChangeKind(rawValue: .init(truncatingIfNeeded: rawValue)) }
+}
+
 public enum EntryType: Int32, Sendable, Hashable, CaseIterable {
     /// data is a SchedulerCommand
     case command = 0
@@ -217,6 +235,7 @@ public struct Envelope: Sendable, Hashable {
         case statusReply(StatusReply)
         case setPolicyRequest(SetPolicyRequest)
         case drainRequest(DrainRequest)
+        case membershipChangeRequest(MembershipChangeRequest)
         /// Scheduler to scheduler.
         case raftMessage(RaftMessage)
         case forwardProposal(ForwardProposal)
@@ -270,6 +289,7 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case 41: self.body = try c.status_reply.map { .statusReply(try StatusReply(c: $0)) }
         case 42: self.body = try c.set_policy_request.map { .setPolicyRequest(try SetPolicyRequest(c: $0)) }
         case 43: self.body = try c.drain_request.map { .drainRequest(try DrainRequest(c: $0)) }
+        case 44: self.body = try c.membership_change_request.map { .membershipChangeRequest(try MembershipChangeRequest(c: $0)) }
         case 50: self.body = try c.raft_message.map { .raftMessage(try RaftMessage(c: $0)) }
         case 51: self.body = try c.forward_proposal.map { .forwardProposal(try ForwardProposal(c: $0)) }
         case 52: self.body = try c.proposal_reply.map { .proposalReply(try ProposalReply(c: $0)) }
@@ -364,6 +384,9 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case .drainRequest(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 43)
             c.drain_request = value.makeC(arena)
+        case .membershipChangeRequest(let value)?:
+            c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 44)
+            c.membership_change_request = value.makeC(arena)
         case .raftMessage(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 50)
             c.raft_message = value.makeC(arena)
@@ -2093,19 +2116,31 @@ public struct MemberStatus: Sendable, Hashable {
     public var matchIndex: UInt64
     /// leader only: time since the member last answered
     public var lastContactMs: UInt32
+    /// copies the log without voting (being added)
+    public var learner: Bool
+    /// the incarnation the membership has claimed; 0 = none yet
+    public var claimedIncarnation: UInt64
+    /// leader only: the one its replies come from; 0 = not heard
+    public var heardIncarnation: UInt64
 
     public init(
         id: UInt64 = 0,
         address: String = "",
         reachable: Bool = false,
         matchIndex: UInt64 = 0,
-        lastContactMs: UInt32 = 0
+        lastContactMs: UInt32 = 0,
+        learner: Bool = false,
+        claimedIncarnation: UInt64 = 0,
+        heardIncarnation: UInt64 = 0
     ) {
         self.id = id
         self.address = address
         self.reachable = reachable
         self.matchIndex = matchIndex
         self.lastContactMs = lastContactMs
+        self.learner = learner
+        self.claimedIncarnation = claimedIncarnation
+        self.heardIncarnation = heardIncarnation
     }
 }
 
@@ -2120,6 +2155,9 @@ extension MemberStatus: ProtobufCConvertible, WireMessage {
         self.reachable = (c.reachable != 0)
         self.matchIndex = c.match_index
         self.lastContactMs = c.last_contact_ms
+        self.learner = (c.learner != 0)
+        self.claimedIncarnation = c.claimed_incarnation
+        self.heardIncarnation = c.heard_incarnation
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__MemberStatus> {
@@ -2131,6 +2169,9 @@ extension MemberStatus: ProtobufCConvertible, WireMessage {
         c.reachable = (reachable ? 1 : 0)
         c.match_index = matchIndex
         c.last_contact_ms = lastContactMs
+        c.learner = (learner ? 1 : 0)
+        c.claimed_incarnation = claimedIncarnation
+        c.heard_incarnation = heardIncarnation
         pointer.pointee = c
         return pointer
     }
@@ -2238,6 +2279,13 @@ public struct StatusReply: Sendable, Hashable {
     public var instances: [InstanceStatus]
     public var policy: PolicyConfig?
     public var registryVersion: UInt64
+    /// the answering node's own (from its data directory)
+    public var incarnation: UInt64
+    /// `cluster.name`, also written in every data directory
+    public var clusterName: String
+    /// Its data directory was made empty at its own start and it holds no Raft state yet: a
+    /// scheduler in the same state asks this to tell the group's first start from a wiped disk.
+    public var fresh: Bool
 
     public init(
         nodeID: UInt64 = 0,
@@ -2249,7 +2297,10 @@ public struct StatusReply: Sendable, Hashable {
         members: [MemberStatus] = [],
         instances: [InstanceStatus] = [],
         policy: PolicyConfig? = nil,
-        registryVersion: UInt64 = 0
+        registryVersion: UInt64 = 0,
+        incarnation: UInt64 = 0,
+        clusterName: String = "",
+        fresh: Bool = false
     ) {
         self.nodeID = nodeID
         self.leaderID = leaderID
@@ -2261,6 +2312,9 @@ public struct StatusReply: Sendable, Hashable {
         self.instances = instances
         self.policy = policy
         self.registryVersion = registryVersion
+        self.incarnation = incarnation
+        self.clusterName = clusterName
+        self.fresh = fresh
     }
 }
 
@@ -2280,6 +2334,9 @@ extension StatusReply: ProtobufCConvertible, WireMessage {
         self.instances = try cMessages(c.instances, c.n_instances).map { try InstanceStatus(c: $0) }
         self.policy = try c.policy.map { try PolicyConfig(c: $0) }
         self.registryVersion = c.registry_version
+        self.incarnation = c.incarnation
+        self.clusterName = try cString(c.cluster_name)
+        self.fresh = (c.fresh != 0)
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__StatusReply> {
@@ -2296,6 +2353,9 @@ extension StatusReply: ProtobufCConvertible, WireMessage {
         (c.n_instances, c.instances) = arena.messages(instances)
         c.policy = policy.map { $0.makeC(arena) }
         c.registry_version = registryVersion
+        c.incarnation = incarnation
+        c.cluster_name = arena.cString(clusterName)
+        c.fresh = (fresh ? 1 : 0)
         pointer.pointee = c
         return pointer
     }
@@ -2539,10 +2599,74 @@ extension DrainRequest: ProtobufCConvertible, WireMessage {
     }
 }
 
+/// Changes the scheduler group's membership through the Raft log, one node at a time (`junction
+/// ctl add-member`, `remove-member`, `replace-member` send these in turn). Reply: Ack once the
+/// change is committed, NotLeader, or Error (another change pending, a learner not caught up).
+public struct MembershipChangeRequest: Sendable, Hashable {
+    public var kind: MembershipChangeKind
+    public var nodeID: UInt64
+    /// add-learner only: host:port of its listener, replicated with it
+    public var address: String
+
+    public init(
+        kind: MembershipChangeKind = .addLearner,
+        nodeID: UInt64 = 0,
+        address: String = ""
+    ) {
+        self.kind = kind
+        self.nodeID = nodeID
+        self.address = address
+    }
+}
+
+extension MembershipChangeRequest: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__MembershipChangeRequest
+
+    init(c pointer: UnsafePointer<Junction__V1__MembershipChangeRequest>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.kind = MembershipChangeKind(cValue: c.kind)
+        self.nodeID = c.node_id
+        self.address = try cString(c.address)
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__MembershipChangeRequest> {
+        let pointer = arena.allocate(Junction__V1__MembershipChangeRequest.self)
+        junction__v1__membership_change_request__init(pointer)
+        var c = pointer.pointee
+        c.kind = kind.cValue
+        c.node_id = nodeID
+        c.address = arena.cString(address)
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(MembershipChangeRequest.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(MembershipChangeRequest.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__MembershipChangeRequest>? {
+        junction__v1__membership_change_request__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__MembershipChangeRequest>) {
+        junction__v1__membership_change_request__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__MembershipChangeRequest>) -> Int {
+        junction__v1__membership_change_request__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__MembershipChangeRequest>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__membership_change_request__pack(pointer, out)
+    }
+}
+
 public struct RaftMessage: Sendable, Hashable {
     public var from: UInt64
     public var to: UInt64
     public var term: UInt64
+    /// the sender's: votes count only from the claimed one
+    public var incarnation: UInt64
 
     public enum Kind: Sendable, Hashable {
         case voteRequest(VoteRequest)
@@ -2562,11 +2686,13 @@ public struct RaftMessage: Sendable, Hashable {
         from: UInt64 = 0,
         to: UInt64 = 0,
         term: UInt64 = 0,
+        incarnation: UInt64 = 0,
         kind: Kind? = nil
     ) {
         self.from = from
         self.to = to
         self.term = term
+        self.incarnation = incarnation
         self.kind = kind
     }
 }
@@ -2580,6 +2706,7 @@ extension RaftMessage: ProtobufCConvertible, WireMessage {
         self.from = c.from
         self.to = c.to
         self.term = c.term
+        self.incarnation = c.incarnation
         switch Int(c.kind_case.rawValue) {
         case 10: self.kind = try c.vote_request.map { .voteRequest(try VoteRequest(c: $0)) }
         case 11: self.kind = try c.vote_response.map { .voteResponse(try VoteResponse(c: $0)) }
@@ -2601,6 +2728,7 @@ extension RaftMessage: ProtobufCConvertible, WireMessage {
         c.from = from
         c.to = to
         c.term = term
+        c.incarnation = incarnation
         switch kind {
         case nil: break
         case .voteRequest(let value)?:
@@ -3081,13 +3209,17 @@ extension HeartbeatResponse: ProtobufCConvertible, WireMessage {
 public struct Membership: Sendable, Hashable {
     public var voters: [UInt64]
     public var learners: [UInt64]
+    /// claimed incarnations and replicated addresses
+    public var identities: [MemberIdentity]
 
     public init(
         voters: [UInt64] = [],
-        learners: [UInt64] = []
+        learners: [UInt64] = [],
+        identities: [MemberIdentity] = []
     ) {
         self.voters = voters
         self.learners = learners
+        self.identities = identities
     }
 }
 
@@ -3099,6 +3231,7 @@ extension Membership: ProtobufCConvertible, WireMessage {
         self.init()
         self.voters = cScalars(c.voters, c.n_voters)
         self.learners = cScalars(c.learners, c.n_learners)
+        self.identities = try cMessages(c.identities, c.n_identities).map { try MemberIdentity(c: $0) }
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__Membership> {
@@ -3107,6 +3240,7 @@ extension Membership: ProtobufCConvertible, WireMessage {
         var c = pointer.pointee
         (c.n_voters, c.voters) = arena.scalars(voters)
         (c.n_learners, c.learners) = arena.scalars(learners)
+        (c.n_identities, c.identities) = arena.messages(identities)
         pointer.pointee = c
         return pointer
     }
@@ -3128,6 +3262,66 @@ extension Membership: ProtobufCConvertible, WireMessage {
     }
     static func cPack(_ pointer: UnsafePointer<Junction__V1__Membership>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
         junction__v1__membership__pack(pointer, out)
+    }
+}
+
+public struct MemberIdentity: Sendable, Hashable {
+    public var id: UInt64
+    /// 0 = not claimed yet
+    public var incarnation: UInt64
+    /// "" = the one in the configuration
+    public var address: String
+
+    public init(
+        id: UInt64 = 0,
+        incarnation: UInt64 = 0,
+        address: String = ""
+    ) {
+        self.id = id
+        self.incarnation = incarnation
+        self.address = address
+    }
+}
+
+extension MemberIdentity: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__MemberIdentity
+
+    init(c pointer: UnsafePointer<Junction__V1__MemberIdentity>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.id = c.id
+        self.incarnation = c.incarnation
+        self.address = try cString(c.address)
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__MemberIdentity> {
+        let pointer = arena.allocate(Junction__V1__MemberIdentity.self)
+        junction__v1__member_identity__init(pointer)
+        var c = pointer.pointee
+        c.id = id
+        c.incarnation = incarnation
+        c.address = arena.cString(address)
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(MemberIdentity.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(MemberIdentity.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__MemberIdentity>? {
+        junction__v1__member_identity__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__MemberIdentity>) {
+        junction__v1__member_identity__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__MemberIdentity>) -> Int {
+        junction__v1__member_identity__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__MemberIdentity>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__member_identity__pack(pointer, out)
     }
 }
 
