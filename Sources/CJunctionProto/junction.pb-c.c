@@ -5557,7 +5557,7 @@ const ProtobufCMessageDescriptor junction__v1__membership_change_request__descri
   (ProtobufCMessageInit) junction__v1__membership_change_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descriptors[13] =
+static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descriptors[14] =
 {
   {
     "from",
@@ -5604,6 +5604,18 @@ static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descript
     offsetof(Junction__V1__RaftMessage, incarnation),
     NULL,
     NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sender_address",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__RaftMessage, sender_address),
+    NULL,
+    &protobuf_c_empty_string,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
@@ -5717,25 +5729,26 @@ static const ProtobufCFieldDescriptor junction__v1__raft_message__field_descript
   },
 };
 static const unsigned junction__v1__raft_message__field_indices_by_name[] = {
-  6,   /* field[6] = append_request */
-  7,   /* field[7] = append_response */
+  7,   /* field[7] = append_request */
+  8,   /* field[8] = append_response */
   0,   /* field[0] = from */
-  11,   /* field[11] = heartbeat */
-  12,   /* field[12] = heartbeat_response */
+  12,   /* field[12] = heartbeat */
+  13,   /* field[13] = heartbeat_response */
   3,   /* field[3] = incarnation */
-  8,   /* field[8] = snapshot_chunk */
-  9,   /* field[9] = snapshot_response */
+  4,   /* field[4] = sender_address */
+  9,   /* field[9] = snapshot_chunk */
+  10,   /* field[10] = snapshot_response */
   2,   /* field[2] = term */
-  10,   /* field[10] = timeout_now */
+  11,   /* field[11] = timeout_now */
   1,   /* field[1] = to */
-  4,   /* field[4] = vote_request */
-  5,   /* field[5] = vote_response */
+  5,   /* field[5] = vote_request */
+  6,   /* field[6] = vote_response */
 };
 static const ProtobufCIntRange junction__v1__raft_message__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 10, 4 },
-  { 0, 13 }
+  { 10, 5 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor =
 {
@@ -5745,7 +5758,7 @@ const ProtobufCMessageDescriptor junction__v1__raft_message__descriptor =
   "Junction__V1__RaftMessage",
   "junction.v1",
   sizeof(Junction__V1__RaftMessage),
-  13,
+  14,
   junction__v1__raft_message__field_descriptors,
   junction__v1__raft_message__field_indices_by_name,
   2,  junction__v1__raft_message__number_ranges,

@@ -3,12 +3,15 @@ extension RaftNode {
     public mutating func step(_ m: Message) {
         guard m.to == id, m.from != id else { return }
         if !membership.members.contains(m.from) {
-            // Votes and replies from outside the applied membership are dropped, so a removed
-            // node cannot raise terms or be counted. A leader's messages are taken from anyone:
-            // a node that has not yet applied a newcomer's addition must still follow that
-            // newcomer when it leads, or it would never learn of the addition.
+            // Requests are taken from anyone (thesis §4.1: a server does not consult its
+            // configuration to process them): a node that has not yet applied a newcomer's
+            // addition must follow that newcomer when it leads, and answer its vote requests,
+            // or a group that needs this node's vote would elect nobody. A removed node that
+            // has not learned of its removal cannot disrupt a working group: while a node hears
+            // its leader, check-quorum's lease ignores vote requests (membership changes
+            // require check-quorum). Replies from outside the membership count for nothing.
             switch m.body {
-            case .append, .heartbeat, .snapshotChunk, .timeoutNow: break
+            case .append, .heartbeat, .snapshotChunk, .timeoutNow, .voteRequest: break
             default: return
             }
         }

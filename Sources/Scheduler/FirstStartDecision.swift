@@ -10,8 +10,10 @@ import Raft
 public enum FirstStartDecision: Equatable, Sendable {
     /// Not enough answers yet: ask again shortly (the node neither votes nor campaigns meanwhile).
     case wait
-    /// A majority of the configured schedulers (this one included) have fresh directories and
-    /// none holds data: this is the group's first start.
+    /// Every configured scheduler answered, and each has a fresh directory: this is the group's
+    /// first start. Every one, not a majority: a majority of fresh directories is also what two
+    /// wiped disks of three look like while the third is down, and they must not start a new
+    /// group that the third's log would then collide with.
     case firstStart
     /// A peer holds data: the group exists, so this directory is a newcomer or a wiped disk.
     case join(because: NodeID)
@@ -25,10 +27,16 @@ public enum FirstStartDecision: Equatable, Sendable {
 
     /// `voters`: the configured schedulers (the bootstrap membership), this node included;
     /// `answers`: what the peers that replied said (peers of another cluster are left out by the
-    /// shell, as if they had not answered).
+    /// shell, as if they had not answered). A peer that has decided to join answers as holding
+    /// data (`StatusReply.fresh` is false for it), so a joiner never counts towards a first start.
     public static func decide(me: NodeID, voters: Set<NodeID>, answers: [NodeID: Answer]) -> FirstStartDecision {
         if let holder = answers.filter({ $0.value == .holdsData }).keys.min() { return .join(because: holder) }
-        let fresh = voters.filter { $0 == me || answers[$0] == .fresh }.count
-        return fresh >= voters.count / 2 + 1 ? .firstStart : .wait
+        return voters.allSatisfy({ $0 == me || answers[$0] == .fresh }) ? .firstStart : .wait
     }
+}
+
+/// Whether the probe decided this node joins an existing group.
+func isJoining(_ decision: FirstStartDecision?) -> Bool {
+    if case .join? = decision { return true }
+    return false
 }

@@ -14,7 +14,14 @@ extension SchedulerNode {
                 throw SchedulerStartError(
                     "the data directory \(config.dataDirectory) belongs to cluster \"\(existing.clusterName)\", but cluster.name is \"\(config.clusterName)\": refusing to start (wrong directory, or wrong config)")
             }
-            return (existing, false)
+            if holdsData { return (existing, false) }
+            // An identity without any Raft state: the node stopped before the group's first
+            // election, or its log was deleted and the identity file left behind. Either way it
+            // never voted or acknowledged anything under this incarnation that it still holds,
+            // so it starts over as a new one and asks its peers again: kept, a restart before
+            // the first election would leave it a joiner that no leader exists to claim, and a
+            // deleted log would let it vote as the incarnation the group trusts.
+            logger.notice("identity file without Raft state: starting as a new incarnation", metadata: ["old": "\(existing)"])
         }
         // A directory with Raft state and no identity comes from before identities existed: it
         // was a member all along, so it votes as before until a leader claims it.
@@ -35,7 +42,8 @@ extension SchedulerNode {
             if onReplica({ $0.status.membership.incarnations[id] == identity.incarnation }) { return }
             var answers: [NodeID: FirstStartDecision.Answer] = [:]
             for peer in config.members where peer.id != id {
-                guard let reply = await askStatus(of: peer) else { continue }
+                let (host, port) = config.dialAddress(of: peer)
+                guard let reply = await askStatus(at: ReconnectingWireClient.Target(host: host, port: port)) else { continue }
                 if reply.clusterName.isEmpty {
                     answers[peer.id] = .holdsData // a version from before identities: it holds data
                 } else if reply.clusterName != config.clusterName {
@@ -47,7 +55,9 @@ extension SchedulerNode {
                     answers[peer.id] = reply.fresh ? .fresh : .holdsData
                 }
             }
-            switch FirstStartDecision.decide(me: id, voters: voters, answers: answers) {
+            let decision = FirstStartDecision.decide(me: id, voters: voters, answers: answers)
+            firstStartDecision = decision
+            switch decision {
             case .wait:
                 try? await Task.sleep(for: .milliseconds(200))
             case .firstStart:
@@ -69,8 +79,8 @@ extension SchedulerNode {
         }
     }
 
-    private func askStatus(of peer: SchedulerConfiguration.Member) async -> StatusReply? {
-        let (host, port) = config.dialAddress(of: peer)
+    func askStatus(at target: ReconnectingWireClient.Target) async -> StatusReply? {
+        let (host, port) = (target.host, target.port)
         var wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
         wire.handshakeTimeout = .milliseconds(500)
         guard let connection = try? await WireClient.connect(host: host, port: port, configuration: wire, connectTimeout: .milliseconds(500)) else {

@@ -41,20 +41,41 @@ extension SchedulerNode {
         membership.addresses[member] ?? config.member(member).map { "\($0.host):\($0.port)" }
     }
 
-    /// Dials every other member of the applied membership, and only them: a member added with
-    /// an address is dialled there (so a node not in this node's config file is reached), and a
-    /// removed one's connections close.
+    /// Dials every other member of the applied membership, and the schedulers outside it and
+    /// outside the config file that named their address (`noteAddress`): a member added with
+    /// an address is dialled there, a removed one's connections close, and a newcomer that
+    /// leads or campaigns before this node has applied its addition gets this node's answers,
+    /// so this node catches up, and votes if the group needs it to.
     func syncPeers() {
-        let membership = onReplica { $0.status.membership }
+        let status = onReplica { $0.status }
         var wanted: [NodeID: ReconnectingWireClient.Target] = [:]
-        for member in membership.members where member != id {
-            if let address = membership.addresses[member], let target = ReconnectingWireClient.Target(address: address) {
-                wanted[member] = target
-            } else if let configured = config.member(member) {
-                let (host, port) = config.dialAddress(of: configured)
-                wanted[member] = ReconnectingWireClient.Target(host: host, port: port)
-            }
+        let needed = status.membership.members.union(learnedAddresses.keys)
+        for member in needed where member != id {
+            if let target = dialTarget(of: member, in: status.membership) { wanted[member] = target }
         }
         transport.setPeers(wanted)
+    }
+
+    private func dialTarget(of member: NodeID, in membership: Raft.Membership) -> ReconnectingWireClient.Target? {
+        if let address = membership.addresses[member], let target = ReconnectingWireClient.Target(address: address) {
+            return target
+        }
+        if let configured = config.member(member) {
+            let (host, port) = config.dialAddress(of: configured)
+            return ReconnectingWireClient.Target(host: host, port: port)
+        }
+        return learnedAddresses[member]
+    }
+
+    /// A heartbeat's or vote request's sender named where it listens. Kept only for a sender
+    /// this node cannot otherwise dial (not in its membership or config: a newcomer that leads or
+    /// campaigns before this node has applied its addition); then dialled.
+    func noteAddress(_ address: String, of sender: NodeID) {
+        guard sender != id, learnedAddresses[sender] == nil, config.member(sender) == nil,
+              dialTarget(of: sender, in: onReplica({ $0.status.membership })) == nil,
+              let target = ReconnectingWireClient.Target(address: address) else { return }
+        learnedAddresses[sender] = target
+        logger.notice("a leader outside this node's membership named its address", metadata: ["node": "\(sender)", "address": "\(address)"])
+        syncPeers()
     }
 }

@@ -18,6 +18,11 @@ public actor SchedulerNode {
     /// From the data directory; `identityMadeNow`: the directory was empty at this start.
     let identity: NodeIdentity
     let identityMadeNow: Bool
+    /// What the first-start probe decided (nil: not run, or not yet asked anyone).
+    var firstStartDecision: FirstStartDecision?
+    /// Addresses of schedulers outside this node's applied membership and config, learned from
+    /// the others' status (a newcomer that leads before this node has applied its addition).
+    var learnedAddresses: [NodeID: ReconnectingWireClient.Target] = [:]
     var soft: LeaderSoftState
     /// The term this node leads, and since when; nil while it follows.
     var ledTerm: Term?
@@ -62,6 +67,7 @@ public actor SchedulerNode {
                     let (host, port) = config.dialAddress(of: peer)
                     return (peer.id, ReconnectingWireClient.Target(host: host, port: port))
                 }),
+            ownAddress: config.member(id).map { "\($0.host):\($0.port)" } ?? "",
             configuration: wire, logger: logger)
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         let storage = try FileStorage(directory: config.dataDirectory)
@@ -479,7 +485,7 @@ public actor SchedulerNode {
                 appliedIndex: status.appliedIndex, raftState: "\(status.role)", members: members, instances: instances,
                 policy: SchedulerCommandCoding.policy(policy(of: state)), registryVersion: state.registryVersion,
                 incarnation: identity.incarnation, clusterName: config.clusterName,
-                fresh: identityMadeNow && status.holdsNothing))
+                fresh: identityMadeNow && status.holdsNothing && !isJoining(firstStartDecision)))
     }
 
     private func proposeForReply(_ command: SchedulerCore.SchedulerCommand) async throws -> ApplyOutcome {

@@ -96,7 +96,11 @@ struct SchedulerService: WireService {
         guard peer.role == .scheduler, case .raftMessage(let wire) = message,
             let core = try? RaftWireMapping.core(wire)
         else { return }
-        onNode { node in node.onReplica { try? $0.receive(core) } }
+        let address = wire.senderAddress
+        onNode { node in
+            if !address.isEmpty { node.noteAddress(address, of: core.from) }
+            node.onReplica { try? $0.receive(core) }
+        }
     }
 
     /// Runs `work` on the node at once when called on its loop (always, for the node's own

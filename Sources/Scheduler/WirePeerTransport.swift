@@ -34,8 +34,11 @@ public final class WirePeerTransport: RaftTransport {
     /// Each peer whose control connection has just come up, for the replica
     /// (`RaftNode.peerReconnected` asks again for votes it may have lost).
     public let reconnections: AsyncStream<NodeID>
+    /// Where this node listens, sent in its heartbeats and vote requests (`sender_address`).
+    private let ownAddress: String
 
-    public init(peers initial: [NodeID: ReconnectingWireClient.Target], configuration: WireConfiguration, logger: Logger) {
+    public init(peers initial: [NodeID: ReconnectingWireClient.Target], ownAddress: String = "", configuration: WireConfiguration, logger: Logger) {
+        self.ownAddress = ownAddress
         (reconnections, reconnected) = AsyncStream<NodeID>.makeStream(bufferingPolicy: .bufferingNewest(64))
         (additions, added) = AsyncStream<Peer>.makeStream()
         self.configuration = configuration
@@ -109,6 +112,7 @@ public final class WirePeerTransport: RaftTransport {
     /// One peer's connections, until it is let go (`stop` finishes; a peer let go before it was
     /// served ends at once) or the transport stops.
     private func serve(_ peer: Peer, in group: inout DiscardingTaskGroup) {
+        let ownAddress = self.ownAddress
         group.addTask {
             try? await withThrowingDiscardingTaskGroup { connections in
                 for lane in peer.lanes.values {
@@ -116,7 +120,12 @@ public final class WirePeerTransport: RaftTransport {
                     connections.addTask {
                         for await message in lane.stream {
                             guard let connection = try? await lane.client.connection(within: .milliseconds(200)) else { continue }
-                            connection.trySendOneWay(.raftMessage(RaftWireMapping.wire(message)))
+                            var wire = RaftWireMapping.wire(message)
+                            switch message.body {
+                            case .heartbeat, .voteRequest: wire.senderAddress = ownAddress
+                            default: break
+                            }
+                            connection.trySendOneWay(.raftMessage(wire))
                         }
                     }
                 }

@@ -15,6 +15,39 @@ import Glibc
         try await LocalSchedulerTrio.with(binary: builtJunctionBinary()) { try await run($0) }
     }
 
+    /// A member that was down while node 3 was replaced by node 4 comes back knowing only the old
+    /// membership, and node 4, which its config file does not list, leads. It must follow node
+    /// 4, answer it (node 4 names its address in heartbeats and vote requests) and vote for it:
+    /// with the third voter gone, the group needs exactly that.
+    @Test func aMemberThatMissedTheReplacementFollowsTheNewcomer() async throws {
+        try await LocalSchedulerTrio.with(binary: builtJunctionBinary()) { trio in
+            for id: UInt64 in 1...3 { try await trio.start(id) }
+            let leader = try await trio.waitForLeader(among: [1, 2, 3])
+            let lagging: UInt64 = leader == 1 ? 2 : 1
+            let other: UInt64 = 3 - lagging // the other of 1 and 2
+            let client = try await trio.connect(leader)
+            try await register("e0", on: client)
+            client.close()
+
+            await trio.signal(lagging, SIGKILL)
+            try await trio.startNewMember()
+            _ = try await trio.ctlSucceeding(["replace-member", "--old", "3", "--new", "4", "--address", "127.0.0.1:\(trio.ports[4]!)"])
+            await trio.signal(3, SIGKILL)
+            // Node 4 leads, and the other node goes: node 4 and the lagging node are what is left.
+            let now = try await trio.waitForLeader(among: [other, 4])
+            await trio.signal(other, now == other ? SIGTERM : SIGKILL) // SIGTERM: hands over to 4
+            try await trio.start(lagging)
+
+            let elected = try await trio.waitForLeader(among: [lagging, 4], within: .seconds(15))
+            let atLeader = try await trio.connect(elected)
+            try await register("e1", on: atLeader) // commits only with both
+            atLeader.close()
+            let seen = try #require(await trio.status(lagging))
+            #expect(seen.members.map(\.id) == [1, 2, 4], "the lagging node learned the replacement: \(seen.members.map(\.id))")
+            print("a member that missed the replacement: node \(elected) leads with it; it holds members \(seen.members.map(\.id))")
+        }
+    }
+
     /// A `schedule` call retried at whichever node leads until assigned; false if not within 3 s,
     /// nil if the load was stopped first (not counted).
     private static func scheduleSomewhere(_ trio: LocalSchedulerTrio, _ n: UInt64, nodes: [UInt64]) async -> Bool? {

@@ -1126,6 +1126,11 @@ struct  Junction__V1__RaftMessage
    * the sender's: votes count only from the claimed one
    */
   uint64_t incarnation;
+  /*
+   * Heartbeats and vote requests only: where the sender listens, so a node that does not yet
+   * know it as a member (it has not applied the sender's addition) can answer it. "" = not sent.
+   */
+  char *sender_address;
   Junction__V1__RaftMessage__KindCase kind_case;
   union {
     Junction__V1__VoteRequest *vote_request;
@@ -1141,7 +1146,7 @@ struct  Junction__V1__RaftMessage
 };
 #define JUNCTION__V1__RAFT_MESSAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__raft_message__descriptor) \
-    , 0, 0, 0, 0, JUNCTION__V1__RAFT_MESSAGE__KIND__NOT_SET, {0} }
+    , 0, 0, 0, 0, (char *)protobuf_c_empty_string, JUNCTION__V1__RAFT_MESSAGE__KIND__NOT_SET, {0} }
 
 
 struct  Junction__V1__VoteRequest

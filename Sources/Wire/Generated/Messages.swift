@@ -2667,6 +2667,9 @@ public struct RaftMessage: Sendable, Hashable {
     public var term: UInt64
     /// the sender's: votes count only from the claimed one
     public var incarnation: UInt64
+    /// Heartbeats and vote requests only: where the sender listens, so a node that does not yet
+    /// know it as a member (it has not applied the sender's addition) can answer it. "" = not sent.
+    public var senderAddress: String
 
     public enum Kind: Sendable, Hashable {
         case voteRequest(VoteRequest)
@@ -2687,12 +2690,14 @@ public struct RaftMessage: Sendable, Hashable {
         to: UInt64 = 0,
         term: UInt64 = 0,
         incarnation: UInt64 = 0,
+        senderAddress: String = "",
         kind: Kind? = nil
     ) {
         self.from = from
         self.to = to
         self.term = term
         self.incarnation = incarnation
+        self.senderAddress = senderAddress
         self.kind = kind
     }
 }
@@ -2707,6 +2712,7 @@ extension RaftMessage: ProtobufCConvertible, WireMessage {
         self.to = c.to
         self.term = c.term
         self.incarnation = c.incarnation
+        self.senderAddress = try cString(c.sender_address)
         switch Int(c.kind_case.rawValue) {
         case 10: self.kind = try c.vote_request.map { .voteRequest(try VoteRequest(c: $0)) }
         case 11: self.kind = try c.vote_response.map { .voteResponse(try VoteResponse(c: $0)) }
@@ -2729,6 +2735,7 @@ extension RaftMessage: ProtobufCConvertible, WireMessage {
         c.to = to
         c.term = term
         c.incarnation = incarnation
+        c.sender_address = arena.cString(senderAddress)
         switch kind {
         case nil: break
         case .voteRequest(let value)?:
