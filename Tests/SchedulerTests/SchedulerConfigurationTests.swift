@@ -1,3 +1,6 @@
+import Foundation
+import Logging
+import RaftStore
 import Routing
 import Scheduler
 import Testing
@@ -18,6 +21,37 @@ import Testing
         #expect(config.dataDirectory == "/tmp/s-2")
         #expect(config.tickMilliseconds == 50 && config.electionTicks == 8)
         #expect(config.policy.name == .leastRequest && config.policy.loadWeight == 2)
+    }
+
+    @Test func theClusterNameDefaultsAndIsChecked() throws {
+        #expect(try SchedulerConfiguration.parse(Self.good, id: 1).clusterName == "junction")
+        var root = Self.good
+        var cluster = root["cluster"] as! [String: Any]
+        cluster["name"] = "prod-eu.2"
+        root["cluster"] = cluster
+        #expect(try SchedulerConfiguration.parse(root, id: 1).clusterName == "prod-eu.2")
+        for bad: Any in ["", "prod eu", String(repeating: "a", count: 65), 7] {
+            cluster["name"] = bad
+            root["cluster"] = cluster
+            #expect(throws: SchedulerConfiguration.ConfigError.self, "\(bad)") { try SchedulerConfiguration.parse(root, id: 1) }
+        }
+    }
+
+    /// A data directory of another cluster (its identity file says so) is refused at start,
+    /// naming both names, before anything is served.
+    @Test func aDataDirectoryOfAnotherClusterIsRefused() throws {
+        let directory = NSTemporaryDirectory() + "junction-other-cluster-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try NodeIdentity(clusterName: "other", incarnation: 42, firstStart: true).save(directory: directory)
+        var root = Self.good
+        root["scheduler"] = ["data_dir": directory]
+        let config = try SchedulerConfiguration.parse(root, id: 1)
+        do {
+            _ = try SchedulerNode(config: config, id: 1, logger: Logger(label: "test"))
+            Issue.record("a directory of cluster \"other\" was accepted")
+        } catch {
+            #expect("\(error)".contains("belongs to cluster \"other\", but cluster.name is \"junction\""), "\(error)")
+        }
     }
 
     @Test func pdSplitAndItsThreshold() throws {
