@@ -35,8 +35,10 @@ public enum FirstStartDecision: Equatable, Sendable {
     }
 }
 
-/// Whether the probe decided this node joins an existing group.
-func isJoining(_ decision: FirstStartDecision?) -> Bool {
-    if case .join? = decision { return true }
-    return false
+extension FirstStartDecision {
+    /// Whether the probe decided this node joins an existing group.
+    var isJoin: Bool {
+        if case .join = self { return true }
+        return false
+    }
 }

@@ -39,7 +39,7 @@ extension SchedulerNode {
         let voters = Set(config.members.map(\.id))
         var foreign = Set<NodeID>()
         while !Task.isCancelled {
-            if onReplica({ $0.status.membership.incarnations[id] == identity.incarnation }) { return }
+            if onReplica({ $0.membership.incarnations[id] == identity.incarnation }) { return }
             var answers: [NodeID: FirstStartDecision.Answer] = [:]
             for peer in config.members where peer.id != id {
                 let (host, port) = config.dialAddress(of: peer)

@@ -47,11 +47,11 @@ extension SchedulerNode {
     /// leads or campaigns before this node has applied its addition gets this node's answers,
     /// so this node catches up, and votes if the group needs it to.
     func syncPeers() {
-        let status = onReplica { $0.status }
+        let membership = onReplica { $0.membership }
         var wanted: [NodeID: ReconnectingWireClient.Target] = [:]
-        let needed = status.membership.members.union(learnedAddresses.keys)
+        let needed = membership.members.union(learnedAddresses.keys)
         for member in needed where member != id {
-            if let target = dialTarget(of: member, in: status.membership) { wanted[member] = target }
+            if let target = dialTarget(of: member, in: membership) { wanted[member] = target }
         }
         transport.setPeers(wanted)
     }
@@ -72,7 +72,7 @@ extension SchedulerNode {
     /// campaigns before this node has applied its addition); then dialled.
     func noteAddress(_ address: String, of sender: NodeID) {
         guard sender != id, learnedAddresses[sender] == nil, config.member(sender) == nil,
-              dialTarget(of: sender, in: onReplica({ $0.status.membership })) == nil,
+              dialTarget(of: sender, in: onReplica({ $0.membership })) == nil,
               let target = ReconnectingWireClient.Target(address: address) else { return }
         learnedAddresses[sender] = target
         logger.notice("a leader outside this node's membership named its address", metadata: ["node": "\(sender)", "address": "\(address)"])

@@ -20,8 +20,9 @@ public actor SchedulerNode {
     let identityMadeNow: Bool
     /// What the first-start probe decided (nil: not run, or not yet asked anyone).
     var firstStartDecision: FirstStartDecision?
-    /// Addresses of schedulers outside this node's applied membership and config, learned from
-    /// the others' status (a newcomer that leads before this node has applied its addition).
+    /// Addresses of schedulers outside this node's applied membership and config, named in
+    /// their heartbeats and vote requests (a newcomer that leads or campaigns before this node
+    /// has applied its addition): `noteAddress`.
     var learnedAddresses: [NodeID: ReconnectingWireClient.Target] = [:]
     var soft: LeaderSoftState
     /// The term this node leads, and since when; nil while it follows.
@@ -448,14 +449,14 @@ public actor SchedulerNode {
 
     func status() async -> Envelope.Body {
         var reachable: [NodeID: Bool] = [:]
-        for member in onReplica({ $0.status.membership.members }) where member != id { reachable[member] = await transport.isConnected(member) }
+        for member in onReplica({ $0.membership.members }) where member != id { reachable[member] = await transport.isConnected(member) }
         // Read after the last suspension: see `unownedExecutor`.
         let (status, state) = (await replica.status, await replica.state)
         let now = ContinuousClock.now
         var members: [MemberStatus] = []
         let membership = status.membership
         for member in membership.members.sorted() {
-            let address = membership.addresses[member] ?? config.member(member).map { "\($0.host):\($0.port)" } ?? ""
+            let address = memberAddress(member, in: membership) ?? ""
             members.append(
                 MemberStatus(
                     id: member, address: address, reachable: member == id || reachable[member] == true,
@@ -485,7 +486,7 @@ public actor SchedulerNode {
                 appliedIndex: status.appliedIndex, raftState: "\(status.role)", members: members, instances: instances,
                 policy: SchedulerCommandCoding.policy(policy(of: state)), registryVersion: state.registryVersion,
                 incarnation: identity.incarnation, clusterName: config.clusterName,
-                fresh: identityMadeNow && status.holdsNothing && !isJoining(firstStartDecision)))
+                fresh: identityMadeNow && status.holdsNothing && firstStartDecision?.isJoin != true))
     }
 
     private func proposeForReply(_ command: SchedulerCore.SchedulerCommand) async throws -> ApplyOutcome {

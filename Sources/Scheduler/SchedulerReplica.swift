@@ -109,6 +109,9 @@ public actor SchedulerReplica {
             holdsNothing: node.term == 0 && node.lastIndex == 0 && node.snapshotMetadata == nil)
     }
 
+    /// The applied membership, without building a whole `status` (read on every apply).
+    public var membership: Membership { node.membership }
+
     /// See `RaftNode.allowVotingBeforeClaim`.
     public func allowVotingBeforeClaim() { node.allowVotingBeforeClaim() }
 
