@@ -81,7 +81,7 @@ public struct RaftNode: Sendable {
             term = log.lastTerm
             vote = 0
         }
-        rng = SplitMix64(seed: config.randomSeed ^ persisted.hardState.term)
+        rng = SplitMix64(seed: Self.timerSeed(config.randomSeed, term: persisted.hardState.term))
         resetElectionTimeout()
     }
 
@@ -202,6 +202,17 @@ public struct RaftNode: Sendable {
 
     mutating func send(to: NodeID, term: Term? = nil, _ body: Message.Body) {
         messages.append(Message(from: id, to: to, term: term ?? self.term, body: body, incarnation: config.incarnation))
+    }
+
+    /// The election timer's random stream after a (re)start: a restarted node must not replay the
+    /// timeouts it drew before the crash, so the term it restarts in is mixed in. Mixed through a
+    /// hash, not XOR-ed in bare: nodes given nearby seeds (raft-sim gives `seed * 31 + id`) would
+    /// otherwise collide (`(s + 1) ^ 2 == s + 3`), and two voters drawing the same timeouts can
+    /// split every election for ever (raft-sim seed 48596). A fresh start (term 0) keeps the seed.
+    static func timerSeed(_ seed: UInt64, term: Term) -> UInt64 {
+        guard term > 0 else { return seed }
+        var mix = SplitMix64(seed: term)
+        return seed ^ mix.next()
     }
 
     mutating func resetElectionTimeout() {

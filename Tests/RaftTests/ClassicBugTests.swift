@@ -307,4 +307,30 @@ final class ClassicBugTests: XCTestCase {
         XCTAssertTrue(next.entries.contains { $0.index == 2 && $0.term == 2 },
                       "the term-2 entry at index 2 must still be written; got \(next.entries.map { ($0.index, $0.term) })")
     }
+
+    // MARK: Restarted nodes must not draw the same election timeouts
+
+    /// Each node mixes the term it restarts in into its timer's seed, so it does not replay the
+    /// timeouts it drew before the crash. XOR-ing the term in bare made nearby seeds collide:
+    /// node 1 (seed s + 1) restarting in term 3 and node 3 (seed s + 3) in term 1 both drew from
+    /// seed s + 2, and as the only two voters they split every election in lockstep (raft-sim
+    /// seed 48596).
+    func testNodesRestartedInDifferentTermsDrawDifferentTimeouts() throws {
+        let base: UInt64 = 1_506_476
+        func timeouts(id: NodeID, term: Term) throws -> [Int] {
+            var config = RaftConfig(id: id, voters: [1, 2, 3])
+            config.randomSeed = base + id
+            var node = try RaftNode(config: config, persisted: PersistedState(hardState: HardState(term: term)))
+            var drawn: [Int] = []
+            for _ in 0..<16 {
+                drawn.append(node.randomizedElectionTimeout)
+                node.resetElectionTimeout()
+            }
+            return drawn
+        }
+        XCTAssertEqual((base + 1) ^ 3, (base + 3) ^ 1, "the seeds the bare XOR made equal")
+        XCTAssertNotEqual(try timeouts(id: 1, term: 3), try timeouts(id: 3, term: 1))
+        XCTAssertEqual(try timeouts(id: 1, term: 3), try timeouts(id: 1, term: 3), "and a restart is still deterministic")
+        XCTAssertNotEqual(try timeouts(id: 1, term: 0), try timeouts(id: 1, term: 3), "a restart draws anew")
+    }
 }

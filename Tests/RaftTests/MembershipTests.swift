@@ -326,4 +326,46 @@ final class MembershipTests: XCTestCase {
         XCTAssertEqual(c.nodes[2]!.vote, 0, "and refused it: its log is behind")
         XCTAssertEqual(c.nodes[2]!.electionElapsed, elapsed, "and its timer kept running")
     }
+
+    /// A vote request below our term is refused at our term, so the candidate learns it (Raft,
+    /// figure 2). Silence left a candidate that only we could complete a quorum with campaigning
+    /// below our term for ever (raft-sim seed 7271).
+    func testAVoteRequestBelowOurTermIsRefusedAtOurTerm() throws {
+        var c = TestCluster(3) { $0.preVote = false }
+        c.elect(1)
+        c.isolate(1)
+        c.nodes[2]!.campaign(.election)
+        c.nodes[2]!.campaign(.election)
+        c.flush()
+        c.inFlight.removeAll()
+        let higher = c.nodes[2]!.term
+        c.heal()
+        c.nodes[3]!.campaign(.election)
+        c.flush()
+        let request = try XCTUnwrap(c.inFlight.first { $0.to == 2 && $0.kindName == "voteRequest" })
+        XCTAssertLessThan(request.term, higher)
+        c.inFlight.removeAll()
+        c.deliver(request)
+        c.flush()
+        let reply = try XCTUnwrap(c.inFlight.first { $0.to == 3 })
+        guard case .voteResponse(let response) = reply.body else { return XCTFail("\(reply)") }
+        XCTAssertFalse(response.granted)
+        XCTAssertEqual(reply.term, higher, "the refusal carries our term")
+        c.deliver(reply)
+        XCTAssertEqual(c.nodes[3]!.term, higher, "and the candidate takes it")
+        XCTAssertEqual(c.nodes[3]!.role, .follower)
+    }
+
+    /// Without check-quorum's lease a removed node that never learns of its removal campaigns for
+    /// ever and raises the members' terms (thesis §4.2.3; raft-sim seed 2937), so a leader without
+    /// it refuses to change membership at all.
+    func testMembershipChangesNeedCheckQuorum() throws {
+        var c = TestCluster(3) { $0.checkQuorum = false }
+        c.elect(1)
+        XCTAssertThrowsError(try c.nodes[1]!.proposeMembershipChange(.remove(3))) { error in
+            guard case RaftError.invalidRequest(let why) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(why.contains("check-quorum"), why)
+        }
+        XCTAssertEqual(c.nodes[1]!.membership.voters, [1, 2, 3])
+    }
 }

@@ -40,9 +40,13 @@ final class SimulationTests: XCTestCase {
     /// a fast clock restarting the up-to-date one's election timer; 7271, a candidate never told
     /// a higher term; 9399, a snapshot installed while a Ready was written, then undone by that
     /// Ready's older membership entries; 2937, a removed node raising a member's term for ever
-    /// without check-quorum; 10718, the operator removing a voter while a wiped one was unclaimed.
+    /// without check-quorum; 10718, the operator removing a voter while a wiped one was unclaimed;
+    /// 48596, two voters whose restarts gave them the same election timeouts. Since that last fix
+    /// changed restarted nodes' timers, 302, 7271 and 2937 no longer replay their old runs; the
+    /// rules they found are pinned by unit tests (testRefusingABehindCandidate...,
+    /// testAVoteRequestBelowOurTerm..., testMembershipChangesNeedCheckQuorum).
     func testSeedsThatOnceFailedPass() {
-        for seed: UInt64 in [302, 7271, 9399, 2937, 10718] {
+        for seed: UInt64 in [302, 7271, 9399, 2937, 10718, 48596] {
             let result = Simulation(SimParameters(seed: seed)).run()
             XCTAssertNil(result.failure, "seed \(seed): \(result.failure ?? "")")
         }
