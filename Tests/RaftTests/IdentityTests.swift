@@ -91,6 +91,36 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(c.nodes[leader]!.commitIndex, c.nodes[leader]!.lastIndex)
     }
 
+    /// The wiped disk's vote is exactly what would lose a committed entry: 3 acknowledged an entry
+    /// 2 never saw, forgot it with its disk, and would then help elect 2. With the testing fault
+    /// `ignoreIncarnations` that happens; without it 2 does not count the vote. (raft-sim's
+    /// `--bug ignore-incarnations` reaches this rarely, 1 seed in 200; this builds it.)
+    func testAWipedDisksVoteWouldElectALeaderMissingACommittedEntry() throws {
+        func run(ignoringIncarnations: Bool) throws -> (leader: Bool, entries: [String]) {
+            var c = TestCluster(3) {
+                $0.incarnation = IdentityTests.incarnation($0.id)
+                $0.testingFaults.ignoreIncarnations = ignoringIncarnations
+            }
+            c.elect(1)
+            c.tickAll(times: 3)
+            c.isolate(2)
+            try c.propose(1, "on 1 and 3 only")
+            c.stabilize()
+            XCTAssertEqual(c.nodes[1]!.commitIndex, c.nodes[1]!.lastIndex, "committed by 1 and 3")
+            wipe(3, in: &c)
+            c.heal()
+            c.isolate(1)
+            c.nodes[2]!.campaign(.election)
+            c.stabilize()
+            return (c.nodes[2]!.role == .leader, c.log(2).map(\.text))
+        }
+        let mended = try run(ignoringIncarnations: false)
+        XCTAssertFalse(mended.leader, "a wiped disk's vote made a leader")
+        let broken = try run(ignoringIncarnations: true)
+        XCTAssertTrue(broken.leader, "with the fault the wiped vote elects 2")
+        XCTAssertFalse(broken.entries.contains("on 1 and 3 only"), "and 2's log lacks a committed entry")
+    }
+
     func testAClaimIsRefusedForAnotherIncarnationAndAnUnclaimedLearnerIsNotPromoted() throws {
         let claimed = Membership(voters: [1, 2, 3], incarnations: [3: 7])
         XCTAssertThrowsError(try claimed.applying(.claim(3, incarnation: 8)))
