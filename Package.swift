@@ -63,7 +63,8 @@ let package = Package(
         .target(
             name: "Scheduler",
             dependencies: [
-                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore", "ClusterConfig",
+                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore", "ClusterConfig", "PromText", "MetricsEndpoint",
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -87,6 +88,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // `/metrics`, `/healthz` and `/readyz` over HTTP for the processes without an HTTP server
+        // of their own (schedulers, agents): a route decision and a thin NIO handler.
+        .target(
+            name: "MetricsEndpoint",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict),
         // The JSON config file every process reads: the cluster section and key helpers.
         .target(name: "ClusterConfig", swiftSettings: strict),
         // The Prometheus text format parser (pure; fuzzed in Tests/Fuzz).
@@ -97,8 +108,9 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Wire", "AgentCore", "PromText", "ClusterConfig",
+                "Wire", "AgentCore", "PromText", "ClusterConfig", "MetricsEndpoint",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -139,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "junction",
             dependencies: [
-                "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench", "BenchCore", "Seeded", "ClusterConfig",
+                "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench", "BenchCore", "Seeded", "ClusterConfig", "MetricsEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -150,6 +162,17 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "Seeded"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
+        .testTarget(
+            name: "MetricsEndpointTests",
+            dependencies: [
+                "MetricsEndpoint",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
@@ -164,7 +187,7 @@ let package = Package(
         .testTarget(name: "AgentCoreTests", dependencies: ["AgentCore", "PromText"], swiftSettings: strict),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AgentCore", "ClusterConfig", "ProcessHarness", "Wire", "PromText"], swiftSettings: strict),
         .testTarget(name: "SchedulerCoreTests", dependencies: ["SchedulerCore", "Routing"], swiftSettings: strict),
-        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire", "ProcessHarness", "ClusterConfig", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "SchedulerCore", "Routing", "Raft", "Wire", "ProcessHarness", "ClusterConfig", "PromText", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSim", "RaftStore"], swiftSettings: strict),
         .testTarget(
             name: "WireTests",

@@ -2,6 +2,7 @@ import AgentCore
 import AsyncHTTPClient
 import Foundation
 import Logging
+import MetricsEndpoint
 import Synchronization
 import NIOCore
 import PromText
@@ -34,6 +35,9 @@ public actor Agent {
     /// Wakes the open report stream's sender: its timer each period, and `observe` when the
     /// engine's health changes, so a dead engine is reported at once, not a period later.
     private var reportNow: AsyncStream<Void>.Continuation?
+    /// True from a registration until the report stream to that leader ends.
+    private var linked = false
+    public nonisolated let metrics = AgentMetrics()
 
     struct EngineIdentity: Sendable {
         var family: EngineFamily
@@ -99,6 +103,8 @@ public actor Agent {
             } catch is CancellationError {
                 return
             } catch {
+                if linked { metrics.linkLost() }
+                linked = false
                 logger.info("scheduler link lost; registering again", metadata: ["reason": "\(error)"])
             }
             try? await Task.sleep(for: backoff.next())
@@ -129,6 +135,7 @@ public actor Agent {
         var normaliser = LoadNormaliser(family: family)
         if let page { lastLoad = normaliser.normalise(page, at: (ContinuousClock.now - started) / .seconds(1)) }
         self.normaliser = normaliser
+        metrics.discovered(instanceID: configuration.instanceID, engineURL: configuration.engineURL, family: family, model: model)
         logger.notice(
             "engine found", metadata: ["engine": "\(configuration.engineURL)", "kind": "\(family.rawValue)", "model": "\(model)"])
         return EngineIdentity(family: family, model: model)
@@ -153,6 +160,8 @@ public actor Agent {
         guard case .registerReply(let registered) = reply else {
             throw WireError(.protocolViolation, "register answered \(reply.name)")
         }
+        metrics.registered()
+        linked = true
         let scheduler = await leader.target
         logger.notice(
             "registered", metadata: ["instance": "\(registered.instanceID)", "scheduler": "\(scheduler)", "index": "\(registered.index)"])
@@ -174,7 +183,9 @@ public actor Agent {
             group.addTask {
                 for try await item in stream.inbound {
                     switch item {
-                    case .reportAck: lastAck.heard()
+                    case .reportAck:
+                        lastAck.heard()
+                        self.metrics.reportAcknowledged()
                     case .notLeader(let hint):
                         await leader.follow(hint)
                         throw WireError(.unavailable, "the scheduler no longer leads")
@@ -205,7 +216,10 @@ public actor Agent {
                 }
             }
             group.addTask {
-                for await _ in wakeups { try await stream.send(.loadReport(await self.report())) }
+                for await _ in wakeups {
+                    try await stream.send(.loadReport(await self.report()))
+                    self.metrics.reportSent()
+                }
                 throw CancellationError()
             }
             _ = try await group.next()
@@ -237,25 +251,42 @@ public actor Agent {
         let engine = self.engine
         let probed: HealthTracker.Probe
         let page: Result<Exposition, EngineClient.Failure>
+        let metrics = self.metrics
         if await engine.acceptsConnections() {
-            async let probe = engine.probeHealth()
-            async let scraped = engine.scrapeResult()
+            let clock = ContinuousClock()
+            async let probe: HealthTracker.Probe = {
+                let started = clock.now
+                defer { metrics.probed(seconds: (clock.now - started) / .seconds(1)) }
+                return await engine.probeHealth()
+            }()
+            async let scraped: Result<Exposition, EngineClient.Failure> = {
+                let started = clock.now
+                let result = await engine.scrapeResult()
+                metrics.scraped(seconds: (clock.now - started) / .seconds(1), failure: Self.failureReason(result))
+                return result
+            }()
             (probed, page) = await (probe, scraped)
         } else {
             (probed, page) = (.refused, .failure(.unreachable("connection refused")))
+            metrics.scraped(seconds: nil, failure: "refused")
         }
         let scrapedAt = ContinuousClock.now
         observedAt = scrapedAt
         var outcome = probed
         switch page {
         case .success(let exposition):
-            if let load = normaliser?.normalise(exposition, at: (scrapedAt - started) / .seconds(1)) { lastLoad = load }
+            if let load = normaliser?.normalise(exposition, at: (scrapedAt - started) / .seconds(1)) {
+                lastLoad = load
+                metrics.observed(load)
+            }
         case .failure(.unreachable):
             outcome = .unreachable
         case .failure:
             break  // /metrics broken but /health decides
         }
-        if health.record(outcome) {
+        let changed = health.record(outcome)
+        metrics.health(health.health, changed: changed)
+        if changed {
             logger.notice("engine health changed", metadata: ["engine": "\(configuration.engineURL)", "health": "\(health.health)"])
             reportNow?.yield()
         }
@@ -319,4 +350,31 @@ private final class LastHeard: Sendable {
     private let instant = Mutex(ContinuousClock.now)
     func heard() { instant.withLock { $0 = .now } }
     var silence: Duration { ContinuousClock.now - instant.withLock { $0 } }
+}
+
+// MARK: metrics endpoint
+
+extension Agent {
+    static func failureReason(_ result: Result<Exposition, EngineClient.Failure>) -> String? {
+        switch result {
+        case .success: nil
+        case .failure(.unreachable): "unreachable"
+        case .failure(.status): "status"
+        case .failure(.malformed): "malformed"
+        }
+    }
+
+    /// Ready while the engine is healthy and registered with a leader that takes its reports.
+    func readiness() -> (ready: Bool, reason: String) {
+        if identity == nil { return (false, "the engine has not answered yet") }
+        if health.health != .healthy { return (false, "the engine is \(health.health)") }
+        if !linked { return (false, "not registered with a scheduler leader") }
+        return (true, "")
+    }
+
+    /// What the agent's metrics endpoint serves (`MetricsServer`).
+    public nonisolated var metricsResponder: MetricsResponder {
+        let metrics = self.metrics
+        return MetricsResponder(metrics: { metrics.page }, readiness: { [self] in await readiness() })
+    }
 }

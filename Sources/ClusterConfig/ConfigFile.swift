@@ -60,6 +60,12 @@ public enum ConfigFile {
         return text
     }
 
+    /// An address to listen on: `host:port` with a port from 0 (any free port) to 65535.
+    public static func splitListenAddress(_ address: String) -> (host: String, port: Int)? {
+        if address.hasSuffix(":0"), let host = splitAddress(String(address.dropLast()) + "1")?.host { return (host, 0) }
+        return splitAddress(address)
+    }
+
     /// `host:port` with a port from 1 to 65535.
     public static func splitAddress(_ address: String) -> (host: String, port: Int)? {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),

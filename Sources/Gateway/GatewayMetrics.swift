@@ -68,7 +68,7 @@ final class GatewayMetrics: Sendable {
     }
 
     func upstreamError(_ instance: String) {
-        counter("upstream_errors", "Engine failures seen by this gateway, per instance.", [("instance", instance)]).increment()
+        counter("upstream_errors", "Engine failures seen by this gateway, per instance.", [("instance_id", instance)]).increment()
     }
 
     /// The paths requests are counted under: the known routes, and `other` for the rest, so a
@@ -81,7 +81,7 @@ final class GatewayMetrics: Sendable {
     func answered(path: String, status: Int, instance: String?) {
         counter(
             "requests", "Answered requests by path (known routes, else other), status and instance.",
-            [("path", Self.pathLabel(path)), ("status", String(status)), ("instance", instance ?? "")]
+            [("path", Self.pathLabel(path)), ("status", String(status)), ("instance_id", instance ?? "")]
         ).increment()
     }
 

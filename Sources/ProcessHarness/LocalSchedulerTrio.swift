@@ -15,10 +15,15 @@ public actor LocalSchedulerTrio {
     public nonisolated let secret = "local-trio-secret-0123"
     public nonisolated let ports: [UInt64: Int]
     private var processes: [UInt64: SpawnedProcess] = [:]
+    /// Whether each node serves `/metrics` (on a port of its choosing: `metricsURL`).
+    public nonisolated let withMetrics: Bool
 
     /// `binary` is the `junction` executable to run as `junction scheduler`.
-    public init(binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10, heartbeatTimeoutMilliseconds: Int = 600_000) throws {
+    public init(
+        binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10, heartbeatTimeoutMilliseconds: Int = 600_000, withMetrics: Bool = false
+    ) throws {
         self.binary = binary
+        self.withMetrics = withMetrics
         directory = NSTemporaryDirectory() + "junction-trio-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var ports: [UInt64: Int] = [:]
@@ -75,7 +80,15 @@ public actor LocalSchedulerTrio {
     public func start(_ id: UInt64) throws {
         processes[id] = try SpawnedProcess(
             name: "scheduler-\(id)", binary: binary,
-            arguments: ["scheduler", "--config", configPath, "--id", String(id), "--log-level", "info"], directory: directory)
+            arguments: ["scheduler", "--config", configPath, "--id", String(id), "--log-level", "info"]
+                + (withMetrics ? ["--metrics-listen", "127.0.0.1:0"] : []),
+            directory: directory)
+    }
+
+    /// Where node `id` serves `/metrics` (a trio made `withMetrics`, node started).
+    public func metricsURL(_ id: UInt64) async throws -> String {
+        guard let process = processes[id] else { throw SpawnError.noMetricsURL("scheduler-\(id) (not running)") }
+        return try await process.metricsURL()
     }
 
     /// Sends `signal` and, for a killing signal, waits for the process to go.

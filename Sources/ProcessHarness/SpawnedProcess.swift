@@ -39,6 +39,22 @@ public final class SpawnedProcess: @unchecked Sendable {
         if signal != SIGSTOP && signal != SIGCONT { process.waitUntilExit() }
     }
 
+    /// The URL the process printed in its "metrics listening on URL" line (it was started with
+    /// `--metrics-listen HOST:0`), waiting for the line up to `limit`.
+    public func metricsURL(within limit: Duration = .seconds(20)) async throws -> String {
+        let marker = "metrics listening on "
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < limit {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }), let range = line.range(of: marker) {
+                return String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+            }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw SpawnError.noMetricsURL(name)
+    }
+
     public func log(lines: Int = 30) -> String {
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
         return "--- \(name) ---\n" + text.split(separator: "\n").suffix(lines).joined(separator: "\n")
@@ -47,8 +63,12 @@ public final class SpawnedProcess: @unchecked Sendable {
 
 public enum SpawnError: Error, CustomStringConvertible {
     case noBinary(String)
+    case noMetricsURL(String)
     public var description: String {
-        switch self { case .noBinary(let path): "no junction binary at \(path): run `swift build` (or set JUNCTION_BIN)" }
+        switch self {
+        case .noBinary(let path): "no junction binary at \(path): run `swift build` (or set JUNCTION_BIN)"
+        case .noMetricsURL(let name): "\(name) printed no \"metrics listening on\" line"
+        }
     }
 }
 

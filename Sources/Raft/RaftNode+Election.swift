@@ -36,6 +36,7 @@ extension RaftNode {
     mutating func campaign(_ kind: CampaignKind) {
         guard isPromotable else { return }
         let voteTerm: Term
+        if kind == .preElection { preVotesStarted += 1 } else { electionsStarted += 1 }
         if kind == .preElection {
             // A pre-candidate keeps its term and vote: nobody's term moves unless it could win.
             abandonReads()

@@ -12,7 +12,21 @@ public struct RaftNode: Sendable {
     public internal(set) var vote: NodeID
     public internal(set) var role: Role = .follower
     /// The leader this node currently follows (itself when leader); 0 when unknown.
-    public internal(set) var leader: NodeID = 0
+    public internal(set) var leader: NodeID = 0 {
+        didSet {
+            // Counted per term, so a leader re-elected after losing office counts again.
+            if leader != 0, leader != oldValue, (leader, term) != lastLeaderSeen {
+                lastLeaderSeen = (leader, term)
+                leadersSeen += 1
+            }
+        }
+    }
+    /// For metrics: how many times this node has found a leader it did not know (a new
+    /// leader, or a new term of one), elections it started, and pre-vote rounds it started.
+    public internal(set) var leadersSeen: UInt64 = 0
+    public internal(set) var electionsStarted: UInt64 = 0
+    public internal(set) var preVotesStarted: UInt64 = 0
+    var lastLeaderSeen: (NodeID, Term) = (0, 0)
     /// The membership as of the last applied `membership` entry (or the snapshot, or the
     /// configuration): a change takes effect on each node when that node applies it.
     public internal(set) var membership: Membership

@@ -23,6 +23,10 @@ public final class FileStorage: RaftStorage {
     /// slow or contended disk (the machine has no device-mapper `delay` target to make one).
     public var injectedSyncDelay: Duration = .zero
 
+    /// Told of every WAL append once it is durable: bytes written, time in `write`, time in
+    /// `fsync` (the scheduler's latency histograms). Called on the writing thread.
+    public var onAppend: (@Sendable (_ bytes: Int, _ write: Duration, _ sync: Duration) -> Void)?
+
     private var segments: [Segment] = []
     private var fd: Int32 = -1
     private var loaded = PersistedState()
@@ -103,9 +107,13 @@ public final class FileStorage: RaftStorage {
             if case .entry(let e) = record { maxIndex = max(maxIndex, e.index) }
         }
         let path = segments[segments.count - 1].path
+        let clock = ContinuousClock()
+        let started = clock.now
         try FileIO.writeAll(fd, bytes, path: path)
+        let written = clock.now
         try FileIO.sync(fd, path: path)
         if injectedSyncDelay > .zero { usleep(UInt32(clamping: Int(injectedSyncDelay / .microseconds(1)))) }
+        onAppend?(bytes.count, written - started, clock.now - written)
         segments[segments.count - 1].size += bytes.count
         segments[segments.count - 1].maxEntryIndex = max(segments[segments.count - 1].maxEntryIndex, maxIndex)
         if segments[segments.count - 1].size >= segmentBytes { try roll() }

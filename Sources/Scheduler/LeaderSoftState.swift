@@ -12,6 +12,8 @@ struct LeaderSoftState: Sendable {
         var load: EngineLoad
         var receivedAt: ContinuousClock.Instant
         var healthy: Bool
+        /// The engine's own prefix-cache hit rate, for the metrics page (routing does not read it).
+        var prefixCacheHitRate = 0.0
     }
 
     var router: Router
@@ -123,8 +125,8 @@ struct LeaderSoftState: Sendable {
         if let count = inFlight[instance], count > 0 { inFlight[instance] = count - 1 }
     }
 
-    mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, at now: ContinuousClock.Instant) {
-        reports[instance] = Report(load: load, receivedAt: now, healthy: healthy)
+    mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, prefixCacheHitRate: Double = 0, at now: ContinuousClock.Instant) {
+        reports[instance] = Report(load: load, receivedAt: now, healthy: healthy, prefixCacheHitRate: prefixCacheHitRate)
         sentSinceReport[instance] = 0
         lastHeard[instance] = now
         // An unhealthy engine reports no load: its count says nothing about its requests.

@@ -15,6 +15,8 @@ public actor SchedulerNode {
     let replica: SchedulerReplica
     let transport: WirePeerTransport
     let logger: Logger
+    /// Event metrics (decisions, WAL appends, reports); the page adds `observation()`.
+    public let metrics = SchedulerMetrics()
     /// From the data directory; `identityMadeNow`: the directory was empty at this start.
     let identity: NodeIdentity
     let identityMadeNow: Bool
@@ -78,6 +80,8 @@ public actor SchedulerNode {
             logger: logger)
         raft.incarnation = identity.incarnation
         raft.joining = !identity.firstStart
+        let metrics = self.metrics
+        storage.onAppend = { bytes, write, sync in metrics.walAppended(bytes: bytes, write: write, sync: sync) }
         if let delay = ProcessInfo.processInfo.environment["JUNCTION_FAULT_FSYNC_DELAY_MS"].flatMap(Int.init), delay > 0 {
             storage.injectedSyncDelay = .milliseconds(delay)
             logger.warning("fault injection: every WAL fsync is slowed", metadata: ["delay_ms": "\(delay)"])
@@ -127,8 +131,12 @@ public actor SchedulerNode {
         }
     }
 
-    /// Serves until cancelled, then returns.
-    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    /// Serves until cancelled, then returns. `metricsAt`: where to serve `/metrics`, `/healthz`
+    /// and `/readyz` over HTTP (port 0: any free port, given to `onMetricsListening`); nil: nowhere.
+    public func run(
+        metricsAt: (host: String, port: Int)? = nil, onListening: @escaping @Sendable (Int) -> Void = { _ in },
+        onMetricsListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
         guard let me = config.member(id) else { return }
         let service = SchedulerService(node: self)
         let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
@@ -151,6 +159,9 @@ public actor SchedulerNode {
                 }
             }
             group.addTask { await self.proposeBackgroundCommands() }
+            if let metricsAt {
+                group.addTask { try await self.serveMetrics(host: metricsAt.host, port: metricsAt.port, onListening: onMetricsListening) }
+            }
             if identityMadeNow { group.addTask { await self.decideFirstStart() } }
             group.addTask {
                 let clock = ContinuousClock()
@@ -292,6 +303,14 @@ public actor SchedulerNode {
         soft.scheduling(request.requestID)
         soft.router.configuration = policy(of: state)
         let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
+        var outcome = "no_instance"
+        var cachedChunks = 0
+        defer {
+            // Measured from `now`, read before the decision began.
+            metrics.decided(
+                policy: soft.router.configuration.name.rawValue, outcome: outcome, seconds: (ContinuousClock.now - now) / .seconds(1),
+                prefixChunks: outcome.hasPrefix("assigned") ? request.prefixHashes.count : 0, cachedChunks: cachedChunks)
+        }
         let decision = soft.router.decide(
             RoutingRequest(
                 model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
@@ -299,14 +318,17 @@ public actor SchedulerNode {
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
+            (outcome, cachedChunks) = ("assigned", cached)
             soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
+            (outcome, cachedChunks) = ("assigned_pair", cached)
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
             soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID, at: now)
             soft.assigned(decode, chain: request.prefixHashes, request: request.requestID, at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
+            outcome = "wait"
             soft.modelsWaiting.insert(request.model)
             return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))
         case .noInstance(let reason):
@@ -436,7 +458,8 @@ public actor SchedulerNode {
             load: EngineLoad(
                 running: Int(report.running), waiting: Int(report.waiting), kvUsage: report.kvUsage,
                 promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS),
-            healthy: healthy, at: .now)
+            healthy: healthy, prefixCacheHitRate: report.prefixCacheHitRate.isFinite ? min(1, max(0, report.prefixCacheHitRate)) : 0, at: .now)
+        metrics.reportAccepted()
         signalCapacityIfWaiting(report.instanceID)
         if !healthy, record.state != .down {
             proposeInBackground(

@@ -87,6 +87,7 @@ public actor SchedulerReplica {
         self.compactEveryBytes = compactEveryBytes
         (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         if let snapshot = persisted.snapshot, !snapshot.data.isEmpty {
+            snapshotBytes = snapshot.data.count
             state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
         } else {
             state = SchedulerStateMachine()
@@ -107,6 +108,34 @@ public actor SchedulerReplica {
             commitIndex: node.commitIndex, appliedIndex: node.appliedIndex, lastIndex: node.lastIndex, progress: progress,
             membership: node.membership, heardIncarnations: heard,
             holdsNothing: node.term == 0 && node.lastIndex == 0 && node.snapshotMetadata == nil)
+    }
+
+    /// What this replica has done since it started, for the metrics page.
+    public struct Activity: Sendable, Equatable {
+        public var leadersSeen: UInt64
+        public var electionsStarted: UInt64
+        public var preVotesStarted: UInt64
+        public var snapshotsTaken: UInt64
+        public var snapshotsInstalled: UInt64
+        /// The snapshot this node holds: its last index and its size (0 when none yet).
+        public var snapshotIndex: LogIndex
+        public var snapshotBytes: Int
+        public var undecodableMembershipEntries: Int
+        /// Raft inputs waiting for the write under way.
+        public var backlog: Int
+        public var stopped: Bool
+    }
+
+    private var snapshotsTaken: UInt64 = 0
+    private var snapshotsInstalled: UInt64 = 0
+    private var snapshotBytes = 0
+
+    public var activity: Activity {
+        Activity(
+            leadersSeen: node.leadersSeen, electionsStarted: node.electionsStarted, preVotesStarted: node.preVotesStarted,
+            snapshotsTaken: snapshotsTaken, snapshotsInstalled: snapshotsInstalled, snapshotIndex: node.snapshotMetadata?.index ?? 0,
+            snapshotBytes: snapshotBytes, undecodableMembershipEntries: node.undecodableMembershipEntries, backlog: backlog.count,
+            stopped: stopped)
     }
 
     /// The applied membership, without building a whole `status` (read on every apply).
@@ -342,6 +371,8 @@ public actor SchedulerReplica {
     private func carryOut(_ ready: Ready) {
         for message in ready.messages { transport.send(message) }
         if let snapshot = ready.snapshot {
+            snapshotsInstalled += 1
+            snapshotBytes = snapshot.data.count
             do {
                 state = SchedulerStateMachine(snapshot: try SchedulerCommandCoding.decodeSnapshot(snapshot.data))
             } catch {
@@ -399,6 +430,8 @@ public actor SchedulerReplica {
         } catch {
             return  // nothing applied past the last snapshot: nothing to compact
         }
+        snapshotsTaken += 1
+        snapshotBytes = snapshot.data.count
         // Queued behind the writes before it; the entries it covers are on disk until it is.
         writer.saveCompactionSnapshot(snapshot, on: loop).whenFailure { [self] error in
             assumeIsolated { _ = $0.storageFailed(error) }

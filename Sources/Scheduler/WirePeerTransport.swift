@@ -49,7 +49,7 @@ public final class WirePeerTransport: RaftTransport {
 
     public func send(_ message: Raft.Message) {
         let lane = RaftLane.of(message.body)
-        peers.withLock { $0[message.to]?.lanes[lane]?.queue.yield(message) }
+        _ = peers.withLock { $0[message.to]?.lanes[lane]?.queue.yield(message) }
     }
 
     /// Makes the dialled peers exactly `wanted`: new ones are dialled, those gone are let go, and

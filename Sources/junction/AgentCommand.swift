@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import ClusterConfig
 import Logging
+import MetricsEndpoint
 import ServiceLifecycle
 
 struct AgentCommand: AsyncParsableCommand {
@@ -17,6 +18,8 @@ struct AgentCommand: AsyncParsableCommand {
     var role: String?
     @Option(help: "SGLang prefill instances: the bootstrap port (overrides agent.bootstrap_port).") var bootstrapPort: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "notice"
+    @Option(help: "Serve /metrics, /healthz and /readyz over HTTP at HOST:PORT (port 0: any free port). Off by default.")
+    var metricsListen: String?
 
     func run() async throws {
         var configuration: AgentConfiguration
@@ -35,17 +38,33 @@ struct AgentCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
         ConfigCommand.noteUnused(configuration.cluster.unusedKeys, logger: logger)
         let agent = Agent(configuration: configuration, logger: logger)
+        var metrics: MetricsServer?
+        if let metricsListen {
+            guard let (host, port) = ConfigFile.splitListenAddress(metricsListen) else {
+                throw ValidationError("--metrics-listen '\(metricsListen)' is not HOST:PORT")
+            }
+            // Bound before anything else runs: an address in use fails the start, loudly.
+            let server = try await MetricsServer.bind(host: host, port: port, responder: agent.metricsResponder)
+            say("agent \(configuration.instanceID) metrics listening on http://\(host):\(server.port)")
+            metrics = server
+        }
         let group = ServiceGroup(
-            services: [AgentService(agent: agent)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: [AgentService(agent: agent, metrics: metrics)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
 
-/// On SIGTERM or SIGINT the agent drains its instance and deregisters before it exits.
+/// On SIGTERM or SIGINT the agent drains its instance and deregisters before it exits; its
+/// metrics endpoint serves until then.
 struct AgentService: Service {
     let agent: Agent
+    let metrics: MetricsServer?
 
     func run() async throws {
-        await agent.run { try? await gracefulShutdown() }
+        await withTaskGroup { group in
+            if let metrics { group.addTask { await metrics.run() } }
+            await agent.run { try? await gracefulShutdown() }
+            group.cancelAll()
+        }
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import ClusterConfig
+import Foundation
 import Logging
 import Raft
 import Scheduler
@@ -13,6 +15,14 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "The cluster config file (JSON; Docs/configuration.md).") var config: String
     @Option(help: "This scheduler's id, as listed in cluster.schedulers.") var id: UInt64
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "notice"
+    @Option(help: "Serve /metrics, /healthz and /readyz over HTTP at HOST:PORT (port 0: any free port). Off by default.")
+    var metricsListen: String?
+
+    func validate() throws {
+        if let metricsListen, ConfigFile.splitListenAddress(metricsListen) == nil {
+            throw ValidationError("--metrics-listen '\(metricsListen)' is not HOST:PORT")
+        }
+    }
 
     func run() async throws {
         let configuration: SchedulerConfiguration
@@ -22,7 +32,8 @@ struct SchedulerCommand: AsyncParsableCommand {
         ConfigCommand.noteUnused(configuration.unusedConfigKeys, logger: logger)
         let node = try SchedulerNode(config: configuration, id: id, logger: logger)
         let group = ServiceGroup(
-            services: [SchedulerNodeService(node: node, id: id)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: [SchedulerNodeService(node: node, id: id, metricsAt: metricsListen.flatMap(ConfigFile.splitListenAddress))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
@@ -33,13 +44,15 @@ struct SchedulerCommand: AsyncParsableCommand {
 struct SchedulerNodeService: Service {
     let node: SchedulerNode
     let id: UInt64
+    let metricsAt: (host: String, port: Int)?
 
     func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await node.run { port in
-                    print("scheduler \(id) listening on port \(port)")
-                }
+            group.addTask { [metricsAt, id] in
+                try await node.run(
+                    metricsAt: metricsAt,
+                    onListening: { port in say("scheduler \(id) listening on port \(port)") },
+                    onMetricsListening: { port in say("scheduler \(id) metrics listening on http://\(metricsAt?.host ?? ""):\(port)") })
             }
             group.addTask {
                 // Returns when a stop is asked for; throws if this service is cancelled first.
@@ -55,4 +68,10 @@ struct SchedulerNodeService: Service {
             group.cancelAll()
         }
     }
+}
+
+/// A line on standard output, written at once (not held in a buffer while stdout is a file):
+/// scripts and tests wait for "listening on" lines.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

@@ -25,7 +25,7 @@ import Glibc
         var ports: [String: Int] = [:]
 
         init() throws {
-            trio = try LocalSchedulerTrio(binary: builtJunctionBinary(), heartbeatTimeoutMilliseconds: 2_000)
+            trio = try LocalSchedulerTrio(binary: builtJunctionBinary(), heartbeatTimeoutMilliseconds: 2_000, withMetrics: true)
             for dialect in AgentClusterTests.dialects { ports[dialect] = try freeLoopbackPort() }
         }
 
@@ -42,8 +42,16 @@ import Glibc
         func startAgent(_ dialect: String) throws {
             agents[dialect] = try SpawnedProcess(
                 name: "agent-\(dialect)", binary: builtJunctionBinary(),
-                arguments: ["agent", "--engine", url(dialect), "--config", trio.configPath, "--log-level", "info"],
+                arguments: ["agent", "--engine", url(dialect), "--config", trio.configPath, "--log-level", "info", "--metrics-listen", "127.0.0.1:0"],
                 directory: trio.directory)
+        }
+
+        /// The leader's id, from the statuses.
+        func leaderID() async -> UInt64? {
+            for id: UInt64 in 1...3 {
+                if let status = await trio.status(id), status.raftState == "leader" { return id }
+            }
+            return nil
         }
 
         func logs() async -> String {
@@ -80,6 +88,33 @@ import Glibc
         }
     }
 
+    /// One HTTP GET: status and body.
+    static func get(_ url: String) async throws -> (status: Int, body: String) {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The value of the first sample of `name` whose labels include `labels`, on the page at `url`.
+    static func metric(_ url: String, _ name: String, _ labels: [String: String] = [:]) async throws -> Double? {
+        let page = try PromTextParser.parse(try await get(url + "/metrics").body)
+        return page.samples(named: name).first { sample in labels.allSatisfy { sample.label($0.key) == $0.value } }?.value
+    }
+
+    /// Polls `url`'s metric until `condition` holds on its value.
+    static func waitForMetric(
+        _ url: String, _ name: String, _ labels: [String: String] = [:], within limit: Duration = .seconds(5),
+        _ condition: (Double) -> Bool
+    ) async throws {
+        let start = ContinuousClock.now
+        var last: Double?
+        while ContinuousClock.now - start < limit {
+            last = try await metric(url, name, labels)
+            if let last, condition(last) { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw WireError(.timeout, "\(name)\(labels) at \(url) is \(last.map { "\($0)" } ?? "absent") after \(limit)")
+    }
+
     private func run(_ body: (Cluster) async throws -> Void) async throws {
         let cluster = try Cluster()
         do {
@@ -113,6 +148,25 @@ import Glibc
                 #expect(entry.instance?.kvCapacityTokens ?? 0 > 0, "\(dialect) capacity")
             }
 
+            // Each agent's /metrics: what it watches, its health, its link; the leader's: every
+            // engine of every family, in one place.
+            var agentURLs: [String: String] = [:]
+            for dialect in Self.dialects { agentURLs[dialect] = try await cluster.agents[dialect]!.metricsURL() }
+            let leaderURL = try await cluster.trio.metricsURL(try #require(await cluster.leaderID()))
+            for dialect in Self.dialects {
+                let agent = agentURLs[dialect]!
+                #expect(try await Self.metric(agent, "junction_agent_engine_info", ["engine": dialect, "model": "tiny"]) == 1)
+                #expect(try await Self.metric(agent, "junction_agent_engine_health", ["state": "healthy"]) == 1)
+                #expect(try await Self.metric(agent, "junction_agent_registrations_total") ?? 0 >= 1)
+                #expect(try await Self.metric(agent, "junction_agent_scrape_seconds_count") ?? 0 > 0)
+                try await Self.waitForMetric(agent, "junction_agent_reports_acknowledged_total") { $0 > 0 }
+                #expect(try await Self.get(agent + "/readyz").status == 200)
+                let id = cluster.instanceID(dialect)
+                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_info", ["instance_id": id, "engine": dialect]) == 1)
+                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_up", ["instance_id": id]) == 1)
+                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_healthy", ["instance_id": id]) == 1)
+            }
+
             // Load one engine directly: its running figure reaches the scheduler, and it is the
             // figure the engine's own /metrics shows.
             let sglang = cluster.url("sglang")
@@ -131,6 +185,9 @@ import Glibc
             let (page, _) = try await URLSession.shared.data(from: URL(string: sglang + "/metrics")!)
             let running = try PromTextParser.parse(String(decoding: page, as: UTF8.self)).samples(named: "sglang:num_running_reqs")
             #expect(running.map(\.value) == [4])
+            try await Self.waitForMetric(agentURLs["sglang"]!, "junction_agent_engine_running") { $0 == 4 }
+            try await Self.waitForMetric(
+                leaderURL, "junction_scheduler_instance_running", ["instance_id": cluster.instanceID("sglang")]) { $0 == 4 }
             for request in requests { request.cancel() }
 
             // /health failing while the engine still answers: down as unhealthy, then back.
@@ -140,6 +197,10 @@ import Glibc
                     let entry = cluster.instance(dialect, in: status)?.instance
                     return entry?.state == .down && entry?.stateReason.contains("unhealthy") == true
                 }
+                let agent = agentURLs[dialect]!
+                try await Self.waitForMetric(agent, "junction_agent_engine_health", ["state": "unhealthy"]) { $0 == 1 }
+                #expect(try await Self.get(agent + "/readyz").status == 503)
+                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_up", ["instance_id": cluster.instanceID(dialect)]) == 0)
                 try await Self.faults(cluster.url(dialect), set: false)
                 _ = try await cluster.waitUntil(within: .seconds(3), "\(dialect) back up") { status in
                     cluster.instance(dialect, in: status)?.instance?.state == .up

@@ -49,6 +49,31 @@ final class FeatureTests: XCTestCase {
         XCTAssertEqual(c.log(3).last?.kind, .noop)
     }
 
+    /// The counters the scheduler exports: a leader found counts once per term, however many
+    /// appends and heartbeats it then sends; campaigns count by kind.
+    func testLeadersSeenAndCampaignsAreCounted() throws {
+        var c = TestCluster(3)
+        c.elect(1)
+        c.tickAll(times: 5)
+        for id in c.ids { XCTAssertEqual(c.nodes[id]!.leadersSeen, 1, "node \(id)") }
+        XCTAssertEqual(c.nodes[1]!.preVotesStarted, 1)
+        XCTAssertEqual(c.nodes[1]!.electionsStarted, 1)
+        XCTAssertEqual(c.nodes[2]!.electionsStarted, 0)
+        try c.nodes[1]!.transferLeadership(to: 2)
+        c.tickAll(times: 3)
+        XCTAssertEqual(c.leader(), 2)
+        for id in c.ids { XCTAssertEqual(c.nodes[id]!.leadersSeen, 2, "node \(id)") }
+        XCTAssertEqual(c.nodes[2]!.electionsStarted, 1, "a transfer is an election without pre-vote")
+        XCTAssertEqual(c.nodes[2]!.preVotesStarted, 0)
+        // The same node winning again in a later term counts again.
+        try c.nodes[2]!.transferLeadership(to: 1)
+        c.tickAll(times: 3)
+        try c.nodes[1]!.transferLeadership(to: 2)
+        c.tickAll(times: 3)
+        XCTAssertEqual(c.leader(), 2)
+        XCTAssertEqual(c.nodes[3]!.leadersSeen, 4)
+    }
+
     func testSingleNodeCommitsAlone() throws {
         var c = TestCluster(1)
         c.tickAll(times: 25)

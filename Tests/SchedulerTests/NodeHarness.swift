@@ -10,10 +10,13 @@ struct SingleNode {
     let port: Int
     let secret = "single-node-test-secret"
     let directory: String
+    /// The HTTP port of `/metrics`, when asked for (`withMetrics`).
+    var metricsPort: Int?
 
     /// Runs `body` against a started node and stops the node afterwards.
     static func with<T: Sendable>(
-        heartbeatTimeoutMilliseconds: Int = 60_000, policy: String = "prefix-cache", _ body: @Sendable (SingleNode) async throws -> T
+        heartbeatTimeoutMilliseconds: Int = 60_000, policy: String = "prefix-cache", withMetrics: Bool = false,
+        _ body: @Sendable (SingleNode) async throws -> T
     ) async throws -> T {
         let directory = NSTemporaryDirectory() + "junction-node-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -28,14 +31,21 @@ struct SingleNode {
             ], id: 1)
         let node = try SchedulerNode(config: config, id: 1, logger: Logger(label: "test-node"))
         let (ports, portQueue) = AsyncStream<Int>.makeStream()
+        let (metricsPorts, metricsPortQueue) = AsyncStream<Int>.makeStream()
         return try await withThrowingTaskGroup { group in
             group.addTask {
-                try await node.run { portQueue.yield($0) }
+                try await node.run(
+                    metricsAt: withMetrics ? ("127.0.0.1", 0) : nil, onListening: { portQueue.yield($0) },
+                    onMetricsListening: { metricsPortQueue.yield($0) })
                 return nil as T?
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw WireError(.internal, "the node did not start") }
-            let harness = SingleNode(port: port, directory: directory)
+            var harness = SingleNode(port: port, directory: directory)
+            if withMetrics {
+                var metricsIterator = metricsPorts.makeAsyncIterator()
+                harness.metricsPort = await metricsIterator.next()
+            }
             try await harness.waitForLeadership()
             let result = try await body(harness)
             group.cancelAll()

@@ -46,12 +46,19 @@ class Process:
                 self.proc.wait()
         self.log.close()
 
+    def metrics_url(self, timeout=20):
+        """Where the process serves /metrics (it was started with --metrics-listen 127.0.0.1:0)."""
+        return self._printed_url(rb"metrics listening on (http://127\.0\.0\.1:\d+)", timeout)
+
     def listening_url(self, timeout=20):
         """The URL the process printed when it started listening (it was given port 0)."""
+        return self._printed_url(rb"(?<!metrics )listening on (http://127\.0\.0\.1:\d+)", timeout)
+
+    def _printed_url(self, pattern, timeout):
         deadline = time.time() + timeout
         while time.time() < deadline:
             with open(self.log_path, "rb") as f:
-                match = re.search(rb"listening on (http://127\.0\.0\.1:\d+)", f.read())
+                match = re.search(pattern, f.read())
             if match:
                 return match.group(1).decode()
             if not self.alive():
@@ -72,7 +79,9 @@ class Cluster:
     before any process starts (its directory and ports are known)."""
 
     def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None,
-                 agent_options=None, prepare=None):
+                 agent_options=None, prepare=None, metrics=False):
+        # metrics: schedulers and agents serve /metrics on ports of their own (`metrics_url`).
+        self.metrics_args = ["--metrics-listen", "127.0.0.1:0"] if metrics else []
         self.agent_args = agent_args or {}
         self.engine_urls = engine_urls or {}
         self.dir = tempfile.mkdtemp(prefix="junction-gw-")
@@ -123,13 +132,15 @@ class Cluster:
 
     def start_scheduler(self, i):
         self.processes[f"scheduler-{i}"] = Process(
-            f"scheduler-{i}", ["scheduler", "--config", self.config_path, "--id", str(i), "--log-level", "info"], self.dir)
+            f"scheduler-{i}", ["scheduler", "--config", self.config_path, "--id", str(i), "--log-level", "info", *self.metrics_args],
+            self.dir)
 
     def start_agent(self, name):
         port = self.engines[name].rsplit(":", 1)[1]
         extra = [arg.replace("{port}", port) for arg in self.agent_args.get(name, [])]
         self.processes[f"agent-{name}"] = Process(
-            f"agent-{name}", ["agent", "--engine", self.registered[name], "--config", self.config_path, "--instance-id", name, *extra],
+            f"agent-{name}",
+            ["agent", "--engine", self.registered[name], "--config", self.config_path, "--instance-id", name, *self.metrics_args, *extra],
             self.dir)
 
     def ctl(self, *args):

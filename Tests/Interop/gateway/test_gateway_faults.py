@@ -29,7 +29,7 @@ def test_an_engine_refusing_connections_is_retried_elsewhere(cluster_factory):
     assert [r.status_code for r in replies] == [200] * 12
     assert {r.headers["x-junction-instance"] for r in replies} == {"a"}
     metrics = httpx.get(cluster.url + "/metrics").text
-    assert 'junction_gateway_upstream_errors_total{instance="b"}' in metrics
+    assert 'junction_gateway_upstream_errors_total{instance_id="b"}' in metrics
     retries = re.search(r"^junction_gateway_retries_total (\S+)$", metrics, re.M)
     assert retries and float(retries.group(1)) >= 1, "the HELP line alone would not prove a retry happened" 
 
@@ -161,7 +161,7 @@ def test_a_stream_cut_before_its_first_chunk_is_retried_elsewhere(cluster_factor
             answered.append(reply.headers["x-junction-instance"])
     assert set(answered) == {"a"}
     metrics = httpx.get(cluster.url + "/metrics").text
-    errors = re.search(r'^junction_gateway_upstream_errors_total\{instance="b"\} (\S+)$', metrics, re.M)
+    errors = re.search(r'^junction_gateway_upstream_errors_total\{instance_id="b"\} (\S+)$', metrics, re.M)
     assert errors and float(errors.group(1)) >= 1, "b was never tried, so nothing was retried"
 
 
