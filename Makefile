@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
@@ -48,11 +48,16 @@ build-release: deps
 	$(SWIFT) build -c release
 
 ## The test suite: dependencies, generated-code check, build, every test, 2,000 simulated seeds.
-test: deps proto-check
+test: deps proto-check test-rules
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(MAKE) test-interop
 	$(MAKE) raft-sim
+
+## The Prometheus recording and alerting rules: well-formed, and each alert fires on its case
+## and not before (promtool's rule unit tests, Deploy/observability/junction-rules.test.yml).
+test-rules: deps
+	cd Deploy/observability && promtool check rules junction-rules.yml && promtool test rules junction-rules.test.yml
 
 ## Real peers against real processes: the openai client, prometheus_client and promtool against
 ## `junction engine-sim`; the openai and websockets clients through a gateway; the local cluster

@@ -5,7 +5,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 # In layers, each in parallel: the balancer and gateways, then the agents (which deregister their
 # engines while the trio is still there), then the engines, the trio last.
-for layer in "haproxy ${gateways[*]/#/gateway-}" "${engines[*]/#/agent-}" "${engines[*]/#/engine-}" "${schedulers[*]/#/scheduler-} peer-links"; do
+for layer in "haproxy prometheus ${gateways[*]/#/gateway-}" "${engines[*]/#/agent-}" "${engines[*]/#/engine-}" "${schedulers[*]/#/scheduler-} peer-links"; do
   for name in $layer; do
     [ -f "$dir/pids/$name.pid" ] && stop "$name" &
   done

@@ -24,6 +24,10 @@ scheduler_port() { echo $((base + $1)); }
 gateway_port() { echo $((base + 10 + $1)); }
 engine_port() { local i; case $1 in a) i=1;; b) i=2;; c) i=3;; d) i=4;; esac; echo $((base + 20 + i)); }
 stats_port() { echo $((base + 90)); }
+# Each scheduler's and agent's /metrics (--metrics-listen), and Prometheus scraping them all.
+scheduler_metrics_port() { echo $((base + 40 + $1)); }
+agent_metrics_port() { echo $(($(engine_port "$1") + 30)); }
+prometheus_port() { echo $((base + 91)); }
 # The relay scheduler FROM dials scheduler TO through (Deploy/local/peer-links.py), and its control.
 peer_link_port() { echo $((base + 30 + 3 * ($1 - 1) + $2 - 1)); }
 peer_links_control_port() { echo $((base + 39)); }

@@ -23,6 +23,11 @@ echo
 echo "== load balancer (HAProxy) 127.0.0.1:$lb_port"
 curl -s --max-time 2 "http://127.0.0.1:$(stats_port)/stats;csv" | awk -F, '$1 == "gateways" && $2 != "BACKEND" && $2 != "FRONTEND" {print $2 "  " $18}' || echo "(no answer)"
 echo
+echo "== Prometheus http://127.0.0.1:$(prometheus_port) (alerts firing)"
+curl -s --max-time 2 "http://127.0.0.1:$(prometheus_port)/api/v1/alerts" \
+  | python3 -c 'import json,sys; a=[x for x in json.load(sys.stdin)["data"]["alerts"] if x["state"]=="firing"]; print("\n".join(x["labels"]["alertname"]+" "+json.dumps({k:v for k,v in x["labels"].items() if k not in ("alertname","severity")}) for x in a) or "none")' \
+  2>/dev/null || echo "(no answer)"
+echo
 echo "== scheduler peer links (Deploy/local/peer-links.py)"
 curl -s --max-time 2 "http://127.0.0.1:$(peer_links_control_port)/" || echo "(no answer)"
 echo

@@ -89,13 +89,16 @@ final class GatewayMetrics: Sendable {
         counter("fallback_transitions", "Changes between scheduled and fallback routing.", [("to", entered ? "fallback" : "scheduled")]).increment()
     }
 
-    func completed(status: Int, meter: StreamMeter, usage: StreamMeter.Usage?) {
+    /// TPOT only for streamed answers: a whole answer's first byte comes with its last, so
+    /// (end - first byte) says nothing of the time per token. It needs the answer's usage, which
+    /// a stream carries only when its client set `stream_options.include_usage`.
+    func completed(status: Int, meter: StreamMeter, usage: StreamMeter.Usage?, streamed: Bool) {
         guard status < 400 else { return }
         if let first = meter.firstByte { ttft.record(first / .seconds(1)) }
         if let usage {
             promptTokens.increment(by: Int64(usage.prompt))
             completionTokens.increment(by: Int64(usage.completion))
-            if usage.completion > 1, let first = meter.firstByte {
+            if streamed, usage.completion > 1, let first = meter.firstByte {
                 let decoding = (ContinuousClock.now - meter.started - first) / .seconds(1)
                 tpot.record(decoding / Double(usage.completion - 1))
             }

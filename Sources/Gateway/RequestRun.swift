@@ -338,7 +338,7 @@ final class RequestRun {
         forgetTurn()
         for (_, leg) in legs { leg.cancel() }
         legs.removeAll()
-        if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: answerUsage) }
+        if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: answerUsage, streamed: relaysChunks) }
         shared.metrics.answered(path: pathLabel, status: answeredStatus == 0 ? 499 : answeredStatus, instance: answeredBy)
         shared.metrics.requestEnded()
         _ = shared.inFlight.wrappingSubtract(1, ordering: .relaxed)

@@ -10,6 +10,8 @@ import random
 import socket
 import subprocess
 
+import httpx
+import openai
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -29,14 +31,15 @@ def ports_free(ports):
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
     # A port block nobody else uses: the scripts take base+1..3, +11..12, +21..24, +30..39 (the
-    # schedulers' peer links), +90 and the balancer's port. Below the kernel's ephemeral range:
+    # schedulers' peer links), +41..43 and +51..54 (schedulers' and agents' metrics), +90, +91
+    # (Prometheus) and the balancer's port. Below the kernel's ephemeral range:
     # a port in it can be taken as the local end of any outgoing connection between this check
     # and the bind (seen: HAProxy refused 127.0.0.1:38080, "Address already in use", and the
     # whole chaos module failed to start).
     ephemeral_low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     for _ in range(50):
         base = random.randrange(10000, min(ephemeral_low, 50000) - 100, 100)
-        ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, *range(30, 40), 80, 90)]
+        ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, *range(30, 44), 51, 52, 53, 54, 80, 90, 91)]
         if ports_free(ports):
             break
     env = dict(os.environ, JUNCTION_BIN=BINARY, JUNCTION_LOCAL_DIR=str(tmp_path_factory.mktemp("local-cluster")),
@@ -49,6 +52,7 @@ def local(tmp_path_factory):
         return out
 
     run.balancer_port = base + 80
+    run.prometheus_port = base + 91
     up = run("Deploy/local/up.sh")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -83,6 +87,63 @@ def test_websocket_through_the_balancer_on_reused_connections(local):
             while (message := ws.recv(timeout=30)) != "[DONE]":
                 messages.append(json.loads(message))
             assert messages and messages[0]["object"] == "text_completion"
+
+
+def prometheus_query(local, expr):
+    answer = httpx.get(f"http://127.0.0.1:{local.prometheus_port}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def test_every_dashboard_panel_has_data_under_load(local):
+    """Every query of every panel of Deploy/observability/junction-dashboard.json, run against the
+    local cluster's Prometheus while requests with a shared prefix stream through the balancer,
+    returns at least one series with a number (0 is data; an empty answer or NaN is not)."""
+    import json
+    import math
+    import threading
+    import time
+
+    dashboard = json.load(open(ROOT / "Deploy/observability/junction-dashboard.json"))
+    queries = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len({title for title, _ in queries}) >= 16
+
+    stop = threading.Event()
+    errors = []
+
+    def load(worker):
+        system = "You are a careful assistant for a routing test; answer briefly and precisely. " * 12
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{local.balancer_port}/v1", api_key="any", max_retries=0, timeout=60) as client:
+            for i in range(400):
+                if stop.is_set():
+                    return
+                try:
+                    # Usage in the stream: the gateway's TPOT needs the answer's token count.
+                    stream = client.chat.completions.create(
+                        model="tiny", stream=True, max_tokens=24, stream_options={"include_usage": True},
+                        messages=[{"role": "system", "content": system}, {"role": "user", "content": f"question {worker}-{i}"}])
+                    for _ in stream:
+                        pass
+                except Exception as error:  # noqa: BLE001 - any failure fails the test below
+                    errors.append(repr(error))
+                    return
+
+    workers = [threading.Thread(target=load, args=(w,)) for w in range(6)]
+    for worker in workers:
+        worker.start()
+    missing = queries
+    try:
+        deadline = time.time() + 90
+        while missing and time.time() < deadline:
+            time.sleep(2)
+            missing = [(title, expr) for title, expr in missing
+                       if not any(not math.isnan(float(series["value"][1])) for series in prometheus_query(local, expr))]
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=120)
+    assert not errors, errors[:3]
+    assert not missing, f"panels without data after 90 s of load: {missing}"
 
 
 @pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader", "rolling-restart"])
