@@ -98,6 +98,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict),
+        // What `junction ctl top` shows, rendered purely from a status answer and the gateways' pages.
+        .target(name: "CtlViews", dependencies: ["Wire", "PromText"], swiftSettings: strict),
         // The JSON config file every process reads: the cluster section and key helpers.
         .target(name: "ClusterConfig", swiftSettings: strict),
         // The Prometheus text format parser (pure; fuzzed in Tests/Fuzz).
@@ -152,6 +154,7 @@ let package = Package(
             name: "junction",
             dependencies: [
                 "Wire", "Scheduler", "Gateway", "Agent", "EngineModel", "EngineSim", "Bench", "BenchCore", "Seeded", "ClusterConfig", "MetricsEndpoint",
+                "CtlViews", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -162,6 +165,7 @@ let package = Package(
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "Seeded"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
+        .testTarget(name: "CtlViewsTests", dependencies: ["CtlViews", "Wire"], swiftSettings: strict),
         .testTarget(
             name: "MetricsEndpointTests",
             dependencies: [

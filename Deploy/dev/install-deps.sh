@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${JUNCTION_VENV:-$HOME/.cache/junction/venv}
 
-apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv prometheus wrk haproxy curl)
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv prometheus wrk haproxy curl tmux)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -7,7 +7,7 @@ struct CtlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
         abstract: "Operator commands to the scheduler trio over the wire.",
-        subcommands: [CtlStatus.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self]
+        subcommands: [CtlStatus.self, CtlTop.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self]
     )
 }
 
@@ -57,20 +57,28 @@ struct CtlStatus: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let reply = try await target.call(.statusRequest(StatusRequest()), leaderOnly: false)
+        let status = try await target.leaderStatus()
+        print(json ? StatusFormatting.json(status) : StatusFormatting.text(status))
+    }
+}
+
+extension CtlTarget {
+    /// The status, from the leader when one is known. Only the leader knows how far each
+    /// member's log has got and each instance's live load: unless a node was named, the leader's
+    /// view is fetched when the node that answered names one.
+    func leaderStatus() async throws -> StatusReply {
+        let reply = try await call(.statusRequest(StatusRequest()), leaderOnly: false)
         guard case .statusReply(var status) = reply else { throw ValidationError("unexpected answer: \(reply.name)") }
-        // Only the leader knows how far each member's log has got and each instance's live load:
-        // unless a node was named, show the leader's view when the node that answered names one.
-        if target.scheduler == nil, status.raftState != "leader", status.leaderID != 0,
+        if scheduler == nil, status.raftState != "leader", status.leaderID != 0,
             let address = status.members.first(where: { $0.id == status.leaderID })?.address
         {
-            var leader = target
+            var leader = self
             leader.scheduler = address
             if case .statusReply(let leaderStatus)? = try? await leader.call(.statusRequest(StatusRequest()), leaderOnly: false) {
                 status = leaderStatus
             }
         }
-        print(json ? StatusFormatting.json(status) : StatusFormatting.text(status))
+        return status
     }
 }
 

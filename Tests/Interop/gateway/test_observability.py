@@ -84,3 +84,53 @@ def test_the_leader_shows_each_engine_and_its_decisions(cluster):
         assert httpx.get(urls[name] + "/readyz").status_code == 200
         assert httpx.get(urls[name] + "/healthz").status_code == 200
         assert httpx.post(urls[name] + "/metrics").status_code == 405
+
+
+def test_ctl_top_runs_live_in_a_terminal(cluster):
+    """`junction ctl top` in a real terminal (tmux): it shows the trio, both engines and the
+    gateway, follows a drain within a few frames, and stops on Ctrl-C."""
+    import os
+    import time
+
+    from conftest import BINARY
+
+    tmux = shutil.which("tmux")
+    assert tmux, "tmux must be installed by Deploy/dev/install-deps.sh"
+    socket_name = f"junction-top-{os.getpid()}"
+
+    def run(*args):
+        return subprocess.run([tmux, "-L", socket_name, *args], capture_output=True, text=True, timeout=10)
+
+    def screen():
+        return run("capture-pane", "-p", "-t", "top").stdout
+
+    def wait_for(condition, what, within=20):
+        deadline = time.time() + within
+        while time.time() < deadline:
+            text = screen()
+            if condition(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"ctl top never showed {what}:\n{screen()}")
+
+    def row(text, instance):
+        return next((line.split() for line in text.splitlines() if line.split()[:1] == [instance]), [])
+
+    command = f"{BINARY} ctl top --config {cluster.config_path} --gateway {cluster.url} --interval 0.3"
+    started = run("new-session", "-d", "-s", "top", "-x", "160", "-y", "40", command)
+    assert started.returncode == 0, started.stderr
+    try:
+        text = wait_for(lambda t: row(t, "a")[1:2] == ["up"] and row(t, "b")[1:2] == ["up"] and "scheduled" in t, "both engines up")
+        assert "leader" in text.splitlines()[0] and "3/3 reachable" in text
+        assert row(text, "a")[2:4] == ["tiny", "vllm"] and row(text, "b")[2:4] == ["tiny", "sglang"]
+        assert cluster.ctl("drain", "a") is not None
+        wait_for(lambda t: row(t, "a")[1:2] == ["DRAINING"], "the drain")
+        cluster.ctl("drain", "a", "--undrain")
+        wait_for(lambda t: row(t, "a")[1:2] == ["up"], "the engine back")
+        run("send-keys", "-t", "top", "C-c")
+        deadline = time.time() + 10
+        while run("has-session", "-t", "top").returncode == 0 and time.time() < deadline:
+            time.sleep(0.1)
+        assert run("has-session", "-t", "top").returncode != 0, "ctl top did not stop on Ctrl-C"
+    finally:
+        run("kill-server")
