@@ -94,6 +94,18 @@ import Glibc
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
 
+    /// Polls `url` until it answers `status` (10 s at most).
+    static func waitForStatus(_ url: String, _ status: Int) async throws {
+        let start = ContinuousClock.now
+        var last = 0
+        while ContinuousClock.now - start < .seconds(10) {
+            last = (try? await get(url).status) ?? 0
+            if last == status { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw WireError(.timeout, "\(url) answers \(last), not \(status)")
+    }
+
     /// The value of the first sample of `name` whose labels include `labels`, on the page at `url`.
     static func metric(_ url: String, _ name: String, _ labels: [String: String] = [:]) async throws -> Double? {
         let page = try PromTextParser.parse(try await get(url + "/metrics").body)
@@ -102,17 +114,30 @@ import Glibc
 
     /// Polls `url`'s metric until `condition` holds on its value.
     static func waitForMetric(
-        _ url: String, _ name: String, _ labels: [String: String] = [:], within limit: Duration = .seconds(5),
+        _ url: String, _ name: String, _ labels: [String: String] = [:], within limit: Duration = .seconds(10),
+        _ condition: (Double) -> Bool
+    ) async throws {
+        try await waitForMetric({ url }, name, labels, within: limit, condition)
+    }
+
+    /// The same, asking `url` anew for each read (a leader's page, wherever it is now).
+    static func waitForMetric(
+        _ url: () async throws -> String, _ name: String, _ labels: [String: String] = [:], within limit: Duration = .seconds(10),
         _ condition: (Double) -> Bool
     ) async throws {
         let start = ContinuousClock.now
         var last: Double?
+        var lastError: (any Error)?
         while ContinuousClock.now - start < limit {
-            last = try await metric(url, name, labels)
-            if let last, condition(last) { return }
+            do {
+                last = try await metric(try await url(), name, labels)
+                if let last, condition(last) { return }
+            } catch {
+                lastError = error
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw WireError(.timeout, "\(name)\(labels) at \(url) is \(last.map { "\($0)" } ?? "absent") after \(limit)")
+        throw WireError(.timeout, "\(name)\(labels) is \(last.map { "\($0)" } ?? "absent") after \(limit) \(lastError.map { "(\($0))" } ?? "")")
     }
 
     private func run(_ body: (Cluster) async throws -> Void) async throws {
@@ -152,19 +177,24 @@ import Glibc
             // engine of every family, in one place.
             var agentURLs: [String: String] = [:]
             for dialect in Self.dialects { agentURLs[dialect] = try await cluster.agents[dialect]!.metricsURL() }
-            let leaderURL = try await cluster.trio.metricsURL(try #require(await cluster.leaderID()))
+            // The leader's page, looked up for each read: a leader change meanwhile must not fail
+            // the test (the new leader shows the engines once their agents report to it).
+            let leaderURL: @Sendable () async throws -> String = {
+                guard let id = await cluster.leaderID() else { throw WireError(.unavailable, "no leader") }
+                return try await cluster.trio.metricsURL(id)
+            }
             for dialect in Self.dialects {
                 let agent = agentURLs[dialect]!
                 #expect(try await Self.metric(agent, "junction_agent_engine_info", ["engine": dialect, "model": "tiny"]) == 1)
-                #expect(try await Self.metric(agent, "junction_agent_engine_health", ["state": "healthy"]) == 1)
+                try await Self.waitForMetric(agent, "junction_agent_engine_health", ["state": "healthy"]) { $0 == 1 }
                 #expect(try await Self.metric(agent, "junction_agent_registrations_total") ?? 0 >= 1)
                 #expect(try await Self.metric(agent, "junction_agent_scrape_seconds_count") ?? 0 > 0)
                 try await Self.waitForMetric(agent, "junction_agent_reports_acknowledged_total") { $0 > 0 }
-                #expect(try await Self.get(agent + "/readyz").status == 200)
+                try await Self.waitForStatus(agent + "/readyz", 200)
                 let id = cluster.instanceID(dialect)
-                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_info", ["instance_id": id, "engine": dialect]) == 1)
-                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_up", ["instance_id": id]) == 1)
-                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_healthy", ["instance_id": id]) == 1)
+                try await Self.waitForMetric(leaderURL, "junction_scheduler_instance_info", ["instance_id": id, "engine": dialect]) { $0 == 1 }
+                try await Self.waitForMetric(leaderURL, "junction_scheduler_instance_up", ["instance_id": id]) { $0 == 1 }
+                try await Self.waitForMetric(leaderURL, "junction_scheduler_instance_healthy", ["instance_id": id]) { $0 == 1 }
             }
 
             // Load one engine directly: its running figure reaches the scheduler, and it is the
@@ -186,8 +216,7 @@ import Glibc
             let running = try PromTextParser.parse(String(decoding: page, as: UTF8.self)).samples(named: "sglang:num_running_reqs")
             #expect(running.map(\.value) == [4])
             try await Self.waitForMetric(agentURLs["sglang"]!, "junction_agent_engine_running") { $0 == 4 }
-            try await Self.waitForMetric(
-                leaderURL, "junction_scheduler_instance_running", ["instance_id": cluster.instanceID("sglang")]) { $0 == 4 }
+            try await Self.waitForMetric(leaderURL, "junction_scheduler_instance_running", ["instance_id": cluster.instanceID("sglang")]) { $0 == 4 }
             for request in requests { request.cancel() }
 
             // /health failing while the engine still answers: down as unhealthy, then back.
@@ -199,8 +228,8 @@ import Glibc
                 }
                 let agent = agentURLs[dialect]!
                 try await Self.waitForMetric(agent, "junction_agent_engine_health", ["state": "unhealthy"]) { $0 == 1 }
-                #expect(try await Self.get(agent + "/readyz").status == 503)
-                #expect(try await Self.metric(leaderURL, "junction_scheduler_instance_up", ["instance_id": cluster.instanceID(dialect)]) == 0)
+                try await Self.waitForStatus(agent + "/readyz", 503)
+                try await Self.waitForMetric(leaderURL, "junction_scheduler_instance_up", ["instance_id": cluster.instanceID(dialect)]) { $0 == 0 }
                 try await Self.faults(cluster.url(dialect), set: false)
                 _ = try await cluster.waitUntil(within: .seconds(3), "\(dialect) back up") { status in
                     cluster.instance(dialect, in: status)?.instance?.state == .up

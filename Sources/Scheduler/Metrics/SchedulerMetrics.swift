@@ -71,12 +71,18 @@ public final class SchedulerMetrics: Sendable {
     }
 }
 
-/// The decision counters by label pair, made once each.
+/// The decision counters by label pair, made once each. Found by a key of the two strings as
+/// they are (policy and outcome names are literals): no string is built per decision.
 final class DecisionCounters: Sendable {
-    private let made = Mutex<[String: Counter]>([:])
+    private struct Key: Hashable {
+        var policy: String
+        var outcome: String
+    }
+
+    private let made = Mutex<[Key: Counter]>([:])
 
     func counter(policy: String, outcome: String, in registry: PrometheusCollectorRegistry) -> Counter {
-        let key = policy + "|" + outcome
+        let key = Key(policy: policy, outcome: outcome)
         return made.withLock { made in
             if let found = made[key] { return found }
             let counter = registry.makeCounter(
