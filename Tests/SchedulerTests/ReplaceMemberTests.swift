@@ -75,6 +75,15 @@ import Glibc
         return false
     }
 
+    /// Polls `condition` every 20 ms; gives up after 20 s (a bound for a hung group, not a timing target).
+    private static func waitUntil(_ what: String, _ condition: () async -> Bool) async throws {
+        let start = ContinuousClock.now
+        while !(await condition()) {
+            guard ContinuousClock.now - start < .seconds(20) else { throw WireError(.timeout, "never: \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     private func run(_ trio: LocalSchedulerTrio) async throws {
         for id: UInt64 in 1...3 { try await trio.start(id) }
         let leader = try await trio.waitForLeader(among: [1, 2, 3])
@@ -103,12 +112,16 @@ import Glibc
             return leaders
         }
 
-        try await Task.sleep(for: .milliseconds(500))
+        // The load is under way before the change (how many calls land during it depends on the
+        // machine's speed, so that is printed, not required: every call is, by `lost == 0`).
+        try await Self.waitUntil("the load is answered") { await counts.answered >= 5 }
         try await trio.startNewMember()
         let before = await counts.answered
         let printed = try await trio.ctlSucceeding(["replace-member", "--old", "3", "--new", "4", "--address", "127.0.0.1:\(trio.ports[4]!)"])
         #expect(printed.contains("promote 4: committed") && printed.contains("remove 3: committed"), "ctl printed: \(printed)")
         let during = await counts.answered - before
+        let afterChange = await counts.answered
+        try await Self.waitUntil("the new group answers the load") { await counts.answered > afterChange }
 
         // The group is 1, 2 and 4, all claimed; node 3 is out and may go.
         let now = try await trio.waitForLeader(among: [1, 2, 4])
@@ -132,7 +145,6 @@ import Glibc
         let (answered, lost) = (await counts.answered, await counts.lost)
         print("replace-member under load: \(answered) schedule calls answered (\(during) while ctl ran), \(lost) lost; terms seen: \(leaders.keys.sorted())")
         #expect(lost == 0)
-        #expect(during > 0, "calls were scheduled while the membership changed")
         #expect(leaders.allSatisfy { $0.value.count == 1 }, "two leaders in a term: \(leaders)")
     }
 }
