@@ -62,14 +62,17 @@ public enum ConfigFile {
 
     /// An address to listen on: `host:port` with a port from 0 (any free port) to 65535.
     public static func splitListenAddress(_ address: String) -> (host: String, port: Int)? {
-        if address.hasSuffix(":0"), let host = splitAddress(String(address.dropLast()) + "1")?.host { return (host, 0) }
-        return splitAddress(address)
+        split(address, ports: 0...65_535)
     }
 
     /// `host:port` with a port from 1 to 65535.
     public static func splitAddress(_ address: String) -> (host: String, port: Int)? {
+        split(address, ports: 1...65_535)
+    }
+
+    private static func split(_ address: String, ports: ClosedRange<Int>) -> (host: String, port: Int)? {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-            (1...65_535).contains(port), colon > address.startIndex
+            ports.contains(port), colon > address.startIndex
         else { return nil }
         return (String(address[..<colon]), port)
     }
