@@ -6,10 +6,12 @@ vllm-router from PyPI, each in front of the same engine. Load by wrk (POST, keep
 Router CPU time per request comes from /proc/PID/stat (steadier than throughput on 2 shared cores);
 read and write system calls per request from /proc/PID/io (a count, whatever the machine's speed).
 
-    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH] [--only junction ...] [--perf]
+    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH] [--only junction ...] [--perf] [--tracing]
 
 `--perf` records the Junction gateway's rows with `perf record -g` and prints its self time by
 symbol after the table (needs `perf`); `--only` limits the targets (the engine direct always runs).
+`--tracing` adds a second Junction gateway on the same trio that traces every request (sample
+ratio 1, the schedulers' decisions too) to an OTLP/HTTP sink in this script: what tracing costs.
 
 Needs: a release build (`swift build -c release --product junction`) and wrk (`make deps`). The
 routers are installed with pip into --routers-venv (default ~/.cache/junction/routers-venv) when
@@ -86,6 +88,32 @@ def wrk(url, path, body, connections, seconds, work):
 ROUTERS = ("smg", "sglang-router", "vllm-router")
 
 
+def start_otlp_sink():
+    """A collector stand-in that takes every OTLP/HTTP export and answers 200 with an empty
+    ExportTraceServiceResponse (an empty protobuf message is empty bytes): it counts exports."""
+    import http.server
+    import threading
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        exports = 0
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            Sink.exports += 1
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", Sink
+
+
 def ensure_routers(venv):
     """The peer routers in a venv of their own (installed once)."""
     python = os.path.join(venv, "bin", "python")
@@ -105,6 +133,8 @@ def main():
                         help="run only these targets (repeatable; the engine direct always runs): junction, smg, sglang-router, vllm-router")
     parser.add_argument("--perf", action="store_true",
                         help="record the Junction gateway's rows with `perf record -g -F 2000` and print where its time goes")
+    parser.add_argument("--tracing", action="store_true",
+                        help="also run a Junction gateway that traces every request to an OTLP/HTTP sink")
     args = parser.parse_args()
     wanted = lambda name: not args.only or any(name.startswith(o) for o in args.only)
     ensure_routers(args.routers_venv)
@@ -129,15 +159,28 @@ def main():
             ports = {i: free_port() for i in (1, 2, 3)}
             gateway_port = free_port()
             config = os.path.join(work, "cluster.json")
-            json.dump({"cluster": {"secret": "overhead-bench-secret-0123",
+            cluster = {"cluster": {"secret": "overhead-bench-secret-0123",
                                    "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
                        "scheduler": {"data_dir": os.path.join(work, "data-{id}")},
-                       "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}, open(config, "w"))
-            leaders = [start(f"scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i)]) for i in ports]
+                       "llm_gateway": {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}}
+            json.dump(cluster, open(config, "w"))
+            # The traced config: the schedulers read it too, and trace only calls that carry a
+            # sampled context, so the untraced gateway's decisions stay untraced.
+            traced_config = os.path.join(work, "cluster-traced.json")
+            if args.tracing:
+                sink_url, sink = start_otlp_sink()
+                json.dump(dict(cluster, tracing={"otlp_endpoint": sink_url, "sample_ratio": 1.0}), open(traced_config, "w"))
+            scheduler_config = traced_config if args.tracing else config
+            leaders = [start(f"scheduler-{i}", [BINARY, "scheduler", "--config", scheduler_config, "--id", str(i)]) for i in ports]
             start("agent", [BINARY, "agent", "--engine", engine, "--config", config])
             gateway = start("gateway", [BINARY, "gateway", "--config", config])
             wait_http(f"http://127.0.0.1:{gateway_port}", "/ready")
             targets["junction gateway"] = (f"http://127.0.0.1:{gateway_port}", [gateway] + leaders)
+            if args.tracing:
+                traced_port = free_port()
+                traced = start("gateway-traced", [BINARY, "gateway", "--config", traced_config, "--port", str(traced_port)])
+                wait_http(f"http://127.0.0.1:{traced_port}", "/ready")
+                targets["junction gateway, tracing every request"] = (f"http://127.0.0.1:{traced_port}", [traced] + leaders)
 
         bin_dir = os.path.join(args.routers_venv, "bin")
         for name, argv in [
@@ -194,6 +237,8 @@ def main():
             calls_text = "" if not calls else f"{calls[0]:.1f}" + (f" (+{sum(calls[1:]):.1f} schedulers)" if len(calls) > 1 else "")
             print(f"| {label} | {connections} | {name} | {result['rps']:.0f} | {result['p50_ms']:.2f} | {result['p99_ms']:.2f} | "
                   f"{result['p50_ms'] - direct['p50_ms']:+.2f} | {cpu_text} | {calls_text} | {result['errors']} |")
+        if args.tracing and wanted("junction"):
+            print(f"\nOTLP exports received by the sink: {sink.exports}")
         for label, connections, data in profiles:
             # Self time by symbol: where the gateway's own CPU goes, kernel included.
             report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol", "--percent-limit", "1.5",

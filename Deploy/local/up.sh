@@ -3,7 +3,9 @@
 # simulated engines of mixed dialects (or, with JUNCTION_ENGINES=real-vllm, two real vLLM
 # servers) each with its agent, two gateways, and HAProxy in front of the gateways. Configs, data, logs, PID files and each process's command line go under
 # $JUNCTION_LOCAL_DIR (default .run/local). Ports: the load balancer on $JUNCTION_LB_PORT (8080),
-# the rest from $JUNCTION_PORT_BASE (18100; see Docs/operations.md).
+# the rest from $JUNCTION_PORT_BASE (18100; see Docs/operations.md). With
+# $JUNCTION_OTLP_ENDPOINT (a collector's OTLP/HTTP base URL) the gateways and schedulers export
+# traces there (Docs/observability.md, "Traces").
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -30,6 +32,14 @@ cat > "$dir/cluster.json" <<JSON
   "llm_gateway": {"table_cache_path": "$dir/data/table-{name}.bin", "max_queue_size": 512}
 }
 JSON
+if [ -n "${JUNCTION_OTLP_ENDPOINT:-}" ]; then
+  python3 - "$dir/cluster.json" "$JUNCTION_OTLP_ENDPOINT" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["tracing"] = {"otlp_endpoint": sys.argv[2]}
+json.dump(config, open(sys.argv[1], "w"), indent=2)
+PY
+fi
 
 # Each scheduler dials its peers through relays the chaos scripts can cut (a partition without
 # giving each process an address of its own); everyone else reaches the schedulers directly.

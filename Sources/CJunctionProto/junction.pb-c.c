@@ -4100,7 +4100,7 @@ const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor =
   (ProtobufCMessageInit) junction__v1__deregister_instance__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[10] =
+static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[11] =
 {
   {
     "request_id",
@@ -4222,6 +4222,18 @@ static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "traceparent",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ScheduleRequest, traceparent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__schedule_request__field_indices_by_name[] = {
   9,   /* field[9] = answer_end_chunk */
@@ -4234,11 +4246,12 @@ static const unsigned junction__v1__schedule_request__field_indices_by_name[] = 
   3,   /* field[3] = prompt_tokens */
   0,   /* field[0] = request_id */
   6,   /* field[6] = session_key */
+  10,   /* field[10] = traceparent */
 };
 static const ProtobufCIntRange junction__v1__schedule_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
 {
@@ -4248,7 +4261,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   "Junction__V1__ScheduleRequest",
   "junction.v1",
   sizeof(Junction__V1__ScheduleRequest),
-  10,
+  11,
   junction__v1__schedule_request__field_descriptors,
   junction__v1__schedule_request__field_indices_by_name,
   1,  junction__v1__schedule_request__number_ranges,

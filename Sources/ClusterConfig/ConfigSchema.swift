@@ -15,6 +15,7 @@ public enum ConfigSchema {
             "response_headers_timeout_ms", "first_token_timeout_ms", "stream_idle_timeout_ms", "client_idle_timeout_ms",
             "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff",
         ],
+        "tracing": ["enabled", "otlp_endpoint", "sample_ratio", "export_timeout_ms", "headers"],
         "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "health_failures", "drain_timeout_ms"],
     ]
 

@@ -49,6 +49,8 @@ public struct GatewayConfiguration: Sendable {
     /// pd-split's hand-off protocol (`llm_gateway.pd_handoff`: auto, vllm or sglang); nil (auto):
     /// SGLang's for an SGLang prefill instance, vLLM's for any other.
     public var handoffFlow: HandoffFlow?
+    /// The `tracing` section: where request spans go (nil: nothing is traced).
+    public var tracing: TracingConfiguration?
 
     public init(cluster: ClusterConfiguration) { self.cluster = cluster }
 
@@ -74,6 +76,7 @@ public struct GatewayConfiguration: Sendable {
     public static func parse(_ root: [String: Any]) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration(cluster: try ClusterConfiguration.parse(root))
         let section = try ConfigFile.object(root, "llm_gateway", required: false)
+        config.tracing = try TracingConfiguration.parse(root)
         if let listen = try ConfigFile.string(section, "llm_gateway.listen") {
             guard let (host, port) = ConfigFile.splitAddress(listen) else {
                 throw ConfigError(key: "llm_gateway.listen", reason: "\"host:port\"")

@@ -3,14 +3,17 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Tracing
 
 /// `junction gateway`: the HTTP/WebSocket server on SwiftNIO and the scheduler link, until
 /// SIGTERM or SIGINT; then it stops accepting, lets open answers finish for up to 30 s, and exits.
 public enum GatewayServer {
-    public static func run(_ config: GatewayConfiguration, logger: Logger) async throws {
+    /// `tracing`: the tracer each request records its spans with and the service that exports
+    /// them (it stops after the gateway, so the last requests' spans are sent).
+    public static func run(_ config: GatewayConfiguration, logger: Logger, tracing: (tracer: any Tracer, service: any Service)? = nil) async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let loops = Array(group.makeIterator())
-        let shared = GatewayShared(config: config, loops: loops, logger: logger)
+        let shared = GatewayShared(config: config, loops: loops, logger: logger, tracer: tracing?.tracer)
         // Each loop's context is made on its loop and only ever used there.
         var contexts: [(loop: any EventLoop, context: NIOLoopBound<LoopContext>)] = []
         for loop in loops {
@@ -40,7 +43,8 @@ public enum GatewayServer {
         let port = server.localAddress?.port ?? config.port
         FileHandle.standardOutput.write(Data("gateway listening on http://\(config.host):\(port)\n".utf8))
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [GatewayService(shared: shared, server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: (tracing.map { [$0.service] } ?? []) + [GatewayService(shared: shared, server: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(35)
         groupConfiguration.maximumCancellationDuration = .seconds(2)
         try await ServiceGroup(configuration: groupConfiguration).run()

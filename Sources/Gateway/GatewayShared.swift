@@ -3,6 +3,7 @@ import GatewayCore
 import Logging
 import NIOCore
 import Synchronization
+import Tracing
 
 /// What every connection and request of one gateway shares, across its event loops: read-mostly
 /// configuration, the metrics, the scheduler link, the wait queue and the fallback router.
@@ -22,8 +23,11 @@ final class GatewayShared: Sendable {
     /// Requests being answered now (graceful shutdown waits for them).
     let inFlight = Atomic<Int>(0)
     private let started = ContinuousClock.now
+    /// Set when the config has a `tracing` section: each request then records its spans.
+    let tracer: (any Tracer)?
 
-    init(config: GatewayConfiguration, loops: [any EventLoop], logger: Logger) {
+    init(config: GatewayConfiguration, loops: [any EventLoop], logger: Logger, tracer: (any Tracer)? = nil) {
+        self.tracer = tracer
         self.config = config
         lifecycle = config.lifecycle
         name = config.name ?? "\(config.host):\(config.port)"

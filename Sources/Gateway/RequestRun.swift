@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import NIOCore
 import NIOHTTP1
+import Tracing
 import Wire
 
 /// The shell of one client request: feeds its `RequestLifecycle` the events of the scheduler
@@ -49,6 +50,8 @@ final class RequestRun {
     /// The relayed answer's usage, parsed once when the answer is over (the slot's Finish and the
     /// metrics both read it).
     private lazy var answerUsage: StreamMeter.Usage? = meter.usage
+    /// The request's spans, when the gateway traces (the config's `tracing` section).
+    private let tracing: RequestTracing?
 
     init(
         context: LoopContext, sink: any ClientSink, uri: String, headers: HTTPHeaders, body: ByteBuffer, features: RequestFeatures,
@@ -64,6 +67,22 @@ final class RequestRun {
         requestID = context.shared.nextRequestID()
         lifecycle = RequestLifecycle(request: LifecycleRequest(features), configuration: context.shared.lifecycle)
         meter = StreamMeter(started: started)
+        let requestID = self.requestID
+        tracing = context.shared.tracer.map { tracer in
+            var attributes = SpanAttributes()
+            attributes["http.request.method"] = "POST"
+            attributes["http.route"] = pathLabel
+            attributes["url.path"] = uri
+            attributes["gen_ai.request.model"] = features.model
+            if let maxTokens = features.maxTokens { attributes["gen_ai.request.max_tokens"] = maxTokens }
+            attributes["junction.stream"] = features.stream
+            attributes["junction.prompt_tokens_estimate"] = features.promptTokens
+            attributes["junction.request_id"] = requestID
+            attributes["junction.gateway"] = context.shared.name
+            return RequestTracing(
+                tracer: tracer, clientHeaders: headers, name: pathLabel == "/v1/ws" ? "WS \(uri)" : "POST \(pathLabel)",
+                attributes: attributes, now: context.shared.now)
+        }
     }
 
     func start() {
@@ -79,7 +98,10 @@ final class RequestRun {
         draining = true
         while !pending.isEmpty {
             let next = pending.removeFirst()
-            for directive in lifecycle.handle(next, now: shared.now) { execute(directive) }
+            let now = shared.now
+            let directives = lifecycle.handle(next, now: now)
+            tracing?.observe(next, answered: directives, now: now)
+            for directive in directives { execute(directive) }
         }
         draining = false
     }
@@ -226,7 +248,7 @@ final class RequestRun {
             requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
             promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
             excludeInstances: exclude, answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
-            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0))
+            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "")
         shared.link.schedule(request, model: features.model, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
             if lifecycle.isDone {
                 // The request ended while the scheduler decided: give back what it counted.
@@ -247,6 +269,7 @@ final class RequestRun {
         }
         var headers = Self.forwardedHeaders(clientHeaders, dropAuthorization: !shared.config.apiKeys.isEmpty)
         headers.replaceOrAdd(name: "Host", value: address.authority)
+        tracing?.inject(into: &headers, leg: leg, attempt: attempt)
         let sent: ByteBuffer
         do {
             switch legBody {

@@ -25,6 +25,8 @@ public struct SchedulerConfiguration: Sendable {
     public var peerAddresses: [NodeID: (host: String, port: Int)] = [:]
     /// The seed's keys the file has and Junction does not use (`ConfigSchema.acceptedUnused`).
     public var unusedConfigKeys: [String] = []
+    /// The `tracing` section: where decision spans go (nil: not traced).
+    public var tracing: TracingConfiguration?
 
     /// Reads the file; `{id}` in `scheduler.data_dir` becomes the node's id.
     public static func load(path: String, id: NodeID) throws(ConfigError) -> SchedulerConfiguration {
@@ -46,6 +48,7 @@ public struct SchedulerConfiguration: Sendable {
             members: members, secret: secret, dataDirectory: dataDir.replacingOccurrences(of: "{id}", with: String(id)))
         config.unusedConfigKeys = cluster.unusedKeys
         config.clusterName = cluster.name
+        config.tracing = try TracingConfiguration.parse(root)
         config.tickMilliseconds = try ConfigFile.int(scheduler, "scheduler.tick_ms", default: 50, range: 5...5_000)
         config.electionTicks = try ConfigFile.int(scheduler, "scheduler.election_ticks", default: 8, range: 3...1_000)
         config.heartbeatTimeoutMilliseconds = try ConfigFile.int(scheduler, "scheduler.heartbeat_timeout_ms", default: 3_000, range: 100...600_000)

@@ -5,6 +5,7 @@ import Raft
 import RaftStore
 import Routing
 import SchedulerCore
+import Tracing
 import Wire
 
 /// One `junction scheduler` process: its Raft replica, the leader's soft state, the timers
@@ -17,6 +18,8 @@ public actor SchedulerNode {
     let logger: Logger
     /// Event metrics (decisions, WAL appends, reports); the page adds `observation()`.
     public let metrics = SchedulerMetrics()
+    /// Set when the config has a `tracing` section: decisions join their gateway's traces.
+    let tracer: (any Tracer)?
     /// From the data directory; `identityMadeNow`: the directory was empty at this start.
     let identity: NodeIdentity
     let identityMadeNow: Bool
@@ -56,7 +59,11 @@ public actor SchedulerNode {
     }
 
     /// `onStorageFailure`: what to do when this node's storage fails; nil: `failStop`.
-    public init(config: SchedulerConfiguration, id: NodeID, logger: Logger, onStorageFailure: (@Sendable (String) -> Void)? = nil) throws {
+    public init(
+        config: SchedulerConfiguration, id: NodeID, logger: Logger, tracer: (any Tracer)? = nil,
+        onStorageFailure: (@Sendable (String) -> Void)? = nil
+    ) throws {
+        self.tracer = tracer
         self.config = config
         self.id = id
         self.logger = logger
@@ -305,11 +312,21 @@ public actor SchedulerNode {
         let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
         var outcome = "no_instance"
         var cachedChunks = 0
+        var chosen: String?
+        let span = decisionSpan(request)
         defer {
             // Measured from `now`, read before the decision began.
             metrics.decided(
                 policy: soft.router.configuration.name.rawValue, outcome: outcome, seconds: (ContinuousClock.now - now) / .seconds(1),
                 prefixChunks: outcome.hasPrefix("assigned") ? request.prefixHashes.count : 0, cachedChunks: cachedChunks)
+            if let span {
+                span.attributes["junction.policy"] = soft.router.configuration.name.rawValue
+                span.attributes["junction.decision"] = outcome
+                span.attributes["junction.candidates"] = instances.count
+                span.attributes["junction.cached_chunks"] = cachedChunks
+                if let chosen { span.attributes["junction.instance_id"] = chosen }
+                span.end()
+            }
         }
         let decision = soft.router.decide(
             RoutingRequest(
@@ -318,11 +335,11 @@ public actor SchedulerNode {
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
-            (outcome, cachedChunks) = ("assigned", cached)
+            (outcome, cachedChunks, chosen) = ("assigned", cached, instance)
             soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
-            (outcome, cachedChunks) = ("assigned_pair", cached)
+            (outcome, cachedChunks, chosen) = ("assigned_pair", cached, decode)
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
             soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID, at: now)
             soft.assigned(decode, chain: request.prefixHashes, request: request.requestID, at: now)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Logging
+import TraceExport
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +26,10 @@ struct GatewayCommand: AsyncParsableCommand {
         var logger = Logger(label: "gateway")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
         ConfigCommand.noteUnused(configuration.cluster.unusedKeys, logger: logger)
-        try await GatewayServer.run(configuration, logger: logger)
+        let tracing = try configuration.tracing.map {
+            try TraceExport.backend(
+                $0, service: "junction-gateway", instance: configuration.name ?? "\(configuration.host):\(configuration.port)", logger: logger)
+        }
+        try await GatewayServer.run(configuration, logger: logger, tracing: tracing.map { ($0.tracer, $0.service) })
     }
 }

@@ -5,6 +5,7 @@ import Logging
 import Raft
 import Scheduler
 import ServiceLifecycle
+import TraceExport
 
 struct SchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,9 +31,14 @@ struct SchedulerCommand: AsyncParsableCommand {
         var logger = Logger(label: "scheduler-\(id)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
         ConfigCommand.noteUnused(configuration.unusedConfigKeys, logger: logger)
-        let node = try SchedulerNode(config: configuration, id: id, logger: logger)
+        let tracing = try configuration.tracing.map {
+            try TraceExport.backend($0, service: "junction-scheduler", instance: String(id), logger: logger)
+        }
+        let node = try SchedulerNode(config: configuration, id: id, logger: logger, tracer: tracing?.tracer)
+        // The exporter is listed first, so it stops last and sends the node's final spans.
         let group = ServiceGroup(
-            services: [SchedulerNodeService(node: node, id: id, metricsAt: metricsListen.flatMap(ConfigFile.splitListenAddress))],
+            services: (tracing.map { [$0.service] } ?? [])
+                + [SchedulerNodeService(node: node, id: id, metricsAt: metricsListen.flatMap(ConfigFile.splitListenAddress))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

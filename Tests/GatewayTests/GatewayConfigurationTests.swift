@@ -30,3 +30,48 @@ import Testing
         #expect(refusal(["api_key": ["k"]])?.reason == "unknown key; did you mean llm_gateway.api_keys?")
     }
 }
+
+/// The `tracing` section: off when absent, and a wrong key or value is named.
+@Suite struct TracingConfigurationTests {
+    func parse(_ tracing: Any?) throws(ConfigError) -> TracingConfiguration? {
+        var root: [String: Any] = ["cluster": ["secret": "gateway-config-secret-0123", "schedulers": [["id": 1, "address": "127.0.0.1:1"]]]]
+        root["tracing"] = tracing
+        return try GatewayConfiguration.parse(root).tracing
+    }
+
+    func refusal(_ tracing: Any) -> String? {
+        do {
+            _ = try parse(tracing)
+            return nil
+        } catch {
+            return error.key
+        }
+    }
+
+    @Test func absentOrDisabledMeansNoTracing() throws {
+        #expect(try parse(nil) == nil)
+        #expect(try parse(["enabled": false, "otlp_endpoint": "http://127.0.0.1:4318"]) == nil)
+    }
+
+    @Test func theEndpointIsABaseURLAndSpansGoToItsTracesPath() throws {
+        let config = try #require(try parse(["otlp_endpoint": "http://collector:4318", "sample_ratio": 0.25, "headers": ["x-key": "k"]]))
+        #expect(config.tracesURL == "http://collector:4318/v1/traces")
+        #expect(config.sampleRatio == 0.25)
+        #expect(config.headers == ["x-key": "k"])
+        #expect(try parse(["otlp_endpoint": "https://collector/otlp/"])?.tracesURL == "https://collector/otlp/v1/traces")
+        #expect(try parse(["otlp_endpoint": "http://c:4318", "sample_ratio": 1])?.sampleRatio == 1)
+    }
+
+    @Test func wrongValuesAreNamed() {
+        #expect(refusal([:]) == "tracing.otlp_endpoint")
+        #expect(refusal(["otlp_endpoint": "collector:4318"]) == "tracing.otlp_endpoint")
+        #expect(refusal(["otlp_endpoint": "grpc://collector:4317"]) == "tracing.otlp_endpoint")
+        #expect(refusal(["otlp_endpoint": "http://c:4318", "sample_ratio": 1.5]) == "tracing.sample_ratio")
+        #expect(refusal(["otlp_endpoint": "http://c:4318", "sample_ratio": true]) == "tracing.sample_ratio")
+        #expect(refusal(["otlp_endpoint": "http://c:4318", "sample_ratio": "all"]) == "tracing.sample_ratio")
+        #expect(refusal(["otlp_endpoint": "http://c:4318", "headers": ["x": 1]]) == "tracing.headers")
+        #expect(refusal(["otlp_endpoint": "http://c:4318", "export_timeout_ms": 5]) == "tracing.export_timeout_ms")
+        #expect(refusal(["otlp_endpoint": "http://c:4318", "enabled": "yes"]) == "tracing.enabled")
+        #expect(refusal(["otlp_endpont": "http://c:4318"]) == "tracing.otlp_endpont")
+    }
+}

@@ -741,10 +741,16 @@ struct  Junction__V1__ScheduleRequest
    */
   uint32_t answer_start_chunk;
   uint32_t answer_end_chunk;
+  /*
+   * W3C trace context (https://www.w3.org/TR/trace-context/) of the gateway's span for this
+   * call, when the gateway traces the request: the leader's decision span joins its trace.
+   * Empty = not traced. At most 55 characters are read (the version-00 form).
+   */
+  char *traceparent;
 };
 #define JUNCTION__V1__SCHEDULE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__schedule_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 typedef enum {

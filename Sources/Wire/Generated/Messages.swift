@@ -1451,6 +1451,10 @@ public struct ScheduleRequest: Sendable, Hashable {
     /// holds the answer's KV. end 0 = no assistant message.
     public var answerStartChunk: UInt32
     public var answerEndChunk: UInt32
+    /// W3C trace context (https://www.w3.org/TR/trace-context/) of the gateway's span for this
+    /// call, when the gateway traces the request: the leader's decision span joins its trace.
+    /// Empty = not traced. At most 55 characters are read (the version-00 form).
+    public var traceparent: String
 
     public init(
         requestID: String = "",
@@ -1462,7 +1466,8 @@ public struct ScheduleRequest: Sendable, Hashable {
         sessionKey: String = "",
         chunkChars: UInt32 = 0,
         answerStartChunk: UInt32 = 0,
-        answerEndChunk: UInt32 = 0
+        answerEndChunk: UInt32 = 0,
+        traceparent: String = ""
     ) {
         self.requestID = requestID
         self.model = model
@@ -1474,6 +1479,7 @@ public struct ScheduleRequest: Sendable, Hashable {
         self.chunkChars = chunkChars
         self.answerStartChunk = answerStartChunk
         self.answerEndChunk = answerEndChunk
+        self.traceparent = traceparent
     }
 }
 
@@ -1493,6 +1499,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         self.chunkChars = c.chunk_chars
         self.answerStartChunk = c.answer_start_chunk
         self.answerEndChunk = c.answer_end_chunk
+        self.traceparent = try cString(c.traceparent)
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__ScheduleRequest> {
@@ -1509,6 +1516,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         c.chunk_chars = chunkChars
         c.answer_start_chunk = answerStartChunk
         c.answer_end_chunk = answerEndChunk
+        c.traceparent = arena.cString(traceparent)
         pointer.pointee = c
         return pointer
     }

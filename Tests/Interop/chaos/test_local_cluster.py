@@ -7,14 +7,19 @@ lost or failed; timing targets are reported, not enforced, on a shared CI machin
 import os
 import pathlib
 import random
+import secrets
 import socket
 import subprocess
+import sys
+import time
 
 import httpx
 import openai
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "Tests" / "Interop" / "gateway"))
+from otlp_receiver import OTLPReceiver  # noqa: E402
 BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junction"))
 
 
@@ -42,8 +47,10 @@ def local(tmp_path_factory):
         ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, *range(30, 44), 51, 52, 53, 54, 80, 90, 91)]
         if ports_free(ports):
             break
+    # The cluster traces to a receiver of the test's own, so the chaos runs with tracing on.
+    receiver = OTLPReceiver()
     env = dict(os.environ, JUNCTION_BIN=BINARY, JUNCTION_LOCAL_DIR=str(tmp_path_factory.mktemp("local-cluster")),
-               JUNCTION_PORT_BASE=str(base), JUNCTION_LB_PORT=str(base + 80))
+               JUNCTION_PORT_BASE=str(base), JUNCTION_LB_PORT=str(base + 80), JUNCTION_OTLP_ENDPOINT=receiver.url)
 
     def run(*argv, timeout=180):
         out = subprocess.run([str(ROOT / a) if a.startswith("Deploy/") else a for a in argv], env=env,
@@ -53,12 +60,14 @@ def local(tmp_path_factory):
 
     run.balancer_port = base + 80
     run.prometheus_port = base + 91
+    run.receiver = receiver
     up = run("Deploy/local/up.sh")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         yield run
     finally:
         run("Deploy/local/down.sh")
+        receiver.stop()
         leftover = subprocess.run(["pgrep", "-f", env["JUNCTION_LOCAL_DIR"]], capture_output=True, text=True).stdout.split()
         assert not leftover, f"processes left behind: {leftover}"
 
@@ -71,6 +80,22 @@ def test_the_demo_routes_through_the_balancer(local):
     status = local("Deploy/local/status.sh")
     assert "leader" in status.stdout and status.stdout.count(" up tiny ") == 4
     assert status.stdout.count("scheduled routing") == 2 and status.stdout.count("  UP") == 2
+
+
+def test_a_request_through_the_balancer_is_one_trace_across_a_gateway_and_the_leader(local):
+    trace_id = secrets.token_hex(16)
+    with openai.OpenAI(base_url=f"http://127.0.0.1:{local.balancer_port}/v1", api_key="none", max_retries=0, timeout=30,
+                       default_headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}) as client:
+        answer = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "trace me"}], max_tokens=4)
+    assert answer.choices
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        spans = {(s["service"], s["name"]) for s in local.receiver.snapshot() if s["trace_id"] == trace_id}
+        if {("junction-gateway", "POST /v1/chat/completions"), ("junction-gateway", "engine request"),
+                ("junction-scheduler", "decide")} <= spans:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the trace did not arrive whole: {spans}")
 
 
 def test_websocket_through_the_balancer_on_reused_connections(local):

@@ -75,11 +75,12 @@ class Cluster:
     """`engines`: name -> engine-sim arguments. `agent_args`: name -> extra agent arguments, in
     which `{port}` stands for that engine's port. `engine_urls`: name -> a function of the
     engine's URL giving the URL its agent registers (a recording proxy in front of it).
-    `agent_options`: the config file's `agent` section. `prepare`: called with the cluster
-    before any process starts (its directory and ports are known)."""
+    `agent_options`: the config file's `agent` section. `sections`: further top-level sections
+    of the config file (`tracing`). `prepare`: called with the cluster before any process
+    starts (its directory and ports are known)."""
 
     def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None,
-                 agent_options=None, prepare=None, metrics=False):
+                 agent_options=None, prepare=None, metrics=False, sections=None):
         # metrics: schedulers and agents serve /metrics on ports of their own (`metrics_url`).
         self.metrics_args = ["--metrics-listen", "127.0.0.1:0"] if metrics else []
         self.agent_args = agent_args or {}
@@ -100,6 +101,7 @@ class Cluster:
             "llm_scheduler": scheduler_options or {},
             "agent": agent_options or {},
         }
+        config.update(sections or {})
         with open(self.config_path, "w") as f:
             json.dump(config, f)
         self.processes = {}
