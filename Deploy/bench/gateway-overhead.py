@@ -10,8 +10,9 @@ read and write system calls per request from /proc/PID/io (a count, whatever the
 
 `--perf` records the Junction gateway's rows with `perf record -g` and prints its self time by
 symbol after the table (needs `perf`); `--only` limits the targets (the engine direct always runs).
-`--tracing` adds a second Junction gateway on the same trio that traces every request (sample
-ratio 1, the schedulers' decisions too) to an OTLP/HTTP sink in this script: what tracing costs.
+`--tracing` adds a second Junction gateway on the same trio that traces requests (the schedulers'
+decisions too) to an OTLP/HTTP sink in this script, every request or `--trace-ratio R` of them:
+what tracing costs.
 
 Needs: a release build (`swift build -c release --product junction`) and wrk (`make deps`). The
 routers are installed with pip into --routers-venv (default ~/.cache/junction/routers-venv) when
@@ -134,7 +135,9 @@ def main():
     parser.add_argument("--perf", action="store_true",
                         help="record the Junction gateway's rows with `perf record -g -F 2000` and print where its time goes")
     parser.add_argument("--tracing", action="store_true",
-                        help="also run a Junction gateway that traces every request to an OTLP/HTTP sink")
+                        help="also run a Junction gateway that traces requests to an OTLP/HTTP sink")
+    parser.add_argument("--trace-ratio", type=float, default=1.0,
+                        help="with --tracing: tracing.sample_ratio of that gateway (default 1: every request)")
     args = parser.parse_args()
     wanted = lambda name: not args.only or any(name.startswith(o) for o in args.only)
     ensure_routers(args.routers_venv)
@@ -169,7 +172,7 @@ def main():
             traced_config = os.path.join(work, "cluster-traced.json")
             if args.tracing:
                 sink_url, sink = start_otlp_sink()
-                json.dump(dict(cluster, tracing={"otlp_endpoint": sink_url, "sample_ratio": 1.0}), open(traced_config, "w"))
+                json.dump(dict(cluster, tracing={"otlp_endpoint": sink_url, "sample_ratio": args.trace_ratio}), open(traced_config, "w"))
             scheduler_config = traced_config if args.tracing else config
             leaders = [start(f"scheduler-{i}", [BINARY, "scheduler", "--config", scheduler_config, "--id", str(i)]) for i in ports]
             start("agent", [BINARY, "agent", "--engine", engine, "--config", config])
@@ -180,7 +183,7 @@ def main():
                 traced_port = free_port()
                 traced = start("gateway-traced", [BINARY, "gateway", "--config", traced_config, "--port", str(traced_port)])
                 wait_http(f"http://127.0.0.1:{traced_port}", "/ready")
-                targets["junction gateway, tracing every request"] = (f"http://127.0.0.1:{traced_port}", [traced] + leaders)
+                targets[f"junction gateway, tracing (sample ratio {args.trace_ratio:g})"] = (f"http://127.0.0.1:{traced_port}", [traced] + leaders)
 
         bin_dir = os.path.join(args.routers_venv, "bin")
         for name, argv in [

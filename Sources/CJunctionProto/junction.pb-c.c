@@ -7105,7 +7105,7 @@ const ProtobufCEnumDescriptor junction__v1__role__descriptor =
   junction__v1__role__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue junction__v1__error_code__enum_values_by_number[18] =
+static const ProtobufCEnumValue junction__v1__error_code__enum_values_by_number[19] =
 {
   { "ERROR_CODE_UNSPECIFIED", "JUNCTION__V1__ERROR_CODE__ERROR_CODE_UNSPECIFIED", 0 },
   { "ERROR_CODE_BAD_FRAME", "JUNCTION__V1__ERROR_CODE__ERROR_CODE_BAD_FRAME", 1 },
@@ -7125,11 +7125,12 @@ static const ProtobufCEnumValue junction__v1__error_code__enum_values_by_number[
   { "ERROR_CODE_NO_QUORUM", "JUNCTION__V1__ERROR_CODE__ERROR_CODE_NO_QUORUM", 15 },
   { "ERROR_CODE_UNIMPLEMENTED", "JUNCTION__V1__ERROR_CODE__ERROR_CODE_UNIMPLEMENTED", 16 },
   { "ERROR_CODE_INTERNAL", "JUNCTION__V1__ERROR_CODE__ERROR_CODE_INTERNAL", 17 },
+  { "ERROR_CODE_PERMISSION_DENIED", "JUNCTION__V1__ERROR_CODE__ERROR_CODE_PERMISSION_DENIED", 18 },
 };
 static const ProtobufCIntRange junction__v1__error_code__value_ranges[] = {
-{0, 0},{0, 18}
+{0, 0},{0, 19}
 };
-static const ProtobufCEnumValueIndex junction__v1__error_code__enum_values_by_name[18] =
+static const ProtobufCEnumValueIndex junction__v1__error_code__enum_values_by_name[19] =
 {
   { "ERROR_CODE_BAD_FRAME", 1 },
   { "ERROR_CODE_CANCELLED", 10 },
@@ -7140,6 +7141,7 @@ static const ProtobufCEnumValueIndex junction__v1__error_code__enum_values_by_na
   { "ERROR_CODE_NOT_FOUND", 14 },
   { "ERROR_CODE_NO_QUORUM", 15 },
   { "ERROR_CODE_OVERLOADED", 12 },
+  { "ERROR_CODE_PERMISSION_DENIED", 18 },
   { "ERROR_CODE_PROTOCOL_VIOLATION", 8 },
   { "ERROR_CODE_TIMEOUT", 9 },
   { "ERROR_CODE_UNAUTHENTICATED", 6 },
@@ -7157,9 +7159,9 @@ const ProtobufCEnumDescriptor junction__v1__error_code__descriptor =
   "ErrorCode",
   "Junction__V1__ErrorCode",
   "junction.v1",
-  18,
+  19,
   junction__v1__error_code__enum_values_by_number,
-  18,
+  19,
   junction__v1__error_code__enum_values_by_name,
   1,
   junction__v1__error_code__value_ranges,

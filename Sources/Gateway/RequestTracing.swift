@@ -35,6 +35,8 @@ final class RequestTracing {
     /// After the lifecycle handled `event` at `now` and answered `directives`, before the shell
     /// carries them out (an engine leg's span must exist before its request is sent).
     func observe(_ event: LifecycleEvent, answered directives: [LifecycleDirective], now: Moment) {
+        // An unsampled request keeps only its context: no plan, no spans, nothing exported.
+        guard recording else { return }
         for directive in plan.observe(event, answered: directives, now: now) { apply(directive) }
     }
 

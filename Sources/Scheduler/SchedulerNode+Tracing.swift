@@ -2,11 +2,12 @@ import Tracing
 import Wire
 
 /// The leader's decision as a span of the gateway's trace. Only a request that carries a
-/// well-formed `traceparent` is traced: the scheduler starts no traces of its own, and the
-/// gateway's sampling decision (the flag in that value) holds here too.
+/// well-formed, sampled `traceparent` is traced: the scheduler starts no traces of its own, and
+/// the gateway's sampling decision holds here too.
 extension SchedulerNode {
     func decisionSpan(_ request: ScheduleRequest) -> (any Span)? {
-        guard let tracer, TraceParent.isValid(request.traceparent) else { return nil }
+        // An unsampled context has nothing to join: no span at all (the sampler would drop it).
+        guard let tracer, TraceParent.isSampled(request.traceparent) else { return nil }
         var context = InstrumentationContext.topLevel
         tracer.extract(["traceparent": request.traceparent], into: &context, using: TraceParentExtractor())
         let span = tracer.startSpan("decide", context: context, ofKind: .server)

@@ -87,20 +87,38 @@ struct SchedulerService: WireService {
     }
 
     /// One-way FinishRequests (a gateway need not wait for their Ack) and Raft's messages, taken
-    /// in arrival order on the node's loop.
-    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
+    /// in arrival order on the node's loop. A Raft message must come from a scheduler, name the
+    /// node its connection authenticated as its sender, and pass `RaftMessageCheck`; otherwise
+    /// it is refused, counted, and its connection closed, and the core never sees it.
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
         if case .finishRequest(let finish) = message {
             onNode { _ = $0.finishNow(finish) }  // a follower drops it, as `finish` does
-            return
+            return nil
         }
-        guard peer.role == .scheduler, case .raftMessage(let wire) = message,
-            let core = try? RaftWireMapping.core(wire)
-        else { return }
+        guard case .raftMessage(let wire) = message else { return WireError(.unimplemented, "\(message.name) is not one-way here") }
+        guard peer.role == .scheduler, let sender = NodeID(peer.nodeID) else {
+            return refuse(.notPermitted, WireError(.permissionDenied, "only a scheduler sends Raft messages; this connection is \(peer.role) '\(peer.nodeID)'"), peer)
+        }
+        let core: Raft.Message
+        do { core = try RaftWireMapping.core(wire) } catch {
+            return refuse(.invalidMessage, WireError(.invalidArgument, "a Raft message that does not map: \(error)"), peer)
+        }
+        if let problem = RaftMessageCheck.problem(core, sender: sender) {
+            return refuse(core.from == sender ? .invalidMessage : .wrongSender, WireError(.invalidArgument, "Raft message refused: \(problem)"), peer)
+        }
         let address = wire.senderAddress
         onNode { node in
             if !address.isEmpty { node.noteAddress(address, of: core.from) }
             node.onReplica { try? $0.receive(core) }
         }
+        return nil
+    }
+
+    /// Logs and counts a refused message; the connection answers with `error` and closes.
+    private func refuse(_ reason: SchedulerMetrics.Refusal, _ error: WireError, _ peer: PeerIdentity) -> WireError {
+        node.metrics.refused(reason)
+        node.logger.warning("refused a peer's message", metadata: ["peer": "\(peer)", "reason": "\(reason.rawValue)", "error": "\(error.message)"])
+        return error
     }
 
     /// Runs `work` on the node at once when called on its loop (always, for the node's own

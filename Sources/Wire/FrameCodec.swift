@@ -10,19 +10,36 @@ public struct FrameError: Error, Sendable, Hashable, CustomStringConvertible {
 
 /// Reads frames: a 4-byte big-endian length N, then N bytes of one protobuf Envelope.
 /// It never allocates for a frame before checking N against `maxFrameBytes`.
+///
+/// The first `handshakeFrames` frames (what this side reads before the handshake completes: one
+/// Hello for a server, a Hello and a HelloAck for a client) may be at most `handshakeMaxFrameBytes`.
 public struct EnvelopeFrameDecoder: ByteToMessageDecoder {
     public typealias InboundOut = Envelope
 
     public let maxFrameBytes: Int
+    public let handshakeFrames: Int
+    public let handshakeMaxFrameBytes: Int
+    private var decoded = 0
 
-    public init(maxFrameBytes: Int) {
+    public init(maxFrameBytes: Int, handshakeFrames: Int = 0, handshakeMaxFrameBytes: Int = .max) {
         self.maxFrameBytes = maxFrameBytes
+        self.handshakeFrames = handshakeFrames
+        self.handshakeMaxFrameBytes = handshakeMaxFrameBytes
     }
 
+    /// The limit for the next frame.
+    var currentLimit: Int { decoded < handshakeFrames ? min(maxFrameBytes, handshakeMaxFrameBytes) : maxFrameBytes }
+
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let envelope = try Self.decodeFrame(from: &buffer, maxFrameBytes: maxFrameBytes) else {
-            return .needMoreData
+        let limit = currentLimit
+        let envelope: Envelope?
+        do {
+            envelope = try Self.decodeFrame(from: &buffer, maxFrameBytes: limit)
+        } catch let error as FrameError where error.code == .frameTooLarge && limit < maxFrameBytes {
+            throw FrameError(code: .frameTooLarge, message: error.message + " before the handshake completed")
         }
+        guard let envelope else { return .needMoreData }
+        decoded += 1
         context.fireChannelRead(wrapInboundOut(envelope))
         return .continue
     }

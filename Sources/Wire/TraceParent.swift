@@ -16,6 +16,14 @@ public enum TraceParent {
         return bytes.count == 55 || bytes[55] == dash
     }
 
+    /// A valid value whose `sampled` flag (bit 0 of the flags) is set.
+    public static func isSampled(_ value: String) -> Bool {
+        guard isValid(value) else { return false }
+        let flags = Array(value.utf8)[53..<55]
+        guard let byte = UInt8(String(decoding: flags, as: UTF8.self), radix: 16) else { return false }
+        return byte & 1 == 1
+    }
+
     private static let dash = UInt8(ascii: "-")
     private static let zero = UInt8(ascii: "0")
 

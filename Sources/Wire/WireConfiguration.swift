@@ -14,8 +14,14 @@ public struct WireConfiguration: Sendable {
     public var clusterSecret: SymmetricKey
     /// Frames longer than this are refused and the connection closed.
     public var maxFrameBytes = 4 * 1024 * 1024
+    /// Frames before the handshake completes (the Hellos and the HelloAck, each a few hundred
+    /// bytes) may be at most this long: an unauthenticated peer cannot make this side buffer more.
+    public var handshakeMaxFrameBytes = 4 * 1024
     /// Time allowed from TCP connect to a completed handshake.
     public var handshakeTimeout: Duration = .seconds(1)
+    /// Connections a listener holds open at once (authenticated or not); one more is answered
+    /// with OVERLOADED and closed before any handshake.
+    public var maxConnections = 4_096
     /// A Ping is sent after this long without receiving anything.
     public var keepaliveInterval: Duration = .seconds(5)
     /// The connection is closed after this long without receiving anything (Pongs count).

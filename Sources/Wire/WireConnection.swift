@@ -17,15 +17,19 @@ public final class WireConnection: Sendable {
         side: WireConnectionHandler.Side,
         configuration: WireConfiguration,
         service: (any WireService)?,
+        refusal: WireError? = nil,
         logger: Logger
     ) throws -> WireConnection {
         let established = channel.eventLoop.makePromise(of: PeerIdentity.self)
         let (calls, continuation) = AsyncStream<InboundCall>.makeStream()
         let handler = WireConnectionHandler(
-            side: side, configuration: configuration, service: service,
+            side: side, configuration: configuration, service: service, refusal: refusal,
             established: established, inboundCalls: continuation, logger: logger)
         try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(EnvelopeFrameDecoder(maxFrameBytes: configuration.maxFrameBytes)),
+            ByteToMessageHandler(
+                EnvelopeFrameDecoder(
+                    maxFrameBytes: configuration.maxFrameBytes, handshakeFrames: side == .server ? 1 : 2,
+                    handshakeMaxFrameBytes: configuration.handshakeMaxFrameBytes)),
             MessageToByteHandler(EnvelopeFrameEncoder()),
             handler,
         ])

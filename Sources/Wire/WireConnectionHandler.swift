@@ -68,10 +68,14 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Something was written during the current read and waits for its flush.
     private var wroteInRead = false
 
+    /// Set for a connection the listener refuses at once (too many open): sent, then closed.
+    private let refusal: WireError?
+
     init(
         side: Side,
         configuration: WireConfiguration,
         service: (any WireService)?,
+        refusal: WireError? = nil,
         established: EventLoopPromise<PeerIdentity>,
         inboundCalls: AsyncStream<InboundCall>.Continuation,
         logger: Logger
@@ -79,6 +83,7 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         self.side = side
         self.configuration = configuration
         self.service = service
+        self.refusal = refusal
         self.established = established
         self.inboundCalls = inboundCalls
         self.logger = logger
@@ -115,6 +120,13 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard handshakeTimer == nil else { return }
         remoteAddress = context.channel.remoteAddress?.description ?? "unknown"
         lastReceived = .now()
+        if let refusal {
+            // Not logged per connection: a flood of them would flood the log (the listener counts them).
+            shutDown(reason: refusal)
+            context.writeAndFlush(wrapOutboundOut(Envelope(body: .error(refusal.body))))
+                .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            return
+        }
         let loop = context.eventLoop.assumeIsolated()
         handshakeTimer = loop.scheduleTask(in: TimeAmount(configuration.handshakeTimeout)) { [self] in
             if case .established = phase { return }
@@ -262,7 +274,7 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             guard let service, let peer else {
                 return fail(.unimplemented, "this \(configuration.role) does not accept one-way \(body.name) messages")
             }
-            service.receiveOneWay(body, from: peer)
+            if let refusal = service.receiveOneWay(body, from: peer) { fail(refusal.code, refusal.message) }
         case .oneWay:
             fail(.protocolViolation, "\(body.name) is one-way and must have call id 0, got \(id)")
         case .request, .streamOpen:

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A listening wire endpoint: authenticates every peer and serves its calls with `service`.
 public final class WireServer: Sendable {
@@ -17,21 +18,41 @@ public final class WireServer: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "junction.wire")
     ) async throws -> WireServer {
+        let counts = ConnectionCounts()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.writeBufferLowWaterMark, high: configuration.writeBufferHighWaterMark))
-            .bind(host: host, port: port) { child in
+            .bind(host: host, port: port) { [counts] child in
                 child.eventLoop.makeCompletedFuture {
-                    try WireConnection.install(on: child, side: .server, configuration: configuration, service: service, logger: logger)
+                    let open = counts.open.wrappingAdd(1, ordering: .relaxed).newValue
+                    child.closeFuture.whenComplete { _ in counts.open.wrappingSubtract(1, ordering: .relaxed) }
+                    var refusal: WireError?
+                    if open > configuration.maxConnections {
+                        counts.refused.wrappingAdd(1, ordering: .relaxed)
+                        refusal = WireError(.overloaded, "this listener holds \(configuration.maxConnections) connections already", retryAfterMs: 1_000)
+                    }
+                    return try WireConnection.install(
+                        on: child, side: .server, configuration: configuration, service: service, refusal: refusal, logger: logger)
                 }
             }
-        return WireServer(serverChannel: channel, host: host, port: channel.channel.localAddress?.port ?? port)
+        return WireServer(serverChannel: channel, host: host, port: channel.channel.localAddress?.port ?? port, counts: counts)
     }
 
-    private init(serverChannel: NIOAsyncChannel<WireConnection, Never>, host: String, port: Int) {
+    /// Connections open now, and those refused for being over `maxConnections`.
+    final class ConnectionCounts: Sendable {
+        let open = Atomic<Int>(0)
+        let refused = Atomic<Int>(0)
+    }
+
+    private let counts: ConnectionCounts
+    public var openConnections: Int { counts.open.load(ordering: .relaxed) }
+    public var refusedConnections: Int { counts.refused.load(ordering: .relaxed) }
+
+    private init(serverChannel: NIOAsyncChannel<WireConnection, Never>, host: String, port: Int, counts: ConnectionCounts) {
+        self.counts = counts
         self.serverChannel = serverChannel
         self.host = host
         self.port = port

@@ -9,7 +9,9 @@ public protocol WireService: Sendable {
 
     /// Takes a one-way message (call id 0). Called on the connection's event loop in arrival
     /// order: it must not block; hand the message on (e.g. into an AsyncStream) and return.
-    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity)
+    /// An error refuses the message: it is sent to the peer and the connection closed (a
+    /// one-way message has no call to answer, and a peer that sends a bad one is not trusted on).
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError?
 
     /// Answers a request at once, on the connection's event loop as its frame is read, or
     /// returns nil to have `handle` answer it in a task. For calls whose answer needs no wait
@@ -22,7 +24,9 @@ extension WireService {
         throw WireError(.unimplemented, "\(open.name) streams are not served here")
     }
 
-    public func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {}
+    public func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
+        WireError(.unimplemented, "\(message.name) is not taken here")
+    }
 
     public func answerOnLoop(_ request: Envelope.Body, from peer: PeerIdentity) -> Result<Envelope.Body, WireError>? { nil }
 }

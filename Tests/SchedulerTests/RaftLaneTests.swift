@@ -13,8 +13,8 @@ private final class RaftRecorder: WireService {
         throw WireError(.unimplemented, "only Raft messages here")
     }
 
-    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
-        guard case .raftMessage(let wire) = message, let message = try? RaftWireMapping.core(wire) else { return }
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
+        guard case .raftMessage(let wire) = message, let message = try? RaftWireMapping.core(wire) else { return nil }
         state.withLock {
             switch message.body {
             case .append: $0.appends += 1
@@ -22,6 +22,7 @@ private final class RaftRecorder: WireService {
             default: break
             }
         }
+        return nil
     }
 }
 

@@ -62,8 +62,9 @@ final class RecordingService: WireService {
         }
     }
 
-    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) {
+    func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
         received.append(message)
+        return nil
     }
 }
 

@@ -13,6 +13,14 @@ import Wire
         #expect(TraceParent.isValid("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
     }
 
+    @Test func theSampledFlagIsBitZeroOfTheFlags() {
+        #expect(TraceParent.isSampled(Self.good))
+        #expect(TraceParent.isSampled("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-03"))
+        #expect(!TraceParent.isSampled("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"))
+        #expect(!TraceParent.isSampled("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-02"))
+        #expect(!TraceParent.isSampled("garbage-01"))
+    }
+
     @Test(arguments: [
         "", "garbage", String(good.dropLast()), good + "0", good + "-x",
         "00-00000000000000000000000000000000-b7ad6b7169203331-01",

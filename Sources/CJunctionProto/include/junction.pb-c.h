@@ -157,7 +157,11 @@ typedef enum _Junction__V1__ErrorCode {
    * this peer does not serve that call
    */
   JUNCTION__V1__ERROR_CODE__ERROR_CODE_UNIMPLEMENTED = 16,
-  JUNCTION__V1__ERROR_CODE__ERROR_CODE_INTERNAL = 17
+  JUNCTION__V1__ERROR_CODE__ERROR_CODE_INTERNAL = 17,
+  /*
+   * authenticated, but its role or identity may not send this
+   */
+  JUNCTION__V1__ERROR_CODE__ERROR_CODE_PERMISSION_DENIED = 18
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(JUNCTION__V1__ERROR_CODE)
 } Junction__V1__ErrorCode;
 typedef enum _Junction__V1__EngineKind {

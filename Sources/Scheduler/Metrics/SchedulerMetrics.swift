@@ -18,6 +18,17 @@ public final class SchedulerMetrics: Sendable {
     private let chunksCached: Counter
     /// `decisions_total` by policy and outcome: a small fixed set, made on first use.
     private let decisions = DecisionCounters()
+    private let refusals: [Refusal: Counter]
+
+    /// Why a peer's message was refused (`wire_refusals_total{reason}`).
+    public enum Refusal: String, Sendable, CaseIterable {
+        /// It does not pass validation (`RaftMessageCheck`, or it does not decode into a core message).
+        case invalidMessage = "invalid_message"
+        /// A Raft message whose `from` is not the node its connection authenticated.
+        case wrongSender = "wrong_sender"
+        /// Its sender's role may not send it.
+        case notPermitted = "not_permitted"
+    }
 
     public init() {
         let fast = [0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05]
@@ -38,7 +49,16 @@ public final class SchedulerMetrics: Sendable {
             descriptor: Self.name("prefix_chunks_requested", "total", "Prefix chunks of assigned requests."))
         chunksCached = registry.makeCounter(
             descriptor: Self.name("prefix_chunks_matched", "total", "Of those, chunks the chosen instance was believed to hold."))
+        var refusals: [Refusal: Counter] = [:]
+        for reason in Refusal.allCases {
+            refusals[reason] = registry.makeCounter(
+                descriptor: Self.name("wire_refusals", "total", "Peer messages refused, by reason; each closes its connection or fails its call."),
+                labels: [("reason", reason.rawValue)])
+        }
+        self.refusals = refusals
     }
+
+    func refused(_ reason: Refusal) { refusals[reason]?.increment() }
 
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "junction", subsystem: "scheduler", metricName: metric, unitName: unit, helpText: help)

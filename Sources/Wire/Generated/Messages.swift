@@ -60,6 +60,8 @@ public enum ErrorCode: Int32, Sendable, Hashable, CaseIterable {
     /// this peer does not serve that call
     case unimplemented = 16
     case `internal` = 17
+    /// authenticated, but its role or identity may not send this
+    case permissionDenied = 18
 }
 
 extension ErrorCode {
