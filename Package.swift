@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "Wire",
             dependencies: [
-                "CJunctionProto",
+                "CJunctionProto", "ClusterConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -41,6 +41,9 @@ class Cluster:
         if not os.path.exists(self.config_path):
             sys.exit(f"chaos: no local cluster in {self.dir} (run Deploy/local/up.sh first)")
         config = json.load(open(self.config_path))
+        # ctl speaks as an operator with its own credential (Docs/security.md) when up.sh made one.
+        ctl_config = os.path.join(self.dir, "ctl.json")
+        self.ctl_config = ctl_config if os.path.exists(ctl_config) else self.config_path
         self.schedulers = {m["id"]: m["address"] for m in config["cluster"]["schedulers"]}
         self.gateways = {g: f"http://127.0.0.1:{base + 10 + g}" for g in (1, 2)}
         # The engines up.sh started (four simulated, or two real vLLM servers).
@@ -85,7 +88,7 @@ class Cluster:
 
     def node_status(self, node):
         try:
-            out = subprocess.run([self.bin, "ctl", "status", "--json", "--config", self.config_path,
+            out = subprocess.run([self.bin, "ctl", "status", "--json", "--config", self.ctl_config,
                                   "--scheduler", self.schedulers[node], "--timeout", "0.5"],
                                  capture_output=True, text=True, timeout=3)
             return json.loads(out.stdout)

@@ -80,4 +80,5 @@ wait_http() {
   return 1
 }
 
-ctl() { "$JUNCTION_BIN" ctl "$@" --config "$dir/cluster.json"; }
+# ctl speaks as an operator with its own credential (ctl.json); a cluster made before roles has only the root.
+ctl() { "$JUNCTION_BIN" ctl "$@" --config "$([ -f "$dir/ctl.json" ] && echo "$dir/ctl.json" || echo "$dir/cluster.json")"; }

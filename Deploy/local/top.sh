@@ -6,4 +6,5 @@ source "$(dirname "$0")/lib.sh"
 [ -f "$dir/cluster.json" ] || { echo "top: no local cluster in $dir (Deploy/local/up.sh)"; exit 1; }
 args=()
 for g in "${gateways[@]}"; do args+=(--gateway "http://127.0.0.1:$(gateway_port "$g")"); done
-exec "$JUNCTION_BIN" ctl top --config "$dir/cluster.json" "${args[@]}" "$@"
+config="$dir/ctl.json"; [ -f "$config" ] || config="$dir/cluster.json"
+exec "$JUNCTION_BIN" ctl top --config "$config" "${args[@]}" "$@"

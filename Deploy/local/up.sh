@@ -40,6 +40,22 @@ config["tracing"] = {"otlp_endpoint": sys.argv[2]}
 json.dump(config, open(sys.argv[1], "w"), indent=2)
 PY
 fi
+# Roles: only the schedulers read the root secret (cluster.json). Each agent, each gateway and
+# ctl get a config holding just their own credential (Docs/security.md).
+credential_config() {  # role id file
+  local token
+  token=$("$JUNCTION_BIN" ctl credential --config "$dir/cluster.json" --role "$1" --id "$2")
+  python3 - "$dir/cluster.json" "$dir/$3" "$token" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+del config["cluster"]["secret"]
+config["cluster"]["credential"] = sys.argv[3]
+json.dump(config, open(sys.argv[2], "w"), indent=2)
+PY
+}
+for e in "${engines[@]}"; do credential_config agent "engine-$e" "agent-$e.json"; done
+for g in "${gateways[@]}"; do credential_config gateway "gateway-$g" "gateway-$g.json"; done
+credential_config operator local-operator ctl.json
 
 # Each scheduler dials its peers through relays the chaos scripts can cut (a partition without
 # giving each process an address of its own); everyone else reaches the schedulers directly.
@@ -88,12 +104,12 @@ fi
 for e in "${engines[@]}"; do
   wait_http "http://127.0.0.1:$(engine_port "$e")/health" "$engine_start_seconds" || {
     echo "up: engine-$e did not start; see $dir/logs/engine-$e.log" >&2; exit 1; }
-  launch "agent-$e" "$JUNCTION_BIN" agent --engine "http://127.0.0.1:$(engine_port "$e")" --config "$dir/cluster.json" \
+  launch "agent-$e" "$JUNCTION_BIN" agent --engine "http://127.0.0.1:$(engine_port "$e")" --config "$dir/agent-$e.json" \
     --instance-id "engine-$e" --log-level info --metrics-listen "127.0.0.1:$(agent_metrics_port "$e")"
 done
 echo "up: gateways on $(gateway_port 1), $(gateway_port 2)"
 for g in "${gateways[@]}"; do
-  launch "gateway-$g" "$JUNCTION_BIN" gateway --config "$dir/cluster.json" \
+  launch "gateway-$g" "$JUNCTION_BIN" gateway --config "$dir/gateway-$g.json" \
     --port "$(gateway_port "$g")" --name "gateway-$g" --log-level info
 done
 

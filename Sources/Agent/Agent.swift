@@ -52,7 +52,7 @@ public actor Agent {
             http: HTTPClient.shared)
         leader = LeaderClient(
             schedulers: configuration.cluster.members.map { LeaderClient.Target(host: $0.host, port: $0.port) },
-            configuration: WireConfiguration(role: .agent, nodeID: configuration.instanceID, clusterSecret: configuration.cluster.secret),
+            configuration: configuration.wire,
             logger: logger)
         health = HealthTracker(failureThreshold: configuration.healthFailures)
     }

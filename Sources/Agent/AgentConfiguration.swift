@@ -23,11 +23,16 @@ public struct AgentConfiguration: Sendable {
     public var healthFailures = 2
     public var drainTimeoutMilliseconds = 30_000
     public var nodeName = ProcessInfo.processInfo.hostName
+    /// How the agent proves itself to the schedulers: `cluster.credential` (an agent's, whose id
+    /// is the instance id), or one derived from `cluster.secret` for the instance id.
+    public var wire: WireConfiguration
 
     public init(cluster: ClusterConfiguration, engineURL: String, instanceID: String? = nil) {
         self.cluster = cluster
         self.engineURL = engineURL.hasSuffix("/") ? String(engineURL.dropLast()) : engineURL
-        self.instanceID = instanceID ?? Self.defaultInstanceID(engineURL)
+        let id = instanceID ?? Self.defaultInstanceID(engineURL)
+        self.instanceID = id
+        wire = WireConfiguration(role: .agent, nodeID: id, clusterSecret: cluster.secret ?? "")
     }
 
     public static func load(path: String, engineURL: String, instanceID: String?) throws(ConfigError) -> AgentConfiguration {
@@ -38,7 +43,14 @@ public struct AgentConfiguration: Sendable {
         guard let url = URL(string: engineURL), let scheme = url.scheme, scheme == "http" || scheme == "https", url.host != nil else {
             throw ConfigError(key: "--engine", reason: "an http:// or https:// URL, e.g. http://127.0.0.1:8000")
         }
-        var config = AgentConfiguration(cluster: try ClusterConfiguration.parse(root), engineURL: engineURL, instanceID: instanceID)
+        let cluster = try ClusterConfiguration.parse(root)
+        // An agent holding a credential is the instance it names.
+        let credentialID = cluster.credential.flatMap(Credential.init(token:)).flatMap { $0.role == .agent ? $0.nodeID : nil }
+        if let credentialID, let instanceID, instanceID != credentialID {
+            throw ConfigError(key: "--instance-id", reason: "'\(instanceID)', but cluster.credential is agent '\(credentialID)'s")
+        }
+        var config = AgentConfiguration(cluster: cluster, engineURL: engineURL, instanceID: instanceID ?? credentialID)
+        config.wire = try WireConfiguration.forProcess(cluster, role: .agent, nodeID: config.instanceID)
         let agent = try ConfigFile.object(root, "agent", required: false)
         config.scrapeIntervalMilliseconds = try ConfigFile.int(agent, "agent.scrape_interval_ms", default: 250, range: 10...60_000)
         config.scrapeTimeoutMilliseconds = try ConfigFile.int(agent, "agent.scrape_timeout_ms", default: 1_000, range: 10...60_000)

@@ -27,7 +27,10 @@ public enum ScheduleBenchmark {
         let leader = try await trio.waitForLeader(among: [1, 2, 3])
         let client = try await trio.connect(leader)
         for index in 0..<instances {
-            let reply = try await client.call(
+            // Each instance registers as its own agent would: only it may.
+            let agent = try await trio.connect(leader, role: .agent, nodeID: "engine-\(index)")
+            defer { agent.close() }
+            let reply = try await agent.call(
                 .registerInstance(
                     RegisterInstance(
                         instance: Instance(

@@ -15,14 +15,20 @@ public struct ClusterConfiguration: Sendable, Equatable {
     /// `cluster.name`: written into each scheduler's data directory, so a directory of another
     /// cluster is refused at start, and compared with its peers' when a directory is new.
     public var name = "junction"
-    public var secret: String
+    /// `cluster.secret`: the root secret. Schedulers need it; any process holding it can act in
+    /// any role, so other processes should hold a `credential` instead (Docs/security.md).
+    public var secret: String?
+    /// `cluster.credential`: one role's and node id's key (`junction ctl credential` prints it),
+    /// for a process that must not hold the root.
+    public var credential: String?
     public var members: [Member]
     /// Keys of the file that Junction accepts but does not use (the seed's deployment keys):
     /// each process says so once at start-up.
     public var unusedKeys: [String] = []
 
-    public init(secret: String, members: [Member]) {
+    public init(secret: String?, members: [Member], credential: String? = nil) {
         self.secret = secret
+        self.credential = credential
         self.members = members
     }
 
@@ -31,8 +37,16 @@ public struct ClusterConfiguration: Sendable, Equatable {
     public static func parse(_ root: [String: Any]) throws(ConfigError) -> ClusterConfiguration {
         let unused = try ConfigSchema.validate(root)
         let cluster = try ConfigFile.object(root, "cluster", required: true)!
-        guard let secret = cluster["secret"] as? String, secret.count >= 16 else {
-            throw ConfigError(key: "cluster.secret", reason: "required: a string of at least 16 characters")
+        let secret = cluster["secret"]
+        if let secret, !((secret as? String).map { $0.count >= 16 } ?? false) {
+            throw ConfigError(key: "cluster.secret", reason: "a string of at least 16 characters")
+        }
+        let credential = cluster["credential"]
+        if let credential, !((credential as? String)?.hasPrefix("junction-credential-v1:") ?? false) {
+            throw ConfigError(key: "cluster.credential", reason: "a credential from `junction ctl credential`: junction-credential-v1:ROLE:ID:KEY")
+        }
+        guard secret != nil || credential != nil else {
+            throw ConfigError(key: "cluster.secret", reason: "required (or cluster.credential): the root secret, a string of at least 16 characters")
         }
         guard let list = cluster["schedulers"] as? [[String: Any]], !list.isEmpty else {
             throw ConfigError(key: "cluster.schedulers", reason: "required: a list of {\"id\": N, \"address\": \"host:port\"}")
@@ -51,7 +65,7 @@ public struct ClusterConfiguration: Sendable, Equatable {
             }
             members.append(Member(id: memberID, host: host, port: port))
         }
-        var parsed = ClusterConfiguration(secret: secret, members: members)
+        var parsed = ClusterConfiguration(secret: secret as? String, members: members, credential: credential as? String)
         if let name = cluster["name"] {
             guard let name = name as? String, (1...64).contains(name.utf8.count),
                   name.utf8.allSatisfy({ $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }) else {

@@ -1,6 +1,7 @@
 import ClusterConfig
 import GatewayCore
 import Foundation
+import Wire
 
 /// `junction gateway --config FILE`: where it listens, how it waits, retries and limits, and
 /// how to reach the schedulers. Key names follow the seed's `llm_gateway` section where it had
@@ -54,6 +55,12 @@ public struct GatewayConfiguration: Sendable {
 
     public init(cluster: ClusterConfiguration) { self.cluster = cluster }
 
+    /// How this gateway proves itself to the schedulers: its `cluster.credential` (a gateway's),
+    /// or one derived from `cluster.secret` for its name.
+    public func wireConfiguration() throws(ConfigError) -> WireConfiguration {
+        try WireConfiguration.forProcess(cluster, role: .gateway, nodeID: name ?? "gateway-\(port)")
+    }
+
     /// The request lifecycle's knobs, from this configuration.
     public var lifecycle: LifecycleConfiguration {
         var c = LifecycleConfiguration()
@@ -77,6 +84,7 @@ public struct GatewayConfiguration: Sendable {
         var config = GatewayConfiguration(cluster: try ClusterConfiguration.parse(root))
         let section = try ConfigFile.object(root, "llm_gateway", required: false)
         config.tracing = try TracingConfiguration.parse(root)
+        _ = try config.wireConfiguration()  // a wrong credential is a config error at start, not a refused handshake later
         if let listen = try ConfigFile.string(section, "llm_gateway.listen") {
             guard let (host, port) = ConfigFile.splitAddress(listen) else {
                 throw ConfigError(key: "llm_gateway.listen", reason: "\"host:port\"")

@@ -13,7 +13,7 @@ public enum GatewayServer {
     public static func run(_ config: GatewayConfiguration, logger: Logger, tracing: (tracer: any Tracer, service: any Service)? = nil) async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let loops = Array(group.makeIterator())
-        let shared = GatewayShared(config: config, loops: loops, logger: logger, tracer: tracing?.tracer)
+        let shared = try GatewayShared(config: config, loops: loops, logger: logger, tracer: tracing?.tracer)
         // Each loop's context is made on its loop and only ever used there.
         var contexts: [(loop: any EventLoop, context: NIOLoopBound<LoopContext>)] = []
         for loop in loops {

@@ -1,3 +1,4 @@
+import ClusterConfig
 import Foundation
 import GatewayCore
 import Logging
@@ -26,14 +27,14 @@ final class GatewayShared: Sendable {
     /// Set when the config has a `tracing` section: each request then records its spans.
     let tracer: (any Tracer)?
 
-    init(config: GatewayConfiguration, loops: [any EventLoop], logger: Logger, tracer: (any Tracer)? = nil) {
+    init(config: GatewayConfiguration, loops: [any EventLoop], logger: Logger, tracer: (any Tracer)? = nil) throws(ConfigError) {
         self.tracer = tracer
         self.config = config
         lifecycle = config.lifecycle
         name = config.name ?? "\(config.host):\(config.port)"
         self.logger = logger
         metrics = GatewayMetrics()
-        link = SchedulerLink(configuration: config, loops: loops, metrics: metrics, logger: logger)
+        link = SchedulerLink(configuration: config, wire: try config.wireConfiguration(), loops: loops, metrics: metrics, logger: logger)
         queue = PendingQueue(limit: config.maxQueueSize)
     }
 

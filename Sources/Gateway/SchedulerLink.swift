@@ -29,9 +29,8 @@ final class SchedulerLink: Sendable {
     private let members: [UInt64: String]
     private let metrics: GatewayMetrics
 
-    init(configuration: GatewayConfiguration, loops: [any EventLoop], metrics: GatewayMetrics, logger: Logger) {
+    init(configuration: GatewayConfiguration, wire: WireConfiguration, loops: [any EventLoop], metrics: GatewayMetrics, logger: Logger) {
         self.metrics = metrics
-        let wire = WireConfiguration(role: .gateway, nodeID: "gateway-\(configuration.port)", clusterSecret: configuration.cluster.secret)
         let targets = configuration.cluster.members.map { LeaderClient.Target(host: $0.host, port: $0.port) }
         clients = loops.map { loop in (loop, LeaderClient(schedulers: targets, configuration: wire, group: loop, logger: logger)) }
         store = InstanceTableStore(path: configuration.tableCachePath, logger: logger)

@@ -109,9 +109,9 @@ public actor LocalSchedulerTrio {
         }.joined(separator: "\n")
     }
 
-    public nonisolated func connect(_ id: UInt64, role: Role = .gateway) async throws -> WireConnection {
+    public nonisolated func connect(_ id: UInt64, role: Role = .gateway, nodeID: String = "local-trio") async throws -> WireConnection {
         try await WireClient.connect(
-            host: "127.0.0.1", port: ports[id]!, configuration: WireConfiguration(role: role, nodeID: "local-trio", clusterSecret: secret),
+            host: "127.0.0.1", port: ports[id]!, configuration: WireConfiguration(role: role, nodeID: nodeID, clusterSecret: secret),
             connectTimeout: .milliseconds(500))
     }
 

@@ -36,7 +36,9 @@ public struct SchedulerConfiguration: Sendable {
     public static func parse(_ root: [String: Any], id: NodeID) throws(ConfigError) -> SchedulerConfiguration {
         let cluster = try ClusterConfiguration.parse(root)
         let members = cluster.members
-        let secret = cluster.secret
+        guard let secret = cluster.secret else {
+            throw ConfigError(key: "cluster.secret", reason: "required for a scheduler: it derives every peer's credential from the root secret")
+        }
         guard members.contains(where: { $0.id == id }) else {
             throw ConfigError(key: "cluster.schedulers", reason: "no scheduler has id \(id) (--id)")
         }

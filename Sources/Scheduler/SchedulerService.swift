@@ -6,6 +6,7 @@ struct SchedulerService: WireService {
     let node: SchedulerNode
 
     func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
+        if let refusal = permit(request, peer) { throw refusal }
         switch request {
         case .scheduleRequest(let r): return try await node.schedule(r)
         case .finishRequest(let r): return await node.finish(r)
@@ -20,6 +21,7 @@ struct SchedulerService: WireService {
     }
 
     func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {
+        if let refusal = permit(open, peer) { throw refusal }
         switch open {
         case .openReportStream(let opened): try await serveReports(opened, stream: stream)
         case .subscribeInstances:
@@ -65,6 +67,11 @@ struct SchedulerService: WireService {
                 throw WireError(.protocolViolation, "a report stream carries LoadReport messages, not \(item.name)")
             }
             if report.instanceID.isEmpty { report.instanceID = opened.instanceID }
+            // The stream was opened for one instance (its agent's own): its reports are about it.
+            guard report.instanceID == opened.instanceID else {
+                node.metrics.refused(.notPermitted)
+                throw WireError(.permissionDenied, "a report stream opened for '\(opened.instanceID)' carried a report for '\(report.instanceID)'")
+            }
             guard try await node.report(report) else {
                 try await stream.send(await node.notLeaderReply())
                 return
@@ -79,6 +86,7 @@ struct SchedulerService: WireService {
     /// connections run on the node's event loop (see `SchedulerNode.unownedExecutor`).
     func answerOnLoop(_ request: Envelope.Body, from peer: PeerIdentity) -> Result<Envelope.Body, WireError>? {
         guard node.loop.inEventLoop else { return nil }
+        if let refusal = permit(request, peer) { return .failure(refusal) }
         switch request {
         case .scheduleRequest(let schedule): return node.assumeIsolated { $0.scheduleNow(schedule) }
         case .finishRequest(let finish): return node.assumeIsolated { $0.finishNow(finish) } ? .success(.ack(Ack())) : nil
@@ -92,6 +100,7 @@ struct SchedulerService: WireService {
     /// it is refused, counted, and its connection closed, and the core never sees it.
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
         if case .finishRequest(let finish) = message {
+            if let refusal = permit(message, peer) { return refusal }
             onNode { _ = $0.finishNow(finish) }  // a follower drops it, as `finish` does
             return nil
         }
@@ -112,6 +121,12 @@ struct SchedulerService: WireService {
             node.onReplica { try? $0.receive(core) }
         }
         return nil
+    }
+
+    /// nil when `peer`'s role may send `body` (`CallPermission`); otherwise the refusal, logged and counted.
+    private func permit(_ body: Envelope.Body, _ peer: PeerIdentity) -> WireError? {
+        guard let why = CallPermission.refusal(body, from: peer) else { return nil }
+        return refuse(.notPermitted, WireError(.permissionDenied, why), peer)
     }
 
     /// Logs and counts a refused message; the connection answers with `error` and closes.

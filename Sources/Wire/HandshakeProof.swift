@@ -1,9 +1,10 @@
 import Crypto
 
 /// The cryptography of the Hello handshake (Docs/wire-protocol.md, "Handshake"). The dialling side
-/// proves it knows the cluster secret by an HMAC over the accepting side's fresh nonce, so a
-/// recorded handshake cannot be replayed; the accepting side proves the same over the dialler's
-/// nonce, so nobody without the secret can pose as a scheduler.
+/// proves it holds the credential of the role and node id its Hello claims by an HMAC over the
+/// accepting side's fresh nonce, so a recorded handshake cannot be replayed; the accepting side,
+/// which derived that credential from the root secret, proves the same over the dialler's nonce,
+/// so nobody without the root (or that very credential) can pose as a scheduler to it.
 enum HandshakeProof {
     static let nonceBytes = 32
 
@@ -29,7 +30,7 @@ enum HandshakeProof {
     }
 
     private static func clientTranscript(_ serverNonce: [UInt8], _ clientNonce: [UInt8], _ role: Role, _ nodeID: String) -> [UInt8] {
-        var bytes = Array("junction-hello-v1/client".utf8)
+        var bytes = Array("junction-hello-v2/client".utf8)
         bytes += serverNonce
         bytes += clientNonce
         let roleValue = UInt32(bitPattern: role.rawValue)
@@ -39,6 +40,6 @@ enum HandshakeProof {
     }
 
     private static func serverTranscript(_ clientNonce: [UInt8], _ serverNonce: [UInt8]) -> [UInt8] {
-        Array("junction-hello-v1/server".utf8) + clientNonce + serverNonce
+        Array("junction-hello-v2/server".utf8) + clientNonce + serverNonce
     }
 }

@@ -5,5 +5,12 @@ public struct PeerIdentity: Sendable, Hashable, CustomStringConvertible {
     public var address: String
     public var softwareVersion: String
 
+    public init(role: Role, nodeID: String, address: String, softwareVersion: String) {
+        self.role = role
+        self.nodeID = nodeID
+        self.address = address
+        self.softwareVersion = softwareVersion
+    }
+
     public var description: String { "\(role) \(nodeID.isEmpty ? "?" : nodeID) at \(address)" }
 }

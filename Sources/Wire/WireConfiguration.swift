@@ -1,17 +1,21 @@
 import Crypto
 
 /// The protocol version this build speaks (Hello.protocol_version).
-public let wireProtocolVersion: UInt32 = 1
+/// Version 2: each side proves a credential of its role and node id, not the root secret.
+public let wireProtocolVersion: UInt32 = 2
 
 /// Settings of one side of a connection. The defaults suit a scheduler and its clients on one
 /// network; Docs/configuration.md lists them (they are not yet read from the config file).
 public struct WireConfiguration: Sendable {
     /// What this process is, sent in Hello.
-    public var role: Role
+    public var role: Role { credential.role }
     /// This process's name in Hello: a scheduler's numeric id, an agent's instance id, a gateway name.
-    public var nodeID: String
-    /// The cluster secret both sides prove knowledge of. Never sent on the wire.
-    public var clusterSecret: SymmetricKey
+    public var nodeID: String { credential.nodeID }
+    /// The key this side proves its role and node id with. Never sent on the wire.
+    public var credential: Credential
+    /// The cluster's root secret, held by schedulers: an accepting side derives from it the key
+    /// of the role and node id a peer claims. A side without it accepts no connections.
+    public var rootSecret: SymmetricKey?
     /// Frames longer than this are refused and the connection closed.
     public var maxFrameBytes = 4 * 1024 * 1024
     /// Frames before the handshake completes (the Hellos and the HelloAck, each a few hundred
@@ -39,13 +43,21 @@ public struct WireConfiguration: Sendable {
     public var writeBufferLowWaterMark = 256 * 1024
     public var softwareVersion = "junction 0.1.0"
 
+    /// A process holding the root secret: it proves its own credential, derived here, and can
+    /// accept any peer.
     public init(role: Role, nodeID: String, clusterSecret: [UInt8]) {
-        self.role = role
-        self.nodeID = nodeID
-        self.clusterSecret = SymmetricKey(data: clusterSecret)
+        let root = SymmetricKey(data: clusterSecret)
+        credential = Credential.derive(root: root, role: role, nodeID: nodeID)
+        rootSecret = root
     }
 
     public init(role: Role, nodeID: String, clusterSecret: String) {
         self.init(role: role, nodeID: nodeID, clusterSecret: Array(clusterSecret.utf8))
+    }
+
+    /// A process holding only its own credential: it dials schedulers and accepts nothing.
+    public init(credential: Credential) {
+        self.credential = credential
+        rootSecret = nil
     }
 }

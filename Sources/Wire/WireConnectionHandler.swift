@@ -210,7 +210,7 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         switch side {
         case .client:
             let proof = HandshakeProof.clientProof(
-                secret: configuration.clusterSecret, serverNonce: hello.nonce, clientNonce: ownNonce,
+                secret: configuration.credential.key, serverNonce: hello.nonce, clientNonce: ownNonce,
                 role: configuration.role, nodeID: configuration.nodeID)
             peer = PeerIdentity(role: hello.role, nodeID: hello.nodeID, address: remoteAddress, softwareVersion: hello.softwareVersion)
             phase = .awaitingAck(serverNonce: hello.nonce, clientNonce: ownNonce)
@@ -218,16 +218,26 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 protocolVersion: wireProtocolVersion, role: configuration.role, nodeID: configuration.nodeID,
                 nonce: ownNonce, proof: proof, softwareVersion: configuration.softwareVersion))))
         case .server:
+            guard let root = configuration.rootSecret else {
+                return fail(.unauthenticated, "this \(configuration.role.name) holds no root secret and accepts no peers")
+            }
+            guard hello.role != .unspecified, Credential.isValidNodeID(hello.nodeID) else {
+                return fail(.unauthenticated, "a Hello must name a role and a node id of 1 to \(Credential.maxNodeIDBytes) printable characters")
+            }
+            // The key of what the peer claims to be: only the root's holders and that credential's can prove it.
+            let claimed = Credential.derive(root: root, role: hello.role, nodeID: hello.nodeID)
             guard hello.nonce.count == HandshakeProof.nonceBytes,
                   HandshakeProof.verifyClientProof(
-                      hello.proof, secret: configuration.clusterSecret, serverNonce: ownNonce,
+                      hello.proof, secret: claimed.key, serverNonce: ownNonce,
                       clientNonce: hello.nonce, role: hello.role, nodeID: hello.nodeID)
             else {
-                logger.warning("wire peer failed authentication", metadata: ["peer": "\(remoteAddress)", "node": "\(hello.nodeID)"])
-                return fail(.unauthenticated, "the Hello proof does not match this cluster's secret")
+                logger.warning(
+                    "wire peer failed authentication",
+                    metadata: ["peer": "\(remoteAddress)", "role": "\(hello.role.name)", "node": "\(hello.nodeID.prefix(64))"])
+                return fail(.unauthenticated, "the Hello proof does not match the credential of \(hello.role.name) '\(hello.nodeID)' in this cluster")
             }
             let identity = PeerIdentity(role: hello.role, nodeID: hello.nodeID, address: remoteAddress, softwareVersion: hello.softwareVersion)
-            let proof = HandshakeProof.serverProof(secret: configuration.clusterSecret, clientNonce: hello.nonce, serverNonce: ownNonce)
+            let proof = HandshakeProof.serverProof(secret: claimed.key, clientNonce: hello.nonce, serverNonce: ownNonce)
             writeNow(Envelope(body: .helloAck(HelloAck(proof: proof, nodeID: configuration.nodeID))))
             becomeEstablished(identity)
         }
@@ -236,8 +246,8 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func receiveHelloAck(_ envelope: Envelope, serverNonce: [UInt8], clientNonce: [UInt8]) {
         switch envelope.body {
         case .helloAck(let ack)?:
-            guard HandshakeProof.verifyServerProof(ack.proof, secret: configuration.clusterSecret, clientNonce: clientNonce, serverNonce: serverNonce) else {
-                return fail(.unauthenticated, "the server's HelloAck proof does not match this cluster's secret")
+            guard HandshakeProof.verifyServerProof(ack.proof, secret: configuration.credential.key, clientNonce: clientNonce, serverNonce: serverNonce) else {
+                return fail(.unauthenticated, "the server's HelloAck proof does not match this side's credential: it does not hold this cluster's root secret")
             }
             becomeEstablished(peer ?? PeerIdentity(role: .unspecified, nodeID: ack.nodeID, address: remoteAddress, softwareVersion: ""))
         case .error(let error)?:

@@ -7,7 +7,10 @@ struct CtlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
         abstract: "Operator commands to the scheduler trio over the wire.",
-        subcommands: [CtlStatus.self, CtlTop.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self]
+        subcommands: [
+            CtlStatus.self, CtlTop.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self,
+            CtlCredential.self,
+        ]
     )
 }
 
@@ -23,7 +26,8 @@ struct CtlTarget: ParsableArguments {
         do { cluster = try ClusterConfiguration.parse(try ConfigFile.load(path: config)) } catch { throw ValidationError(error.description) }
         var targets = cluster.members.map { "\($0.host):\($0.port)" }
         if let scheduler { targets = [scheduler] }
-        var wire = WireConfiguration(role: .operator, nodeID: "ctl", clusterSecret: cluster.secret)
+        var wire: WireConfiguration
+        do { wire = try WireConfiguration.forProcess(cluster, role: .operator, nodeID: "ctl") } catch { throw ValidationError(error.description) }
         // --timeout bounds each scheduler's whole answer: a stopped (SIGSTOP) process accepts the
         // TCP connection in the kernel and then never completes the handshake.
         let perScheduler = Duration.milliseconds(Int(timeout * 1000))

@@ -20,7 +20,7 @@ import Testing
         ])
         config.port = 0
         let channel = EmbeddedChannel()
-        let shared = GatewayShared(config: config, loops: [channel.embeddedEventLoop], logger: .init(label: "test"))
+        let shared = try GatewayShared(config: config, loops: [channel.embeddedEventLoop], logger: .init(label: "test"))
         try HTTPFront.install(on: channel, context: LoopContext(loop: channel.embeddedEventLoop, shared: shared))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel

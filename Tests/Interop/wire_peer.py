@@ -62,13 +62,22 @@ class Peer:
         self.buf += chunk
 
 
-def client_proof(secret, server_nonce, client_nonce, role, node_id):
-    transcript = b"junction-hello-v1/client" + server_nonce + client_nonce + struct.pack(">I", role) + node_id.encode()
-    return hmac.new(secret, transcript, hashlib.sha256).digest()
+ROLE_NAMES = {1: "scheduler", 2: "gateway", 3: "agent", 4: "operator", 5: "bench"}
 
 
-def server_proof(secret, client_nonce, server_nonce):
-    return hmac.new(secret, b"junction-hello-v1/server" + client_nonce + server_nonce, hashlib.sha256).digest()
+def credential_key(root, role, node_id):
+    """The key of one role and node id under the root secret (Sources/Wire/Credential.swift)."""
+    message = b"junction-credential-v1\0" + ROLE_NAMES[role].encode() + b"\0" + node_id.encode()
+    return hmac.new(root, message, hashlib.sha256).digest()
+
+
+def client_proof(key, server_nonce, client_nonce, role, node_id):
+    transcript = b"junction-hello-v2/client" + server_nonce + client_nonce + struct.pack(">I", role) + node_id.encode()
+    return hmac.new(key, transcript, hashlib.sha256).digest()
+
+
+def server_proof(key, client_nonce, server_nonce):
+    return hmac.new(key, b"junction-hello-v2/server" + client_nonce + server_nonce, hashlib.sha256).digest()
 
 
 def main():
@@ -84,20 +93,21 @@ def main():
     # Handshake: the server speaks first.
     hello = peer.recv()
     check(hello.WhichOneof("body") == "hello", "first frame is Hello")
-    check(hello.hello.protocol_version == 1, "protocol version 1")
+    check(hello.hello.protocol_version == 2, "protocol version 2")
     check(hello.hello.role == pb.ROLE_SCHEDULER, "server role is scheduler")
     check(hello.hello.node_id == "1", "server node id")
     check(len(hello.hello.nonce) == 32, "32-byte nonce")
     check(hello.hello.software_version.startswith("junction"), "software version")
     nonce = os.urandom(32)
+    key = credential_key(secret, pb.ROLE_BENCH, "python-peer")
     mine = pb.Envelope(hello=pb.Hello(
-        protocol_version=1, role=pb.ROLE_BENCH, node_id="python-peer", nonce=nonce,
-        proof=client_proof(secret, hello.hello.nonce, nonce, pb.ROLE_BENCH, "python-peer"),
+        protocol_version=2, role=pb.ROLE_BENCH, node_id="python-peer", nonce=nonce,
+        proof=client_proof(key, hello.hello.nonce, nonce, pb.ROLE_BENCH, "python-peer"),
         software_version="python-protobuf"))
     peer.send(mine)
     ack = peer.recv()
     check(ack.WhichOneof("body") == "hello_ack", "HelloAck")
-    check(hmac.compare_digest(ack.hello_ack.proof, server_proof(secret, nonce, hello.hello.nonce)), "server proof verifies")
+    check(hmac.compare_digest(ack.hello_ack.proof, server_proof(key, nonce, hello.hello.nonce)), "server proof verifies")
 
     # A unary call with every kind of field Junction's schedule request has.
     request = pb.ScheduleRequest(

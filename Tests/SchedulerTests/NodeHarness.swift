@@ -54,9 +54,16 @@ struct SingleNode {
         }
     }
 
-    func connect(role: Role = .gateway) async throws -> WireConnection {
+    func connect(role: Role = .gateway, nodeID: String = "test") async throws -> WireConnection {
         try await WireClient.connect(
-            host: "127.0.0.1", port: port, configuration: WireConfiguration(role: role, nodeID: "test", clusterSecret: secret))
+            host: "127.0.0.1", port: port, configuration: WireConfiguration(role: role, nodeID: nodeID, clusterSecret: secret))
+    }
+
+    /// Registers instance `id` as its own agent would: over an agent connection named `id`.
+    func register(_ id: String, model: String = "m") async throws {
+        let agent = try await connect(role: .agent, nodeID: id)
+        defer { agent.close() }
+        try await SchedulerTests.register(id, model: model, on: agent)
     }
 
     private func waitForLeadership() async throws {
@@ -75,4 +82,14 @@ func register(_ id: String, model: String = "m", on connection: WireConnection) 
         .registerInstance(
             RegisterInstance(instance: Instance(id: id, endpointURL: "http://127.0.0.1:9/\(id)", model: model, engine: .vllm))))
     guard case .registerReply = reply else { throw WireError(.internal, "register \(id): \(reply.name)") }
+}
+
+extension LocalSchedulerTrio {
+    /// Registers instance `id` at scheduler `node` as its own agent would: over an agent
+    /// connection named `id`.
+    nonisolated func register(_ id: String, model: String = "m", at node: UInt64) async throws {
+        let agent = try await connect(node, role: .agent, nodeID: id)
+        defer { agent.close() }
+        try await SchedulerTests.register(id, model: model, on: agent)
+    }
 }

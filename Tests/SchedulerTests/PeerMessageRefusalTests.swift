@@ -133,3 +133,76 @@ import Wire
         }
     }
 }
+
+/// A process holding only its own credential, against a live node: what its role may do works,
+/// the rest is refused with PERMISSION_DENIED, and it cannot pass for another role or id.
+@Suite(.timeLimit(.minutes(1))) struct RoleRefusalTests {
+    private func connect(_ node: SingleNode, _ credential: Credential) async throws -> WireConnection {
+        try await WireClient.connect(host: "127.0.0.1", port: node.port, configuration: WireConfiguration(credential: credential))
+    }
+
+    private func credential(_ node: SingleNode, _ role: Wire.Role, _ id: String) -> Credential {
+        Credential.derive(root: .init(data: Array(node.secret.utf8)), role: role, nodeID: id)
+    }
+
+    private func expectDenied(_ call: Envelope.Body, on connection: WireConnection) async throws {
+        do {
+            let reply = try await connection.call(call)
+            Issue.record("\(call.name) was answered \(reply.name)")
+        } catch let error as WireError {
+            #expect(error.code == .permissionDenied, "\(call.name): \(error)")
+        }
+    }
+
+    @Test func anAgentsCredentialServesItsInstanceAndNothingElse() async throws {
+        try await SingleNode.with(withMetrics: true) { node in
+            let agent = try await connect(node, credential(node, .agent, "e1"))
+            defer { agent.close() }
+            try await register("e1", on: agent)
+            func instance(_ id: String) -> Instance { Instance(id: id, endpointURL: "http://127.0.0.1:9/\(id)", model: "m", engine: .vllm) }
+            try await expectDenied(.registerInstance(RegisterInstance(instance: instance("e2"))), on: agent)
+            try await expectDenied(.setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "round-robin"))), on: agent)
+            try await expectDenied(.drainRequest(DrainRequest(instanceID: "e1")), on: agent)
+            try await expectDenied(.scheduleRequest(ScheduleRequest(requestID: "r", model: "m", promptTokens: 1)), on: agent)
+            try await expectDenied(.membershipChangeRequest(MembershipChangeRequest(kind: .addLearner, nodeID: 9, address: "127.0.0.1:1")), on: agent)
+            // The connection survives a refused call: the agent goes on reporting.
+            let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "e1")))
+            try await reports.send(.loadReport(LoadReport(instanceID: "e1", health: .healthy)))
+            var acks = reports.inbound.makeAsyncIterator()
+            guard case .reportAck = try await acks.next() else { Issue.record("the report was not acknowledged"); return }
+            // A report about another instance on its own stream ends the stream.
+            try await reports.send(.loadReport(LoadReport(instanceID: "e2", health: .unhealthy)))
+            await #expect(throws: WireError.self) { while try await acks.next() != nil {} }
+
+            let status = try await node.connect(role: .operator)
+            defer { status.close() }
+            guard case .statusReply(let reply) = try await status.call(.statusRequest(StatusRequest())) else { return }
+            #expect(reply.instances.compactMap { $0.instance?.id } == ["e1"])
+            #expect(reply.policy?.name == "prefix-cache")
+            #expect(reply.instances.first?.instance?.state == .up)
+        }
+    }
+
+    @Test func aCredentialProvesOnlyItsOwnRoleAndID() async throws {
+        try await SingleNode.with { node in
+            let agentKey = credential(node, .agent, "e1").key
+            for claimed in [Credential(role: .gateway, nodeID: "e1", key: agentKey), Credential(role: .agent, nodeID: "e2", key: agentKey),
+                            Credential(role: .operator, nodeID: "e1", key: agentKey)] {
+                do {
+                    let connection = try await connect(node, claimed)
+                    connection.close()
+                    Issue.record("\(claimed) was accepted with agent e1's key")
+                } catch let error as WireError {
+                    #expect(error.code == .unauthenticated, "\(claimed): \(error)")
+                }
+            }
+            // The operator's own credential steers.
+            let operatorConnection = try await connect(node, credential(node, .operator, "alice"))
+            defer { operatorConnection.close() }
+            guard case .ack = try await operatorConnection.call(.setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "round-robin")))) else {
+                Issue.record("the operator could not set the policy")
+                return
+            }
+        }
+    }
+}

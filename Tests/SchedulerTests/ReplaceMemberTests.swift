@@ -25,9 +25,7 @@ import Glibc
             let leader = try await trio.waitForLeader(among: [1, 2, 3])
             let lagging: UInt64 = leader == 1 ? 2 : 1
             let other: UInt64 = 3 - lagging // the other of 1 and 2
-            let client = try await trio.connect(leader)
-            try await register("e0", on: client)
-            client.close()
+            try await trio.register("e0", at: leader)
 
             await trio.signal(lagging, SIGKILL)
             try await trio.startNewMember()
@@ -39,9 +37,7 @@ import Glibc
             try await trio.start(lagging)
 
             let elected = try await trio.waitForLeader(among: [lagging, 4], within: .seconds(15))
-            let atLeader = try await trio.connect(elected)
-            try await register("e1", on: atLeader) // commits only with both
-            atLeader.close()
+            try await trio.register("e1", at: elected) // commits only with both
             let seen = try #require(await trio.status(lagging))
             #expect(seen.members.map(\.id) == [1, 2, 4], "the lagging node learned the replacement: \(seen.members.map(\.id))")
             print("a member that missed the replacement: node \(elected) leads with it; it holds members \(seen.members.map(\.id))")
@@ -87,10 +83,8 @@ import Glibc
     private func run(_ trio: LocalSchedulerTrio) async throws {
         for id: UInt64 in 1...3 { try await trio.start(id) }
         let leader = try await trio.waitForLeader(among: [1, 2, 3])
-        let client = try await trio.connect(leader)
-        try await register("e0", on: client)
-        try await register("e1", on: client)
-        client.close()
+        try await trio.register("e0", at: leader)
+        try await trio.register("e1", at: leader)
 
         // Load and a watch on every node's view of who leads which term, until cancelled.
         let counts = LoadCounts()
@@ -134,9 +128,7 @@ import Glibc
         let follower = try #require([UInt64(1), 2].first { $0 != now })
         await trio.signal(follower, SIGKILL)
         let survivor = try await trio.waitForLeader(among: [1, 2, 4].filter { $0 != follower }, within: .seconds(10))
-        let atSurvivor = try await trio.connect(survivor)
-        try await register("e2", on: atSurvivor)
-        atSurvivor.close()
+        try await trio.register("e2", at: survivor)
 
         load.cancel()
         watch.cancel()

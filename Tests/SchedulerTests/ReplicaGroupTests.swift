@@ -81,6 +81,8 @@ struct Trio {
         #expect(try await leader.propose(Self.register("e-001")) == .registryChanged(version: 1))
         #expect(try await leader.propose(Self.register("e-001")) == .applied)
         let follower = trio.replicas.first { $0.key != leaderID }!.value
+        // A follower names the leader once it has heard from it (a heartbeat away, on a loaded machine longer).
+        try await trio.run { await follower.status.leader == leaderID }
         await #expect(throws: ReplicaError.notLeader(leader: leaderID)) { try await follower.propose(Self.register("e-002")) }
         try await trio.run {
             for replica in trio.replicas.values where await replica.state.instances.count != 1 { return false }

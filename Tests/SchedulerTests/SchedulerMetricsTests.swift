@@ -92,8 +92,8 @@ import Wire
             let port = try #require(node.metricsPort)
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("a", on: connection)
-            let agent = try await node.connect(role: .agent)
+            try await node.register("a")
+            let agent = try await node.connect(role: .agent, nodeID: "a")
             defer { agent.close() }
             let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "a")))
             try await reports.send(
@@ -107,8 +107,10 @@ import Wire
                     .scheduleRequest(ScheduleRequest(requestID: UUID().uuidString, model: "m", prefixHashes: chain, promptTokens: 64)))
                 guard case .scheduleReply(let answer) = reply, case .assigned = answer.outcome else { Issue.record("\(reply)"); return }
             }
-            try await register("b", on: connection)
-            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "b")))
+            try await node.register("b")
+            let operatorConnection = try await node.connect(role: .operator)
+            defer { operatorConnection.close() }
+            _ = try await operatorConnection.call(.drainRequest(DrainRequest(instanceID: "b")))
 
             let (status, text) = try await get(port, "/metrics")
             #expect(status == 200)

@@ -19,24 +19,26 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("a", on: connection)
+            try await node.register("a")
             let stream = try await connection.openStream(.subscribeInstances(SubscribeInstances()))
             var tables = stream.inbound.makeAsyncIterator()
             guard case .instanceTable(let first) = try await tables.next() else { Issue.record("no table"); return }
             #expect(first.instances.map(\.id) == ["a"] && first.leaderID == 1 && first.version >= 1)
 
-            try await register("b", on: connection)
+            try await node.register("b")
             guard case .instanceTable(let second) = try await tables.next() else { Issue.record("no second table"); return }
             #expect(second.instances.map(\.id) == ["a", "b"] && second.version > first.version)
 
-            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "a")))
+            let operatorConnection = try await node.connect(role: .operator)
+            defer { operatorConnection.close() }
+            _ = try await operatorConnection.call(.drainRequest(DrainRequest(instanceID: "a")))
             guard case .instanceTable(let third) = try await tables.next() else { Issue.record("no third table"); return }
             #expect(third.instances.first?.state == .draining && third.version > second.version)
 
             // Registering the same description again changes nothing, so nothing is pushed; a
             // deregistration is the next table.
-            try await register("b", on: connection)
-            _ = try await connection.call(.deregisterInstance(DeregisterInstance(instanceID: "b")))
+            try await node.register("b")
+            _ = try await operatorConnection.call(.deregisterInstance(DeregisterInstance(instanceID: "b")))
             guard case .instanceTable(let fourth) = try await tables.next() else { Issue.record("no fourth table"); return }
             #expect(fourth.instances.map(\.id) == ["a"] && fourth.version == third.version + 1)
             stream.cancel()
@@ -49,13 +51,17 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("a", on: connection)
-            try await register("b", on: connection)
-            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "a", agentStopping: true)))
-            _ = try await connection.call(.drainRequest(DrainRequest(instanceID: "b")))
+            try await node.register("a")
+            try await node.register("b")
+            let agentA = try await node.connect(role: .agent, nodeID: "a")
+            defer { agentA.close() }
+            let operatorConnection = try await node.connect(role: .operator)
+            defer { operatorConnection.close() }
+            _ = try await agentA.call(.drainRequest(DrainRequest(instanceID: "a", agentStopping: true)))
+            _ = try await operatorConnection.call(.drainRequest(DrainRequest(instanceID: "b")))
             #expect(try await states(connection) == ["a": .draining, "b": .draining])
-            try await register("a", on: connection)
-            try await register("b", on: connection)
+            try await node.register("a")
+            try await node.register("b")
             #expect(try await states(connection) == ["a": .up, "b": .draining])
         }
     }
@@ -69,7 +75,7 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            for id in ["a", "b", "c", "d"] { try await register(id, on: connection) }
+            for id in ["a", "b", "c", "d"] { try await node.register(id) }
             // 40 chunks of 64 tokens: the cached prefix outweighs one queued request (512 tokens).
             let prompt = chain(7, 40)
             let first = try await schedule(prompt, tokens: 2_600, on: connection)
@@ -87,7 +93,9 @@ import Wire
         try await SingleNode.with(policy: "round-robin") { node in
             let connection = try await node.connect(role: .operator)
             defer { connection.close() }
-            for id in ["a", "b", "c"] { try await register(id, on: connection) }
+            let gateway = try await node.connect(role: .gateway)
+            defer { gateway.close() }
+            for id in ["a", "b", "c"] { try await node.register(id) }
             func policyName() async throws -> String? {
                 guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return nil }
                 return status.policy?.name
@@ -95,7 +103,7 @@ import Wire
             func instances(_ prompt: [UInt64]) async throws -> [String] {
                 var chosen: [String] = []
                 for _ in 0..<3 {
-                    guard case .assigned(let a) = try await schedule(prompt, tokens: 2_600, on: connection).outcome else { return [] }
+                    guard case .assigned(let a) = try await schedule(prompt, tokens: 2_600, on: gateway).outcome else { return [] }
                     chosen.append(a.instanceID)
                 }
                 return chosen
@@ -115,8 +123,8 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("a", on: connection)
-            let agent = try await node.connect(role: .agent)
+            try await node.register("a")
+            let agent = try await node.connect(role: .agent, nodeID: "a")
             defer { agent.close() }
             let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "a")))
             try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 200, waiting: 80, kvUsage: 0.99)))
@@ -160,10 +168,10 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("sick", on: connection)
+            try await node.register("sick")
             let stream = try await connection.openStream(.subscribeInstances(SubscribeInstances()))
             var tables = stream.inbound.makeAsyncIterator()
-            let agent = try await node.connect(role: .agent)
+            let agent = try await node.connect(role: .agent, nodeID: "sick")
             defer { agent.close() }
             let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "sick")))
             try await reports.send(.loadReport(LoadReport(instanceID: "sick", health: .unhealthy)))
@@ -188,7 +196,7 @@ import Wire
         try await SingleNode.with(heartbeatTimeoutMilliseconds: 300) { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("quiet", on: connection)
+            try await node.register("quiet")
             let stream = try await connection.openStream(.subscribeInstances(SubscribeInstances()))
             var tables = stream.inbound.makeAsyncIterator()
             let quietDown = try #require(try await waitFor(["quiet": .down], on: &tables))
@@ -201,7 +209,7 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("a", on: connection)
+            try await node.register("a")
             guard case .assigned = try await schedule([5], tokens: 10, on: connection).outcome else { Issue.record("not assigned"); return }
             func inFlight() async throws -> UInt32? {
                 guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return nil }
@@ -222,7 +230,7 @@ import Wire
         try await SingleNode.with { node in
             let connection = try await node.connect()
             defer { connection.close() }
-            try await register("a", on: connection)
+            try await node.register("a")
             await #expect(throws: WireError.self) {
                 _ = try await connection.call(.scheduleRequest(ScheduleRequest(model: "other", promptTokens: 1)))
             }
@@ -231,8 +239,13 @@ import Wire
             } catch let error as WireError {
                 #expect(error.code == .notFound && error.message.contains("no instance serves model 'other'"))
             }
-            await #expect(throws: WireError.self) {
-                _ = try await connection.call(.registerInstance(RegisterInstance()))
+            let agent = try await node.connect(role: .agent, nodeID: "a")
+            defer { agent.close() }
+            do {
+                _ = try await agent.call(.registerInstance(RegisterInstance()))
+                Issue.record("a registration without an instance was accepted")
+            } catch let error as WireError {
+                #expect(error.code != .permissionDenied, "refused for the missing instance, not for the role: \(error)")
             }
         }
     }

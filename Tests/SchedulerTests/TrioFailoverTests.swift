@@ -65,7 +65,7 @@ import Glibc
         atFollower.close()
 
         let client = try await trio.connect(leader)
-        for n in 0..<4 { try await register("e\(n)", on: client) }
+        for n in 0..<4 { try await trio.register("e\(n)", at: leader) }
         var before: [UInt64: String] = [:]
         for n: UInt64 in 0..<24 { before[n] = assignedInstance(try await scheduleAndFinish(n, on: client)) }
         #expect(before.count == 24 && Set(before.values).count > 1, "fresh prompts spread: \(before)")

@@ -32,9 +32,7 @@ import Glibc
             await trio.status(leader)?.members.allSatisfy { $0.claimedIncarnation != 0 } == true
         }
         let claimed = try #require(await trio.status(leader)).members
-        let client = try await trio.connect(leader)
-        try await register("e0", on: client)
-        client.close()
+        try await trio.register("e0", at: leader)
         let (wiped, other) = leader == 1 ? (UInt64(2), UInt64(3)) : (leader == 2 ? (3, 1) : (1, 2))
         let oldIncarnation = try #require(claimed.first { $0.id == wiped }).claimedIncarnation
 

@@ -140,10 +140,10 @@ import Testing
     @Test func wrongVersion() async throws {
         try await withServer { server in
             let peer = try await RawPeer.connect(port: server.port)
-            try await peer.authenticate(version: 2)
+            try await peer.authenticate(version: 3)
             let error = try await peer.expectErrorAndClose()
             #expect(error.code == .versionMismatch)
-            #expect(error.message.contains("version 2"))
+            #expect(error.message.contains("version 3"))
             try await expectServerStillServes(server)
         }
     }

@@ -110,8 +110,8 @@ import Testing
 
 @Suite struct HandshakeAndBackoffTests {
     @Test func proofsVerifyOnlyWithTheSameSecretAndTranscript() {
-        let secret = WireConfiguration(role: .gateway, nodeID: "g", clusterSecret: "s1").clusterSecret
-        let other = WireConfiguration(role: .gateway, nodeID: "g", clusterSecret: "s2").clusterSecret
+        let secret = WireConfiguration(role: .gateway, nodeID: "g", clusterSecret: "s1").credential.key
+        let other = WireConfiguration(role: .gateway, nodeID: "g", clusterSecret: "s2").credential.key
         let serverNonce = HandshakeProof.makeNonce(), clientNonce = HandshakeProof.makeNonce()
         #expect(serverNonce != clientNonce && serverNonce.count == 32)
         let proof = HandshakeProof.clientProof(secret: secret, serverNonce: serverNonce, clientNonce: clientNonce, role: .gateway, nodeID: "g")

@@ -94,8 +94,8 @@ final class RawPeer: Sendable {
         let serverHello = try await waitForFrame { if case .hello? = $0.body { true } else { false } }
         guard case .hello(let hello)? = serverHello.body else { return }
         let nonce = HandshakeProof.makeNonce()
-        let proof = HandshakeProof.clientProof(
-            secret: .init(data: Array(secret.utf8)), serverNonce: hello.nonce, clientNonce: nonce, role: role, nodeID: nodeID)
+        let key = Credential.derive(root: .init(data: Array(secret.utf8)), role: role, nodeID: nodeID).key
+        let proof = HandshakeProof.clientProof(secret: key, serverNonce: hello.nonce, clientNonce: nonce, role: role, nodeID: nodeID)
         try await send(Envelope(body: .hello(Hello(protocolVersion: version, role: role, nodeID: nodeID, nonce: nonce, proof: proof))))
         if version == wireProtocolVersion && secret == testSecret {
             _ = try await waitForFrame { if case .helloAck? = $0.body { true } else { false } }

@@ -76,11 +76,13 @@ class Cluster:
     which `{port}` stands for that engine's port. `engine_urls`: name -> a function of the
     engine's URL giving the URL its agent registers (a recording proxy in front of it).
     `agent_options`: the config file's `agent` section. `sections`: further top-level sections
-    of the config file (`tracing`). `prepare`: called with the cluster before any process
+    of the config file (`tracing`). `credentials`: only the schedulers read the root secret;
+    each agent, the gateway and `ctl` get a config holding just their own credential (printed
+    by `junction ctl credential`). `prepare`: called with the cluster before any process
     starts (its directory and ports are known)."""
 
     def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None,
-                 agent_options=None, prepare=None, metrics=False, sections=None):
+                 agent_options=None, prepare=None, metrics=False, sections=None, credentials=False):
         # metrics: schedulers and agents serve /metrics on ports of their own (`metrics_url`).
         self.metrics_args = ["--metrics-listen", "127.0.0.1:0"] if metrics else []
         self.agent_args = agent_args or {}
@@ -105,6 +107,8 @@ class Cluster:
         with open(self.config_path, "w") as f:
             json.dump(config, f)
         self.processes = {}
+        self.credentials = credentials
+        self.ctl_config = self.credential_config("operator", "tester") if credentials else self.config_path
         try:
             if prepare:
                 prepare(self)
@@ -113,6 +117,19 @@ class Cluster:
             # A cluster that did not come up must not leave its processes behind.
             self.stop()
             raise
+
+    def credential_config(self, role, node_id):
+        """A copy of the config with this role's and id's credential in place of the root secret."""
+        token = subprocess.run([BINARY, "ctl", "credential", "--config", self.config_path, "--role", role, "--id", node_id],
+                               capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        with open(self.config_path) as f:
+            config = json.load(f)
+        del config["cluster"]["secret"]
+        config["cluster"]["credential"] = token
+        path = os.path.join(self.dir, f"{role}-{node_id}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return path
 
     def _start(self, engines):
         for i in (1, 2, 3):
@@ -127,7 +144,8 @@ class Cluster:
         self.registered = {name: self.engine_urls.get(name, lambda url: url)(url) for name, url in self.engines.items()}
         for name in engines:
             self.start_agent(name)
-        gateway = Process("gateway", ["gateway", "--config", self.config_path, "--port", "0", "--log-level", "info"], self.dir)
+        gateway_config = self.credential_config("gateway", "gw-1") if self.credentials else self.config_path
+        gateway = Process("gateway", ["gateway", "--config", gateway_config, "--port", "0", "--log-level", "info"], self.dir)
         self.processes["gateway"] = gateway
         self.url = gateway.listening_url()
         self.wait_for_instances(len(engines))
@@ -140,13 +158,14 @@ class Cluster:
     def start_agent(self, name):
         port = self.engines[name].rsplit(":", 1)[1]
         extra = [arg.replace("{port}", port) for arg in self.agent_args.get(name, [])]
+        config = self.credential_config("agent", name) if self.credentials else self.config_path
         self.processes[f"agent-{name}"] = Process(
             f"agent-{name}",
-            ["agent", "--engine", self.registered[name], "--config", self.config_path, "--instance-id", name, *self.metrics_args, *extra],
+            ["agent", "--engine", self.registered[name], "--config", config, "--instance-id", name, *self.metrics_args, *extra],
             self.dir)
 
     def ctl(self, *args):
-        out = subprocess.run([BINARY, "ctl", *args, "--config", self.config_path], capture_output=True, text=True, timeout=20)
+        out = subprocess.run([BINARY, "ctl", *args, "--config", self.ctl_config], capture_output=True, text=True, timeout=20)
         return out.stdout
 
     def status(self):
