@@ -77,6 +77,8 @@ public struct RequestTracePlan: Sendable {
     private var attemptOf: [Leg: Int] = [:]
     /// Legs whose first token (or answer head) has come.
     private var firstTokenSeen: Set<Leg> = []
+    /// The request is done: nothing begins any more (a late event of a cancelled leg).
+    private var finished = false
     /// Each leg's latest response status, and the status the client was answered with.
     private var headStatus: [Leg: Int] = [:]
     private var answeredStatus: Int?
@@ -87,6 +89,7 @@ public struct RequestTracePlan: Sendable {
 
     /// Feeds what the lifecycle was fed (`event`, at `now`) and what it answered.
     public mutating func observe(_ event: LifecycleEvent, answered directives: [LifecycleDirective], now: Moment) -> [Directive] {
+        guard !finished else { return [] }
         var out: [Directive] = []
         see(event, now, &out)
         for directive in directives { see(directive, now, &out) }
@@ -190,6 +193,7 @@ public struct RequestTracePlan: Sendable {
             while let last = open.last {
                 end(last, now, last.kind == .request ? failed : "unfinished when the request ended", &out)
             }
+            finished = true
         case .pickFallback, .waitForTurn, .setTimer, .endStream, .release, .markFailed, .markSucceeded, .count:
             break
         }

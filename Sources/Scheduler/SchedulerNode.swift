@@ -404,7 +404,9 @@ public actor SchedulerNode {
     func register(_ request: RegisterInstance) async throws -> Envelope.Body {
         guard var wireInstance = request.instance else { throw WireError(.invalidArgument, "RegisterInstance needs an instance") }
         guard await leads() else { return await notLeaderReply() }
-        if wireInstance.state == .unspecified { wireInstance.state = .up }
+        // An agent says what its engine is, not what state the cluster holds it in: a registration
+        // is "up", and the drain an operator set stays (an agent cannot lift it by registering down, then up).
+        wireInstance.state = .up
         var record: InstanceRecord
         do { record = try SchedulerCommandCoding.record(wireInstance) } catch {
             throw WireError(.invalidArgument, error.description)
@@ -478,7 +480,9 @@ public actor SchedulerNode {
             healthy: healthy, prefixCacheHitRate: report.prefixCacheHitRate.isFinite ? min(1, max(0, report.prefixCacheHitRate)) : 0, at: .now)
         metrics.reportAccepted()
         signalCapacityIfWaiting(report.instanceID)
-        if !healthy, record.state != .down {
+        // Reports move an instance between up and down only: a drained instance stays drained
+        // (an unhealthy report, then a healthy one, must not lift an operator's drain).
+        if !healthy, record.state == .up {
             proposeInBackground(
                 .setInstanceState(id: record.id, state: .down, reason: "agent reports the engine \(report.health)", atUnixMilliseconds: unixMilliseconds()))
         } else if healthy, record.state == .down {

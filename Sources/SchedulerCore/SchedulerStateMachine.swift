@@ -63,8 +63,15 @@ public struct SchedulerStateMachine: Sendable, Equatable {
     /// when it says how big that is, else the table's default.
     public func affinityCapacity(_ record: InstanceRecord) -> Int {
         guard let tokens = record.kvCapacityTokens, tokens > 0 else { return PrefixAffinityTable.defaultCapacity }
-        return max(1, Int(Double(tokens) / (policy ?? PolicyConfiguration()).chunkTokens))
+        // Computed in the replicated apply, from what an agent said: bounded, so no value traps
+        // (a capacity of Int.max at one token a chunk would) or grows the table without end.
+        let chunks = Double(tokens) / max(1, (policy ?? PolicyConfiguration()).chunkTokens)
+        return max(1, Int(min(chunks, Double(Self.maxAffinityCapacity))))
     }
+
+    /// The most prefix chunks remembered for one instance: 4 M chunks, 268 M tokens at 64 a chunk,
+    /// far beyond any engine's KV cache.
+    public static let maxAffinityCapacity = 1 << 22
 
     private mutating func registryChanged() -> ApplyOutcome {
         registryVersion += 1

@@ -100,6 +100,18 @@ private let ms = Duration.milliseconds
         #expect(t.plan.openSpans.isEmpty)
     }
 
+    @Test func eventsAfterTheRequestEndedBeginNothing() {
+        var t = TracedDrive()
+        t.feed(.start)
+        t.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        t.feed(.clientGone)
+        #expect(t.drive.machine.isDone && t.plan.openSpans.isEmpty)
+        // The shell may still hear from the cancelled leg.
+        #expect(t.plan.observe(.connected(.answer), answered: [], now: t.drive.now).isEmpty)
+        #expect(t.plan.observe(.bytes(.answer), answered: [], now: t.drive.now).isEmpty)
+        #expect(t.plan.openSpans.isEmpty)
+    }
+
     @Test func waitingForRoomIsAQueueWaitSpan() {
         var t = TracedDrive { $0.waitScheduleTimeout = .seconds(5) }
         t.feed(.start)

@@ -53,6 +53,20 @@ private func record(_ id: String, url: String? = nil, kv: Int? = nil) -> Instanc
         #expect(state.affinity.instanceIDs == ["e1"], "records for unknown instances are dropped")
     }
 
+    /// A capacity is what an agent said: the largest, at one token a chunk, must neither trap in
+    /// the replicated apply (every scheduler would crash, again at each restart) nor size the table.
+    @Test func anAbsurdKVCapacityIsBounded() {
+        var state = SchedulerStateMachine()
+        var policy = PolicyConfiguration()
+        policy.chunkTokens = 1
+        _ = state.apply(.setPolicy(policy))
+        _ = state.apply(.upsertInstance(record("huge", kv: .max)))
+        #expect(state.affinity.capacity(of: "huge") == SchedulerStateMachine.maxAffinityCapacity)
+        policy.chunkTokens = .infinity
+        _ = state.apply(.setPolicy(policy))
+        #expect(state.affinity.capacity(of: "huge") == 1)
+    }
+
     @Test func aSnapshotRebuildsAnEqualStateThatEvolvesIdentically() {
         var state = SchedulerStateMachine()
         for index in 0..<5 { _ = state.apply(.upsertInstance(record("e\(index)", kv: 64 * 40))) }

@@ -183,6 +183,41 @@ import Wire
         }
     }
 
+    /// An operator's drain is how a compromised engine host is taken out of rotation: its agent
+    /// must not lift it, by registering down then up, or by an unhealthy report then a healthy one.
+    @Test func anAgentCannotLiftAnOperatorsDrain() async throws {
+        try await SingleNode.with { node in
+            let agent = try await connect(node, credential(node, .agent, "e1"))
+            defer { agent.close() }
+            let operatorConnection = try await connect(node, credential(node, .operator, "alice"))
+            defer { operatorConnection.close() }
+            func instance(_ state: InstanceState) -> Instance {
+                Instance(id: "e1", endpointURL: "http://127.0.0.1:9/e1", model: "m", engine: .vllm, state: state)
+            }
+            func state() async throws -> InstanceState? {
+                guard case .statusReply(let status) = try await operatorConnection.call(.statusRequest(StatusRequest())) else { return nil }
+                return status.instances.first { $0.instance?.id == "e1" }?.instance?.state
+            }
+            _ = try await agent.call(.registerInstance(RegisterInstance(instance: instance(.down))))
+            #expect(try await state() == .up, "a registration is up, whatever state the agent sends")
+            _ = try await operatorConnection.call(.drainRequest(DrainRequest(instanceID: "e1")))
+            #expect(try await state() == .draining)
+            _ = try await agent.call(.registerInstance(RegisterInstance(instance: instance(.down))))
+            _ = try await agent.call(.registerInstance(RegisterInstance(instance: instance(.up))))
+            #expect(try await state() == .draining)
+            let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "e1")))
+            var acks = reports.inbound.makeAsyncIterator()
+            for health in [Health.unhealthy, .healthy] {
+                try await reports.send(.loadReport(LoadReport(instanceID: "e1", health: health)))
+                guard case .reportAck = try await acks.next() else { Issue.record("no ack"); return }
+            }
+            // Reports propose in the background: give them the time a proposal takes, then look.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await state() == .draining)
+            reports.cancel()
+        }
+    }
+
     @Test func aCredentialProvesOnlyItsOwnRoleAndID() async throws {
         try await SingleNode.with { node in
             let agentKey = credential(node, .agent, "e1").key
