@@ -27,12 +27,12 @@ public struct AgentConfiguration: Sendable {
     /// is the instance id), or one derived from `cluster.secret` for the instance id.
     public var wire: WireConfiguration
 
-    public init(cluster: ClusterConfiguration, engineURL: String, instanceID: String? = nil) {
+    public init(cluster: ClusterConfiguration, engineURL: String, instanceID: String? = nil) throws(ConfigError) {
         self.cluster = cluster
         self.engineURL = engineURL.hasSuffix("/") ? String(engineURL.dropLast()) : engineURL
         let id = instanceID ?? Self.defaultInstanceID(engineURL)
         self.instanceID = id
-        wire = WireConfiguration(role: .agent, nodeID: id, clusterSecret: cluster.secret ?? "")
+        wire = try WireConfiguration.forProcess(cluster, role: .agent, nodeID: id)
     }
 
     public static func load(path: String, engineURL: String, instanceID: String?) throws(ConfigError) -> AgentConfiguration {
@@ -49,8 +49,7 @@ public struct AgentConfiguration: Sendable {
         if let credentialID, let instanceID, instanceID != credentialID {
             throw ConfigError(key: "--instance-id", reason: "'\(instanceID)', but cluster.credential is agent '\(credentialID)'s")
         }
-        var config = AgentConfiguration(cluster: cluster, engineURL: engineURL, instanceID: instanceID ?? credentialID)
-        config.wire = try WireConfiguration.forProcess(cluster, role: .agent, nodeID: config.instanceID)
+        var config = try AgentConfiguration(cluster: cluster, engineURL: engineURL, instanceID: instanceID ?? credentialID)
         let agent = try ConfigFile.object(root, "agent", required: false)
         config.scrapeIntervalMilliseconds = try ConfigFile.int(agent, "agent.scrape_interval_ms", default: 250, range: 10...60_000)
         config.scrapeTimeoutMilliseconds = try ConfigFile.int(agent, "agent.scrape_timeout_ms", default: 1_000, range: 10...60_000)

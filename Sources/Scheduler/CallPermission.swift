@@ -15,6 +15,7 @@ public enum CallPermission {
     public static func refusal(_ body: Envelope.Body, from peer: PeerIdentity) -> String? {
         let role = peer.role
         let own = peer.nodeID
+        // The sets are made once (`Roles`): this runs for every schedule and finish call.
         func only(_ roles: Set<Role>) -> String? {
             roles.contains(role) ? nil : "\(body.name) is for \(roles.map(\.name).sorted().joined(separator: " or ")), not a \(role.name)"
         }
@@ -23,31 +24,41 @@ public enum CallPermission {
         }
         switch body {
         case .raftMessage, .forwardProposal, .readIndexRequest:
-            return only([.scheduler])
+            return only(Roles.scheduler)
         case .scheduleRequest, .finishRequest, .subscribeCapacity:
-            return only([.gateway, .bench])
+            return only(Roles.gateway)
         case .subscribeInstances:
-            return only([.gateway, .bench, .operator])
+            return only(Roles.tableReaders)
         case .statusRequest:
-            return only([.scheduler, .gateway, .bench, .operator])
+            return only(Roles.statusReaders)
         case .setPolicyRequest, .membershipChangeRequest:
-            return only([.operator])
+            return only(Roles.operator)
         case .registerInstance(let r):
             // One without an instance is not a question of permission: the handler refuses it as invalid.
-            return only([.agent]) ?? ownInstance(r.instance?.id ?? own, "register")
+            return only(Roles.agent) ?? ownInstance(r.instance?.id ?? own, "register")
         case .openReportStream(let r):
-            return only([.agent]) ?? ownInstance(r.instanceID, "report on")
+            return only(Roles.agent) ?? ownInstance(r.instanceID, "report on")
         case .deregisterInstance(let r):
             if role == .operator { return nil }
-            return only([.agent, .operator]) ?? ownInstance(r.instanceID, "deregister")
+            return only(Roles.agentOrOperator) ?? ownInstance(r.instanceID, "deregister")
         case .drainRequest(let r):
             if role == .operator { return nil }
-            guard role == .agent else { return only([.operator]) }
+            guard role == .agent else { return only(Roles.operator) }
             // An agent drains its instance only as it stops (its next registration undoes it).
             guard r.agentStopping, !r.undrain else { return "an agent drains only its own instance, and only as it stops" }
             return ownInstance(r.instanceID, "drain")
         default:
             return "\(body.name) is not a call a scheduler serves"
         }
+    }
+
+    private enum Roles {
+        static let scheduler: Set<Role> = [.scheduler]
+        static let gateway: Set<Role> = [.gateway, .bench]
+        static let tableReaders: Set<Role> = [.gateway, .bench, .operator]
+        static let statusReaders: Set<Role> = [.scheduler, .gateway, .bench, .operator]
+        static let `operator`: Set<Role> = [.operator]
+        static let agent: Set<Role> = [.agent]
+        static let agentOrOperator: Set<Role> = [.agent, .operator]
     }
 }

@@ -99,14 +99,14 @@ struct SchedulerService: WireService {
     /// node its connection authenticated as its sender, and pass `RaftMessageCheck`; otherwise
     /// it is refused, counted, and its connection closed, and the core never sees it.
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
+        if let refusal = permit(message, peer) { return refusal }
         if case .finishRequest(let finish) = message {
-            if let refusal = permit(message, peer) { return refusal }
             onNode { _ = $0.finishNow(finish) }  // a follower drops it, as `finish` does
             return nil
         }
         guard case .raftMessage(let wire) = message else { return WireError(.unimplemented, "\(message.name) is not one-way here") }
-        guard peer.role == .scheduler, let sender = NodeID(peer.nodeID) else {
-            return refuse(.notPermitted, WireError(.permissionDenied, "only a scheduler sends Raft messages; this connection is \(peer.role) '\(peer.nodeID)'"), peer)
+        guard let sender = NodeID(peer.nodeID) else {
+            return refuse(.wrongSender, WireError(.invalidArgument, "a scheduler's node id is a number, not '\(peer.nodeID)'"), peer)
         }
         let core: Raft.Message
         do { core = try RaftWireMapping.core(wire) } catch {
