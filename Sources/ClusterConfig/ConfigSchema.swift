@@ -13,7 +13,7 @@ public enum ConfigSchema {
             "listen", "api_keys", "infer_backend", "max_body_bytes", "max_queue_size", "wait_schedule_timeout", "wait_schedule_try_period",
             "retry_count", "scheduler_timeout_ms", "chunk_bytes", "max_prefix_chunks", "table_cache_path", "upstream_connect_timeout_ms", "upstream_timeout_ms",
             "response_headers_timeout_ms", "first_token_timeout_ms", "stream_idle_timeout_ms", "client_idle_timeout_ms",
-            "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff",
+            "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff", "access_log",
         ],
         "tracing": ["enabled", "otlp_endpoint", "sample_ratio", "export_timeout_ms", "headers"],
         "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "health_failures", "drain_timeout_ms"],

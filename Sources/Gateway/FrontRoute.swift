@@ -27,6 +27,15 @@ enum FrontRoute: Equatable {
         }
     }
 
+    /// Routes that serve only a known client when keys are configured. The WebSocket route
+    /// checks its key after the upgrade (OpenAI's realtime clients expect the error as a message).
+    var needsKey: Bool {
+        switch self {
+        case .models, .inference: true
+        case .health, .ready, .metrics, .webSocket, .notFound: false
+        }
+    }
+
     static func path(of uri: String) -> String {
         uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
     }

@@ -12,8 +12,11 @@ public struct GatewayConfiguration: Sendable {
     public var port = 8080
     /// Names this gateway in its answers' `X-Junction-Gateway` header (nil: its listen address).
     public var name: String?
-    /// Empty: no authentication.
-    public var apiKeys: Set<String> = []
+    /// `llm_gateway.api_keys`, each naming a client. Empty: no authentication.
+    var clientKeys = ClientKeys()
+    /// `llm_gateway.access_log`: one line per answered request (client, route, status, instance,
+    /// timings, tokens) at info level under the `junction.gateway.access` label.
+    public var accessLog = false
     public var maxBodyBytes = 16 << 20
     /// Requests held while the scheduler says every engine is saturated.
     public var maxQueueSize = 512
@@ -91,11 +94,10 @@ public struct GatewayConfiguration: Sendable {
             }
             (config.host, config.port) = (host, port)
         }
-        if let keys = section?["api_keys"] {
-            guard let list = keys as? [String], list.allSatisfy({ !$0.isEmpty }) else {
-                throw ConfigError(key: "llm_gateway.api_keys", reason: "a list of non-empty strings")
-            }
-            config.apiKeys = Set(list)
+        if let keys = section?["api_keys"] { config.clientKeys = try parseClientKeys(keys) }
+        if let log = section?["access_log"] {
+            guard let log = log as? Bool else { throw ConfigError(key: "llm_gateway.access_log", reason: "true or false") }
+            config.accessLog = log
         }
         config.maxBodyBytes = try ConfigFile.int(section, "llm_gateway.max_body_bytes", default: 16 << 20, range: 1_024...(1 << 30))
         config.maxQueueSize = try ConfigFile.int(section, "llm_gateway.max_queue_size", default: 512, range: 0...1_000_000)
@@ -144,5 +146,76 @@ public struct GatewayConfiguration: Sendable {
             config.handoffFlow = known
         }
         return config
+    }
+
+    /// `api_keys` is a list of entries `{"client": NAME, "key": KEY}` or `{"client": NAME,
+    /// "key_sha256": HEX}` (the key's SHA-256, so the file need not hold the key); a client may
+    /// have several keys (rotation). A bare string is a key of its own client, `key-N` by position.
+    static func parseClientKeys(_ value: Any) throws(ConfigError) -> ClientKeys {
+        let key = "llm_gateway.api_keys"
+        guard let list = value as? [Any] else {
+            throw ConfigError(key: key, reason: "a list of {\"client\": NAME, \"key\": KEY} (or \"key_sha256\": HEX) entries")
+        }
+        guard list.count <= ClientKeys.maxEntries else {
+            throw ConfigError(key: key, reason: "at most \(ClientKeys.maxEntries) keys")
+        }
+        var entries: [ClientKeys.Entry] = []
+        for (index, item) in list.enumerated() {
+            let at = "\(key)[\(index)]"
+            if let bare = item as? String {
+                guard !bare.isEmpty, bare.utf8.count <= ClientKeys.maxKeyBytes else {
+                    throw ConfigError(key: at, reason: "a key of 1 to \(ClientKeys.maxKeyBytes) bytes")
+                }
+                entries.append(.init(client: "key-\(index + 1)", digest: ClientKeys.digest(ofKey: bare)))
+                continue
+            }
+            guard let entry = item as? [String: Any] else {
+                throw ConfigError(key: at, reason: "a string or an object {\"client\": NAME, \"key\": KEY}")
+            }
+            if let unknown = entry.keys.sorted().first(where: { !["client", "key", "key_sha256"].contains($0) }) {
+                throw ConfigError(key: "\(at).\(unknown)", reason: "unknown key: an entry has client, and key or key_sha256")
+            }
+            guard let client = entry["client"] as? String, ClientKeys.isValidClientName(client) else {
+                throw ConfigError(key: "\(at).client", reason: "required: 1 to 64 letters, digits, '-', '_' or '.' (it names the client in logs and metrics)")
+            }
+            switch (entry["key"], entry["key_sha256"]) {
+            case (let plain as String, nil):
+                guard !plain.isEmpty, plain.utf8.count <= ClientKeys.maxKeyBytes else {
+                    throw ConfigError(key: "\(at).key", reason: "a key of 1 to \(ClientKeys.maxKeyBytes) bytes")
+                }
+                entries.append(.init(client: client, digest: ClientKeys.digest(ofKey: plain)))
+            case (nil, let hex as String):
+                guard let digest = hexBytes(hex), digest.count == 32 else {
+                    throw ConfigError(key: "\(at).key_sha256", reason: "64 hex digits: the SHA-256 of the key (sha256sum)")
+                }
+                entries.append(.init(client: client, digest: digest))
+            default:
+                throw ConfigError(key: at, reason: "exactly one of key (a string) or key_sha256 (64 hex digits)")
+            }
+        }
+        var seen = Set<[UInt8]>()
+        for (index, entry) in entries.enumerated() where !seen.insert(entry.digest).inserted {
+            throw ConfigError(key: "\(key)[\(index)]", reason: "the same key appears twice (a key names one client)")
+        }
+        return ClientKeys(entries)
+    }
+
+    private static func hexBytes(_ hex: String) -> [UInt8]? {
+        let digits = Array(hex.lowercased().utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for pair in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[pair]), let low = hexValue(digits[pair + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
+    }
+
+    private static func hexValue(_ digit: UInt8) -> UInt8? {
+        switch digit {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+        default: nil
+        }
     }
 }

@@ -18,6 +18,7 @@ final class GatewayMetrics: Sendable {
     private let queueRejected: Counter
     private let cancelled: Counter
     private let gaveUp: Counter
+    private let unauthenticatedRequests: Counter
     /// Labelled counters by their label values: found here without building their names again.
     private let labelled = Mutex<[String: Counter]>([:])
 
@@ -48,6 +49,8 @@ final class GatewayMetrics: Sendable {
         queueRejected = registry.makeCounter(descriptor: Self.name("queue_rejected", "total", "Requests answered 429 because the wait queue was full."))
         cancelled = registry.makeCounter(descriptor: Self.name("client_cancelled", "total", "Answers cut short because the client went away."))
         gaveUp = registry.makeCounter(descriptor: Self.name("upstream_gave_up", "total", "Requests no instance could serve after every retry."))
+        unauthenticatedRequests = registry.makeCounter(
+            descriptor: Self.name("unauthenticated_requests", "total", "Requests refused 401 for a missing or unknown API key."))
     }
 
     func requestStarted() { inFlightGauge.increment() }
@@ -83,6 +86,20 @@ final class GatewayMetrics: Sendable {
             "requests", "Answered requests by path (known routes, else other), status and instance.",
             [("path", Self.pathLabel(path)), ("status", String(status)), ("instance_id", instance ?? "")]
         ).increment()
+    }
+
+    func unauthenticated() { unauthenticatedRequests.increment() }
+
+    /// Per client (`llm_gateway.api_keys`: the operator bounds the names): answers by status, and
+    /// the tokens of the answers relayed.
+    func answered(client: String, status: Int, usage: StreamMeter.Usage?) {
+        counter("client_requests", "Answered requests by client (its API key's name) and status.", [("client", client), ("status", String(status))])
+            .increment()
+        guard status < 400, let usage else { return }
+        counter("client_tokens", "Tokens of relayed answers by client and kind (prompt, completion).", [("client", client), ("kind", "prompt")])
+            .increment(by: Int64(usage.prompt))
+        counter("client_tokens", "Tokens of relayed answers by client and kind (prompt, completion).", [("client", client), ("kind", "completion")])
+            .increment(by: Int64(usage.completion))
     }
 
     func fallbackTransition(entered: Bool) {

@@ -14,6 +14,8 @@ final class GatewayShared: Sendable {
     /// What answers name this gateway by (`X-Junction-Gateway`).
     let name: String
     let logger: Logger
+    /// `llm_gateway.access_log`'s lines, under their own label so they can be routed apart.
+    let accessLogger: Logger
     let metrics: GatewayMetrics
     let link: SchedulerLink
     let queue: PendingQueue
@@ -33,6 +35,9 @@ final class GatewayShared: Sendable {
         lifecycle = config.lifecycle
         name = config.name ?? "\(config.host):\(config.port)"
         self.logger = logger
+        var access = Logger(label: "junction.gateway.access")
+        access.logLevel = .info
+        accessLogger = access
         metrics = GatewayMetrics()
         link = SchedulerLink(configuration: config, wire: try config.wireConfiguration(), loops: loops, metrics: metrics, logger: logger)
         queue = PendingQueue(limit: config.maxQueueSize)
@@ -64,14 +69,6 @@ final class GatewayShared: Sendable {
     }
 
     func succeeded(_ instanceID: String) { fallback.withLock { $0.succeeded(instanceID) } }
-
-    /// `Authorization: Bearer KEY`, or the bare key as in the seed's example.
-    func authorized(_ value: String?) -> Bool {
-        guard !config.apiKeys.isEmpty else { return true }
-        guard let value else { return false }
-        let key = value.hasPrefix("Bearer ") ? value.dropFirst(7) : Substring(value)
-        return config.apiKeys.contains(String(key.trimmingCharacters(in: .whitespaces)))
-    }
 }
 
 /// One event loop's share of the gateway: its engine connection pool. Used only on its loop.

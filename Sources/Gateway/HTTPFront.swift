@@ -28,10 +28,17 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
 
     private enum State {
         case idle
-        case receiving(HTTPRequestHead, FrontRoute, body: ByteBuffer?, tooLarge: Bool)
+        case receiving(HTTPRequestHead, FrontRoute, client: String?, body: ByteBuffer?, tooLarge: Bool)
         case running(RequestRun)
         case upgraded
+        /// Answered 401 at the request head: what the client sends after it is discarded unread
+        /// until the connection closes.
+        case refused
     }
+
+    /// How long a refused connection lingers, discarding, so that a client still sending its
+    /// body reads the 401 rather than a reset (nginx's lingering close).
+    private static let refusedLinger = TimeAmount.seconds(1)
 
     /// Installs the HTTP server codec and the front handler on a fresh client channel.
     static func install(on channel: any Channel, context: LoopContext) throws {
@@ -66,6 +73,12 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         context.fireChannelInactive()
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused request's unread body ends in a parse error when the connection closes: expected.
+        if case .refused = state { return }
+        context.fireErrorCaught(error)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .running(let run) = state, context.channel.isWritable { run.clientWritable() }
         context.fireChannelWritabilityChanged()
@@ -74,6 +87,8 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch state {
+        case .refused:
+            return
         case .running, .upgraded:
             hold(part, context)
         case .idle, .receiving:
@@ -101,7 +116,7 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
                 let part = queued.removeFirst()
                 if case .body(let chunk) = part { queuedBytes -= chunk.readableBytes }
                 read(part, context)
-            case .running, .upgraded: return
+            case .running, .upgraded, .refused: return
             }
         }
     }
@@ -111,13 +126,23 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         case .head(let head):
             idleTimer?.cancel()
             keepAlive = head.isKeepAlive
+            let route = FrontRoute.decide(method: head.method, uri: head.uri)
+            // The key is checked on the head: a refused request's body is never read or parsed.
+            var client: String?
+            if route.needsKey {
+                switch shared.config.clientKeys.identify(authorization: head.headers.first(name: "authorization")) {
+                case .refused: return refuseUnauthenticated(context)
+                case .client(let name): client = name
+                case .open: break
+                }
+            }
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 // curl asks before sending a body over 1 KiB, and waits a second for this.
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
             }
-            state = .receiving(head, FrontRoute.decide(method: head.method, uri: head.uri), body: nil, tooLarge: false)
+            state = .receiving(head, route, client: client, body: nil, tooLarge: false)
         case .body(let chunk):
-            guard case .receiving(let head, let route, var body, var tooLarge) = state else { return }
+            guard case .receiving(let head, let route, let client, var body, var tooLarge) = state else { return }
             state = .idle  // drop the reference while appending, so the buffer is not copied
             if !tooLarge {
                 if (body?.readableBytes ?? 0) + chunk.readableBytes > shared.config.maxBodyBytes {
@@ -129,16 +154,15 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
                     body!.writeImmutableBuffer(chunk)
                 }
             }
-            state = .receiving(head, route, body: body, tooLarge: tooLarge)
+            state = .receiving(head, route, client: client, body: body, tooLarge: tooLarge)
         case .end:
-            guard case .receiving(let head, let route, let body, let tooLarge) = state else { return }
+            guard case .receiving(let head, let route, let client, let body, let tooLarge) = state else { return }
             state = .idle
-            dispatch(head, route, body ?? ByteBuffer(), tooLarge: tooLarge)
+            dispatch(head, route, client: client, body ?? ByteBuffer(), tooLarge: tooLarge)
         }
     }
 
-    private func dispatch(_ head: HTTPRequestHead, _ route: FrontRoute, _ body: ByteBuffer, tooLarge: Bool) {
-        let authorization = head.headers.first(name: "authorization")
+    private func dispatch(_ head: HTTPRequestHead, _ route: FrontRoute, client: String?, _ body: ByteBuffer, tooLarge: Bool) {
         switch route {
         case .health:
             respond(status: .ok, headers: [:], body: ByteBuffer())
@@ -150,31 +174,31 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
             headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
             respond(status: .ok, headers: headers, body: ByteBuffer(bytes: shared.metrics.registry.emitToBuffer()))
         case .models:
-            guard shared.authorized(authorization) else { return answerError(.unauthorized()) }
             respond(status: .ok, headers: Self.json, body: modelsList())
         case .webSocket:
             switch WebSocketUpgrade.decide(head) {
             case .accept(let accept): upgrade(head, accept: accept)
             case .refuse(let why): answerError(.invalidRequest(why))
             case .notRequested:
-                guard shared.authorized(authorization) else { return answerError(.unauthorized()) }
+                guard shared.config.clientKeys.identify(authorization: head.headers.first(name: "authorization")) != .refused else {
+                    return answerError(.unauthorized())
+                }
                 answerError(OpenAIError(status: 426, message: "Connect with a WebSocket upgrade.", type: "invalid_request_error"))
             }
         case .notFound:
             answerError(OpenAIError(status: 404, message: "No route for \(head.method) \(FrontRoute.path(of: head.uri)).", type: "invalid_request_error"))
             shared.metrics.answered(path: FrontRoute.path(of: head.uri), status: 404, instance: nil)
         case .inference(let kind):
-            inference(head, kind, body, tooLarge: tooLarge, authorization: authorization)
+            inference(head, kind, body, tooLarge: tooLarge, client: client)
         }
     }
 
-    private func inference(_ head: HTTPRequestHead, _ kind: RequestFeatures.Kind, _ body: ByteBuffer, tooLarge: Bool, authorization: String?) {
+    private func inference(_ head: HTTPRequestHead, _ kind: RequestFeatures.Kind, _ body: ByteBuffer, tooLarge: Bool, client: String?) {
         let path = FrontRoute.path(of: head.uri)
         let refuse = { (error: OpenAIError) in
             self.shared.metrics.answered(path: path, status: error.status, instance: nil)
             self.answerError(error)
         }
-        guard shared.authorized(authorization) else { return refuse(.unauthorized()) }
         guard !tooLarge else { return refuse(.tooLarge(limit: shared.config.maxBodyBytes)) }
         let features: RequestFeatures
         do { features = try RequestFeatures.read(
@@ -183,7 +207,7 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         }
         let run = RequestRun(
             context: loopContext, sink: self, uri: head.uri, headers: head.headers, body: body, features: features,
-            pathLabel: path)
+            pathLabel: path, client: client)
         state = .running(run)
         run.start()
     }
@@ -197,6 +221,25 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
 
     private static let json: HTTPHeaders = ["Content-Type": "application/json"]
 
+    /// 401 at the head, counted in one series made at start (a flood of bad keys adds none), then
+    /// the connection is half-closed and lingers briefly, discarding, before it closes.
+    private func refuseUnauthenticated(_ context: ChannelHandlerContext) {
+        state = .refused
+        keepAlive = false
+        queued.removeAll()
+        shared.metrics.unauthenticated()
+        let error = OpenAIError.unauthorized()
+        var headers = Self.json
+        headers.add(name: "Content-Length", value: String(error.json.utf8.count))
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .unauthorized, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: error.json)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(mode: .output, promise: nil)
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.refusedLinger) { context.close(promise: nil) }
+        }
+    }
+
     // MARK: - WebSocket
 
     /// Answers 101 and swaps the HTTP codec for WebSocket frames. The key is checked after the
@@ -209,7 +252,7 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
         headers.replaceOrAdd(name: "Content-Type", value: "application/json")
         let front = WebSocketFront(
             loopContext: loopContext, headers: RequestRun.forwardedHeaders(headers, dropAuthorization: false),
-            authorized: shared.authorized(head.headers.first(name: "authorization")))
+            client: shared.config.clientKeys.identify(authorization: head.headers.first(name: "authorization")))
         context.write(wrapOutboundOut(.head(WebSocketUpgrade.switchingHead(version: head.version, accept: accept))), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         let codec = self.codec

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Logging
 import NIOCore
 import NIOHTTP1
 import Tracing
@@ -21,6 +22,8 @@ final class RequestRun {
     let requestID: String
     /// The label of `junction_gateway_requests_total` (a known route, or `other`).
     private let pathLabel: String
+    /// The client its API key named (nil when the gateway has no keys).
+    private let client: String?
     private let started = ContinuousClock.now
 
     private var pending: [LifecycleEvent] = []
@@ -55,7 +58,7 @@ final class RequestRun {
 
     init(
         context: LoopContext, sink: any ClientSink, uri: String, headers: HTTPHeaders, body: ByteBuffer, features: RequestFeatures,
-        pathLabel: String
+        pathLabel: String, client: String?
     ) {
         self.context = context
         self.sink = sink
@@ -64,6 +67,7 @@ final class RequestRun {
         self.body = body
         self.features = features
         self.pathLabel = pathLabel
+        self.client = client
         requestID = context.shared.nextRequestID()
         lifecycle = RequestLifecycle(request: LifecycleRequest(features), configuration: context.shared.lifecycle)
         meter = StreamMeter(started: started)
@@ -79,6 +83,7 @@ final class RequestRun {
             attributes["junction.prompt_tokens_estimate"] = features.promptTokens
             attributes["junction.request_id"] = requestID
             attributes["junction.gateway"] = context.shared.name
+            if let client { attributes["junction.client"] = client }
             return RequestTracing(
                 tracer: tracer, clientHeaders: headers, name: pathLabel == "/v1/ws" ? "WS \(uri)" : "POST \(pathLabel)",
                 attributes: attributes, now: context.shared.now)
@@ -267,7 +272,7 @@ final class RequestRun {
         guard let address = EngineAddress(url: instance.endpointURL) else {
             return feed(.failed(leg, .unreachable("the endpoint URL '\(instance.endpointURL)' is not http://host:port")))
         }
-        var headers = Self.forwardedHeaders(clientHeaders, dropAuthorization: !shared.config.apiKeys.isEmpty)
+        var headers = Self.forwardedHeaders(clientHeaders, dropAuthorization: !shared.config.clientKeys.isEmpty)
         headers.replaceOrAdd(name: "Host", value: address.authority)
         tracing?.inject(into: &headers, leg: leg, attempt: attempt)
         let sent: ByteBuffer
@@ -362,10 +367,41 @@ final class RequestRun {
         for (_, leg) in legs { leg.cancel() }
         legs.removeAll()
         if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: answerUsage, streamed: relaysChunks) }
-        shared.metrics.answered(path: pathLabel, status: answeredStatus == 0 ? 499 : answeredStatus, instance: answeredBy)
+        let status = answeredStatus == 0 ? 499 : answeredStatus
+        shared.metrics.answered(path: pathLabel, status: status, instance: answeredBy)
+        if let client { shared.metrics.answered(client: client, status: status, usage: relayedAnswer ? answerUsage : nil) }
+        if shared.config.accessLog { logAccess(status: status) }
         shared.metrics.requestEnded()
         _ = shared.inFlight.wrappingSubtract(1, ordering: .relaxed)
         sink.requestEnded(self)
+    }
+
+    /// One line per answered request, for the operator reading who sent what where.
+    private func logAccess(status: Int) {
+        var metadata: Logger.Metadata = [
+            "request_id": "\(requestID)", "client": "\(client ?? "-")", "path": "\(pathLabel)", "model": "\(Self.loggable(features.model))",
+            "status": "\(status)", "instance": "\(answeredBy ?? "-")", "stream": "\(features.stream)",
+            "duration_ms": "\(Self.milliseconds(ContinuousClock.now - started))",
+        ]
+        if relayedAnswer, let first = meter.firstByte { metadata["ttft_ms"] = "\(Self.milliseconds(first))" }
+        if relayedAnswer, let usage = answerUsage {
+            metadata["prompt_tokens"] = "\(usage.prompt)"
+            metadata["completion_tokens"] = "\(usage.completion)"
+        }
+        shared.accessLogger.info("request", metadata: metadata)
+    }
+
+    private static func milliseconds(_ duration: Duration) -> String { String(format: "%.1f", duration / .milliseconds(1)) }
+
+    /// A client's text in a log line: at most 128 bytes, and no byte that could end the line or
+    /// split the field (a model name is the client's to choose).
+    static func loggable(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8.prefix(128) {
+            if byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "%") { out.unicodeScalars.append(Unicode.Scalar(byte)) }
+            else { out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true) }
+        }
+        return out
     }
 
     private func forgetTurn() {

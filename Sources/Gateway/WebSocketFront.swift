@@ -16,7 +16,8 @@ final class WebSocketFront: ChannelInboundHandler, ClientSink {
     private let loopContext: LoopContext
     private var shared: GatewayShared { loopContext.shared }
     private let headers: HTTPHeaders
-    private let authorized: Bool
+    /// Who the upgrade request's key named (checked after the upgrade).
+    private let client: ClientKeys.Outcome
     private var context: ChannelHandlerContext?
     /// A text message arriving in fragments.
     private var assembling: ByteBuffer?
@@ -27,17 +28,18 @@ final class WebSocketFront: ChannelInboundHandler, ClientSink {
     private var closing = false
     private static let maxWaiting = 64
 
-    init(loopContext: LoopContext, headers: HTTPHeaders, authorized: Bool) {
+    init(loopContext: LoopContext, headers: HTTPHeaders, client: ClientKeys.Outcome) {
         self.loopContext = loopContext
         self.headers = headers
-        self.authorized = authorized
+        self.client = client
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     /// Called once the HTTP codec is gone (until then, frames written here would meet it).
     func start() {
-        if !authorized {
+        if client == .refused {
+            shared.metrics.unauthenticated()
             send(OpenAIError.unauthorized().json)
             close(code: .policyViolation, reason: "invalid API key")
         }
@@ -116,10 +118,14 @@ final class WebSocketFront: ChannelInboundHandler, ClientSink {
             events = SSEEventSplitter()
             let started = RequestRun(
                 context: loopContext, sink: self, uri: kind == .chat ? "/v1/chat/completions" : "/v1/completions", headers: headers,
-                body: message, features: features, pathLabel: "/v1/ws")
+                body: message, features: features, pathLabel: "/v1/ws", client: clientName)
             run = started
             started.start()
         }
+    }
+
+    private var clientName: String? {
+        if case .client(let name) = client { name } else { nil }
     }
 
     private func send(_ text: String) {

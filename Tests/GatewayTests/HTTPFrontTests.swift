@@ -13,14 +13,19 @@ import Testing
 @Suite struct HTTPFrontTests {
     static let key = "front-test-key"
 
-    private func channel(maxBodyBytes: Int = 4_096) throws -> EmbeddedChannel {
+    private func gateway(maxBodyBytes: Int = 4_096) throws -> GatewayShared {
         var config = try GatewayConfiguration.parse([
             "cluster": ["secret": "front-test-secret-0123", "schedulers": [["id": 1, "address": "127.0.0.1:1"]]],
             "llm_gateway": ["api_keys": [Self.key], "max_body_bytes": maxBodyBytes, "client_idle_timeout_ms": 1_000],
         ])
         config.port = 0
+        return try GatewayShared(config: config, loops: [EmbeddedEventLoop()], logger: .init(label: "test"))
+    }
+
+    /// A client connection to `shared` (a new gateway when nil).
+    private func channel(maxBodyBytes: Int = 4_096, on shared: GatewayShared? = nil) throws -> EmbeddedChannel {
+        let shared = try shared ?? gateway(maxBodyBytes: maxBodyBytes)
         let channel = EmbeddedChannel()
-        let shared = try GatewayShared(config: config, loops: [channel.embeddedEventLoop], logger: .init(label: "test"))
         try HTTPFront.install(on: channel, context: LoopContext(loop: channel.embeddedEventLoop, shared: shared))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
@@ -74,8 +79,6 @@ import Testing
     @Test func badRequestsGetOpenAIErrorsAndTheConnectionGoesOn() throws {
         let channel = try channel(maxBodyBytes: 1_024)
         let big = String(repeating: "x", count: 2_000)
-        try send(channel, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
-        #expect(try written(channel).contains("invalid_api_key"))
         try send(channel, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.key)\r\nContent-Length: \(big.utf8.count)\r\n\r\n\(big)")
         let tooLarge = try written(channel)
         #expect(tooLarge.hasPrefix("HTTP/1.1 413") && tooLarge.contains("larger than 1024 bytes"))
@@ -83,6 +86,49 @@ import Testing
         let malformed = try written(channel)
         #expect(malformed.hasPrefix("HTTP/1.1 400") && malformed.contains("not valid JSON"))
         #expect(channel.isActive)
+    }
+
+    @Test func anUnknownKeyIsRefusedAtTheHeadAndItsBodyIsNeverRead() throws {
+        let channel = try channel()
+        // Only the head: the answer must not wait for the 100 000 bytes it announces.
+        try send(channel, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: 100000\r\n\r\n")
+        let refused = try written(channel)
+        #expect(refused.hasPrefix("HTTP/1.1 401") && refused.contains("invalid_api_key") && refused.lowercased().contains("connection: close"))
+        // The connection closes (here at once: an EmbeddedChannel cannot half-close; over TCP it
+        // lingers, discarding, for the client to read the 401: test_api_keys.py).
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!channel.isActive)
+        #expect(try written(channel).isEmpty)
+    }
+
+    @Test func aRequestWithoutAKeyAsksNoBodyEvenWhenItOffersToWaitForOne() throws {
+        let channel = try channel()
+        try send(channel, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+        let out = try written(channel)
+        #expect(out.hasPrefix("HTTP/1.1 401"), "no 100 Continue before the refusal: \(out)")
+        #expect(!out.contains("100 Continue"))
+    }
+
+    @Test func refusalsAddNoMetricSeries() throws {
+        let shared = try gateway()
+        let channel = try channel(on: shared)
+        try send(channel, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let before = Self.seriesNames(try written(channel))
+        for attempt in 0..<20 {
+            let client = try self.channel(on: shared)
+            try send(client, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer guess-\(attempt)\r\nContent-Length: 2\r\n\r\n{}")
+            #expect(try written(client).hasPrefix("HTTP/1.1 401"))
+        }
+        try send(channel, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let page = try written(channel)
+        #expect(Self.seriesNames(page) == before)
+        #expect(page.contains("junction_gateway_unauthenticated_requests_total 20"))
+    }
+
+    /// A metrics page's series: each sample line up to its value.
+    private static func seriesNames(_ page: String) -> Set<String> {
+        Set(page.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.hasPrefix("HTTP") && $0.contains("junction_") }
+            .map { String($0.split(separator: " ").first ?? "") })
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {

@@ -158,17 +158,6 @@ import Testing
         }
     }
 
-    @Test func silentPeerTimesOutHandshake() async throws {
-        var configuration = testConfiguration(role: .scheduler, nodeID: "1")
-        configuration.handshakeTimeout = .milliseconds(200)
-        try await withServer(configuration: configuration) { server in
-            let peer = try await RawPeer.connect(port: server.port)
-            let error = try await peer.expectErrorAndClose()
-            #expect(error.code == .timeout)
-            try await expectServerStillServes(server)
-        }
-    }
-
     @Test func peerThatStopsAnsweringIsDropped() async throws {
         var configuration = testConfiguration(role: .scheduler, nodeID: "1")
         configuration.keepaliveInterval = .milliseconds(50)
