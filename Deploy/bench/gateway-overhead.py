@@ -6,13 +6,14 @@ vllm-router from PyPI, each in front of the same engine. Load by wrk (POST, keep
 Router CPU time per request comes from /proc/PID/stat (steadier than throughput on 2 shared cores);
 read and write system calls per request from /proc/PID/io (a count, whatever the machine's speed).
 
-    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH] [--only junction ...] [--perf] [--tracing]
+    Deploy/bench/gateway-overhead.py [--seconds 10] [--routers-venv PATH] [--only junction ...] [--perf] [--tracing] [--tls]
 
 `--perf` records the Junction gateway's rows with `perf record -g` and prints its self time by
 symbol after the table (needs `perf`); `--only` limits the targets (the engine direct always runs).
 `--tracing` adds a second Junction gateway on the same trio that traces requests (the schedulers'
 decisions too) to an OTLP/HTTP sink in this script, every request or `--trace-ratio R` of them:
-what tracing costs.
+what tracing costs. `--tls` adds a Junction gateway and trio of their own with TLS on
+(`cluster.tls` on the wire, HTTPS to wrk, certificates from Deploy/tls/make-certs.sh): what TLS costs.
 
 Needs: a release build (`swift build -c release --product junction`) and wrk (`make deps`). The
 routers are installed with pip into --routers-venv (default ~/.cache/junction/routers-venv) when
@@ -41,12 +42,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_http(url, path="/health", timeout=30):
+def wait_http(url, path="/health", timeout=30, ca=None):
+    import ssl
     import urllib.request
+    context = ssl.create_default_context(cafile=ca) if ca else None
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url + path, timeout=1) as r:
+            with urllib.request.urlopen(url + path, timeout=1, context=context) as r:
                 if r.status == 200:
                     return
         except Exception:
@@ -115,6 +118,38 @@ def start_otlp_sink():
     return f"http://127.0.0.1:{server.server_address[1]}", Sink
 
 
+def start_tls_junction(start, work, engine):
+    """A trio, an agent and a gateway of their own with TLS on everywhere: the gateway serves
+    HTTPS and every wire connection is mutual TLS. Returns the target (its URL and processes)."""
+    certs = str(ROOT / "Deploy" / "tls" / "make-certs.sh")
+    tls_dir = os.path.join(work, "tls")
+    subprocess.run([certs, tls_dir, "ca"], check=True)
+    identities = {f"scheduler-{i}": f"scheduler:{i}" for i in (1, 2, 3)}
+    identities.update({"agent": "agent:bench-engine", "gateway": "gateway:bench-tls"})
+    for name, identity in identities.items():
+        subprocess.run([certs, tls_dir, name, identity], check=True)
+    ports = {i: free_port() for i in (1, 2, 3)}
+    gateway_port = free_port()
+
+    def config(name):
+        path = os.path.join(work, f"tls-{name}.json")
+        own = {"certificate": os.path.join(tls_dir, f"{name}.pem"), "key": os.path.join(tls_dir, f"{name}.key")}
+        gateway = {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 4096}
+        if name == "gateway":
+            gateway["tls"] = own
+        json.dump({"cluster": {"secret": "overhead-bench-secret-0123", "tls": dict(own, ca=os.path.join(tls_dir, "ca.pem")),
+                               "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
+                   "scheduler": {"data_dir": os.path.join(work, "tls-data-{id}")}, "llm_gateway": gateway}, open(path, "w"))
+        return path
+
+    leaders = [start(f"tls-scheduler-{i}", [BINARY, "scheduler", "--config", config(f"scheduler-{i}"), "--id", str(i)]) for i in ports]
+    start("tls-agent", [BINARY, "agent", "--engine", engine, "--config", config("agent"), "--instance-id", "bench-engine"])
+    gateway = start("tls-gateway", [BINARY, "gateway", "--config", config("gateway"), "--name", "bench-tls"])
+    url = f"https://127.0.0.1:{gateway_port}"
+    wait_http(url, "/ready", ca=os.path.join(tls_dir, "ca.pem"))
+    return url, [gateway] + leaders
+
+
 def ensure_routers(venv):
     """The peer routers in a venv of their own (installed once)."""
     python = os.path.join(venv, "bin", "python")
@@ -138,6 +173,8 @@ def main():
                         help="also run a Junction gateway that traces requests to an OTLP/HTTP sink")
     parser.add_argument("--trace-ratio", type=float, default=1.0,
                         help="with --tracing: tracing.sample_ratio of that gateway (default 1: every request)")
+    parser.add_argument("--tls", action="store_true",
+                        help="also run a Junction gateway on a trio of its own with TLS on: HTTPS from wrk, mutual TLS on the wire")
     args = parser.parse_args()
     wanted = lambda name: not args.only or any(name.startswith(o) for o in args.only)
     ensure_routers(args.routers_venv)
@@ -184,6 +221,9 @@ def main():
                 traced = start("gateway-traced", [BINARY, "gateway", "--config", traced_config, "--port", str(traced_port)])
                 wait_http(f"http://127.0.0.1:{traced_port}", "/ready")
                 targets[f"junction gateway, tracing (sample ratio {args.trace_ratio:g})"] = (f"http://127.0.0.1:{traced_port}", [traced] + leaders)
+
+            if args.tls:
+                targets["junction gateway, TLS (HTTPS, mutual TLS to the trio)"] = start_tls_junction(start, work, engine)
 
         bin_dir = os.path.join(args.routers_venv, "bin")
         for name, argv in [

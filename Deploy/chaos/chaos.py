@@ -26,6 +26,31 @@ import time
 import httpx
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+LOCAL_DIR = os.environ.get("JUNCTION_LOCAL_DIR", os.path.join(ROOT, ".run", "local"))
+
+
+def tls_mode():
+    """The local cluster's TLS mode as up.sh recorded it (JUNCTION_TLS overrides): with TLS on,
+    the gateways and the balancer speak HTTPS, verified with the cluster's own CA."""
+    mode = os.environ.get("JUNCTION_TLS")
+    if mode is None:
+        try:
+            mode = open(os.path.join(LOCAL_DIR, "tls-mode")).read().strip()
+        except OSError:
+            mode = "0"
+    return mode == "1"
+
+
+TLS = tls_mode()
+SCHEME = "https" if TLS else "http"
+
+
+def verify():
+    """httpx's `verify` for the gateways and the balancer."""
+    if not TLS:
+        return True
+    import ssl
+    return ssl.create_default_context(cafile=os.path.join(LOCAL_DIR, "tls", "ca.pem"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -33,7 +58,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 class Cluster:
     def __init__(self):
-        self.dir = os.environ.get("JUNCTION_LOCAL_DIR", os.path.join(ROOT, ".run", "local"))
+        self.dir = LOCAL_DIR
         self.bin = os.environ.get("JUNCTION_BIN", os.path.join(ROOT, ".build", "debug", "junction"))
         self.lb_port = int(os.environ.get("JUNCTION_LB_PORT", "8080"))
         self.base = base = int(os.environ.get("JUNCTION_PORT_BASE", "18100"))
@@ -45,13 +70,13 @@ class Cluster:
         ctl_config = os.path.join(self.dir, "ctl.json")
         self.ctl_config = ctl_config if os.path.exists(ctl_config) else self.config_path
         self.schedulers = {m["id"]: m["address"] for m in config["cluster"]["schedulers"]}
-        self.gateways = {g: f"http://127.0.0.1:{base + 10 + g}" for g in (1, 2)}
+        self.gateways = {g: f"{SCHEME}://127.0.0.1:{base + 10 + g}" for g in (1, 2)}
         # The engines up.sh started (four simulated, or two real vLLM servers).
         self.engines = {e: f"http://127.0.0.1:{base + 20 + i}" for i, e in enumerate("abcd", 1)
                         if os.path.exists(os.path.join(self.dir, "cmd", f"engine-{e}"))}
         self.stats_url = f"http://127.0.0.1:{base + 90}/stats;csv"
-        self.url = f"http://127.0.0.1:{self.lb_port}"
-        self.http = httpx.Client(timeout=2)
+        self.url = f"{SCHEME}://127.0.0.1:{self.lb_port}"
+        self.http = httpx.Client(timeout=2, verify=verify())
         self.last_leader = None
 
     def pid(self, name):
@@ -211,7 +236,7 @@ class Load:
 
     def _worker(self, index, seed):
         rng = random.Random(seed)
-        with httpx.Client(timeout=httpx.Timeout(self.deadline, connect=2)) as client:
+        with httpx.Client(timeout=httpx.Timeout(self.deadline, connect=2), verify=verify()) as client:
             turn = 0
             while not self.stop_event.is_set():
                 turn += 1
@@ -517,7 +542,7 @@ def kill_engine_mid_stream(f, load):
             load.results.append(r)
 
     def long_stream(i):
-        with httpx.Client(timeout=httpx.Timeout(load.deadline, connect=2)) as client:
+        with httpx.Client(timeout=httpx.Timeout(load.deadline, connect=2), verify=verify()) as client:
             n = 0
             while not stop.is_set():
                 n += 1
@@ -677,7 +702,7 @@ def main():
     def log(line):
         print(line, file=out, flush=True)
 
-    if cluster.leader() is None or httpx.get(cluster.url + "/ready", timeout=2).status_code != 200:
+    if cluster.leader() is None or httpx.get(cluster.url + "/ready", timeout=2, verify=verify()).status_code != 200:
         sys.exit("chaos: the cluster is not healthy (no leader, or the balancer is not ready): Deploy/local/status.sh")
     log(f"chaos {args.fault}, seed {seed}, {args.workers} clients through {cluster.url}")
     load = Load(cluster.url, args.workers, args.deadline, seed)

@@ -4,12 +4,12 @@
 # point an OpenAI client at the cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-url="http://127.0.0.1:$lb_port"
+url=$lb_url
 
 show() {  # show TITLE curl-args...: the answer and the routing headers
   local title=$1; shift
   echo "--- $title"
-  curl -sS -D "$dir/demo-headers" "$@" | head -c 3000; echo
+  curl -sS $(curl_tls) -D "$dir/demo-headers" "$@" | head -c 3000; echo
   grep -i '^x-junction' "$dir/demo-headers" | tr -d '\r' | sed 's/^/    /' || true
 }
 show "GET /v1/models" "$url/v1/models"
@@ -24,7 +24,7 @@ cat <<TEXT
 
 The cluster is up. Point any OpenAI client at it:
 
-    export OPENAI_BASE_URL=$url/v1 OPENAI_API_KEY=unused   # the local cluster sets no API keys
+    export OPENAI_BASE_URL=$url/v1 OPENAI_API_KEY=unused   # the local cluster sets no API keys$([ "$tls" = 1 ] && printf '\n    export SSL_CERT_FILE=%s   # TLS: the local CA (httpx reads it)' "$ca_file")
 
     from openai import OpenAI
     client = OpenAI()

@@ -5,6 +5,19 @@ JUNCTION_BIN=${JUNCTION_BIN:-$root/.build/debug/junction}
 dir=${JUNCTION_LOCAL_DIR:-$root/.run/local}
 lb_port=${JUNCTION_LB_PORT:-8080}
 base=${JUNCTION_PORT_BASE:-18100}
+# JUNCTION_TLS=1: mutual TLS on the wire, HTTPS on the gateways and on the balancer, with a CA and
+# certificates made in $dir/tls (Deploy/tls/make-certs.sh). Clients verify with $dir/tls/ca.pem.
+# up.sh records its choice in $dir/tls-mode, so the other scripts follow the running cluster.
+tls=${JUNCTION_TLS:-$(cat "$dir/tls-mode" 2>/dev/null || echo 0)}
+tls_dir=$dir/tls
+ca_file=$tls_dir/ca.pem
+set_scheme() {
+  if [ "$tls" = 1 ]; then scheme=https; else scheme=http; fi
+  lb_url="$scheme://127.0.0.1:$lb_port"
+}
+set_scheme
+# curl's arguments to reach the gateways and the balancer.
+curl_tls() { if [ "$tls" = 1 ]; then echo "--cacert $ca_file"; fi; }
 
 schedulers=(1 2 3)
 gateways=(1 2)

@@ -12,7 +12,7 @@ echo
 echo "== gateways"
 for g in "${gateways[@]}"; do
   port=$(gateway_port "$g")
-  metrics=$(curl -s --max-time 2 "http://127.0.0.1:$port/metrics" || true)
+  metrics=$(curl -s $(curl_tls) --max-time 2 "$scheme://127.0.0.1:$port/metrics" || true)
   if [ -z "$metrics" ]; then echo "gateway-$g 127.0.0.1:$port  DOWN"; continue; fi
   fallback=$(echo "$metrics" | awk '$1 == "junction_gateway_fallback" {print $2}')
   inflight=$(echo "$metrics" | awk '$1 == "junction_gateway_requests_in_flight" {print $2}')

@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 [ -f "$dir/cluster.json" ] || { echo "top: no local cluster in $dir (Deploy/local/up.sh)"; exit 1; }
 args=()
-for g in "${gateways[@]}"; do args+=(--gateway "http://127.0.0.1:$(gateway_port "$g")"); done
+for g in "${gateways[@]}"; do args+=(--gateway "$scheme://127.0.0.1:$(gateway_port "$g")"); done
+[ "$tls" = 1 ] && args+=(--gateway-ca "$ca_file")
 config="$dir/ctl.json"; [ -f "$config" ] || config="$dir/cluster.json"
 exec "$JUNCTION_BIN" ctl top --config "$config" "${args[@]}" "$@"

@@ -16,6 +16,9 @@ for name in "${schedulers[@]/#/scheduler-}" "${gateways[@]/#/gateway-}" haproxy;
 done
 
 mkdir -p "$dir"
+tls=${JUNCTION_TLS:-0}
+set_scheme
+echo "$tls" > "$dir/tls-mode"
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat > "$dir/cluster.json" <<JSON
 {
@@ -40,16 +43,40 @@ config["tracing"] = {"otlp_endpoint": sys.argv[2]}
 json.dump(config, open(sys.argv[1], "w"), indent=2)
 PY
 fi
+# TLS: a CA, and a certificate for each process naming its role and id (the schedulers share one
+# config, with {id} in its paths); the gateways' serve HTTPS too, and the balancer's.
+if [ "$tls" = 1 ]; then
+  certs="$root/Deploy/tls/make-certs.sh"
+  rm -rf "$tls_dir"
+  "$certs" "$tls_dir" ca
+  for i in "${schedulers[@]}"; do "$certs" "$tls_dir" "scheduler-$i" "scheduler:$i"; done
+  "$certs" "$tls_dir" balancer
+  cat "$tls_dir/balancer.pem" "$tls_dir/balancer.key" > "$tls_dir/balancer-haproxy.pem"
+  python3 - "$dir/cluster.json" "$tls_dir" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["cluster"]["tls"] = {"ca": f"{sys.argv[2]}/ca.pem", "certificate": f"{sys.argv[2]}/scheduler-{{id}}.pem",
+                            "key": f"{sys.argv[2]}/scheduler-{{id}}.key"}
+json.dump(config, open(sys.argv[1], "w"), indent=2)
+PY
+fi
 # Roles: only the schedulers read the root secret (cluster.json). Each agent, each gateway and
-# ctl get a config holding just their own credential (Docs/security.md).
+# ctl get a config holding just their own credential (Docs/security.md), and with TLS their own
+# certificate.
 credential_config() {  # role id file
   local token
   token=$("$JUNCTION_BIN" ctl credential --config "$dir/cluster.json" --role "$1" --id "$2")
-  python3 - "$dir/cluster.json" "$dir/$3" "$token" <<'PY'
+  [ "$tls" = 1 ] && "$certs" "$tls_dir" "$1-$2" "$1:$2"
+  python3 - "$dir/cluster.json" "$dir/$3" "$token" "$tls" "$tls_dir/$1-$2" "$1" <<'PY'
 import json, sys
 config = json.load(open(sys.argv[1]))
 del config["cluster"]["secret"]
 config["cluster"]["credential"] = sys.argv[3]
+if sys.argv[4] == "1":
+    own = {"certificate": sys.argv[5] + ".pem", "key": sys.argv[5] + ".key"}
+    config["cluster"]["tls"].update(own)
+    if sys.argv[6] == "gateway":
+        config["llm_gateway"]["tls"] = own
 json.dump(config, open(sys.argv[2], "w"), indent=2)
 PY
 }
@@ -130,13 +157,13 @@ defaults
     option redispatch 1
     retry-on conn-failure empty-response response-timeout
 frontend junction
-    bind 127.0.0.1:$lb_port
+    bind 127.0.0.1:$lb_port$([ "$tls" = 1 ] && echo " ssl crt $tls_dir/balancer-haproxy.pem alpn http/1.1")
     default_backend gateways
 backend gateways
     balance roundrobin
     option httpchk GET /ready
     http-check expect status 200
-    default-server inter 250ms fall 2 rise 2
+    default-server inter 250ms fall 2 rise 2$([ "$tls" = 1 ] && echo " ssl verify required ca-file $ca_file")
     server gateway-1 127.0.0.1:$(gateway_port 1) check
     server gateway-2 127.0.0.1:$(gateway_port 2) check
 listen stats
@@ -163,6 +190,7 @@ scrape_configs:
   - job_name: junction-agent
     static_configs: [{targets: [$(targets $(for e in "${engines[@]}"; do agent_metrics_port "$e"; done))]}]
   - job_name: junction-gateway
+    scheme: $scheme$([ "$tls" = 1 ] && printf '\n    tls_config: {ca_file: %s}' "$ca_file")
     static_configs: [{targets: [$(targets $(for g in "${gateways[@]}"; do gateway_port "$g"; done))]}]
   - job_name: engines
     static_configs: [{targets: [$(targets $(for e in "${engines[@]}"; do engine_port "$e"; done))]}]
@@ -175,12 +203,17 @@ else
   echo "up: no prometheus binary (run: make deps); metrics are still on each process's /metrics" >&2
 fi
 
-# Ready when the trio has a leader, every engine is up in it, and the balancer reaches a gateway.
+# Ready when the trio has a leader, every engine is up in it, every gateway is ready, and the
+# balancer has marked every gateway up (its checks need two passes in a row).
+balancer_up() {
+  curl -s --max-time 2 "http://127.0.0.1:$(stats_port)/stats;csv" 2>/dev/null \
+    | awk -F, '$1 == "gateways" && $2 ~ /^gateway-/ && $18 == "UP" {n++} END {print n + 0}'
+}
 for _ in $(seq 300); do
   up=$(ctl status --json 2>/dev/null | python3 -c 'import json,sys; s=json.load(sys.stdin); print(sum(1 for i in s["instances"] if i["state"]=="up"))' 2>/dev/null || echo 0)
-  ready=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$lb_port/ready" 2>/dev/null || true)
-  if [ "$up" = "${#engines[@]}" ] && [ "$ready" = 200 ]; then
-    echo "up: ready: ${#engines[@]} engines up; OpenAI API at http://127.0.0.1:$lb_port/v1"
+  ready=$(curl -s $(curl_tls) -o /dev/null -w '%{http_code}' "$lb_url/ready" 2>/dev/null || true)
+  if [ "$up" = "${#engines[@]}" ] && [ "$ready" = 200 ] && [ "$(balancer_up)" = "${#gateways[@]}" ]; then
+    echo "up: ready: ${#engines[@]} engines up; OpenAI API at $lb_url/v1$([ "$tls" = 1 ] && echo " (TLS: verify with $ca_file)")"
     exit 0
   fi
   sleep 0.2

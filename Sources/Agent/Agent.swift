@@ -1,5 +1,6 @@
 import AgentCore
 import AsyncHTTPClient
+import NIOSSL
 import Foundation
 import Logging
 import MetricsEndpoint
@@ -49,7 +50,7 @@ public actor Agent {
         self.logger = logger
         engine = EngineClient(
             baseURL: configuration.engineURL, timeout: .milliseconds(Int64(configuration.scrapeTimeoutMilliseconds)),
-            http: HTTPClient.shared)
+            http: Self.httpClient(trusting: configuration.engineTrustRoots))
         leader = LeaderClient(
             schedulers: configuration.cluster.members.map { LeaderClient.Target(host: $0.host, port: $0.port) },
             configuration: configuration.wire,
@@ -60,6 +61,14 @@ public actor Agent {
     private var interval: Duration { .milliseconds(configuration.scrapeIntervalMilliseconds) }
 
     /// Runs until `waitForShutdown` returns (then drains and deregisters) or the task is cancelled.
+    /// The shared client, or one of the agent's own that trusts `agent.engine_ca`.
+    private static func httpClient(trusting roots: [NIOSSLCertificate]?) -> HTTPClient {
+        guard let roots else { return HTTPClient.shared }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(roots)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+    }
+
     public func run(untilShutdown waitForShutdown: @escaping @Sendable () async -> Void) async {
         let leader = self.leader
         await withTaskGroup { outer in
@@ -74,6 +83,7 @@ public actor Agent {
             if !Task.isCancelled, identity != nil { await drainAndDeregister() }
             outer.cancelAll()
         }
+        if engine.http !== HTTPClient.shared { try? await engine.http.shutdown() }
     }
 
     // MARK: the loop
@@ -116,7 +126,11 @@ public actor Agent {
         let page = try? await engine.scrape()
         let models: [(id: String, ownedBy: String)]
         do { models = try await engine.models() } catch {
-            logger.info("waiting for the engine", metadata: ["engine": "\(configuration.engineURL)", "reason": "\(error)"])
+            if case .tls = error {
+                logger.warning("the engine's TLS handshake fails", metadata: ["engine": "\(configuration.engineURL)", "reason": "\(error)"])
+            } else {
+                logger.info("waiting for the engine", metadata: ["engine": "\(configuration.engineURL)", "reason": "\(error)"])
+            }
             return nil
         }
         guard let model = configuration.model ?? models.first?.id else {
@@ -359,6 +373,7 @@ extension Agent {
         switch result {
         case .success: nil
         case .failure(.unreachable): "unreachable"
+        case .failure(.tls): "tls"
         case .failure(.status): "status"
         case .failure(.malformed): "malformed"
         }

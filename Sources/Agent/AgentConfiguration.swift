@@ -1,6 +1,7 @@
 import AgentCore
 import ClusterConfig
 import Foundation
+import NIOSSL
 import Wire
 
 /// `junction agent --engine URL --config FILE [--instance-id ID]`: which engine to watch, how
@@ -26,6 +27,9 @@ public struct AgentConfiguration: Sendable {
     /// How the agent proves itself to the schedulers: `cluster.credential` (an agent's, whose id
     /// is the instance id), or one derived from `cluster.secret` for the instance id.
     public var wire: WireConfiguration
+    /// `agent.engine_ca`: the CA an `https` engine's certificate is verified with (nil: the
+    /// system's roots). Read at start.
+    public var engineTrustRoots: [NIOSSLCertificate]?
 
     public init(cluster: ClusterConfiguration, engineURL: String, instanceID: String? = nil) throws(ConfigError) {
         self.cluster = cluster
@@ -61,6 +65,11 @@ public struct AgentConfiguration: Sendable {
             config.role = role
         }
         config.bootstrapPort = try ConfigFile.optionalInt(agent, "agent.bootstrap_port", range: 1...65_535)
+        if let caFile = try ConfigFile.string(agent, "agent.engine_ca") {
+            do { config.engineTrustRoots = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+                throw ConfigError(key: "agent.engine_ca", reason: "cannot read a PEM certificate from \(caFile): \(error)")
+            }
+        }
         // The seed's key names the engine for the whole deployment; the agent's own key wins.
         let gateway = try ConfigFile.object(root, "llm_gateway", required: false)
         for (section, key) in [(agent, "agent.engine"), (gateway, "llm_gateway.infer_backend")] {

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PromText
 
 /// The agent's HTTP view of its engine: `/metrics`, `/health`, `/v1/models`. Every call has a
@@ -15,6 +16,9 @@ struct EngineClient: Sendable {
     enum Failure: Error, CustomStringConvertible {
         /// No answer: refused, reset, timed out.
         case unreachable(String)
+        /// An `https` engine whose TLS handshake fails: its certificate does not verify with
+        /// `agent.engine_ca` (or the system's roots), or it does not speak TLS. Not transient.
+        case tls(String)
         /// An answer other than 200.
         case status(Int)
         case malformed(String)
@@ -22,6 +26,7 @@ struct EngineClient: Sendable {
         var description: String {
             switch self {
             case .unreachable(let why): "unreachable: \(why)"
+            case .tls(let why): "TLS handshake failed (check agent.engine_ca and the engine's certificate): \(why)"
             case .status(let code): "answered HTTP \(code)"
             case .malformed(let why): "malformed answer: \(why)"
             }
@@ -32,7 +37,10 @@ struct EngineClient: Sendable {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .GET
         let response: HTTPClientResponse
-        do { response = try await http.execute(request, timeout: timeout) } catch { throw .unreachable("\(error)") }
+        do { response = try await http.execute(request, timeout: timeout) } catch {
+            if error is NIOSSLError || error is BoringSSLError { throw .tls("\(error)") }
+            throw .unreachable("\(error)")
+        }
         let body: ByteBuffer
         do { body = try await response.body.collect(upTo: limit) } catch { throw .unreachable("reading the body: \(error)") }
         guard response.status.code == 200 else { throw .status(Int(response.status.code)) }

@@ -18,10 +18,12 @@ public enum WireBenchmarkReport {
         }
         print("")
         for concurrency in [1, 64] {
-            let ours = results.first { $0.inFlight == concurrency && $0.name.hasPrefix("junction") }!
+            let ours = results.first { $0.inFlight == concurrency && $0.name == "junction schedule call" }!
+            let tls = results.first { $0.inFlight == concurrency && $0.name.hasSuffix("mutual TLS") }!
             let base = results.first { $0.inFlight == concurrency && $0.name.hasPrefix("baseline") }!
-            print(String(format: "in flight %d: junction/baseline p50 latency %.2fx, throughput %.2fx",
-                         concurrency, ours.latency.p50 / base.latency.p50, ours.callsPerSecond / base.callsPerSecond))
+            print(String(format: "in flight %d: junction/baseline p50 latency %.2fx, throughput %.2fx; TLS/plain p50 latency %.2fx, throughput %.2fx",
+                         concurrency, ours.latency.p50 / base.latency.p50, ours.callsPerSecond / base.callsPerSecond,
+                         tls.latency.p50 / ours.latency.p50, tls.callsPerSecond / ours.callsPerSecond))
         }
     }
 }

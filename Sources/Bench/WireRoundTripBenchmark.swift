@@ -1,12 +1,14 @@
 import Foundation
+import ProcessHarness
 import NIOCore
 import NIOPosix
 import Synchronization
 import Wire
 
 /// Call round-trip latency over loopback: a Junction `schedule` call against an in-process wire
-/// server, next to a baseline of the same frame bounced by a bare NIO length-prefixed echo (no
-/// protobuf, no call table), both measured in the same run on the same event loops.
+/// server, the same over mutual TLS (`cluster.tls`), and a baseline of the same frame bounced by
+/// a bare NIO length-prefixed echo (no protobuf, no call table), all measured in the same run on
+/// the same event loops.
 public enum WireRoundTripBenchmark {
     public struct Result: Sendable {
         public let name: String
@@ -29,12 +31,20 @@ public enum WireRoundTripBenchmark {
         var results: [Result] = []
         let configuration = WireConfiguration(role: .scheduler, nodeID: "1", clusterSecret: "bench-secret")
         let server = try await WireServer.bind(host: "127.0.0.1", port: 0, configuration: configuration, service: ScheduleService())
+        let pki = try LocalPKI(name: "bench CA")
+        var tlsConfiguration = configuration
+        tlsConfiguration.tls = try pki.wireTLS(for: .init(role: .scheduler, nodeID: "1"))
+        let tlsServer = try await WireServer.bind(host: "127.0.0.1", port: 0, configuration: tlsConfiguration, service: ScheduleService())
         let echo = try await EchoServer.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
+            group.addTask { try await tlsServer.run() }
             let client = try await WireClient.connect(
                 host: "127.0.0.1", port: server.port,
                 configuration: WireConfiguration(role: .bench, nodeID: "bench", clusterSecret: "bench-secret"))
+            var tlsClientConfiguration = WireConfiguration(role: .bench, nodeID: "bench", clusterSecret: "bench-secret")
+            tlsClientConfiguration.tls = try pki.wireTLS(for: .init(role: .bench, nodeID: "bench"))
+            let tlsClient = try await WireClient.connect(host: "127.0.0.1", port: tlsServer.port, configuration: tlsClientConfiguration)
             let echoClient = try await EchoClient.connect(port: echo.port)
             guard case .scheduleRequest(let schedule) = WireCodecBenchmark.scheduleRequest.body else { return }
             var encoded = ByteBuffer()
@@ -44,14 +54,19 @@ public enum WireRoundTripBenchmark {
                 results.append(try await measure("junction schedule call", calls: calls, inFlight: concurrency) {
                     _ = try await client.call(.scheduleRequest(schedule))
                 })
+                results.append(try await measure("junction schedule call, mutual TLS", calls: calls, inFlight: concurrency) {
+                    _ = try await tlsClient.call(.scheduleRequest(schedule))
+                })
                 results.append(try await measure("baseline: bare NIO echo", calls: calls, inFlight: concurrency) {
                     try await echoClient.roundTrip(frame)
                 })
             }
             client.close()
+            tlsClient.close()
             echoClient.close()
             echo.close()
             server.close()
+            tlsServer.close()
             group.cancelAll()
         }
         return results

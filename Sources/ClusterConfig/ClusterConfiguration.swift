@@ -22,6 +22,9 @@ public struct ClusterConfiguration: Sendable, Equatable {
     /// for a process that must not hold the root.
     public var credential: String?
     public var members: [Member]
+    /// `cluster.tls`: mutual TLS on the wire. Every process of the cluster needs it when any has
+    /// it: a TLS side and a plain side cannot talk.
+    public var tls: TLSFiles?
     /// Keys of the file that Junction accepts but does not use (the seed's deployment keys):
     /// each process says so once at start-up.
     public var unusedKeys: [String] = []
@@ -73,6 +76,7 @@ public struct ClusterConfiguration: Sendable, Equatable {
             }
             parsed.name = name
         }
+        if let tls = cluster["tls"] { parsed.tls = try TLSFiles.parse(tls, key: "cluster.tls", needsCA: true) }
         parsed.unusedKeys = unused
         return parsed
     }

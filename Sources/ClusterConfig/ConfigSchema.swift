@@ -6,17 +6,17 @@
 /// for every process or refused by all of them, and `junction config check` says the same.
 public enum ConfigSchema {
     public static let sections: [String: [String]] = [
-        "cluster": ["name", "secret", "credential", "schedulers"],
+        "cluster": ["name", "secret", "credential", "schedulers", "tls"],
         "scheduler": ["data_dir", "tick_ms", "election_ticks", "heartbeat_timeout_ms", "report_interval_ms", "affinity_batch_ms", "peer_addresses"],
         "llm_scheduler": ["policy", "params"],
         "llm_gateway": [
             "listen", "api_keys", "infer_backend", "max_body_bytes", "max_queue_size", "wait_schedule_timeout", "wait_schedule_try_period",
             "retry_count", "scheduler_timeout_ms", "chunk_bytes", "max_prefix_chunks", "table_cache_path", "upstream_connect_timeout_ms", "upstream_timeout_ms",
             "response_headers_timeout_ms", "first_token_timeout_ms", "stream_idle_timeout_ms", "client_idle_timeout_ms",
-            "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff", "access_log",
+            "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff", "access_log", "tls", "engine_ca",
         ],
         "tracing": ["enabled", "otlp_endpoint", "sample_ratio", "export_timeout_ms", "headers"],
-        "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "health_failures", "drain_timeout_ms"],
+        "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "health_failures", "drain_timeout_ms", "engine_ca"],
     ]
 
     /// Keys of each entry of `cluster.schedulers`.

@@ -17,6 +17,11 @@ public struct GatewayConfiguration: Sendable {
     /// `llm_gateway.access_log`: one line per answered request (client, route, status, instance,
     /// timings, tokens) at info level under the `junction.gateway.access` label.
     public var accessLog = false
+    /// `llm_gateway.tls`: serve clients over HTTPS with this certificate and key (nil: HTTP).
+    public var tls: TLSFiles?
+    /// `llm_gateway.engine_ca`: the CA `https` engines' certificates are verified with (nil: the
+    /// system's roots).
+    public var engineCA: String?
     public var maxBodyBytes = 16 << 20
     /// Requests held while the scheduler says every engine is saturated.
     public var maxQueueSize = 512
@@ -95,6 +100,8 @@ public struct GatewayConfiguration: Sendable {
             (config.host, config.port) = (host, port)
         }
         if let keys = section?["api_keys"] { config.clientKeys = try parseClientKeys(keys) }
+        config.engineCA = try ConfigFile.string(section, "llm_gateway.engine_ca")
+        if let tls = section?["tls"] { config.tls = try TLSFiles.parse(tls, key: "llm_gateway.tls", needsCA: false) }
         if let log = section?["access_log"] {
             guard let log = log as? Bool else { throw ConfigError(key: "llm_gateway.access_log", reason: "true or false") }
             config.accessLog = log

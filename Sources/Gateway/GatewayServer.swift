@@ -20,6 +20,7 @@ public enum GatewayServer {
             contexts.append((loop, try await loop.submit { NIOLoopBound(LoopContext(loop: loop, shared: shared), eventLoop: loop) }.get()))
         }
         let bound = contexts
+        let frontTLS = try config.tls.map { try FrontTLS(files: $0) }
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1_024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -36,12 +37,13 @@ public enum GatewayServer {
                         return
                     }
                     guard let context = bound.first(where: { $0.loop === loop })?.context else { return channel.close(promise: nil) }
+                    if let frontTLS { try channel.pipeline.syncOperations.addHandler(frontTLS.handler()) }
                     try HTTPFront.install(on: channel, context: context.value)
                 }
             }
             .bind(host: config.host, port: config.port).get()
         let port = server.localAddress?.port ?? config.port
-        FileHandle.standardOutput.write(Data("gateway listening on http://\(config.host):\(port)\n".utf8))
+        FileHandle.standardOutput.write(Data("gateway listening on \(frontTLS == nil ? "http" : "https")://\(config.host):\(port)\n".utf8))
         var groupConfiguration = ServiceGroupConfiguration(
             services: (tracing.map { [$0.service] } ?? []) + [GatewayService(shared: shared, server: server)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

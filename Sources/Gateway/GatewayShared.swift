@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import Logging
 import NIOCore
+import NIOSSL
 import Synchronization
 import Tracing
 
@@ -28,6 +29,8 @@ final class GatewayShared: Sendable {
     private let started = ContinuousClock.now
     /// Set when the config has a `tracing` section: each request then records its spans.
     let tracer: (any Tracer)?
+    /// How `https` engines are verified: `llm_gateway.engine_ca`, else the system's roots.
+    let engineTLS: NIOSSLContext
 
     init(config: GatewayConfiguration, loops: [any EventLoop], logger: Logger, tracer: (any Tracer)? = nil) throws(ConfigError) {
         self.tracer = tracer
@@ -41,6 +44,19 @@ final class GatewayShared: Sendable {
         metrics = GatewayMetrics()
         link = SchedulerLink(configuration: config, wire: try config.wireConfiguration(), loops: loops, metrics: metrics, logger: logger)
         queue = PendingQueue(limit: config.maxQueueSize)
+        engineTLS = try Self.engineTLSContext(caFile: config.engineCA)
+    }
+
+    private static func engineTLSContext(caFile: String?) throws(ConfigError) -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.applicationProtocols = ["http/1.1"]
+        tls.shutdownTimeout = .seconds(1)
+        do {
+            if let caFile { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile)) }
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw ConfigError(key: "llm_gateway.engine_ca", reason: "cannot use \(caFile ?? "the system's roots"): \(error)")
+        }
     }
 
     /// Drawn once per process: the leader counts slots by request id, so ids must not repeat
@@ -83,6 +99,7 @@ final class LoopContext {
         let config = shared.config
         pool = UpstreamPool(
             loop: loop, connectTimeout: .milliseconds(Int64(config.upstreamConnectTimeoutMilliseconds)),
-            idleTimeout: .milliseconds(Int64(config.upstreamIdleTimeoutMilliseconds)), maxIdle: config.upstreamMaxIdlePerEngine)
+            idleTimeout: .milliseconds(Int64(config.upstreamIdleTimeoutMilliseconds)), maxIdle: config.upstreamMaxIdlePerEngine,
+            engineTLS: shared.engineTLS)
     }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Keep-alive connections to engines for the requests of one event loop: dialled on that loop,
 /// so a request and its engine connection never cross threads. Idle connections are kept up to
@@ -10,10 +11,13 @@ final class UpstreamPool {
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let maxIdle: Int
+    /// For `https` engines: their certificates are verified with it.
+    private let engineTLS: NIOSSLContext
     private var idle: [EngineAddress: [UpstreamConnection]] = [:]
 
-    init(loop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdle: Int) {
+    init(loop: any EventLoop, connectTimeout: TimeAmount, idleTimeout: TimeAmount, maxIdle: Int, engineTLS: NIOSSLContext) {
         self.loop = loop
+        self.engineTLS = engineTLS
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.maxIdle = maxIdle
@@ -30,6 +34,7 @@ final class UpstreamPool {
         }
         let connection = UpstreamConnection(address: address)
         let bound = NIOLoopBound(connection, eventLoop: loop)
+        let engineTLS = address.tls ? self.engineTLS : nil
         let pending = Dial()
         let boundDial = NIOLoopBound(pending, eventLoop: loop)
         let dial = ClientBootstrap(group: loop)
@@ -41,6 +46,9 @@ final class UpstreamPool {
                     // Runs before the connect is issued: from here on, abandoning the dial
                     // closes the socket that is still connecting.
                     boundDial.value.channel = channel
+                    if let engineTLS {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: engineTLS, serverHostname: address.serverName))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(bound.value)
                 }

@@ -17,13 +17,21 @@ public actor LocalSchedulerTrio {
     private var processes: [UInt64: SpawnedProcess] = [:]
     /// Whether each node serves `/metrics` (on a port of its choosing: `metricsURL`).
     public nonisolated let withMetrics: Bool
+    /// With a CA, the wire runs mutual TLS: each node has a certificate of it (`cluster.tls` with
+    /// `{id}` in the paths), `ctl` its own config and certificate, and `connect` issues one for
+    /// whatever role and id it dials as.
+    public nonisolated let pki: LocalPKI?
+    /// The config `junction ctl` runs with: the trio's, or with TLS a copy naming ctl's certificate.
+    public nonisolated let ctlConfigPath: String
 
     /// `binary` is the `junction` executable to run as `junction scheduler`.
     public init(
-        binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10, heartbeatTimeoutMilliseconds: Int = 600_000, withMetrics: Bool = false
+        binary: String, tickMilliseconds: Int = 50, electionTicks: Int = 10, heartbeatTimeoutMilliseconds: Int = 600_000, withMetrics: Bool = false,
+        pki: LocalPKI? = nil
     ) throws {
         self.binary = binary
         self.withMetrics = withMetrics
+        self.pki = pki
         directory = NSTemporaryDirectory() + "junction-trio-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var ports: [UInt64: Int] = [:]
@@ -31,12 +39,23 @@ public actor LocalSchedulerTrio {
         for id: UInt64 in 1...4 { ports[id] = try freeLoopbackPort() }
         self.ports = ports
         configPath = directory + "/cluster.json"
-        func config(_ members: ClosedRange<UInt64>) -> [String: Any] {
-            [
-                "cluster": [
-                    "secret": secret,
-                    "schedulers": members.map { ["id": Int($0), "address": "127.0.0.1:\(ports[$0]!)"] },
-                ],
+        ctlConfigPath = pki == nil ? configPath : directory + "/ctl.json"
+        var tls: [String: String]?
+        if let pki {
+            let ca = try pki.writeCA(to: directory)
+            for id: UInt64 in 1...4 { try pki.write([.init(role: .scheduler, nodeID: String(id))], as: "scheduler-\(id)", to: directory) }
+            try pki.write([.init(role: .operator, nodeID: "ctl")], as: "ctl", to: directory)
+            tls = ["ca": ca, "certificate": directory + "/scheduler-{id}.pem", "key": directory + "/scheduler-{id}.key"]
+        }
+        let secret = secret
+        func config(_ members: ClosedRange<UInt64>, tls: [String: String]?) -> [String: Any] {
+            var cluster: [String: Any] = [
+                "secret": secret,
+                "schedulers": members.map { ["id": Int($0), "address": "127.0.0.1:\(ports[$0]!)"] },
+            ]
+            cluster["tls"] = tls
+            return [
+                "cluster": cluster,
                 "scheduler": [
                     "data_dir": directory + "/data-{id}", "tick_ms": tickMilliseconds, "election_ticks": electionTicks,
                     // Without agents the default keeps registered instances up for the whole run.
@@ -44,8 +63,13 @@ public actor LocalSchedulerTrio {
                 ],
             ]
         }
-        try JSONSerialization.data(withJSONObject: config(1...3)).write(to: URL(fileURLWithPath: configPath))
-        try JSONSerialization.data(withJSONObject: config(1...4)).write(to: URL(fileURLWithPath: directory + "/cluster-4.json"))
+        try JSONSerialization.data(withJSONObject: config(1...3, tls: tls)).write(to: URL(fileURLWithPath: configPath))
+        try JSONSerialization.data(withJSONObject: config(1...4, tls: tls)).write(to: URL(fileURLWithPath: directory + "/cluster-4.json"))
+        if var ctlTLS = tls {
+            ctlTLS["certificate"] = directory + "/ctl.pem"
+            ctlTLS["key"] = directory + "/ctl.key"
+            try JSONSerialization.data(withJSONObject: config(1...3, tls: ctlTLS)).write(to: URL(fileURLWithPath: ctlConfigPath))
+        }
     }
 
     /// Starts node 4 with an empty directory and a config that lists it (the trio's does not):
@@ -110,9 +134,9 @@ public actor LocalSchedulerTrio {
     }
 
     public nonisolated func connect(_ id: UInt64, role: Role = .gateway, nodeID: String = "local-trio") async throws -> WireConnection {
-        try await WireClient.connect(
-            host: "127.0.0.1", port: ports[id]!, configuration: WireConfiguration(role: role, nodeID: nodeID, clusterSecret: secret),
-            connectTimeout: .milliseconds(500))
+        var configuration = WireConfiguration(role: role, nodeID: nodeID, clusterSecret: secret)
+        configuration.tls = try pki?.wireTLS(for: .init(role: role, nodeID: nodeID))
+        return try await WireClient.connect(host: "127.0.0.1", port: ports[id]!, configuration: configuration, connectTimeout: .milliseconds(500))
     }
 
     public nonisolated func status(_ id: UInt64) async -> StatusReply? {
@@ -156,7 +180,7 @@ public actor LocalSchedulerTrio {
     private func ctlRun(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["ctl"] + arguments + ["--config", configPath]
+        process.arguments = ["ctl"] + arguments + ["--config", ctlConfigPath]
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -27,6 +27,8 @@ public struct SchedulerConfiguration: Sendable {
     public var unusedConfigKeys: [String] = []
     /// The `tracing` section: where decision spans go (nil: not traced).
     public var tracing: TracingConfiguration?
+    /// `cluster.tls`: mutual TLS with every peer and client (nil: plain TCP).
+    public var tls: TLSFiles?
 
     /// Reads the file; `{id}` in `scheduler.data_dir` becomes the node's id.
     public static func load(path: String, id: NodeID) throws(ConfigError) -> SchedulerConfiguration {
@@ -51,6 +53,12 @@ public struct SchedulerConfiguration: Sendable {
         config.unusedConfigKeys = cluster.unusedKeys
         config.clusterName = cluster.name
         config.tracing = try TracingConfiguration.parse(root)
+        // One file for the trio: `{id}` in the certificate's and key's paths is the node's id.
+        config.tls = cluster.tls.map {
+            TLSFiles(
+                ca: $0.ca, certificate: $0.certificate.replacingOccurrences(of: "{id}", with: String(id)),
+                key: $0.key.replacingOccurrences(of: "{id}", with: String(id)))
+        }
         config.tickMilliseconds = try ConfigFile.int(scheduler, "scheduler.tick_ms", default: 50, range: 5...5_000)
         config.electionTicks = try ConfigFile.int(scheduler, "scheduler.election_ticks", default: 8, range: 3...1_000)
         config.heartbeatTimeoutMilliseconds = try ConfigFile.int(scheduler, "scheduler.heartbeat_timeout_ms", default: 3_000, range: 100...600_000)

@@ -81,7 +81,7 @@ extension SchedulerNode {
 
     func askStatus(at target: ReconnectingWireClient.Target) async -> StatusReply? {
         let (host, port) = (target.host, target.port)
-        var wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
+        var wire = self.wire
         wire.handshakeTimeout = .milliseconds(500)
         guard let connection = try? await WireClient.connect(host: host, port: port, configuration: wire, connectTimeout: .milliseconds(500)) else {
             return nil

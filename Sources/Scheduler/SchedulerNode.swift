@@ -15,6 +15,9 @@ public actor SchedulerNode {
     let id: NodeID
     let replica: SchedulerReplica
     let transport: WirePeerTransport
+    /// How this node proves itself and accepts others: its credential from the root, and TLS
+    /// when `cluster.tls` is set (its files read once, here).
+    let wire: WireConfiguration
     let logger: Logger
     /// Event metrics (decisions, WAL appends, reports); the page adds `observation()`.
     public let metrics = SchedulerMetrics()
@@ -70,7 +73,9 @@ public actor SchedulerNode {
         var raft = RaftConfig(id: id, voters: Set(config.members.map(\.id)))
         raft.electionTicks = config.electionTicks
         raft.randomSeed = UInt64.random(in: 1...UInt64.max)
-        let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
+        var wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
+        try wire.useTLS(config.tls)
+        self.wire = wire
         transport = WirePeerTransport(
             peers: Dictionary(
                 uniqueKeysWithValues: config.members.filter { $0.id != id }.map { peer in
@@ -146,7 +151,6 @@ public actor SchedulerNode {
     ) async throws {
         guard let me = config.member(id) else { return }
         let service = SchedulerService(node: self)
-        let wire = WireConfiguration(role: .scheduler, nodeID: String(id), clusterSecret: config.secret)
         let server = try await WireServer.bind(
             host: me.host, port: me.port, configuration: wire, service: service, group: replica.loop, logger: logger)
         onListening(server.port)

@@ -46,6 +46,15 @@ public actor LeaderClient {
                 connection = try await client.connection(within: min(attempt, end - clock.now))
             } catch {
                 lastProblem = "\(await client.currentTarget) is unreachable"
+                // A dial still under way (a TLS handshake on a loaded machine, a distant network)
+                // is left to finish: it fails by itself at the handshake deadline if the scheduler
+                // is frozen, and the next call moves on then. Moving now would abandon it, and if
+                // every call's budget is shorter than a dial, no dial would ever complete.
+                try Task.checkCancellation()
+                if await client.isDialling {
+                    lastProblem = "\(await client.currentTarget): still connecting"
+                    continue
+                }
                 await moveToNext()
                 continue
             }

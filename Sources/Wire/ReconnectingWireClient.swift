@@ -72,6 +72,8 @@ public actor ReconnectingWireClient {
         return connection
     }
     public var isConnected: Bool { current?.isActive ?? false }
+    /// A dial is under way (connecting or in its handshake), not failed and not backing off.
+    public var isDialling: Bool { dialInProgress != nil }
 
     /// Dials and redials until cancelled. Run it in a task group beside the work that uses it.
     public func run() async {

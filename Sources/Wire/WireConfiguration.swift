@@ -16,6 +16,8 @@ public struct WireConfiguration: Sendable {
     /// The cluster's root secret, held by schedulers: an accepting side derives from it the key
     /// of the role and node id a peer claims. A side without it accepts no connections.
     public var rootSecret: SymmetricKey?
+    /// Mutual TLS (`cluster.tls`); nil: plain TCP. Both sides of a connection must agree.
+    public var tls: WireTLS?
     /// Frames longer than this are refused and the connection closed.
     public var maxFrameBytes = 4 * 1024 * 1024
     /// Frames before the handshake completes (the Hellos and the HelloAck, each a few hundred

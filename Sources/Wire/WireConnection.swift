@@ -25,6 +25,7 @@ public final class WireConnection: Sendable {
         let handler = WireConnectionHandler(
             side: side, configuration: configuration, service: service, refusal: refusal,
             established: established, inboundCalls: continuation, logger: logger)
+        if let tls = configuration.tls { try channel.pipeline.syncOperations.addHandler(try tls.handler(side: side)) }
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(
                 EnvelopeFrameDecoder(

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 
 /// A call or stream the peer started, handed to the connection's serve loop.
 struct InboundCall: Sendable {
@@ -153,6 +154,14 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let frameError = error as? FrameError {
             fail(frameError.code, frameError.message)
+        } else if case NIOSSLError.handshakeFailed = error, !"\(error)".contains("EOF during handshake") {
+            // A peer without a certificate of the cluster's CA, an expired one, or plain TCP. Any
+            // other TLS error (an unclean shutdown, an EOF mid-handshake: the peer died or gave
+            // up) is a lost connection, below.
+            if case .closing = phase { return }
+            logger.warning("wire TLS handshake failed", metadata: ["peer": "\(remoteAddress)", "error": "\(error)"])
+            shutDown(reason: WireError(.unauthenticated, "TLS handshake failed: \(error)"))
+            context.close(promise: nil)
         } else {
             logger.debug("wire connection error", metadata: ["peer": "\(remoteAddress)", "error": "\(error)"])
             shutDown(reason: WireError(.unavailable, "connection error: \(error)"))
@@ -209,6 +218,9 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         switch side {
         case .client:
+            if let refusal = certificateRefusal(claimed: hello.role, hello.nodeID, asServer: true) {
+                return fail(.unauthenticated, refusal)
+            }
             let proof = HandshakeProof.clientProof(
                 secret: configuration.credential.key, serverNonce: hello.nonce, clientNonce: ownNonce,
                 role: configuration.role, nodeID: configuration.nodeID)
@@ -236,11 +248,36 @@ final class WireConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                     metadata: ["peer": "\(remoteAddress)", "role": "\(hello.role.name)", "node": "\(hello.nodeID.prefix(64))"])
                 return fail(.unauthenticated, "the Hello proof does not match the credential of \(hello.role.name) '\(hello.nodeID)' in this cluster")
             }
+            if let refusal = certificateRefusal(claimed: hello.role, hello.nodeID, asServer: false) {
+                logger.warning(
+                    "wire peer's certificate does not name it",
+                    metadata: ["peer": "\(remoteAddress)", "role": "\(hello.role.name)", "node": "\(hello.nodeID.prefix(64))"])
+                return fail(.unauthenticated, refusal)
+            }
             let identity = PeerIdentity(role: hello.role, nodeID: hello.nodeID, address: remoteAddress, softwareVersion: hello.softwareVersion)
             let proof = HandshakeProof.serverProof(secret: claimed.key, clientNonce: hello.nonce, serverNonce: ownNonce)
             writeNow(Envelope(body: .helloAck(HelloAck(proof: proof, nodeID: configuration.nodeID))))
             becomeEstablished(identity)
         }
+    }
+
+    /// With TLS, the peer's verified certificate must name the role and node id its Hello claims,
+    /// and a server must be a scheduler (the only role that listens). Nil when it does.
+    private func certificateRefusal(claimed role: Role, _ nodeID: String, asServer: Bool) -> String? {
+        guard configuration.tls != nil else { return nil }
+        guard let context else { return "the connection is gone" }
+        guard let named = WireTLS.peerIdentities(context.pipeline.syncOperations) else {
+            return "TLS is required and the peer presented no certificate"
+        }
+        let claimed = CertificateIdentity(role: role, nodeID: nodeID)
+        if asServer, role != .scheduler {
+            return "the server claims to be \(role.name) '\(nodeID)': only a scheduler listens on the wire"
+        }
+        guard named.contains(claimed) else {
+            let names = named.isEmpty ? "no junction identity" : named.map(\.uri).joined(separator: ", ")
+            return "the peer's TLS certificate names \(names), not \(claimed.uri) as its Hello claims"
+        }
+        return nil
     }
 
     private func receiveHelloAck(_ envelope: Envelope, serverNonce: [UInt8], clientNonce: [UInt8]) {

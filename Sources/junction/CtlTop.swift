@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import NIOSSL
 import CtlViews
 import Foundation
 import Wire
@@ -17,6 +18,8 @@ struct CtlTop: AsyncParsableCommand {
     @OptionGroup var target: CtlTarget
     @Option(name: .customLong("gateway"), help: "A gateway's base URL, e.g. http://127.0.0.1:8081 (repeatable): its mode and load.")
     var gateways: [String] = []
+    @Option(name: .customLong("gateway-ca"), help: "A CA file (PEM) to verify https:// gateways with, instead of the system's roots.")
+    var gatewayCA: String?
     @Option(help: "Seconds between frames.") var interval = 1.0
     @Option(help: "Draw this many frames, then exit (0: until Ctrl-C).") var frames = 0
 
@@ -27,11 +30,12 @@ struct CtlTop: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let client = try Self.httpClient(trusting: gatewayCA)
         let onTerminal = isatty(STDOUT_FILENO) != 0
         var previous: [String: (total: Double, at: Date)] = [:]
         var drawn = 0
         while frames == 0 || drawn < frames {
-            let snapshot = await take(&previous)
+            let snapshot = await take(&previous, client: client)
             let lines = TopView.render(snapshot, width: onTerminal ? Self.terminalWidth() : 200)
             // On a terminal each frame replaces the last; into a file or pipe they follow each other.
             let frame = (onTerminal ? "\u{1B}[H\u{1B}[2J" : (drawn > 0 ? "\n" : "")) + lines.joined(separator: "\n") + "\n"
@@ -39,16 +43,17 @@ struct CtlTop: AsyncParsableCommand {
             drawn += 1
             if frames == 0 || drawn < frames { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }
         }
+        if gatewayCA != nil { try? await client.shutdown() }
     }
 
-    private func take(_ previous: inout [String: (total: Double, at: Date)]) async -> TopSnapshot {
+    private func take(_ previous: inout [String: (total: Double, at: Date)], client: HTTPClient) async -> TopSnapshot {
         var status: StatusReply?
         var statusError: String?
         do { status = try await target.leaderStatus() } catch { statusError = "\(error)" }
         var rows: [TopSnapshot.Gateway] = []
         for url in gateways {
             let now = Date()
-            let page = await Self.fetch(url + "/metrics", timeout: target.timeout)
+            let page = await Self.fetch(url + "/metrics", timeout: target.timeout, client: client)
             let (row, total) = TopView.gateway(url: url, page: page, previous: previous[url], now: now)
             if let total { previous[url] = (total, now) } else { previous[url] = nil }
             rows.append(row)
@@ -56,9 +61,19 @@ struct CtlTop: AsyncParsableCommand {
         return TopSnapshot(status: status, statusError: statusError, gateways: rows, takenAt: Date())
     }
 
-    private static func fetch(_ url: String, timeout: Double) async -> String? {
+    /// The shared client, or with a CA file one that trusts it (the local cluster's, with TLS on).
+    private static func httpClient(trusting caFile: String?) throws -> HTTPClient {
+        guard let caFile else { return HTTPClient.shared }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile)) } catch {
+            throw ValidationError("--gateway-ca \(caFile): not a PEM certificate: \(error)")
+        }
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+    }
+
+    private static func fetch(_ url: String, timeout: Double, client: HTTPClient) async -> String? {
         do {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .milliseconds(Int64(timeout * 1000)))
+            let response = try await client.execute(HTTPClientRequest(url: url), timeout: .milliseconds(Int64(timeout * 1000)))
             guard response.status == .ok else { return nil }
             return String(buffer: try await response.body.collect(upTo: 16 << 20))
         } catch {

@@ -87,5 +87,28 @@ private final class SlowCallService: WireService {
             #expect(await client.target == targets[1])
         }
     }
-}
 
+    /// A dial slower than each call's budget (here 600 ms against 100 ms) still completes: the
+    /// calls that give up meanwhile leave it to finish rather than abandon it for the next
+    /// scheduler, and a later call uses it. Abandoning it, no dial would ever complete.
+    @Test func aDialSlowerThanACallsBudgetIsLeftToFinish() async throws {
+        let configuration = testConfiguration(role: .scheduler, nodeID: "1")
+        try await withServer(service: SlowCallService(nodeID: 1), configuration: configuration) { first in
+            try await withServer(service: SlowCallService(nodeID: 2), configuration: configuration) { second in
+                let relays = [try await SlowHandshakeRelay.start(to: first.port, delay: .milliseconds(600)),
+                              try await SlowHandshakeRelay.start(to: second.port, delay: .milliseconds(600))]
+                defer { relays.forEach { $0.close() } }
+                let client = LeaderClient(
+                    schedulers: relays.map { LeaderClient.Target(host: "127.0.0.1", port: $0.port) }, configuration: testConfiguration(),
+                    logger: Logger(label: "test"))
+                let running = Task { await client.run() }
+                defer { running.cancel() }
+                var answered: Envelope.Body?
+                for _ in 0..<200 where answered == nil {
+                    answered = try? await client.call(.statusRequest(StatusRequest()), attempt: .milliseconds(100), deadline: .milliseconds(100))
+                }
+                #expect(answered.flatMap(Self.statusNode) != nil, "no call was ever answered: every dial was abandoned")
+            }
+        }
+    }
+}

@@ -1,75 +1,21 @@
-"""The README's first command and the chaos scripts, end to end: Deploy/local/up.sh brings up the
-whole local cluster (three schedulers, four simulated engines with agents, two gateways, HAProxy),
-the demo sends requests through the load balancer, and three faults run under load: the leader
-killed, an engine killed, two schedulers killed. Each chaos script exits non-zero if a request was
-lost or failed; timing targets are reported, not enforced, on a shared CI machine
-(`--no-time-targets`). Everything is stopped by PID afterwards."""
-import os
-import pathlib
-import random
+"""The README's first command end to end: Deploy/local/up.sh brings up the whole local cluster
+(three schedulers, four simulated engines with agents, two gateways, HAProxy), the demo sends
+requests through the load balancer, a request is one trace, WebSocket works through the
+balancer, and every dashboard panel has data under load. The chaos faults run against the same
+cluster with TLS on (test_local_cluster_tls.py). Everything is stopped by PID afterwards."""
 import secrets
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import openai
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "Tests" / "Interop" / "gateway"))
-from otlp_receiver import OTLPReceiver  # noqa: E402
-BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junction"))
-
-
-def ports_free(ports):
-    for port in ports:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
+from local_cluster_setup import ROOT, local_cluster
 
 
 @pytest.fixture(scope="module")
 def local(tmp_path_factory):
-    # A port block nobody else uses: the scripts take base+1..3, +11..12, +21..24, +30..39 (the
-    # schedulers' peer links), +41..43 and +51..54 (schedulers' and agents' metrics), +90, +91
-    # (Prometheus) and the balancer's port. Below the kernel's ephemeral range:
-    # a port in it can be taken as the local end of any outgoing connection between this check
-    # and the bind (seen: HAProxy refused 127.0.0.1:38080, "Address already in use", and the
-    # whole chaos module failed to start).
-    ephemeral_low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-    for _ in range(50):
-        base = random.randrange(10000, min(ephemeral_low, 50000) - 100, 100)
-        ports = [base + d for d in (1, 2, 3, 11, 12, 21, 22, 23, 24, *range(30, 44), 51, 52, 53, 54, 80, 90, 91)]
-        if ports_free(ports):
-            break
-    # The cluster traces to a receiver of the test's own, so the chaos runs with tracing on.
-    receiver = OTLPReceiver()
-    env = dict(os.environ, JUNCTION_BIN=BINARY, JUNCTION_LOCAL_DIR=str(tmp_path_factory.mktemp("local-cluster")),
-               JUNCTION_PORT_BASE=str(base), JUNCTION_LB_PORT=str(base + 80), JUNCTION_OTLP_ENDPOINT=receiver.url)
-
-    def run(*argv, timeout=180):
-        out = subprocess.run([str(ROOT / a) if a.startswith("Deploy/") else a for a in argv], env=env,
-                             capture_output=True, text=True, timeout=timeout)
-        print(f"$ {' '.join(argv)}\n{out.stdout}{out.stderr}")
-        return out
-
-    run.balancer_port = base + 80
-    run.prometheus_port = base + 91
-    run.receiver = receiver
-    up = run("Deploy/local/up.sh")
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield run
-    finally:
-        run("Deploy/local/down.sh")
-        receiver.stop()
-        leftover = subprocess.run(["pgrep", "-f", env["JUNCTION_LOCAL_DIR"]], capture_output=True, text=True).stdout.split()
-        assert not leftover, f"processes left behind: {leftover}"
+    yield from local_cluster(tmp_path_factory)
 
 
 def test_the_demo_routes_through_the_balancer(local):
@@ -169,10 +115,3 @@ def test_every_dashboard_panel_has_data_under_load(local):
             worker.join(timeout=120)
     assert not errors, errors[:3]
     assert not missing, f"panels without data after 90 s of load: {missing}"
-
-
-@pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader", "rolling-restart"])
-def test_a_fault_under_load_loses_nothing(local, fault):
-    result = local(f"Deploy/chaos/{fault}.sh", "--seed", "7", "--workers", "6", "--no-time-targets")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "lost 0" in result.stdout and "failed 0" in result.stdout and "verdict: PASS" in result.stdout

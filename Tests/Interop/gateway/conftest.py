@@ -7,6 +7,7 @@ import pathlib
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+MAKE_CERTS = str(ROOT / "Deploy" / "tls" / "make-certs.sh")
 BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junction"))
 API_KEY = "test-key-0123"
 
@@ -52,7 +54,7 @@ class Process:
 
     def listening_url(self, timeout=20):
         """The URL the process printed when it started listening (it was given port 0)."""
-        return self._printed_url(rb"(?<!metrics )listening on (http://127\.0\.0\.1:\d+)", timeout)
+        return self._printed_url(rb"(?<!metrics )listening on (https?://127\.0\.0\.1:\d+)", timeout)
 
     def _printed_url(self, pattern, timeout):
         deadline = time.time() + timeout
@@ -79,10 +81,14 @@ class Cluster:
     of the config file (`tracing`). `credentials`: only the schedulers read the root secret;
     each agent, the gateway and `ctl` get a config holding just their own credential (printed
     by `junction ctl credential`). `prepare`: called with the cluster before any process
-    starts (its directory and ports are known)."""
+    starts (its directory and ports are known). `tls`: mutual TLS on the wire (a CA and a
+    certificate per process, made by Deploy/tls/make-certs.sh with openssl) and HTTPS on the
+    gateway's client side; `self.ca` is then the CA clients verify the gateway with."""
 
     def __init__(self, engines, gateway_options=None, scheduler_options=None, agent_args=None, engine_urls=None,
-                 agent_options=None, prepare=None, metrics=False, sections=None, credentials=False):
+                 agent_options=None, prepare=None, metrics=False, sections=None, credentials=False, tls=False,
+                 ready_timeout=40):
+        self.ready_timeout = ready_timeout
         # metrics: schedulers and agents serve /metrics on ports of their own (`metrics_url`).
         self.metrics_args = ["--metrics-listen", "127.0.0.1:0"] if metrics else []
         self.agent_args = agent_args or {}
@@ -104,11 +110,23 @@ class Cluster:
             "agent": agent_options or {},
         }
         config.update(sections or {})
+        self.tls = tls
+        self.tls_dir = os.path.join(self.dir, "tls")
+        self.ca = os.path.join(self.tls_dir, "ca.pem") if tls else None
+        # What clients of the gateway verify it with (httpx's `verify`).
+        self.verify = True
+        if tls:
+            subprocess.run([MAKE_CERTS, self.tls_dir, "ca"], check=True, timeout=60)
+            for i in (1, 2, 3):
+                subprocess.run([MAKE_CERTS, self.tls_dir, f"scheduler-{i}", f"scheduler:{i}"], check=True, timeout=60)
+            config["cluster"]["tls"] = {"ca": self.ca, "certificate": os.path.join(self.tls_dir, "scheduler-{id}.pem"),
+                                        "key": os.path.join(self.tls_dir, "scheduler-{id}.key")}
+            self.verify = ssl.create_default_context(cafile=self.ca)
         with open(self.config_path, "w") as f:
             json.dump(config, f)
         self.processes = {}
         self.credentials = credentials
-        self.ctl_config = self.credential_config("operator", "tester") if credentials else self.config_path
+        self.ctl_config = self.process_config("operator", "tester" if credentials else "ctl")
         try:
             if prepare:
                 prepare(self)
@@ -131,6 +149,28 @@ class Cluster:
             json.dump(config, f)
         return path
 
+    def process_config(self, role, node_id):
+        """The config a process of this role and id runs with: the cluster's, or with
+        `credentials` its own credential's, and with `tls` a certificate naming it."""
+        if not self.credentials and not self.tls:
+            return self.config_path
+        path = self.credential_config(role, node_id) if self.credentials else self.config_path
+        if not self.tls:
+            return path
+        name = f"{role}-{node_id}"
+        subprocess.run([MAKE_CERTS, self.tls_dir, name, f"{role}:{node_id}"], check=True, timeout=60)
+        with open(path) as f:
+            config = json.load(f)
+        config["cluster"]["tls"] = {"ca": self.ca, "certificate": os.path.join(self.tls_dir, f"{name}.pem"),
+                                    "key": os.path.join(self.tls_dir, f"{name}.key")}
+        if role == "gateway":
+            config["llm_gateway"]["tls"] = {"certificate": os.path.join(self.tls_dir, f"{name}.pem"),
+                                            "key": os.path.join(self.tls_dir, f"{name}.key")}
+        path = os.path.join(self.dir, f"{name}-tls.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        return path
+
     def _start(self, engines):
         for i in (1, 2, 3):
             self.start_scheduler(i)
@@ -144,11 +184,12 @@ class Cluster:
         self.registered = {name: self.engine_urls.get(name, lambda url: url)(url) for name, url in self.engines.items()}
         for name in engines:
             self.start_agent(name)
-        gateway_config = self.credential_config("gateway", "gw-1") if self.credentials else self.config_path
-        gateway = Process("gateway", ["gateway", "--config", gateway_config, "--port", "0", "--log-level", "info"], self.dir)
+        gateway_config = self.process_config("gateway", "gw-1")
+        named = ["--name", "gw-1"] if self.tls else []
+        gateway = Process("gateway", ["gateway", "--config", gateway_config, "--port", "0", "--log-level", "info", *named], self.dir)
         self.processes["gateway"] = gateway
         self.url = gateway.listening_url()
-        self.wait_for_instances(len(engines))
+        self.wait_for_instances(len(engines), timeout=self.ready_timeout)
 
     def start_scheduler(self, i):
         self.processes[f"scheduler-{i}"] = Process(
@@ -158,7 +199,7 @@ class Cluster:
     def start_agent(self, name):
         port = self.engines[name].rsplit(":", 1)[1]
         extra = [arg.replace("{port}", port) for arg in self.agent_args.get(name, [])]
-        config = self.credential_config("agent", name) if self.credentials else self.config_path
+        config = self.process_config("agent", name)
         self.processes[f"agent-{name}"] = Process(
             f"agent-{name}",
             ["agent", "--engine", self.registered[name], "--config", config, "--instance-id", name, *self.metrics_args, *extra],
@@ -179,7 +220,7 @@ class Cluster:
         deadline = time.time() + timeout
         while time.time() < deadline:
             status = self.status()
-            ready = httpx.get(self.url + "/ready").status_code if self._gateway_up() else 0
+            ready = httpx.get(self.url + "/ready", verify=self.verify).status_code if self._gateway_up() else 0
             if status and len([i for i in status["instances"] if i["state"] == "up"]) >= count and ready == 200:
                 return
             time.sleep(0.2)
@@ -187,7 +228,7 @@ class Cluster:
 
     def _gateway_up(self):
         try:
-            httpx.get(self.url + "/health", timeout=1)
+            httpx.get(self.url + "/health", timeout=1, verify=self.verify)
             return True
         except httpx.HTTPError:
             return False
