@@ -6,7 +6,7 @@ struct SchedulerService: WireService {
     let node: SchedulerNode
 
     func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
-        if let refusal = permit(request, peer) { throw refusal }
+        if let refusal = permit(request, peer) ?? validate(request, peer) { throw refusal }
         switch request {
         case .scheduleRequest(let r): return try await node.schedule(r)
         case .finishRequest(let r): return await node.finish(r)
@@ -21,9 +21,9 @@ struct SchedulerService: WireService {
     }
 
     func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {
-        if let refusal = permit(open, peer) { throw refusal }
+        if let refusal = permit(open, peer) ?? validate(open, peer) { throw refusal }
         switch open {
-        case .openReportStream(let opened): try await serveReports(opened, stream: stream)
+        case .openReportStream(let opened): try await serveReports(opened, stream: stream, from: peer)
         case .subscribeInstances:
             let (id, tables) = await node.subscribeInstances()
             await forward(tables, as: Envelope.Body.instanceTable, to: stream)
@@ -61,11 +61,12 @@ struct SchedulerService: WireService {
         }
     }
 
-    private func serveReports(_ opened: OpenReportStream, stream: WireStream) async throws {
+    private func serveReports(_ opened: OpenReportStream, stream: WireStream, from peer: PeerIdentity) async throws {
         for try await item in stream.inbound {
             guard case .loadReport(var report) = item else {
                 throw WireError(.protocolViolation, "a report stream carries LoadReport messages, not \(item.name)")
             }
+            if let refusal = validate(item, peer) { throw refusal }
             if report.instanceID.isEmpty { report.instanceID = opened.instanceID }
             // The stream was opened for one instance (its agent's own): its reports are about it.
             guard report.instanceID == opened.instanceID else {
@@ -86,7 +87,7 @@ struct SchedulerService: WireService {
     /// connections run on the node's event loop (see `SchedulerNode.unownedExecutor`).
     func answerOnLoop(_ request: Envelope.Body, from peer: PeerIdentity) -> Result<Envelope.Body, WireError>? {
         guard node.loop.inEventLoop else { return nil }
-        if let refusal = permit(request, peer) { return .failure(refusal) }
+        if let refusal = permit(request, peer) ?? validate(request, peer) { return .failure(refusal) }
         switch request {
         case .scheduleRequest(let schedule): return node.assumeIsolated { $0.scheduleNow(schedule) }
         case .finishRequest(let finish): return node.assumeIsolated { $0.finishNow(finish) } ? .success(.ack(Ack())) : nil
@@ -99,7 +100,7 @@ struct SchedulerService: WireService {
     /// node its connection authenticated as its sender, and pass `RaftMessageCheck`; otherwise
     /// it is refused, counted, and its connection closed, and the core never sees it.
     func receiveOneWay(_ message: Envelope.Body, from peer: PeerIdentity) -> WireError? {
-        if let refusal = permit(message, peer) { return refusal }
+        if let refusal = permit(message, peer) ?? validate(message, peer) { return refusal }
         if case .finishRequest(let finish) = message {
             onNode { _ = $0.finishNow(finish) }  // a follower drops it, as `finish` does
             return nil
@@ -129,7 +130,14 @@ struct SchedulerService: WireService {
         return refuse(.notPermitted, WireError(.permissionDenied, why), peer)
     }
 
-    /// Logs and counts a refused message; the connection answers with `error` and closes.
+    /// nil when `body` passes `RequestMessageCheck`; otherwise the refusal, logged and counted.
+    private func validate(_ body: Envelope.Body, _ peer: PeerIdentity) -> WireError? {
+        guard let problem = RequestMessageCheck.problem(body) else { return nil }
+        return refuse(.invalidMessage, WireError(.invalidArgument, "\(body.name) refused: \(problem)"), peer)
+    }
+
+    /// Logs and counts a refused message: a call is answered with `error`, a one-way message or
+    /// a stream's item closes its connection or stream with it.
     private func refuse(_ reason: SchedulerMetrics.Refusal, _ error: WireError, _ peer: PeerIdentity) -> WireError {
         node.metrics.refused(reason)
         node.logger.warning("refused a peer's message", metadata: ["peer": "\(peer)", "reason": "\(reason.rawValue)", "error": "\(error.message)"])

@@ -232,10 +232,10 @@ import Wire
             defer { connection.close() }
             try await node.register("a")
             await #expect(throws: WireError.self) {
-                _ = try await connection.call(.scheduleRequest(ScheduleRequest(model: "other", promptTokens: 1)))
+                _ = try await connection.call(.scheduleRequest(ScheduleRequest(requestID: "r-other", model: "other", promptTokens: 1)))
             }
             do {
-                _ = try await connection.call(.scheduleRequest(ScheduleRequest(model: "other", promptTokens: 1)))
+                _ = try await connection.call(.scheduleRequest(ScheduleRequest(requestID: "r-other", model: "other", promptTokens: 1)))
             } catch let error as WireError {
                 #expect(error.code == .notFound && error.message.contains("no instance serves model 'other'"))
             }

@@ -59,7 +59,7 @@ import Glibc
 
         // A follower redirects calls that need the leader.
         let atFollower = try await trio.connect(followers[0])
-        let redirected = try await atFollower.call(.scheduleRequest(ScheduleRequest(model: "m", promptTokens: 1)))
+        let redirected = try await atFollower.call(.scheduleRequest(ScheduleRequest(requestID: "r-redirected", model: "m", promptTokens: 1)))
         guard case .notLeader(let hint) = redirected else { throw WireError(.internal, "a follower answered \(redirected.name)") }
         #expect(hint.leaderID == leader && hint.leaderAddress == "127.0.0.1:\(trio.ports[leader]!)")
         atFollower.close()
