@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "Routing", targets: ["Routing"]),
         .library(name: "PromText", targets: ["PromText"]),
+        // For the scheduler's fuzz harness (Tests/Fuzz), which drives its handlers.
+        .library(name: "Scheduler", targets: ["Scheduler"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -211,7 +213,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "GatewayCore", "ClusterConfig",
+                "Gateway", "GatewayCore", "ClusterConfig", "ProcessHarness", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

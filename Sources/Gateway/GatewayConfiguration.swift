@@ -92,7 +92,11 @@ public struct GatewayConfiguration: Sendable {
         var config = GatewayConfiguration(cluster: try ClusterConfiguration.parse(root))
         let section = try ConfigFile.object(root, "llm_gateway", required: false)
         config.tracing = try TracingConfiguration.parse(root)
-        _ = try config.wireConfiguration()  // a wrong credential is a config error at start, not a refused handshake later
+        // A wrong credential is a config error at start, not a refused handshake later. The TLS
+        // certificate is checked when the gateway starts, against its name after `--name`.
+        var withoutTLS = config
+        withoutTLS.cluster.tls = nil
+        _ = try withoutTLS.wireConfiguration()
         if let listen = try ConfigFile.string(section, "llm_gateway.listen") {
             guard let (host, port) = ConfigFile.splitAddress(listen) else {
                 throw ConfigError(key: "llm_gateway.listen", reason: "\"host:port\"")

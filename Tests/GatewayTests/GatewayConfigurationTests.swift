@@ -1,4 +1,7 @@
 import ClusterConfig
+import Foundation
+import ProcessHarness
+import Wire
 import Gateway
 import Testing
 
@@ -73,5 +76,27 @@ import Testing
         #expect(refusal(["otlp_endpoint": "http://c:4318", "export_timeout_ms": 5]) == "tracing.export_timeout_ms")
         #expect(refusal(["otlp_endpoint": "http://c:4318", "enabled": "yes"]) == "tracing.enabled")
         #expect(refusal(["otlp_endpont": "http://c:4318"]) == "tracing.otlp_endpont")
+    }
+}
+
+/// A gateway's wire certificate is checked against the name it runs under, which `--name` may
+/// set after the file is read: the file alone must not be refused for the default name.
+@Suite struct GatewayTLSConfigurationTests {
+    @Test func theCertificateIsCheckedAgainstTheNameTheGatewayRunsUnder() throws {
+        let directory = NSTemporaryDirectory() + "gateway-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pki = try LocalPKI()
+        let ca = try pki.writeCA(to: directory)
+        let own = try pki.write([CertificateIdentity(role: .gateway, nodeID: "edge-1")], as: "edge-1", to: directory)
+        var config = try GatewayConfiguration.parse([
+            "cluster": [
+                "secret": "gateway-config-secret-0123", "schedulers": [["id": 1, "address": "127.0.0.1:1"]],
+                "tls": ["ca": ca, "certificate": own.certificate, "key": own.key],
+            ]
+        ])
+        #expect(throws: ConfigError.self) { _ = try config.wireConfiguration() }  // still "gateway-8080"
+        config.name = "edge-1"
+        #expect(try config.wireConfiguration().tls?.ownIdentities == [CertificateIdentity(role: .gateway, nodeID: "edge-1")])
     }
 }
