@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext fuzz-scheduler bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
@@ -87,6 +87,10 @@ fuzz-wire: deps
 ## libFuzzer on the Prometheus text parser (FUZZ_SECONDS, default 600).
 fuzz-promtext: deps
 	Tests/Fuzz/run.sh promtext $(FUZZ_SECONDS)
+
+## The scheduler's handlers, driven with decoded messages from every role (Docs/fuzzing.md).
+fuzz-scheduler: deps
+	Tests/Fuzz/run.sh scheduler $(FUZZ_SECONDS)
 
 ## The engine simulator's CPU use at 500 concurrent streams (release build; prints figures).
 bench-engine-sim: deps
