@@ -6,7 +6,6 @@ which exits non-zero if a request was lost or failed (timing targets reported, n
 shared CI machine: `--no-time-targets`)."""
 import json
 import os
-import socket
 import ssl
 
 import httpx
@@ -14,6 +13,7 @@ import openai
 import pytest
 
 from local_cluster_setup import local_cluster
+from plain_probe import plain_http_answer  # noqa: E402 (Tests/Interop/gateway, on the path local_cluster_setup adds)
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +56,7 @@ def test_the_official_clients_through_the_balancer_over_https_and_wss(local):
         ws.send(json.dumps({"model": "tiny", "prompt": "wss through the balancer", "max_tokens": 3}))
         assert json.loads(ws.recv(timeout=30))["object"] == "text_completion" and ws.recv(timeout=30) == "[DONE]"
     # Plain HTTP to the balancer gets no answer.
-    host, port = local.balancer_url.removeprefix("https://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        try:
-            while chunk := s.recv(4096):
-                answer += chunk
-        except ConnectionResetError:
-            pass
-    assert b"HTTP/1.1 200" not in answer
+    assert b"HTTP/1.1 200" not in plain_http_answer(local.balancer_url, "/ready")
 
 
 @pytest.mark.parametrize("fault", ["kill-leader", "kill-engine", "kill-two-schedulers", "partition-leader", "rolling-restart"])

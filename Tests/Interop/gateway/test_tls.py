@@ -3,7 +3,6 @@ schedulers, agents, simulated engines and a gateway, each with its own certifica
 CA made by Deploy/tls/make-certs.sh (openssl). The official `openai` and `websockets` clients
 speak HTTPS and WSS to the gateway; `junction ctl` speaks TLS to the trio."""
 import json
-import socket
 import ssl
 import subprocess
 
@@ -12,6 +11,7 @@ import openai
 import pytest
 
 from conftest import API_KEY, BINARY, MAKE_CERTS, Cluster
+from plain_probe import plain_http_answer
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +51,7 @@ def test_websocket_over_wss(cluster):
 def test_a_client_that_does_not_trust_the_ca_or_speaks_plain_http_gets_nothing(cluster):
     with pytest.raises(httpx.ConnectError):
         httpx.get(cluster.url + "/health", verify=True, timeout=10)  # the system roots: not our CA
-    host, port = cluster.url.removeprefix("https://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = b""
-        try:
-            while chunk := s.recv(4096):
-                answer += chunk
-        except ConnectionResetError:
-            pass
-    assert b"HTTP/1.1 200" not in answer
+    assert b"HTTP/1.1 200" not in plain_http_answer(cluster.url)
     assert httpx.get(cluster.url + "/health", verify=cluster.verify, timeout=10).status_code == 200
 
 
