@@ -114,7 +114,8 @@ def test_a_streamed_request_is_one_trace_from_the_client_through_the_scheduler_t
     # Phases in order, inside the request's span.
     assert root["start"] <= by_name["schedule"]["start"] <= by_name["schedule"]["end"] <= engine["start"]
     assert by_name["connect"]["end"] <= by_name["time to first token"]["end"] <= by_name["stream"]["end"] <= root["end"]
-    assert not any(s["error"] for s in spans), [s for s in spans if s["error"]]
+    # Named with their attributes, so a failure here says which span and why.
+    assert not any(s["error"] for s in spans), [(s["name"], s["attributes"]) for s in spans if s["error"]]
     # The engine was sent the same trace, with the gateway's engine span as its parent.
     seen = traced.engine_saw(marker)
     assert seen["traceparent"] == f"00-{trace_id}-{engine['span_id']}-01"
