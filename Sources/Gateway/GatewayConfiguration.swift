@@ -196,7 +196,7 @@ public struct GatewayConfiguration: Sendable {
                 }
                 entries.append(.init(client: client, digest: ClientKeys.digest(ofKey: plain)))
             case (nil, let hex as String):
-                guard let digest = hexBytes(hex), digest.count == 32 else {
+                guard let digest = Credential.bytes(hex: hex.lowercased()), digest.count == 32 else {
                     throw ConfigError(key: "\(at).key_sha256", reason: "64 hex digits: the SHA-256 of the key (sha256sum)")
                 }
                 entries.append(.init(client: client, digest: digest))
@@ -209,24 +209,5 @@ public struct GatewayConfiguration: Sendable {
             throw ConfigError(key: "\(key)[\(index)]", reason: "the same key appears twice (a key names one client)")
         }
         return ClientKeys(entries)
-    }
-
-    private static func hexBytes(_ hex: String) -> [UInt8]? {
-        let digits = Array(hex.lowercased().utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var bytes: [UInt8] = []
-        for pair in stride(from: 0, to: digits.count, by: 2) {
-            guard let high = hexValue(digits[pair]), let low = hexValue(digits[pair + 1]) else { return nil }
-            bytes.append(high << 4 | low)
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
-        default: nil
-        }
     }
 }

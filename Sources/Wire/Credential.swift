@@ -43,12 +43,7 @@ public struct Credential: Sendable, Equatable, CustomStringConvertible {
         guard parts.count == 4, parts[0] == Self.prefix, let role = Role(name: parts[1]),
             Self.isValidNodeID(parts[2]), parts[3].utf8.count == 64
         else { return nil }
-        var bytes: [UInt8] = []
-        var digits = parts[3].utf8.makeIterator()
-        while let high = digits.next(), let low = digits.next() {
-            guard let h = Self.hexValue(high), let l = Self.hexValue(low) else { return nil }
-            bytes.append(h << 4 | l)
-        }
+        guard let bytes = Self.bytes(hex: parts[3]) else { return nil }
         self.init(role: role, nodeID: parts[2], key: SymmetricKey(data: bytes))
     }
 
@@ -61,6 +56,19 @@ public struct Credential: Sendable, Equatable, CustomStringConvertible {
 
     public static func == (lhs: Credential, rhs: Credential) -> Bool {
         lhs.role == rhs.role && lhs.nodeID == rhs.nodeID && lhs.key == rhs.key
+    }
+
+    /// The bytes `hex` spells (lowercase digits, two per byte); nil if it spells none.
+    public static func bytes(hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for pair in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[pair]), let low = hexValue(digits[pair + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
     }
 
     private static func hexValue(_ digit: UInt8) -> UInt8? {
