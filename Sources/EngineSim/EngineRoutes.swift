@@ -95,7 +95,8 @@ struct EngineRoutes: Sendable {
                 if vllm { kvTransferParams = self.kvTransferParams(key: key, blocks: blocks) }
             }
             if parsed.stream {
-                return streamResponse(id: id, events: events, request: parsed, renderer: renderer, cutAfter: faults.cutStreamAfterTokens)
+                return streamResponse(id: id, events: events, request: parsed, renderer: renderer, cutAfter: faults.cutStreamAfterTokens,
+                    lingerAfterDone: faults.doneLingerMs.map { .milliseconds($0) })
             }
             guard maxTokens > Self.watchedAnswerTokens else {
                 return await fullResponse(id: id, events: events, renderer: renderer, kvTransferParams: kvTransferParams)
@@ -165,7 +166,7 @@ struct EngineRoutes: Sendable {
 
     private func streamResponse(
         id: EngineRequestID, events: AsyncStream<StreamEvent>, request: InferenceRequest, renderer: ResponseRenderer,
-        cutAfter: Int?
+        cutAfter: Int?, lingerAfterDone: Duration?
     ) -> Response {
         let runner = state.runner
         var headers = HTTPFields()
@@ -176,7 +177,8 @@ struct EngineRoutes: Sendable {
             body: ResponseBody { writer in
                 do {
                     try await SSEStream.write(
-                        events: events, request: request, renderer: renderer, cutAfter: cutAfter, to: &writer)
+                        events: events, request: request, renderer: renderer, cutAfter: cutAfter, lingerAfterDone: lingerAfterDone,
+                        to: &writer)
                 } catch {
                     // The client went away or the stream was cut on purpose: stop generating.
                     await runner.abort(id)

@@ -17,12 +17,15 @@ public struct Faults: Sendable, Equatable {
     public var crashAfterTokens: Int?
     /// `/health` answers 503 while inference goes on serving.
     public var healthFailing = false
+    /// Hold a stream's response open this many milliseconds after its `data: [DONE]` before
+    /// ending it: an engine (or a proxy in front of it) slow to end what it has finished.
+    public var doneLingerMs: Int?
 
     public init() {}
 
     static let keys = [
         "error_rate", "error_status", "hang", "slowness", "cut_stream_after_tokens", "crash_after_tokens",
-        "health_failing",
+        "health_failing", "done_linger_ms",
     ]
 
     /// Applies the keys present in a JSON object; unknown keys and bad values are errors that
@@ -53,7 +56,10 @@ public struct Faults: Sendable, Equatable {
             }
             slowness = factor
         }
-        for (key, path) in [("cut_stream_after_tokens", \Faults.cutStreamAfterTokens), ("crash_after_tokens", \Faults.crashAfterTokens)] {
+        for (key, path) in [
+            ("cut_stream_after_tokens", \Faults.cutStreamAfterTokens), ("crash_after_tokens", \Faults.crashAfterTokens),
+            ("done_linger_ms", \Faults.doneLingerMs),
+        ] {
             guard let value = object[key] else { continue }
             if value is NSNull { self[keyPath: path] = nil; continue }
             guard let count = JSONValue.int(value), count >= 0 else {
@@ -73,7 +79,8 @@ public struct Faults: Sendable, Equatable {
         func optional(_ value: Int?) -> String { value.map(String.init) ?? "null" }
         return "{\"error_rate\":\(errorRate),\"error_status\":\(errorStatus),\"hang\":\(hang),"
             + "\"slowness\":\(slowness),\"cut_stream_after_tokens\":\(optional(cutStreamAfterTokens)),"
-            + "\"crash_after_tokens\":\(optional(crashAfterTokens)),\"health_failing\":\(healthFailing)}"
+            + "\"crash_after_tokens\":\(optional(crashAfterTokens)),\"health_failing\":\(healthFailing),"
+            + "\"done_linger_ms\":\(optional(doneLingerMs))}"
     }
 }
 

@@ -9,7 +9,7 @@ enum SSEStream {
 
     static func write(
         events: AsyncStream<StreamEvent>, request: InferenceRequest, renderer: ResponseRenderer, cutAfter: Int?,
-        to writer: inout any ResponseBodyWriter
+        lingerAfterDone: Duration? = nil, to writer: inout any ResponseBodyWriter
     ) async throws {
         var sent = 0
         var usageSoFar = TokenUsage(promptTokens: request.promptTokens.count, completionTokens: 0, cachedTokens: 0)
@@ -44,6 +44,7 @@ enum SSEStream {
         guard let finalUsage else { throw CutStream() }
         if request.includeUsage { try await writer.write(event(renderer.usageChunk(finalUsage))) }
         try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+        if let lingerAfterDone { try await Task.sleep(for: lingerAfterDone) }
         try await writer.finish(nil)
     }
 

@@ -34,6 +34,8 @@ final class RequestRun {
     /// An event stream's chunks that came before the lifecycle let the stream start.
     private var held: [ByteBuffer] = []
     private var streaming = false
+    /// `streamComplete` was fed (once: the tail still ends with `[DONE]` on an empty chunk).
+    private var streamCompleteSeen = false
     /// The answer leg's body is an event stream to relay chunk by chunk (set by its head).
     private var relaysChunks = false
     /// Reading from the engine is paused because the client does not take the stream.
@@ -146,6 +148,7 @@ final class RequestRun {
                 held.append(buffer)
             }
             feed(.bytes(leg))
+            noteStreamComplete()
             return
         }
         var whole = collected[leg] ?? ByteBuffer()
@@ -154,6 +157,13 @@ final class RequestRun {
         }
         if whole.readableBytes == 0 { whole = buffer } else { whole.writeImmutableBuffer(buffer) }
         collected[leg] = whole
+    }
+
+    /// Tells the lifecycle once the client has been handed the stream's terminal event.
+    private func noteStreamComplete() {
+        guard streaming, !streamCompleteSeen, meter.endsWithTerminalEvent else { return }
+        streamCompleteSeen = true
+        feed(.streamComplete)
     }
 
     func legEnded(_ leg: Leg) {
@@ -230,6 +240,7 @@ final class RequestRun {
             }
             held.removeAll()
             sink.flush()
+            noteStreamComplete()
         case .endStream:
             streaming = false
             sink.endStream(error: nil)

@@ -26,6 +26,23 @@ struct StreamMeter {
         if tail.count > 2 * Self.tailLimit { tail.removeFirst(tail.count - Self.tailLimit) }
     }
 
+    /// Whether the answer so far ends with an event stream's terminal event, `data: [DONE]` and
+    /// its blank line: after it the client has the whole answer.
+    var endsWithTerminalEvent: Bool {
+        var end = tail.count
+        var newlines = 0
+        while end > 0, tail[end - 1] == 0x0A || tail[end - 1] == 0x0D {
+            if tail[end - 1] == 0x0A { newlines += 1 }
+            end -= 1
+        }
+        guard newlines >= 2 else { return false }
+        for line in [Array("data: [DONE]".utf8), Array("data:[DONE]".utf8)] where end >= line.count {
+            let start = end - line.count
+            if tail[start..<end].elementsEqual(line), start == 0 || tail[start - 1] == 0x0A { return true }
+        }
+        return false
+    }
+
     /// The last `"usage": {...}` object in the answer, if any.
     var usage: Usage? {
         let key = Array("\"usage\"".utf8)

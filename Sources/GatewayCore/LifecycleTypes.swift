@@ -126,6 +126,11 @@ public enum LifecycleEvent: Sendable, Equatable {
     case bytes(Leg)
     /// A whole (unstreamed) body was collected, or an event stream ended cleanly.
     case ended(Leg)
+    /// The relayed event stream's terminal event (`data: [DONE]`) went to the client: it has
+    /// the whole answer, though the engine's response may not have ended yet. A client that
+    /// closes from now on (the `openai` client closes as soon as it reads `[DONE]`) has not
+    /// cancelled anything, and the engine has served the request.
+    case streamComplete
     case failed(Leg, UpstreamFailure)
     /// The client stopped taking a relayed stream's bytes (true), so the engine is not read
     /// either, or takes them again (false). A stream paused by its client is not the engine's

@@ -69,6 +69,8 @@ public struct RequestLifecycle: Sendable {
         var answerFailure: UpstreamFailure?
         /// SGLang: until when one leg's outcome waits for the other's.
         var patienceUntil: Moment?
+        /// The relayed stream's terminal event reached the client (`streamComplete`).
+        var answerComplete = false
     }
 
     public init(request: LifecycleRequest, configuration: LifecycleConfiguration) {
@@ -94,6 +96,7 @@ public struct RequestLifecycle: Sendable {
         case .head(let leg, let status, let eventStream): head(leg, status, eventStream, now, &out)
         case .bytes(let leg): bytes(leg, now, &out)
         case .ended(let leg): ended(leg, now, &out)
+        case .streamComplete: streamComplete()
         case .failed(let leg, let failure): failed(leg, failure, now, &out)
         case .clientBackPressure(let paused): backPressure(paused, now)
         case .clientGone: clientGone(&out)
@@ -270,11 +273,7 @@ public struct RequestLifecycle: Sendable {
         switch stage(leg) {
         case .relaying(_, let status, _):
             // The stream reached its end on the client.
-            setStage(leg, nil)
-            out.append(.endStream)
-            out.append(.markSucceeded(instanceID: attempt!.answer.id))
-            releaseAnswer(status < 400 ? .ok : .clientError, withUsage: true, &out)
-            finish(&out)
+            completeStream(status: status, clientThere: true, &out)
         case .awaitingFirstChunk(let sent, let status):
             // An event stream the engine ended at once, with no event: relayed as it is.
             setStage(leg, .ready(sent: sent, status: status, streamed: true, ended: true))
@@ -288,6 +287,21 @@ public struct RequestLifecycle: Sendable {
         default:
             break
         }
+    }
+
+    private mutating func streamComplete() {
+        guard case .relaying = attempt?.answerStage else { return }
+        attempt?.answerComplete = true
+    }
+
+    /// The relayed stream is over and the client has all of it: the engine served the request.
+    private mutating func completeStream(status: Int, clientThere: Bool, _ out: inout [LifecycleDirective]) {
+        guard let current = attempt else { return }
+        setStage(.answer, nil)
+        if clientThere { out.append(.endStream) }
+        out.append(.markSucceeded(instanceID: current.answer.id))
+        releaseAnswer(status < 400 ? .ok : .clientError, withUsage: true, &out)
+        finish(&out)
     }
 
     /// The answer leg has something for the client. SGLang's pair holds it until the prefill leg
@@ -377,6 +391,12 @@ public struct RequestLifecycle: Sendable {
 
     private mutating func failed(_ leg: Leg, _ failure: UpstreamFailure, _ now: Moment, _ out: inout [LifecycleDirective]) {
         guard let current = attempt, stage(leg) != nil else { return }
+        if leg == .answer, current.answerComplete, case .relaying(_, let status, _) = current.answerStage {
+            // The client already has the whole answer; only the response's own end went missing
+            // (or never came in time). Nothing is lost, and nothing is appended after `[DONE]`.
+            out.append(.cancel(.answer))
+            return completeStream(status: status, clientThere: true, &out)
+        }
         if leg == .answer, case .relaying = current.answerStage {
             // Bytes reached the client: no retry. The stream ends with an error event.
             setStage(.answer, nil)
@@ -540,6 +560,16 @@ public struct RequestLifecycle: Sendable {
     // MARK: - Endings
 
     private mutating func clientGone(_ out: inout [LifecycleDirective]) {
+        if let current = attempt, current.answerComplete, case .relaying(_, let status, _) = current.answerStage {
+            // It read `[DONE]` and closed before the engine's response ended: a finished
+            // request, not a cancelled one.
+            if current.prefillStage != nil {
+                setStage(.prefill, nil)
+                out.append(.cancel(.prefill))
+            }
+            out.append(.cancel(.answer))
+            return completeStream(status: status, clientThere: false, &out)
+        }
         for leg in [Leg.answer, .prefill] where stage(leg) != nil {
             setStage(leg, nil)
             out.append(.cancel(leg))

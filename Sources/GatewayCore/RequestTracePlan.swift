@@ -82,6 +82,8 @@ public struct RequestTracePlan: Sendable {
     /// Each leg's latest response status, and the status the client was answered with.
     private var headStatus: [Leg: Int] = [:]
     private var answeredStatus: Int?
+    /// The relayed stream's terminal event reached the client.
+    private var completed = false
 
     public init() {}
 
@@ -133,10 +135,16 @@ public struct RequestTracePlan: Sendable {
             begin(SpanKey(.stream, leg: leg, attempt: attempt), now, &out)
         case .ended(let leg):
             endLeg(leg, now, nil, &out)
+        case .streamComplete:
+            // The client has the whole stream: the engine's part is over, whatever comes after
+            // (the response's end, a client that closes first, a cut) is not its failure.
+            guard firstTokenSeen.contains(.answer) else { return }
+            endLeg(.answer, now, nil, &out)
+            completed = true
         case .failed(let leg, let failure):
             endLeg(leg, now, failure.description, &out)
         case .clientGone:
-            out.append(.attribute(SpanKey(.request), "junction.client_gone", .bool(true)))
+            if !completed { out.append(.attribute(SpanKey(.request), "junction.client_gone", .bool(true))) }
         case .turn, .timer, .clientBackPressure:
             break
         }

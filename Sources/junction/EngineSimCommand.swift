@@ -48,6 +48,7 @@ struct EngineSimServe: AsyncParsableCommand {
     @Option(help: "Fault: cut each stream's connection after this many tokens.") var cutStreamAfterTokens: Int?
     @Option(help: "Fault: exit once any stream has sent this many tokens.") var crashAfterTokens: Int?
     @Flag(help: "Fault: /health answers 503 while inference goes on.") var healthFailing = false
+    @Option(help: "Fault: hold each stream's response open this many milliseconds after its [DONE].") var doneLingerMs: Int?
 
     func run() async throws {
         var config = EngineSimConfiguration()
@@ -91,6 +92,8 @@ struct EngineSimServe: AsyncParsableCommand {
         faults.cutStreamAfterTokens = cutStreamAfterTokens
         faults.crashAfterTokens = crashAfterTokens
         faults.healthFailing = healthFailing
+        faults.doneLingerMs = doneLingerMs
+        guard (doneLingerMs ?? 0) >= 0 else { throw ValidationError("--done-linger-ms must not be negative") }
         guard (0...1).contains(errorRate) else { throw ValidationError("--error-rate must be from 0 to 1") }
         guard errorStatus == 500 || errorStatus == 503 else { throw ValidationError("--error-status must be 500 or 503") }
         guard slowness >= 1 else { throw ValidationError("--slowness must be at least 1") }

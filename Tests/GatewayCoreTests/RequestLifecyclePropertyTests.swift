@@ -58,7 +58,12 @@ import Testing
             case 10, 11: return .bytes(leg)
             case 12: return .ended(leg)
             case 13: return .failed(leg, pick([.unreachable("x"), .cut("y"), .refused(status: 502), .idleTimedOut]))
-            case 14: return random.next() % 8 == 0 ? .clientGone : .clientBackPressure(paused: random.next() % 2 == 0)
+            case 14:
+                switch random.next() % 8 {
+                case 0: return .clientGone
+                case 1, 2: return .streamComplete
+                default: return .clientBackPressure(paused: random.next() % 2 == 0)
+                }
             default: return random.next() % 2 == 0 ? .start : .timer
             }
         }

@@ -171,6 +171,57 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(d.releases.map(\.1) == [.engineError] && d.asked.count == 1 && out.last == .done)
     }
 
+    /// The `openai` client closes its connection as soon as it reads `[DONE]`, which can be
+    /// before the engine's response has ended: that is a finished request, not a cancelled one.
+    @Test func aClientThatLeavesAfterTheTerminalEventFinishedItsRequest() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        d.feed(.bytes(.answer))
+        #expect(d.feed(.streamComplete).allSatisfy { if case .setTimer = $0 { true } else { false } })
+        let out = d.feed(.clientGone)
+        #expect(out.contains(.release(Slot(attempt: 0, leg: .answer, instanceID: "a"), .ok, withUsage: true)))
+        #expect(out.contains(.markSucceeded(instanceID: "a")) && out.contains(.cancel(.answer)))
+        #expect(!out.contains(.count(.clientCancelled)) && !out.contains(.endStream) && out.last == .done)
+        #expect(d.releases.count == 1)
+    }
+
+    @Test func aClientThatLeavesBeforeTheTerminalEventCancelledItsRequest() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        d.feed(.bytes(.answer))
+        let out = d.feed(.clientGone)
+        #expect(out.contains(.count(.clientCancelled)) && d.releases.map(\.1) == [.clientCancelled])
+        // The terminal event only counts while a stream is relayed.
+        var early = Drive()
+        early.feed(.start)
+        early.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        early.feed(.head(.answer, status: 200, eventStream: true))
+        early.feed(.streamComplete)
+        early.feed(.bytes(.answer))
+        #expect(early.feed(.clientGone).contains(.count(.clientCancelled)))
+    }
+
+    @Test func aStreamCutAfterItsTerminalEventEndsCleanly() {
+        // Cut, or never ended in time: the client has everything, so no error event follows `[DONE]`.
+        for ending in [LifecycleEvent.failed(.answer, .cut("reset")), .timer] {
+            var d = Drive { $0.streamIdleTimeout = .seconds(2) }
+            d.feed(.start)
+            d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+            d.feed(.head(.answer, status: 200, eventStream: true))
+            d.feed(.bytes(.answer))
+            d.feed(.streamComplete)
+            let out = d.feed(ending, after: .seconds(3))
+            #expect(out.contains(.endStream) && out.last == .done, "\(ending)")
+            #expect(!out.contains { if case .endStreamWithError = $0 { true } else { false } }, "\(ending)")
+            #expect(d.releases.map(\.1) == [.ok] && !d.all.contains(.count(.upstreamError(instanceID: "a"))), "\(ending)")
+        }
+    }
+
     @Test func anEngineThatHangsAfterItsHeadersIsTimedOut() {
         // Before the first event: retried elsewhere. After it: the idle timeout ends the stream.
         var early = Drive { $0.firstTokenTimeout = .seconds(5) }

@@ -112,6 +112,31 @@ private let ms = Duration.milliseconds
         #expect(t.plan.openSpans.isEmpty)
     }
 
+    @Test func aClientThatClosesAfterTheTerminalEventLeavesNoErrorSpan() {
+        var t = TracedDrive()
+        t.feed(.start)
+        t.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        t.feed(.connected(.answer))
+        t.feed(.head(.answer, status: 200, eventStream: true))
+        t.feed(.bytes(.answer), after: ms(20))
+        t.feed(.streamComplete, after: ms(30))
+        t.feed(.clientGone, after: ms(5))
+        #expect(t.drive.machine.isDone && t.plan.openSpans.isEmpty)
+        #expect(t.ended.allSatisfy { $0.3 == nil }, "\(t.ended.filter { $0.3 != nil })")
+        // The stream span ends with the terminal event, not with the connection.
+        #expect(t.ended.first { $0.0 == "stream" }.map { $0.2 - $0.1 } == ms(30))
+        #expect(t.attributes(of: .request)["junction.client_gone"] == nil)
+        // Before it, a client that leaves cuts the stream short: that is an error on the leg.
+        var early = TracedDrive()
+        early.feed(.start)
+        early.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        early.feed(.head(.answer, status: 200, eventStream: true))
+        early.feed(.bytes(.answer))
+        early.feed(.clientGone)
+        #expect(early.ended.first { $0.0 == "stream" }?.3 == "cancelled")
+        #expect(early.attributes(of: .request)["junction.client_gone"] == .bool(true))
+    }
+
     @Test func waitingForRoomIsAQueueWaitSpan() {
         var t = TracedDrive { $0.waitScheduleTimeout = .seconds(5) }
         t.feed(.start)
@@ -189,7 +214,7 @@ private let ms = Duration.milliseconds
             let legs: [Leg] = [.answer, .prefill]
             func randomEvent() -> LifecycleEvent {
                 let leg = legs[Int(random.next() % 2)]
-                switch random.next() % 12 {
+                switch random.next() % 13 {
                 case 0: return .scheduler(.assigned(instance(["a", "b"][Int(random.next() % 2)]), prefill: random.next() % 3 == 0 ? prefill("p", .vllm) : nil))
                 case 1: return .scheduler(random.next() % 2 == 0 ? .wait(retryAfter: .milliseconds(50)) : .unavailable("down"))
                 case 2: return .queueJoined(admitted: random.next() % 3 != 0)
@@ -200,6 +225,7 @@ private let ms = Duration.milliseconds
                 case 7, 8: return .bytes(leg)
                 case 9: return .ended(leg)
                 case 10: return .failed(leg, .cut("reset"))
+                case 11: return random.next() % 2 == 0 ? .streamComplete : .timer
                 default: return .timer
                 }
             }

@@ -107,6 +107,22 @@ def test_health_failing_while_still_serving(start_sim):
     assert sim.http.get("/health").status_code == 200
 
 
+def test_done_linger_holds_the_response_open_after_done(start_sim):
+    sim = start_sim("--done-linger-ms", "3000")
+    with httpx.stream("POST", sim.url + "/v1/chat/completions", json={**CHAT, "stream": True}, timeout=10) as reply:
+        lines = reply.iter_lines()
+        for line in lines:
+            if line == "data: [DONE]":
+                done_at = time.monotonic()
+                break
+        assert not any(lines)
+        ended_after = time.monotonic() - done_at
+    # A lower bound only, and far below the 3 s the fault promises (reading `[DONE]` may lag
+    # its writing on a loaded machine, never by seconds).
+    assert ended_after >= 1, ended_after
+    assert sim.faults(done_linger_ms=None)["done_linger_ms"] is None
+
+
 def test_health_is_503_while_starting(start_sim):
     sim = start_sim("--startup-seconds", "1")
     assert sim.http.get("/health").status_code == 503

@@ -97,6 +97,43 @@ def test_an_engine_that_hangs_after_its_headers_ends_the_stream_after_the_idle_t
     wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 5, "the gateway's in-flight gauge back to 0")
 
 
+@contextlib.contextmanager
+def engine_fault(engine, **faults):
+    assert httpx.post(engine + "/admin/faults", json=faults).status_code == 200
+    try:
+        yield
+    finally:
+        httpx.delete(engine + "/admin/faults")
+
+
+def test_a_client_that_closes_at_done_before_the_engine_ends_its_response_was_served_not_cancelled(cluster):
+    # The openai client stops reading at `data: [DONE]` and closes its connection. An engine (or
+    # a proxy in front of it) may end its response later: here 1 s later, so the close always
+    # comes first. The client has the whole answer: nothing was cancelled, and the request ends
+    # with the close, not with the engine's response.
+    import openai
+    cancelled = gateway_metric(cluster, "junction_gateway_client_cancelled_total")
+    with engine_fault(cluster.engines["a"], done_linger_ms=1000):
+        client = openai.OpenAI(base_url=cluster.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30)
+        chunks = list(client.completions.create(model="tiny", prompt="close at done", max_tokens=4, stream=True))
+        assert chunks and chunks[-1].choices[0].finish_reason == "length"
+        wait_for(lambda: gateway_metric(cluster, "junction_gateway_requests_in_flight") == 0, 5, "the gateway's in-flight gauge back to 0")
+        wait_for(lambda: no_slot_taken(cluster), 5, "the scheduler's slot released")
+    assert gateway_metric(cluster, "junction_gateway_client_cancelled_total") == cancelled
+
+
+def test_an_engine_that_never_ends_its_response_after_done_adds_no_error_after_done(cluster):
+    # The engine holds its response open past the gateway's idle timeout (1.5 s) after `[DONE]`:
+    # the client has its whole answer, so the gateway ends the stream cleanly.
+    with engine_fault(cluster.engines["a"], done_linger_ms=4000):
+        with httpx.stream("POST", cluster.url + "/v1/completions", headers=HEADERS, timeout=30,
+                          json={"model": "tiny", "prompt": "linger after done", "max_tokens": 4, "stream": True}) as reply:
+            body = reply.read()
+    assert reply.status_code == 200
+    assert body.rstrip().endswith(b"data: [DONE]") and b'"error"' not in body, body
+    assert body.count(b"data: [DONE]") == 1, body
+
+
 def test_a_client_that_leaves_an_unstreamed_request_cancels_it_on_the_engine(cluster):
     engine = cluster.engines["a"]
     sock = raw_request(cluster, LONG)
