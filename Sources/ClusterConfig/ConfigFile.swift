@@ -14,7 +14,9 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
 
 /// Reading the JSON config file every Junction process shares (Docs/configuration.md).
 public enum ConfigFile {
-    public static func load(path: String) throws(ConfigError) -> [String: Any] {
+    /// Reads and parses the file, then puts the environment's values in for `${NAME}` in its
+    /// strings (`EnvironmentSubstitution`).
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigError(key: path, reason: "cannot read the file")
         }
@@ -23,7 +25,7 @@ public enum ConfigFile {
             throw ConfigError(key: path, reason: "not valid JSON: \(error.localizedDescription)")
         }
         guard let object = parsed as? [String: Any] else { throw ConfigError(key: path, reason: "the file must hold a JSON object") }
-        return object
+        return try EnvironmentSubstitution.apply(toObject: object, environment: environment)
     }
 
     public static func object(_ root: [String: Any], _ key: String, required: Bool) throws(ConfigError) -> [String: Any]? {

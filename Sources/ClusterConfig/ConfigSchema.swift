@@ -7,7 +7,7 @@
 public enum ConfigSchema {
     public static let sections: [String: [String]] = [
         "cluster": ["name", "secret", "credential", "schedulers", "tls"],
-        "scheduler": ["data_dir", "tick_ms", "election_ticks", "heartbeat_timeout_ms", "report_interval_ms", "affinity_batch_ms", "peer_addresses"],
+        "scheduler": ["data_dir", "tick_ms", "election_ticks", "heartbeat_timeout_ms", "report_interval_ms", "affinity_batch_ms", "peer_addresses", "listen"],
         "llm_scheduler": ["policy", "params"],
         "llm_gateway": [
             "listen", "api_keys", "infer_backend", "max_body_bytes", "max_queue_size", "wait_schedule_timeout", "wait_schedule_try_period",

@@ -23,6 +23,9 @@ public struct SchedulerConfiguration: Sendable {
     /// Where this node dials a peer when that is not the peer's cluster address (a relay, or a
     /// separate replication network); `scheduler.peer_addresses`.
     public var peerAddresses: [NodeID: (host: String, port: Int)] = [:]
+    /// Where this node listens when that is not its cluster address (`scheduler.listen`): the
+    /// cluster address is what the others dial (a DNS name), this is the socket (`0.0.0.0:7100`).
+    public var listen: (host: String, port: Int)?
     /// The seed's keys the file has and Junction does not use (`ConfigSchema.acceptedUnused`).
     public var unusedConfigKeys: [String] = []
     /// The `tracing` section: where decision spans go (nil: not traced).
@@ -68,6 +71,12 @@ public struct SchedulerConfiguration: Sendable {
             throw ConfigError(
                 key: "scheduler.heartbeat_timeout_ms",
                 reason: "at least twice scheduler.report_interval_ms (\(config.reportIntervalMilliseconds)): shorter, an instance is marked down between two of its agent's reports")
+        }
+        if let listen = scheduler["listen"] {
+            guard let listen = listen as? String, let (host, port) = ConfigFile.splitAddress(listen) else {
+                throw ConfigError(key: "scheduler.listen", reason: "\"host:port\" (port 1 to 65535): where this node listens, when not at its cluster.schedulers address")
+            }
+            config.listen = (host, port)
         }
         if let overrides = scheduler["peer_addresses"] {
             guard let overrides = overrides as? [String: Any] else {

@@ -152,7 +152,7 @@ public actor SchedulerNode {
         guard let me = config.member(id) else { return }
         let service = SchedulerService(node: self)
         let server = try await WireServer.bind(
-            host: me.host, port: me.port, configuration: wire, service: service, group: replica.loop, logger: logger)
+            host: config.listen?.host ?? me.host, port: config.listen?.port ?? me.port, configuration: wire, service: service, group: replica.loop, logger: logger)
         onListening(server.port)
         let replica = self.replica
         let tick = Duration.milliseconds(config.tickMilliseconds)

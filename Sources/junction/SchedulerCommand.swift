@@ -14,7 +14,8 @@ struct SchedulerCommand: AsyncParsableCommand {
     )
 
     @Option(help: "The cluster config file (JSON; Docs/configuration.md).") var config: String
-    @Option(help: "This scheduler's id, as listed in cluster.schedulers.") var id: UInt64
+    @Option(help: "This scheduler's id, as listed in cluster.schedulers. Default: from the host's name, NAME-N is id N+1 (a StatefulSet's pods).")
+    var id: UInt64?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "notice"
     @Option(help: "Serve /metrics, /healthz and /readyz over HTTP at HOST:PORT (port 0: any free port). Off by default.")
     var metricsListen: String?
@@ -26,10 +27,15 @@ struct SchedulerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let hostname = Self.hostname()
+        guard let id = id ?? SchedulerIDFromHostname.id(hostname) else {
+            throw ValidationError("--id is required: the host's name '\(hostname)' does not end in -N (a StatefulSet's pod N is scheduler N+1)")
+        }
         let configuration: SchedulerConfiguration
         do { configuration = try SchedulerConfiguration.load(path: config, id: id) } catch { throw ValidationError(error.description) }
         var logger = Logger(label: "scheduler-\(id)")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .notice
+        if self.id == nil { logger.notice("scheduler id \(id), from the host's name", metadata: ["hostname": "\(hostname)"]) }
         ConfigCommand.noteUnused(configuration.unusedConfigKeys, logger: logger)
         let tracing = try configuration.tracing.map {
             try TraceExport.backend($0, service: "junction-scheduler", instance: String(id), logger: logger)
@@ -41,6 +47,15 @@ struct SchedulerCommand: AsyncParsableCommand {
                 + [SchedulerNodeService(node: node, id: id, metricsAt: metricsListen.flatMap(ConfigFile.splitListenAddress))],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+    }
+}
+
+extension SchedulerCommand {
+    /// The kernel's host name (a pod's name in Kubernetes), without a DNS lookup.
+    static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
