@@ -61,12 +61,14 @@ test-rules: deps
 
 ## Real peers against real processes: the openai client, prometheus_client and promtool against
 ## `junction engine-sim`; the openai and websockets clients through a gateway; the local cluster
-## (Deploy/local) with three chaos faults under load (debug build from `make build`/`make test`).
+## (Deploy/local) with three chaos faults under load; Deploy/k8s rendered and validated against the
+## Kubernetes API schemas (debug build from `make build`/`make test`).
 test-interop:
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/engine_sim
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/gateway
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/chaos
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/bench
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/deploy
 
 ## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
 RAFT_SEED ?= 1

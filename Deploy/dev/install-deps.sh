@@ -2,7 +2,7 @@
 # Installs what building and testing Junction needs on a fresh Debian machine, and nothing that is
 # already there: protobuf-c (library and compiler), protoc, pkg-config, Prometheus' promtool (to
 # check our /metrics), wrk (load for the simulator's efficiency benchmark), HAProxy and curl (the local
-# cluster's load balancer and its sample requests), and a Python venv with
+# cluster's load balancer and its sample requests), kubectl if apt has it, and a Python venv with
 # the packages in Tests/Interop/requirements.txt. Idempotent; `make deps` (and so `make test`) runs it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,6 +24,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# kubectl renders Deploy/k8s (kustomize is built in): Google's `kubectl` apt package, where its
+# repository is configured. Without it the manifest tests fail, saying so.
+if ! command -v kubectl >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends kubectl >/dev/null 2>&1 \
+    || echo "install-deps: kubectl is not installed and apt has none; see https://kubernetes.io/docs/tasks/tools/" >&2
 fi
 
 requirements="$root/Tests/Interop/requirements.txt"

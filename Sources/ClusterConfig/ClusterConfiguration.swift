@@ -1,3 +1,5 @@
+import Foundation
+
 /// The part of the config every process needs: the cluster secret and the three schedulers.
 public struct ClusterConfiguration: Sendable, Equatable {
     public struct Member: Sendable, Equatable {
@@ -29,6 +31,16 @@ public struct ClusterConfiguration: Sendable, Equatable {
     /// each process says so once at start-up.
     public var unusedKeys: [String] = []
 
+    /// `cluster.credential_file`: the credential kept in a file of its own (a Kubernetes Secret
+    /// mounted per pod, `/etc/junction-agents/${POD_NAME}`), surrounding whitespace ignored.
+    private static func readCredential(_ path: Any) throws(ConfigError) -> String {
+        guard let path = path as? String, !path.isEmpty else { throw ConfigError(key: "cluster.credential_file", reason: "a file path") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(key: "cluster.credential_file", reason: "cannot read '\(path)'")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     public init(secret: String?, members: [Member], credential: String? = nil) {
         self.secret = secret
         self.credential = credential
@@ -44,9 +56,17 @@ public struct ClusterConfiguration: Sendable, Equatable {
         if let secret, !((secret as? String).map { $0.count >= 16 } ?? false) {
             throw ConfigError(key: "cluster.secret", reason: "a string of at least 16 characters")
         }
-        let credential = cluster["credential"]
+        var credential = cluster["credential"]
+        if let path = cluster["credential_file"] {
+            guard credential == nil else {
+                throw ConfigError(key: "cluster.credential_file", reason: "either cluster.credential or cluster.credential_file, not both")
+            }
+            credential = try readCredential(path)
+        }
         if let credential, !((credential as? String)?.hasPrefix("junction-credential-v1:") ?? false) {
-            throw ConfigError(key: "cluster.credential", reason: "a credential from `junction ctl credential`: junction-credential-v1:ROLE:ID:KEY")
+            throw ConfigError(
+                key: cluster["credential_file"] == nil ? "cluster.credential" : "cluster.credential_file",
+                reason: "a credential from `junction ctl credential`: junction-credential-v1:ROLE:ID:KEY")
         }
         guard secret != nil || credential != nil else {
             throw ConfigError(key: "cluster.secret", reason: "required (or cluster.credential): the root secret, a string of at least 16 characters")

@@ -6,7 +6,7 @@
 /// for every process or refused by all of them, and `junction config check` says the same.
 public enum ConfigSchema {
     public static let sections: [String: [String]] = [
-        "cluster": ["name", "secret", "credential", "schedulers", "tls"],
+        "cluster": ["name", "secret", "credential", "credential_file", "schedulers", "tls"],
         "scheduler": ["data_dir", "tick_ms", "election_ticks", "heartbeat_timeout_ms", "report_interval_ms", "affinity_batch_ms", "peer_addresses", "listen"],
         "llm_scheduler": ["policy", "params"],
         "llm_gateway": [

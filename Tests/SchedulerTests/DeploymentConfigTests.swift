@@ -88,4 +88,27 @@ import Testing
             #expect(SchedulerIDFromHostname.id(name) == nil, "\(name)")
         }
     }
+
+    @Test func aCredentialIsReadFromItsOwnFile() throws {
+        let path = NSTemporaryDirectory() + "junction-credential-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let credential = "junction-credential-v1:agent:vllm-0:" + String(repeating: "ab", count: 32)
+        try Data((credential + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        func root(_ cluster: [String: Any]) -> [String: Any] {
+            ["cluster": cluster.merging(["schedulers": [["id": 1, "address": "s-0.s:7100"]]]) { a, _ in a }]
+        }
+        #expect(try ClusterConfiguration.parse(root(["credential_file": path])).credential == credential)
+        for (cluster, key) in [
+            (["credential_file": path + ".missing"], "cluster.credential_file"),
+            (["credential_file": path, "credential": credential], "cluster.credential_file"),
+            (["credential_file": 7] as [String: Any], "cluster.credential_file"),
+        ] {
+            do {
+                _ = try ClusterConfiguration.parse(root(cluster))
+                Issue.record("accepted \(cluster)")
+            } catch { #expect(error.key == key, "\(cluster): \(error)") }
+        }
+        try Data("not a credential".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ConfigError.self) { try ClusterConfiguration.parse(root(["credential_file": path])) }
+    }
 }
