@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext fuzz-scheduler bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release dist test-dist test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext fuzz-scheduler bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
@@ -69,6 +69,16 @@ test-interop:
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/chaos
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/bench
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/deploy
+
+## A self-contained release binary for a container image (Deploy/container/Containerfile): the
+## Swift runtime linked in, stripped, in dist/. It needs glibc, libstdc++, zlib and libprotobuf-c,
+## all in debian:bookworm-slim with libprotobuf-c1 added. test-dist runs it and checks that.
+dist: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product junction --scratch-path .build-dist
+	mkdir -p dist && strip -o dist/junction .build-dist/release/junction
+
+test-dist: dist
+	$(JUNCTION_PYTHON) -m pytest -q Tests/Interop/dist
 
 ## The deterministic Raft simulation (release build). Longer soaks: RAFT_SEEDS=100000 make raft-sim
 RAFT_SEED ?= 1
