@@ -34,17 +34,24 @@ struct SingleNode {
         let (metricsPorts, metricsPortQueue) = AsyncStream<Int>.makeStream()
         return try await withThrowingTaskGroup { group in
             group.addTask {
+                // However the node's run ends (a port it could not bind), the waits below end too:
+                // a node that failed to start is an error naming why, not a test that never ends.
+                defer {
+                    portQueue.finish()
+                    metricsPortQueue.finish()
+                }
                 try await node.run(
                     metricsAt: withMetrics ? ("127.0.0.1", 0) : nil, onListening: { portQueue.yield($0) },
                     onMetricsListening: { metricsPortQueue.yield($0) })
                 return nil as T?
             }
             var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw WireError(.internal, "the node did not start") }
+            guard let port = await iterator.next() else { return try await startFailure(&group) }
             var harness = SingleNode(port: port, directory: directory)
             if withMetrics {
                 var metricsIterator = metricsPorts.makeAsyncIterator()
-                harness.metricsPort = await metricsIterator.next()
+                guard let metricsPort = await metricsIterator.next() else { return try await startFailure(&group) }
+                harness.metricsPort = metricsPort
             }
             try await harness.waitForLeadership()
             let result = try await body(harness)
@@ -52,6 +59,12 @@ struct SingleNode {
             while let _ = try await group.next() {}
             return result
         }
+    }
+
+    /// The node's run ended before it listened: its error, or one saying so.
+    private static func startFailure<T>(_ group: inout ThrowingTaskGroup<T?, any Error>) async throws -> T {
+        while let _ = try await group.next() {}
+        throw WireError(.internal, "the node stopped before it was listening")
     }
 
     func connect(role: Role = .gateway, nodeID: String = "test") async throws -> WireConnection {
