@@ -146,28 +146,21 @@ final class SchedulerLink: Sendable {
 
     static let probeEvery = Duration.milliseconds(250)
 
-    /// While in fallback, asks the scheduler believed to lead for its status every `probeEvery`;
-    /// when a leader answers, routing by the scheduler resumes. A follower that names the leader
-    /// is followed at once, in the same probe, so a new leader ends fallback one round trip after
-    /// any scheduler knows it.
+    /// While in fallback, every `probeEvery`: asks every scheduler at once who leads (so a silent
+    /// one, such as a host cut off, costs one round and not a connect timeout per try), points
+    /// every loop's client at the leader found, and ends fallback when that leader answers a
+    /// status call itself.
     private func probeWhileInFallback() async {
-        let leader = clients[0].client
+        let probe = clients[0].client
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.probeEvery)
             guard isInFallback else { continue }
-            for _ in 0..<members.count {
-                guard case .statusReply(let status)? = try? await leader.call(
-                    .statusRequest(StatusRequest()), attempt: callTimeout, deadline: callTimeout * 2)
-                else { break }
-                if status.raftState == "leader" {
-                    leaveFallback()
-                    break
-                }
-                guard status.leaderID != 0, let address = members[status.leaderID] else {
-                    for (_, client) in clients { await client.moveToNext() }
-                    break
-                }
-                await followEverywhere(NotLeader(leaderID: status.leaderID, leaderAddress: address, term: status.term))
+            guard let leader = await probe.discoverLeader(within: callTimeout * 2) else { continue }
+            for (_, client) in clients.dropFirst() { await client.follow(leader) }
+            if case .statusReply(let status)? = try? await probe.call(
+                .statusRequest(StatusRequest()), attempt: callTimeout, deadline: callTimeout * 2), status.raftState == "leader"
+            {
+                leaveFallback()
             }
         }
     }

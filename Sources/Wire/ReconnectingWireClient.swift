@@ -31,6 +31,10 @@ public actor ReconnectingWireClient {
     private var backoff: Backoff
     /// The dial under way, if any (cancelled by `retarget`).
     private var dialInProgress: Task<WireConnection, any Error>?
+    /// `run()` waiting for that dial, and which dial it waits for: `abandonDial` resumes it at
+    /// once and bumps the generation, so the dial's late result is closed, not used.
+    private var dialWaiter: CheckedContinuation<WireConnection, any Error>?
+    private var dialGeneration: UInt64 = 0
     /// Called each time a connection comes up (a Raft peer asks again for votes it may have lost).
     private let onConnected: @Sendable () -> Void
     private var target: Target
@@ -90,9 +94,10 @@ public actor ReconnectingWireClient {
                 }
                 dialInProgress = dial
                 let connection = try await withTaskCancellationHandler {
-                    try await dial.value
+                    try await outcome(of: dial)
                 } onCancel: {
                     dial.cancel()
+                    Task { await self.abandonDial() }
                 }
                 dialInProgress = nil
                 guard dialled == target, !Task.isCancelled else {
@@ -125,13 +130,42 @@ public actor ReconnectingWireClient {
         waiters.removeAll()
     }
 
+    /// The dial's connection, unless the dial is abandoned first (`abandonDial`). A TCP connect
+    /// to a host that is cut off cannot be cancelled: it would hold the client for the whole
+    /// connect timeout after a retarget. An abandoned dial that connects later is closed.
+    private func outcome(of dial: Task<WireConnection, any Error>) async throws -> WireConnection {
+        dialGeneration += 1
+        let generation = dialGeneration
+        return try await withCheckedThrowingContinuation { continuation in
+            dialWaiter = continuation
+            Task { self.dialEnded(await dial.result, generation: generation) }
+        }
+    }
+
+    private func dialEnded(_ result: Result<WireConnection, any Error>, generation: UInt64) {
+        guard generation == dialGeneration, let waiter = dialWaiter else {
+            if case .success(let connection) = result { connection.close(reason: "dial abandoned") }
+            return
+        }
+        dialWaiter = nil
+        waiter.resume(with: result)
+    }
+
+    private func abandonDial() {
+        dialGeneration += 1
+        dialWaiter?.resume(throwing: CancellationError())
+        dialWaiter = nil
+    }
+
     /// Points the client at another endpoint (e.g. the Raft leader a NotLeader reply named).
-    /// The old connection is closed and the new target dialled without waiting out the backoff.
+    /// The old connection is closed, a dial under way abandoned, and the new target dialled
+    /// without waiting out the backoff.
     public func retarget(_ newTarget: Target) {
         guard newTarget != target else { return }
         target = newTarget
         backoff.reset()
         dialInProgress?.cancel()
+        abandonDial()
         current?.close(reason: "retargeted to \(newTarget)")
         current = nil
         wakeDialler?.resume()

@@ -12,13 +12,13 @@ public enum WireClient {
         configuration: WireConfiguration,
         service: (any WireService)? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        connectTimeout: Duration = .seconds(2),
+        connectTimeout: Duration? = nil,
         logger: Logger = Logger(label: "junction.wire")
     ) async throws -> WireConnection {
         let connection: WireConnection
         do {
             connection = try await ClientBootstrap(group: group)
-                .connectTimeout(TimeAmount(connectTimeout))
+                .connectTimeout(TimeAmount(connectTimeout ?? configuration.connectTimeout))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelOption(.writeBufferWaterMark, value: .init(low: configuration.writeBufferLowWaterMark, high: configuration.writeBufferHighWaterMark))

@@ -23,6 +23,9 @@ public struct WireConfiguration: Sendable {
     /// Frames before the handshake completes (the Hellos and the HelloAck, each a few hundred
     /// bytes) may be at most this long: an unauthenticated peer cannot make this side buffer more.
     public var handshakeMaxFrameBytes = 4 * 1024
+    /// Time allowed for the TCP connect itself. A host that is cut off answers nothing, so a
+    /// dial to it takes all of this (a stopped process on a live host refuses at once).
+    public var connectTimeout: Duration = .seconds(2)
     /// Time allowed from TCP connect to a completed handshake.
     public var handshakeTimeout: Duration = .seconds(1)
     /// Connections a listener holds open at once (authenticated or not); one more is answered

@@ -30,6 +30,31 @@ private final class SlowCallService: WireService {
     func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {}
 }
 
+/// A follower that names node `leader` at `leaderAddress`, and refuses every other call as
+/// a follower does.
+private final class FollowerService: WireService {
+    let nodeID: UInt64
+    let leader: (id: UInt64, address: String)
+
+    init(nodeID: UInt64, leader: (id: UInt64, address: String)) {
+        self.nodeID = nodeID
+        self.leader = leader
+    }
+
+    func handle(_ request: Envelope.Body, from peer: PeerIdentity) async throws -> Envelope.Body {
+        switch request {
+        case .statusRequest:
+            return .statusReply(StatusReply(
+                nodeID: nodeID, leaderID: leader.id, term: 1, raftState: "follower",
+                members: [MemberStatus(id: nodeID, address: "127.0.0.1:1"), MemberStatus(id: leader.id, address: leader.address)]))
+        default:
+            return .notLeader(NotLeader(leaderID: leader.id, leaderAddress: leader.address, term: 1))
+        }
+    }
+
+    func handleStream(_ open: Envelope.Body, stream: WireStream, from peer: PeerIdentity) async throws {}
+}
+
 /// The leader-following client moves to another scheduler only when the one it uses is gone
 /// or silent, never for one slow call on a connection that keeps answering: moving closes the
 /// connection and fails every other call on it (a gateway would fall back for all of them).
@@ -85,6 +110,35 @@ private final class SlowCallService: WireService {
             let reply = try await client.call(.statusRequest(StatusRequest()), attempt: .milliseconds(300), deadline: .seconds(20))
             #expect(Self.statusNode(reply) == 2)
             #expect(await client.target == targets[1])
+        }
+    }
+
+    /// The scheduler first in the list is on a host that is cut off: a dial to it hangs (here
+    /// for a connect timeout of a minute, so only one path can pass). The client asks every
+    /// scheduler meanwhile, follows the leader they name, and abandons the hanging dial.
+    @Test func aDialToACutOffHostIsAbandonedForTheLeaderTheOthersName() async throws {
+        let blackhole = try BlackholeListener()
+        defer { blackhole.close() }
+        let cutOff = blackhole.port
+        let configuration = testConfiguration(role: .scheduler, nodeID: "1")
+        try await withServer(service: SlowCallService(nodeID: 3), configuration: configuration) { leader in
+            let follower = FollowerService(nodeID: 2, leader: (3, "127.0.0.1:\(leader.port)"))
+            try await withServer(service: follower, configuration: configuration) { second in
+                let targets = [cutOff, second.port, leader.port].map { LeaderClient.Target(host: "127.0.0.1", port: $0) }
+                var patient = testConfiguration()
+                patient.connectTimeout = .seconds(60)
+                let client = LeaderClient(schedulers: targets, configuration: patient, logger: Logger(label: "test"))
+                let running = Task { await client.run() }
+                defer { running.cancel() }
+                let reply = try await client.call(.statusRequest(StatusRequest()), attempt: .milliseconds(300), deadline: .seconds(20))
+                #expect(Self.statusNode(reply) == 3)
+                #expect(await client.target == targets[2])
+                // Asked again, the two that answer settle it without waiting out the third's dial
+                // (which would take the whole 40 s budget; settling takes milliseconds).
+                let started = ContinuousClock.now
+                #expect(await client.discoverLeader(within: .seconds(40)) == targets[2])
+                #expect(ContinuousClock.now - started < .seconds(20))
+            }
         }
     }
 
