@@ -62,13 +62,15 @@ test-rules: deps
 ## Real peers against real processes: the openai client, prometheus_client and promtool against
 ## `junction engine-sim`; the openai and websockets clients through a gateway; the local cluster
 ## (Deploy/local) with three chaos faults under load; Deploy/k8s rendered and validated against the
-## Kubernetes API schemas (debug build from `make build`/`make test`).
+## Kubernetes API schemas; the cluster across namespaced hosts (Deploy/netns, root only) with the
+## leader's host cut off and a leader killed across a 20 ms WAN (debug build from `make build`/`make test`).
 test-interop:
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/engine_sim
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/gateway
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/chaos
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/bench
 	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q Tests/Interop/deploy
+	JUNCTION_BIN=$(CURDIR)/.build/debug/junction $(JUNCTION_PYTHON) -m pytest -q -rs Tests/Interop/netns
 
 ## A self-contained release binary for a container image (Deploy/container/Containerfile): the
 ## Swift runtime linked in, stripped, in dist/. It needs glibc, libstdc++, zlib and libprotobuf-c,

@@ -13,6 +13,7 @@ Usage: chaos.py FAULT [--seed S] [--workers N] [--no-time-targets]
 """
 import argparse
 import collections
+import concurrent.futures
 import json
 import os
 import random
@@ -70,12 +71,24 @@ class Cluster:
         ctl_config = os.path.join(self.dir, "ctl.json")
         self.ctl_config = ctl_config if os.path.exists(ctl_config) else self.config_path
         self.schedulers = {m["id"]: m["address"] for m in config["cluster"]["schedulers"]}
-        self.gateways = {g: f"{SCHEME}://127.0.0.1:{base + 10 + g}" for g in (1, 2)}
-        # The engines up.sh started (four simulated, or two real vLLM servers).
-        self.engines = {e: f"http://127.0.0.1:{base + 20 + i}" for i, e in enumerate("abcd", 1)
-                        if os.path.exists(os.path.join(self.dir, "cmd", f"engine-{e}"))}
-        self.stats_url = f"http://127.0.0.1:{base + 90}/stats;csv"
-        self.url = f"{SCHEME}://127.0.0.1:{self.lb_port}"
+        # A cluster across namespaced hosts (Deploy/netns/up.sh) says where everything is; `ctl`
+        # then runs on each scheduler's own host, so a host cut off from the rest still answers.
+        self.topology = None
+        self.on_host = {}
+        topology_path = os.path.join(self.dir, "topology.json")
+        if os.path.exists(topology_path):
+            self.topology = t = json.load(open(topology_path))
+            self.on_host = {int(n): ["ip", "netns", "exec", t["hosts"][s["host"]]["netns"]] for n, s in t["schedulers"].items()}
+            self.gateways = {int(g): v["url"] for g, v in t["gateways"].items()}
+            self.engines = {e: v["url"] for e, v in t["engines"].items()}
+            self.stats_url, self.url = t["stats"], t["balancer"]
+        else:
+            self.gateways = {g: f"{SCHEME}://127.0.0.1:{base + 10 + g}" for g in (1, 2)}
+            # The engines up.sh started (four simulated, or two real vLLM servers).
+            self.engines = {e: f"http://127.0.0.1:{base + 20 + i}" for i, e in enumerate("abcd", 1)
+                            if os.path.exists(os.path.join(self.dir, "cmd", f"engine-{e}"))}
+            self.stats_url = f"http://127.0.0.1:{base + 90}/stats;csv"
+            self.url = f"{SCHEME}://127.0.0.1:{self.lb_port}"
         self.http = httpx.Client(timeout=2, verify=verify())
         self.last_leader = None
 
@@ -113,7 +126,7 @@ class Cluster:
 
     def node_status(self, node):
         try:
-            out = subprocess.run([self.bin, "ctl", "status", "--json", "--config", self.ctl_config,
+            out = subprocess.run([*self.on_host.get(node, []), self.bin, "ctl", "status", "--json", "--config", self.ctl_config,
                                   "--scheduler", self.schedulers[node], "--timeout", "0.5"],
                                  capture_output=True, text=True, timeout=3)
             return json.loads(out.stdout)
@@ -121,8 +134,11 @@ class Cluster:
             return None
 
     def statuses(self, skip=()):
-        return {n: s for n in self.schedulers
-                if n not in skip and self.alive(f"scheduler-{n}") and (s := self.node_status(n))}
+        # All at once: each `ctl status` is a process of its own (~70 ms), and asking in turn
+        # would add their sum to every time measured.
+        nodes = [n for n in self.schedulers if n not in skip and self.alive(f"scheduler-{n}")]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            return {n: s for n, s in zip(nodes, pool.map(self.node_status, nodes)) if s}
 
     def leader(self, statuses=None):
         """(id, term, status) of the node that says it leads, highest term first, or None."""
@@ -467,10 +483,19 @@ def partition_leader(f):
     gateways and agents still reach it: it must stop deciding (check-quorum) and the other two
     must elect a leader that everyone follows."""
     c = f.cluster
+    isolate_leader(f, "partition scheduler-{node} (leader, term {term}) from the other two",
+                   cut=lambda node: c.peer_links("cut", node), heal=lambda node: c.peer_links("heal"))
+
+
+def isolate_leader(f, what, cut, heal, seconds=5):
+    """Cuts the leader off with `cut(node)` for `seconds`, then `heal(node)`: the others must
+    elect a leader everyone follows, the cut-off one must stop leading (check-quorum, or a higher
+    term it hears), no term may have two leaders, and the node must rejoin after the heal."""
+    c = f.cluster
     node, term, _ = require_leader(c)
-    f.log(f"  partition scheduler-{node} (leader, term {term}) from the other two for 5 s")
+    f.log(f"  {what.format(node=node, term=term)} for {seconds:g} s")
     t0 = time.time()
-    c.peer_links("cut", node)
+    cut(node)
     split = []
     try:
         def new_leader():
@@ -481,19 +506,19 @@ def partition_leader(f):
         def isolated_stepped_down():
             mine = c.node_status(node)
             return bool(mine and mine["raft_state"] != "leader")
-        f.time("isolated leader stopped leading (check-quorum)", wait_until(isolated_stepped_down, 10, 0.05, since=t0))
+        f.time("isolated leader stopped leading", wait_until(isolated_stepped_down, 10, 0.05, since=t0))
         waited = time.time()
         scheduled = f.wait_scheduled()
         f.time("gateways routing by the new leader (from the cut)", None if scheduled is None else waited + scheduled - t0)
-        deadline = t0 + 5
+        deadline = t0 + seconds
         while time.time() < deadline:
             statuses = c.statuses()
             leaders = collections.Counter(s["term"] for s in statuses.values() if s.get("raft_state") == "leader")
             split.extend(t for t, n in leaders.items() if n > 1)
             time.sleep(0.1)
     finally:
-        c.peer_links("heal")
-    f.log(f"  healed")
+        heal(node)
+    f.log("  healed")
     if split:
         f.notes.append(f"two nodes led the same term: {sorted(set(split))}")
     f.time("isolated node rejoined and caught up", f.wait_rejoined(node))
@@ -628,12 +653,12 @@ FAULTS = {
 }
 
 
-def run_fault(name, cluster, rng, load, log):
+def run_fault(name, cluster, rng, load, log, faults=FAULTS):
     f = Fault(cluster, rng, log)
     f.name = name
     log(f"fault {name}")
     started = time.time()
-    fn = FAULTS[name]
+    fn = faults[name]
     if name == "kill-engine-mid-stream":
         fn(f, load)
     else:
@@ -663,6 +688,10 @@ def report(results, faults, time_targets, log):
     log("")
     log(f"requests sent {len(results)}, completed {outcomes['ok']} "
         f"(scheduled {routes.get('scheduled', 0)}, fallback {routes.get('fallback', 0)})")
+    took = sorted(r.ended - r.started for r in results if r.outcome == "ok")
+    if took:
+        log(f"time per completed request p50 {took[len(took) // 2] * 1000:.0f} ms, "
+            f"p99 {took[min(len(took) - 1, len(took) * 99 // 100)] * 1000:.0f} ms, max {took[-1] * 1000:.0f} ms")
     log(f"streams cut with an error event {outcomes['error-event']}")
     log(f"failed {outcomes['failed']}" + "".join(f"\n  {n} × {why}" for why, n in failed.most_common()))
     log(f"lost {sum(lost.values())}" + "".join(f"\n  {n} × {why}" for why, n in lost.most_common()))
@@ -685,48 +714,55 @@ def report(results, faults, time_targets, log):
     return not problems
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("fault", choices=sorted(FAULTS) + ["soak"])
+def arguments(faults, description=__doc__, extra=None):
+    """The command line of a chaos run over `faults`; `extra(parser)` adds options of its own."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("fault", choices=sorted(faults) + ["soak"])
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--workers", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--deadline", type=float, default=30, help="seconds a request may take before it counts as hung")
     parser.add_argument("--minutes", type=float, default=10, help="soak: how long")
     parser.add_argument("--no-time-targets", action="store_true", help="report times without failing on targets (CI on a busy machine)")
-    args = parser.parse_args()
+    if extra:
+        extra(parser)
+    return parser.parse_args()
+
+
+def run(args, cluster, faults=FAULTS, log=None, title=""):
+    """Load through the balancer, the fault (or a soak of them), the report; True if it passed."""
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     rng = random.Random(seed)
-    cluster = Cluster()
-    out = sys.stdout
-
-    def log(line):
-        print(line, file=out, flush=True)
-
+    log = log or (lambda line: print(line, flush=True))
     if cluster.leader() is None or httpx.get(cluster.url + "/ready", timeout=2, verify=verify()).status_code != 200:
-        sys.exit("chaos: the cluster is not healthy (no leader, or the balancer is not ready): Deploy/local/status.sh")
-    log(f"chaos {args.fault}, seed {seed}, {args.workers} clients through {cluster.url}")
+        sys.exit("chaos: the cluster is not healthy (no leader, or the balancer is not ready): see its status.sh")
+    log(f"chaos {args.fault}{title}, seed {seed}, {args.workers} clients through {cluster.url}")
     load = Load(cluster.url, args.workers, args.deadline, seed)
     load.start()
-    faults = []
+    done = []
     try:
         time.sleep(2)
         if args.fault == "soak":
             until = time.time() + args.minutes * 60
             while time.time() < until:
-                name = rng.choice(sorted(FAULTS))
-                faults.append(run_fault(name, cluster, rng, load, log))
+                name = rng.choice(sorted(faults))
+                done.append(run_fault(name, cluster, rng, load, log, faults))
                 time.sleep(rng.uniform(2, 5))
         else:
-            faults.append(run_fault(args.fault, cluster, rng, load, log))
+            done.append(run_fault(args.fault, cluster, rng, load, log, faults))
         time.sleep(2)
     finally:
         load.stop()
     with load.lock:
         results = list(load.results)
     if args.fault == "soak":
-        log(f"\nsoak: {len(faults)} faults in {args.minutes:g} min: " + ", ".join(
-            f"{n} × {k}" for k, n in collections.Counter(f.name for f in faults).most_common()))
-    sys.exit(0 if report(results, faults, not args.no_time_targets, log) else 1)
+        log(f"\nsoak: {len(done)} faults in {args.minutes:g} min: " + ", ".join(
+            f"{n} × {k}" for k, n in collections.Counter(f.name for f in done).most_common()))
+    return report(results, done, not args.no_time_targets, log)
+
+
+def main():
+    args = arguments(FAULTS)
+    sys.exit(0 if run(args, Cluster()) else 1)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 # Installs what building and testing Junction needs on a fresh Debian machine, and nothing that is
 # already there: protobuf-c (library and compiler), protoc, pkg-config, Prometheus' promtool (to
 # check our /metrics), wrk (load for the simulator's efficiency benchmark), HAProxy and curl (the local
-# cluster's load balancer and its sample requests), kubectl if apt has it, and a Python venv with
+# cluster's load balancer and its sample requests), iproute2 and nftables (the namespaced
+# cluster's hosts and its packet loss, Deploy/netns), kubectl if apt has it, and a Python venv with
 # the packages in Tests/Interop/requirements.txt. Idempotent; `make deps` (and so `make test`) runs it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${JUNCTION_VENV:-$HOME/.cache/junction/venv}
 
-apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv prometheus wrk haproxy curl tmux)
+apt_packages=(libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv prometheus wrk haproxy curl tmux iproute2 nftables)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

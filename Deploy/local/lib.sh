@@ -10,6 +10,7 @@ base=${JUNCTION_PORT_BASE:-18100}
 # up.sh records its choice in $dir/tls-mode, so the other scripts follow the running cluster.
 tls=${JUNCTION_TLS:-$(cat "$dir/tls-mode" 2>/dev/null || echo 0)}
 tls_dir=$dir/tls
+certs="$root/Deploy/tls/make-certs.sh"
 ca_file=$tls_dir/ca.pem
 set_scheme() {
   if [ "$tls" = 1 ]; then scheme=https; else scheme=http; fi
@@ -95,3 +96,24 @@ wait_http() {
 
 # ctl speaks as an operator with its own credential (ctl.json); a cluster made before roles has only the root.
 ctl() { "$JUNCTION_BIN" ctl "$@" --config "$([ -f "$dir/ctl.json" ] && echo "$dir/ctl.json" || echo "$dir/cluster.json")"; }
+
+# credential_config ROLE ID FILE: $dir/FILE, the cluster config with the root secret replaced by
+# ROLE:ID's own credential (Docs/security.md) and, with TLS, its own certificate. Only the
+# schedulers read the root secret.
+credential_config() {  # role id file
+  local token
+  token=$("$JUNCTION_BIN" ctl credential --config "$dir/cluster.json" --role "$1" --id "$2")
+  [ "$tls" = 1 ] && "$certs" "$tls_dir" "$1-$2" "$1:$2"
+  python3 - "$dir/cluster.json" "$dir/$3" "$token" "$tls" "$tls_dir/$1-$2" "$1" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+del config["cluster"]["secret"]
+config["cluster"]["credential"] = sys.argv[3]
+if sys.argv[4] == "1":
+    own = {"certificate": sys.argv[5] + ".pem", "key": sys.argv[5] + ".key"}
+    config["cluster"]["tls"].update(own)
+    if sys.argv[6] == "gateway":
+        config["llm_gateway"]["tls"] = own
+json.dump(config, open(sys.argv[2], "w"), indent=2)
+PY
+}

@@ -46,7 +46,6 @@ fi
 # TLS: a CA, and a certificate for each process naming its role and id (the schedulers share one
 # config, with {id} in its paths); the gateways' serve HTTPS too, and the balancer's.
 if [ "$tls" = 1 ]; then
-  certs="$root/Deploy/tls/make-certs.sh"
   rm -rf "$tls_dir"
   "$certs" "$tls_dir" ca
   for i in "${schedulers[@]}"; do "$certs" "$tls_dir" "scheduler-$i" "scheduler:$i"; done
@@ -60,26 +59,8 @@ config["cluster"]["tls"] = {"ca": f"{sys.argv[2]}/ca.pem", "certificate": f"{sys
 json.dump(config, open(sys.argv[1], "w"), indent=2)
 PY
 fi
-# Roles: only the schedulers read the root secret (cluster.json). Each agent, each gateway and
-# ctl get a config holding just their own credential (Docs/security.md), and with TLS their own
-# certificate.
-credential_config() {  # role id file
-  local token
-  token=$("$JUNCTION_BIN" ctl credential --config "$dir/cluster.json" --role "$1" --id "$2")
-  [ "$tls" = 1 ] && "$certs" "$tls_dir" "$1-$2" "$1:$2"
-  python3 - "$dir/cluster.json" "$dir/$3" "$token" "$tls" "$tls_dir/$1-$2" "$1" <<'PY'
-import json, sys
-config = json.load(open(sys.argv[1]))
-del config["cluster"]["secret"]
-config["cluster"]["credential"] = sys.argv[3]
-if sys.argv[4] == "1":
-    own = {"certificate": sys.argv[5] + ".pem", "key": sys.argv[5] + ".key"}
-    config["cluster"]["tls"].update(own)
-    if sys.argv[6] == "gateway":
-        config["llm_gateway"]["tls"] = own
-json.dump(config, open(sys.argv[2], "w"), indent=2)
-PY
-}
+# Roles: only the schedulers read the root secret (cluster.json); each agent, each gateway and
+# ctl get a config of their own (credential_config, lib.sh).
 for e in "${engines[@]}"; do credential_config agent "engine-$e" "agent-$e.json"; done
 for g in "${gateways[@]}"; do credential_config gateway "gateway-$g" "gateway-$g.json"; done
 credential_config operator local-operator ctl.json
