@@ -32,9 +32,4 @@ echo "== scheduler peer links (Deploy/local/peer-links.py)"
 curl -s --max-time 2 "http://127.0.0.1:$(peer_links_control_port)/" || echo "(no answer)"
 echo
 echo "== processes"
-for f in "$dir"/pids/*.pid; do
-  [ -e "$f" ] || continue
-  name=$(basename "$f" .pid)
-  if alive "$name"; then state="running"; else state="DEAD"; fi
-  printf '%-13s pid %-8s %s\n' "$name" "$(pid_of "$name")" "$state"
-done
+show_processes

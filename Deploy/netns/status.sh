@@ -31,9 +31,4 @@ for h in "${hosts[@]}"; do
 done
 echo
 echo "== processes"
-for f in "$dir"/pids/*.pid; do
-  [ -e "$f" ] || continue
-  name=$(basename "$f" .pid)
-  if alive "$name"; then state="running"; else state="DEAD"; fi
-  printf '%-13s pid %-8s %s\n' "$name" "$(pid_of "$name")" "$state"
-done
+show_processes
