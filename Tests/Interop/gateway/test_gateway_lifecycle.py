@@ -89,6 +89,19 @@ def test_an_engine_that_hangs_after_its_headers_ends_the_stream_after_the_idle_t
             ended_after = time.time() - hung_at
     finally:
         httpx.delete(engine + "/admin/faults")
+        lifted = time.time()
+
+        # The hang stalls the engine's /health and /metrics too, so the agent's probes begun
+        # before the fault was lifted fail at their 1 s timeout and may mark the engine down
+        # after this test has ended. The next test needs it up on a report made after every
+        # such probe was over (a later test here once got 404, "no instance serving it is up").
+        def recovered():
+            for i in (cluster.status() or {}).get("instances", []):
+                age = i.get("load", {}).get("age_ms")
+                if i["state"] == "up" and age is not None and time.time() - age / 1000 > lifted + 2:
+                    return True
+            return False
+        wait_for(recovered, 20, "the engine up on a report made after the hang")
     assert lines[-1] == "data: [DONE]"
     error = json.loads(lines[-2].removeprefix("data: "))
     assert "stream_idle_timeout_ms" in error["error"]["message"], error
