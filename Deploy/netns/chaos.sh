@@ -6,5 +6,4 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 require_root
 [ -f "$dir/prefix" ] || { echo "netns chaos: no namespaced cluster in $dir (Deploy/netns/up.sh)" >&2; exit 1; }
-prefix=$(cat "$dir/prefix")
 exec ip netns exec "$(ns client)" "${JUNCTION_PYTHON:-$HOME/.cache/junction/venv/bin/python}" "$here/netchaos.py" "$@"

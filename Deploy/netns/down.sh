@@ -5,7 +5,6 @@
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 require_root
-[ -f "$dir/prefix" ] && prefix=$(cat "$dir/prefix") && fabric=$prefix-fabric
 for layer in "haproxy gateway-1 gateway-2" "agent-a agent-b agent-c agent-d" "engine-a engine-b engine-c engine-d" \
              "scheduler-1 scheduler-2 scheduler-3" "wan-link"; do
   for name in $layer; do

@@ -8,8 +8,9 @@ export JUNCTION_LOCAL_DIR
 # (scheduler-1, engine-a, gateway-2, ...), so Deploy/chaos/chaos.py can signal and restart them.
 source "$(dirname "${BASH_SOURCE[0]}")/../local/lib.sh"
 
-# Namespace names are the only names on the machine: a prefix keeps two clusters apart.
-prefix=${JUNCTION_NETNS_PREFIX:-jn}
+# Namespace names are the only names on the machine: a prefix keeps two clusters apart. up.sh
+# records the one it used in $dir/prefix, so the other scripts follow the running cluster.
+prefix=${JUNCTION_NETNS_PREFIX:-$(cat "$dir/prefix" 2>/dev/null || echo jn)}
 fabric=$prefix-fabric
 subnet=10.77.0
 declare -A address=([s1]=$subnet.11 [s2]=$subnet.12 [s3]=$subnet.13

@@ -5,7 +5,6 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 require_root
 [ -f "$dir/prefix" ] || { echo "netns status: no namespaced cluster in $dir (Deploy/netns/up.sh)"; exit 1; }
-prefix=$(cat "$dir/prefix"); fabric=$prefix-fabric
 echo "== scheduler trio (asked from the client host)"
 on_host client "$JUNCTION_BIN" ctl status --config "$dir/ctl.json" || echo "(no scheduler answers)"
 echo

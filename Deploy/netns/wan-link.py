@@ -84,8 +84,8 @@ class Link:
 
 def serve(tap_a, tap_b, control_path, seed):
     link = Link(seed)
-    fds = {open_tap(tap_a): ("a-b", None), open_tap(tap_b): ("b-a", None)}
-    a, b = list(fds)
+    a, b = open_tap(tap_a), open_tap(tap_b)
+    direction = {a: "a-b", b: "b-a"}
     peer = {a: b, b: a}
     if os.path.exists(control_path):
         os.unlink(control_path)
@@ -101,17 +101,16 @@ def serve(tap_a, tap_b, control_path, seed):
         readable, _, _ = select.select([a, b, control, *clients], [], [], timeout)
         now = time.monotonic()
         for source in readable:
-            if source in fds:
-                direction = fds[source][0]
+            if source in direction:
                 # Drain what is there: a burst is read at once, each frame with its own due time.
                 for _ in range(256):
                     try:
                         frame = os.read(source, 65536)
                     except BlockingIOError:
                         break
-                    if link.admit(direction):
+                    if link.admit(direction[source]):
                         sequence += 1
-                        heapq.heappush(pending, (now + link.delay[direction], sequence, peer[source], frame))
+                        heapq.heappush(pending, (now + link.delay[direction[source]], sequence, peer[source], frame))
             elif source is control:
                 conn, _ = control.accept()
                 conn.setblocking(False)
