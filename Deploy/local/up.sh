@@ -95,11 +95,14 @@ if [ "$engine_kind" = real-vllm ]; then
   echo "up: engines (real vLLM, CPU build) on $(engine_port a), $(engine_port b): starting takes 1-3 minutes"
   for e in "${engines[@]}"; do
     # VLLM_SERVER_DEV_MODE exposes POST /reset_prefix_cache, which benchmarks use to start each
-    # target from a cold cache.
-    launch "engine-$e" env VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_SERVER_DEV_MODE=1 VLLM_CACHE_ROOT="$vllm_home/cache" \
-      "$vllm_home/venv/bin/python" -m vllm.entrypoints.openai.api_server --model "$vllm_home/model" \
+    # target from a cold cache. Both serve LoRA adapters (one slot each): engine a starts with
+    # tiny-lora, and VLLM_ALLOW_RUNTIME_LORA_UPDATING lets adapters be loaded at run time.
+    lora=(--enable-lora --max-lora-rank 8 --max-loras 1)
+    [ "$e" = a ] && lora+=(--lora-modules "tiny-lora=$vllm_home/lora")
+    launch "engine-$e" env VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 VLLM_SERVER_DEV_MODE=1 VLLM_ALLOW_RUNTIME_LORA_UPDATING=True \
+      VLLM_CACHE_ROOT="$vllm_home/cache" "$vllm_home/venv/bin/python" -m vllm.entrypoints.openai.api_server --model "$vllm_home/model" \
       --host 127.0.0.1 --port "$(engine_port "$e")" --served-model-name tiny --enable-prefix-caching \
-      --max-model-len 4096 --dtype float32
+      --max-model-len 4096 --dtype float32 "${lora[@]}"
   done
   engine_start_seconds=400
 else

@@ -20,4 +20,8 @@ if [ ! -f "$home/model/config.json" ]; then
   echo "real-vllm: making a tiny random-weight Llama in $home/model"
   "$venv/bin/python" "$(dirname "$0")/make-model.py" "$home/model"
 fi
-echo "real-vllm: ready ($venv, $home/model)"
+if [ ! -f "$home/lora/adapter_config.json" ]; then
+  echo "real-vllm: making a tiny LoRA adapter for it in $home/lora"
+  "$venv/bin/python" "$(dirname "$0")/make-lora.py" "$home/model" "$home/lora"
+fi
+echo "real-vllm: ready ($venv, $home/model, $home/lora)"

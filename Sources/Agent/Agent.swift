@@ -42,8 +42,13 @@ public actor Agent {
 
     struct EngineIdentity: Sendable {
         var family: EngineFamily
-        var model: String
+        var served: ServedModels
     }
+    /// What the latest successful registration said the engine serves; `refreshServedModels`
+    /// registers again when `/v1/models` has changed since.
+    private var registeredServed: ServedModels?
+    /// When `/v1/models` was last read.
+    private var modelsReadAt = ContinuousClock.now
 
     public init(configuration: AgentConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -124,7 +129,7 @@ public actor Agent {
     /// The engine's kind and model, or nil while it does not answer.
     private func discover() async -> EngineIdentity? {
         let page = try? await engine.scrape()
-        let models: [(id: String, ownedBy: String)]
+        let models: [(entry: ServedModels.Entry, ownedBy: String)]
         do { models = try await engine.models() } catch {
             if case .tls = error {
                 logger.warning("the engine's TLS handshake fails", metadata: ["engine": "\(configuration.engineURL)", "reason": "\(error)"])
@@ -133,10 +138,11 @@ public actor Agent {
             }
             return nil
         }
-        guard let model = configuration.model ?? models.first?.id else {
+        guard let served = servedModels(models.map(\.entry)) else {
             logger.warning("the engine serves no model yet", metadata: ["engine": "\(configuration.engineURL)"])
             return nil
         }
+        let model = served.model
         var family = configuration.engineFamily ?? page.flatMap(EngineFamily.detect)
         if family == nil { family = models.lazy.compactMap { EngineFamily.detect(ownedBy: $0.ownedBy) }.first }
         if family == nil, await engine.answersSGLangModelInfo() { family = .sglang }
@@ -151,9 +157,49 @@ public actor Agent {
         self.normaliser = normaliser
         metrics.discovered(instanceID: configuration.instanceID, engineURL: configuration.engineURL, family: family, model: model)
         logger.notice(
-            "engine found", metadata: ["engine": "\(configuration.engineURL)", "kind": "\(family.rawValue)", "model": "\(model)"])
-        return EngineIdentity(family: family, model: model)
+            "engine found",
+            metadata: [
+                "engine": "\(configuration.engineURL)", "kind": "\(family.rawValue)", "model": "\(model)",
+                "aliases": "\(served.aliases.joined(separator: ","))", "adapters": "\(served.adapters.joined(separator: ","))",
+            ])
+        return EngineIdentity(family: family, served: served)
     }
+
+    /// The engine's names from its model list (nil when it lists none and none is configured).
+    private func servedModels(_ entries: [ServedModels.Entry]) -> ServedModels? {
+        guard let (served, dropped) = ServedModels.from(entries, configured: configuration.model, limit: RegistrationLimits.maxServedNames)
+        else { return nil }
+        if dropped > 0 {
+            logger.warning(
+                "the engine serves more names than a registration may carry; the rest are not routed to it",
+                metadata: ["engine": "\(configuration.engineURL)", "dropped": "\(dropped)", "limit": "\(RegistrationLimits.maxServedNames)"])
+        }
+        return served
+    }
+
+    /// Every `modelsRefreshInterval`, reads `/v1/models` again; when the engine's names changed
+    /// (vLLM loads and unloads LoRA adapters at run time), registers the new list. A failed
+    /// registration is retried at the next refresh.
+    private func refreshServedModels() async {
+        guard var identity, ContinuousClock.now - modelsReadAt >= Self.modelsRefreshInterval else { return }
+        modelsReadAt = .now
+        guard let entries = try? await engine.models(), let served = servedModels(entries.map(\.entry)) else { return }
+        if served != identity.served {
+            logger.notice(
+                "the engine's models changed",
+                metadata: [
+                    "engine": "\(configuration.engineURL)", "model": "\(served.model)", "aliases": "\(served.aliases.joined(separator: ","))",
+                    "adapters": "\(served.adapters.joined(separator: ","))",
+                ])
+            identity.served = served
+            self.identity = identity
+        }
+        if linked, registeredServed != identity.served { _ = try? await register() }
+    }
+
+    /// How often `/v1/models` is read again: an adapter loaded at run time is routed to within
+    /// about this long (plus one registration and the gateways' table update).
+    static let modelsRefreshInterval = Duration.seconds(2)
 
     /// An SGLang prefill server's bootstrap port: configured, else SGLang's default
     /// (`--disaggregation-bootstrap-port` 8998). Other engines and roles have none.
@@ -166,16 +212,18 @@ public actor Agent {
     private func register() async throws -> Duration {
         guard let identity else { throw CancellationError() }
         let instance = Instance(
-            id: configuration.instanceID, endpointURL: configuration.engineURL, model: identity.model,
+            id: configuration.instanceID, endpointURL: configuration.engineURL, model: identity.served.model,
             engine: Self.wireKind(identity.family), role: configuration.role, state: .up,
             kvCapacityTokens: lastLoad.kvCapacityTokens, kvBlockSize: lastLoad.kvBlockSize, agentNode: configuration.nodeName,
-            bootstrapPort: UInt32(clamping: bootstrapPort(identity.family) ?? 0))
+            bootstrapPort: UInt32(clamping: bootstrapPort(identity.family) ?? 0), aliases: identity.served.aliases,
+            adapters: identity.served.adapters)
         let reply = try await leader.call(.registerInstance(RegisterInstance(instance: instance)))
         guard case .registerReply(let registered) = reply else {
             throw WireError(.protocolViolation, "register answered \(reply.name)")
         }
         metrics.registered()
         linked = true
+        registeredServed = identity.served
         let scheduler = await leader.target
         logger.notice(
             "registered", metadata: ["instance": "\(registered.instanceID)", "scheduler": "\(scheduler)", "index": "\(registered.index)"])
@@ -247,7 +295,10 @@ public actor Agent {
         let clock = ContinuousClock()
         var next = clock.now
         while !Task.isCancelled {
-            if identity != nil { await observe() }
+            if identity != nil {
+                await observe()
+                await refreshServedModels()
+            }
             next = max(next.advanced(by: interval), clock.now)
             do { try await Task.sleep(until: next, clock: clock) } catch { return }
         }
@@ -316,7 +367,8 @@ public actor Agent {
             kvUsage: healthy ? lastLoad.kvUsage : 0, promptTokensPerS: healthy ? lastLoad.promptTokensPerSecond : 0,
             generationTokensPerS: healthy ? lastLoad.generationTokensPerSecond : 0, prefixCacheHitRate: lastLoad.prefixCacheHitRate,
             kvCapacityTokens: lastLoad.kvCapacityTokens, scrapeAgeMs: UInt32(clamping: Int((ContinuousClock.now - observedAt) / .milliseconds(1))),
-            sentUnixMs: UInt64(Date().timeIntervalSince1970 * 1000))
+            sentUnixMs: UInt64(Date().timeIntervalSince1970 * 1000), loadedAdapters: healthy ? lastLoad.loadedAdapters : [],
+            maxLoras: UInt32(clamping: lastLoad.maxLoras))
     }
 
     // MARK: shutdown

@@ -83,13 +83,15 @@ struct EngineClient: Sendable {
         }
     }
 
-    /// `/v1/models`: each model's id and owner.
-    func models() async throws(Failure) -> [(id: String, ownedBy: String)] {
+    /// `/v1/models`: each model's id, owner and (vLLM, for a LoRA adapter) parent.
+    func models() async throws(Failure) -> [(entry: ServedModels.Entry, ownedBy: String)] {
         let body = try await get("/v1/models", limit: 4 << 20)
         guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
             let list = object["data"] as? [[String: Any]]
         else { throw .malformed("/v1/models is not an OpenAI model list") }
-        return list.compactMap { entry in (entry["id"] as? String).map { ($0, entry["owned_by"] as? String ?? "") } }
+        return list.compactMap { entry in
+            (entry["id"] as? String).map { (ServedModels.Entry(id: $0, parent: entry["parent"] as? String), entry["owned_by"] as? String ?? "") }
+        }
     }
 
     /// SGLang answers `/get_model_info`; the others do not.

@@ -13,6 +13,9 @@ public struct NormalisedLoad: Sendable, Equatable {
     /// Tokens the KV cache holds; 0 when the engine does not say.
     public var kvCapacityTokens: UInt64 = 0
     public var kvBlockSize: UInt32 = 0
+    /// LoRA adapters most likely loaded, newest first, and how many one batch may use (0: unknown).
+    public var loadedAdapters: [String] = []
+    public var maxLoras = 0
 
     public init() {}
 }
@@ -24,6 +27,7 @@ public struct LoadNormaliser: Sendable {
     public let names: MetricNames
     private var previous: [String: Double] = [:]
     private var previousTime: Double?
+    private var adapters = AdapterResidency()
 
     public init(family: EngineFamily) { names = .of(family) }
     public init(names: MetricNames) { self.names = names }
@@ -65,6 +69,10 @@ public struct LoadNormaliser: Sendable {
             load.prefixCacheHitRate = min(1, max(0, rate > 1 ? rate / 100 : rate))  // some versions report percent
         }
         (load.kvCapacityTokens, load.kvBlockSize) = capacity(exposition)
+        if names.loraInfo {
+            adapters.observe(exposition)
+            (load.loadedAdapters, load.maxLoras) = (adapters.loaded, adapters.maxLoras)
+        }
         previous = current
         previousTime = time
         return load

@@ -21,6 +21,8 @@ public struct MetricNames: Sendable {
     public var blockSize: String?
     /// vLLM publishes its cache configuration as labels of an info metric.
     public var cacheConfigInfo: String?
+    /// vLLM says which LoRA adapters its requests use in `vllm:lora_requests_info` (`AdapterResidency`).
+    public var loraInfo: Bool
 
     public static func of(_ family: EngineFamily) -> MetricNames {
         switch family {
@@ -35,7 +37,8 @@ public struct MetricNames: Sendable {
         kvUsage: ["vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"],
         promptTokens: ["vllm:prompt_tokens_total"], generationTokens: ["vllm:generation_tokens_total"],
         cacheHits: "vllm:prefix_cache_hits_total", cacheLookups: "vllm:prefix_cache_queries_total",
-        cacheHitRateGauge: "vllm:gpu_prefix_cache_hit_rate", cacheConfigInfo: "vllm:cache_config_info")
+        cacheHitRateGauge: "vllm:gpu_prefix_cache_hit_rate", cacheConfigInfo: "vllm:cache_config_info",
+        loraInfo: true)
 
     public static let sglang = MetricNames(
         running: ["sglang:num_running_reqs"], waiting: ["sglang:num_queue_reqs"], kvUsage: ["sglang:token_usage"],
@@ -58,8 +61,10 @@ public struct MetricNames: Sendable {
     public init(
         running: [String], waiting: [String], kvUsage: [String], promptTokens: [String], generationTokens: [String],
         cacheHits: String? = nil, cacheLookups: String? = nil, cacheHitRateGauge: String? = nil, capacityTokens: String? = nil,
-        capacityBlocks: String? = nil, blockSize: String? = nil, cacheConfigInfo: String? = nil
+        capacityBlocks: String? = nil, blockSize: String? = nil, cacheConfigInfo: String? = nil,
+        loraInfo: Bool = false
     ) {
+        self.loraInfo = loraInfo
         self.running = running
         self.waiting = waiting
         self.kvUsage = kvUsage

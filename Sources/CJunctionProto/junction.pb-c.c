@@ -3496,7 +3496,7 @@ const ProtobufCMessageDescriptor junction__v1__not_leader__descriptor =
   (ProtobufCMessageInit) junction__v1__not_leader__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__instance__field_descriptors[12] =
+static const ProtobufCFieldDescriptor junction__v1__instance__field_descriptors[14] =
 {
   {
     "id",
@@ -3642,9 +3642,35 @@ static const ProtobufCFieldDescriptor junction__v1__instance__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "aliases",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Junction__V1__Instance, n_aliases),
+    offsetof(Junction__V1__Instance, aliases),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "adapters",
+    14,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Junction__V1__Instance, n_adapters),
+    offsetof(Junction__V1__Instance, adapters),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__instance__field_indices_by_name[] = {
+  13,   /* field[13] = adapters */
   8,   /* field[8] = agent_node */
+  12,   /* field[12] = aliases */
   11,   /* field[11] = bootstrap_port */
   1,   /* field[1] = endpoint_url */
   3,   /* field[3] = engine */
@@ -3660,7 +3686,7 @@ static const unsigned junction__v1__instance__field_indices_by_name[] = {
 static const ProtobufCIntRange junction__v1__instance__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor junction__v1__instance__descriptor =
 {
@@ -3670,7 +3696,7 @@ const ProtobufCMessageDescriptor junction__v1__instance__descriptor =
   "Junction__V1__Instance",
   "junction.v1",
   sizeof(Junction__V1__Instance),
-  12,
+  14,
   junction__v1__instance__field_descriptors,
   junction__v1__instance__field_indices_by_name,
   1,  junction__v1__instance__number_ranges,
@@ -3830,7 +3856,7 @@ const ProtobufCMessageDescriptor junction__v1__open_report_stream__descriptor =
   (ProtobufCMessageInit) junction__v1__open_report_stream__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__load_report__field_descriptors[12] =
+static const ProtobufCFieldDescriptor junction__v1__load_report__field_descriptors[14] =
 {
   {
     "instance_id",
@@ -3976,6 +4002,30 @@ static const ProtobufCFieldDescriptor junction__v1__load_report__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "loaded_adapters",
+    13,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Junction__V1__LoadReport, n_loaded_adapters),
+    offsetof(Junction__V1__LoadReport, loaded_adapters),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_loras",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__LoadReport, max_loras),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__load_report__field_indices_by_name[] = {
   7,   /* field[7] = generation_tokens_per_s */
@@ -3983,6 +4033,8 @@ static const unsigned junction__v1__load_report__field_indices_by_name[] = {
   0,   /* field[0] = instance_id */
   9,   /* field[9] = kv_capacity_tokens */
   5,   /* field[5] = kv_usage */
+  12,   /* field[12] = loaded_adapters */
+  13,   /* field[13] = max_loras */
   8,   /* field[8] = prefix_cache_hit_rate */
   6,   /* field[6] = prompt_tokens_per_s */
   3,   /* field[3] = running */
@@ -3994,7 +4046,7 @@ static const unsigned junction__v1__load_report__field_indices_by_name[] = {
 static const ProtobufCIntRange junction__v1__load_report__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor junction__v1__load_report__descriptor =
 {
@@ -4004,7 +4056,7 @@ const ProtobufCMessageDescriptor junction__v1__load_report__descriptor =
   "Junction__V1__LoadReport",
   "junction.v1",
   sizeof(Junction__V1__LoadReport),
-  12,
+  14,
   junction__v1__load_report__field_descriptors,
   junction__v1__load_report__field_indices_by_name,
   1,  junction__v1__load_report__number_ranges,

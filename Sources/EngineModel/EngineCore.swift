@@ -8,24 +8,57 @@
 /// order, each looking up its longest cached prefix first. When a running request cannot get a
 /// block, the most recently admitted running request is preempted: its blocks are freed and it
 /// returns to the head of the waiting queue to be recomputed.
+///
+/// LoRA adapters follow vLLM too: one batch uses at most `lora.maxLoras` distinct adapters, so a
+/// waiting request whose adapter would exceed that is passed over (later requests may go first);
+/// an adapter not in the engine's slots is loaded when its first request is scheduled, which
+/// adds `lora.loadSeconds` to that step; slots are reused least recently used first.
 public struct EngineCore: Sendable {
+    public struct LoRAConfig: Sendable {
+        /// Adapters one batch may use, and adapter slots kept loaded (vLLM's `--max-loras`).
+        public var maxLoras: Int
+        /// Model time to load an adapter into a slot.
+        public var loadSeconds: Double
+
+        public init(maxLoras: Int = 1, loadSeconds: Double = 0.02) {
+            self.maxLoras = maxLoras
+            self.loadSeconds = loadSeconds
+        }
+    }
+
     public let profile: EngineProfile
+    public let lora: LoRAConfig
     public private(set) var cache: KVCache
     public private(set) var counters = EngineCounters()
+    /// Adapters loaded in slots, least recently used first.
+    public private(set) var loadedAdapters: [String] = []
 
     private var sequences: [EngineRequestID: SequenceState] = [:]
     private var running: [EngineRequestID] = []
     private var waiting: [EngineRequestID] = []
     private var nextID: EngineRequestID = 1
+    /// Requests with a LoRA adapter, running or waiting: while none, steps skip the adapter stats.
+    private var adapterRequests = 0
 
-    public init(profile: EngineProfile) throws(EngineModelError) {
+    public init(profile: EngineProfile, lora: LoRAConfig = LoRAConfig()) throws(EngineModelError) {
         try profile.validate()
         self.profile = profile
+        self.lora = LoRAConfig(maxLoras: max(1, lora.maxLoras), loadSeconds: max(0, lora.loadSeconds))
         cache = KVCache(blockCount: profile.kvBlocks, blockSize: profile.blockSize)
     }
 
     public var runningCount: Int { running.count }
     public var waitingCount: Int { waiting.count }
+    /// The distinct adapters of the running and of the waiting requests, in queue order
+    /// (vLLM's `running_lora_adapters` and `waiting_lora_adapters`).
+    public var runningAdapters: [String] { adapters(of: running) }
+    public var waitingAdapters: [String] { adapters(of: waiting) }
+
+    private func adapters(of ids: [EngineRequestID]) -> [String] {
+        var names: [String] = []
+        for id in ids { if let name = sequences[id]?.adapter, !names.contains(name) { names.append(name) } }
+        return names
+    }
     public var hasWork: Bool { !running.isEmpty || !waiting.isEmpty }
     /// Tokens whose KV the running requests hold (SGLang's `num_used_tokens`).
     public var usedTokens: Int { running.reduce(0) { $0 + (sequences[$1]?.computed ?? 0) } }
@@ -51,8 +84,10 @@ public struct EngineCore: Sendable {
         sequences[id] = SequenceState(
             id: id, promptCount: promptCount, tokens: tokens,
             targetOutput: stopsByItself ? plan.naturalLength : request.maxTokens,
-            finishReason: stopsByItself ? .stop : .length, plan: plan)
+            finishReason: stopsByItself ? .stop : .length, plan: plan, adapter: request.adapter,
+            hashSeed: request.adapter.map { KVCache.chainHash(parent: 0, tokens: Self.adapterKey($0)[...]) } ?? 0)
         waiting.append(id)
+        if request.adapter != nil { adapterRequests += 1 }
         counters.requestsReceived += 1
         return id
     }
@@ -60,6 +95,7 @@ public struct EngineCore: Sendable {
     /// Stops a request wherever it is (the client went away); frees its blocks.
     public mutating func abort(_ id: EngineRequestID) {
         guard let sequence = sequences.removeValue(forKey: id) else { return }
+        if sequence.adapter != nil { adapterRequests -= 1 }
         cache.release(sequence.blocks)
         running.removeAll { $0 == id }
         waiting.removeAll { $0 == id }
@@ -142,8 +178,19 @@ public struct EngineCore: Sendable {
             index += 1
         }
 
-        while !preempted, budget > 0, running.count < profile.maxRunningSequences, let id = waiting.first {
-            guard var sequence = sequences[id] else { waiting.removeFirst(); continue }
+        // The running batch's adapters, gathered at the first waiting request that has one.
+        var batchAdapters: Set<String>?
+        var adapterLoads = 0
+        var position = 0
+        while !preempted, budget > 0, running.count < profile.maxRunningSequences, position < waiting.count {
+            let id = waiting[position]
+            guard var sequence = sequences[id] else { waiting.remove(at: position); continue }
+            if let adapter = sequence.adapter {
+                let inBatch = batchAdapters ?? Set(running.compactMap { sequences[$0]?.adapter })
+                batchAdapters = inBatch
+                // No adapter slot free in this batch: pass it over; a later request may fit.
+                if !inBatch.contains(adapter), inBatch.count >= lora.maxLoras { position += 1; continue }
+            }
             let maxHitBlocks = (sequence.tokens.count - 1) / profile.blockSize
             sequence.hashFullBlocks(blockSize: profile.blockSize, upTo: maxHitBlocks * profile.blockSize)
             let hits = cache.cachedPrefix(of: sequence.blockHashes.prefix(maxHitBlocks))
@@ -161,13 +208,18 @@ public struct EngineCore: Sendable {
                 sequence.cachedTokens = min(hitTokens, sequence.promptCount)
                 events.append(.scheduled(id, cachedTokens: sequence.cachedTokens!))
             }
+            if let adapter = sequence.adapter {
+                batchAdapters?.insert(adapter)
+                if useAdapterSlot(adapter, inUse: batchAdapters ?? []) { adapterLoads += 1 }
+            }
             sequences[id] = sequence
-            waiting.removeFirst()
+            waiting.remove(at: position)
             running.append(id)
             scheduled.append((id, wanted))
             budget -= wanted
         }
 
+        let stepAdapters: (running: [String], waiting: [String]) = adapterRequests > 0 ? (adapters(of: running), adapters(of: waiting)) : ([], [])
         var prefillTokens = 0
         var decodeSequences = 0
         var contextTokens = 0
@@ -199,10 +251,31 @@ public struct EngineCore: Sendable {
         counters.steps += 1
         return StepResult(
             duration: profile.stepDuration(
-                prefillTokens: prefillTokens, sequences: scheduled.count, contextTokens: contextTokens),
+                prefillTokens: prefillTokens, sequences: scheduled.count, contextTokens: contextTokens)
+                + Double(adapterLoads) * lora.loadSeconds,
             prefillTokens: prefillTokens, decodeSequences: decodeSequences, sequences: scheduled.count,
-            events: events)
+            events: events, runningAdapters: stepAdapters.running, waitingAdapters: stepAdapters.waiting)
     }
+
+    /// Marks `adapter` most recently used; true when it had to be loaded into a slot: the least
+    /// recently used one the batch (`inUse`) does not need, when all are taken. The batch uses
+    /// at most `maxLoras` adapters, this one among them, so such a slot exists.
+    private mutating func useAdapterSlot(_ adapter: String, inUse: Set<String>) -> Bool {
+        if let index = loadedAdapters.firstIndex(of: adapter) {
+            loadedAdapters.remove(at: index)
+            loadedAdapters.append(adapter)
+            return false
+        }
+        if loadedAdapters.count >= lora.maxLoras, let victim = loadedAdapters.firstIndex(where: { !inUse.contains($0) }) {
+            loadedAdapters.remove(at: victim)
+        }
+        loadedAdapters.append(adapter)
+        counters.adapterLoads += 1
+        return true
+    }
+
+    /// An adapter's name as tokens, for the seed of its hash chains.
+    static func adapterKey(_ name: String) -> [UInt32] { name.utf8.map { UInt32($0) } + [UInt32.max] }
 
     private func blocksNeeded(_ sequence: SequenceState, adding tokens: Int) -> Int {
         max(0, (sequence.computed + tokens + profile.blockSize - 1) / profile.blockSize - sequence.blocks.count)
@@ -231,6 +304,7 @@ public struct EngineCore: Sendable {
     }
 
     private mutating func finish(_ sequence: SequenceState, events: inout [EngineEvent]) {
+        if sequence.adapter != nil { adapterRequests -= 1 }
         cache.release(sequence.blocks)
         sequences[sequence.id] = nil
         running.removeAll { $0 == sequence.id }
@@ -259,5 +333,7 @@ public struct EngineCounters: Sendable, Equatable {
     public var preemptions = 0
     /// KV blocks received from prefill instances (`importPrefix`), not counting those already cached.
     public var importedBlocks = 0
+    /// LoRA adapters loaded into a slot (the first use of each, and each reload after eviction).
+    public var adapterLoads = 0
     public var finished: [FinishReason: Int] = [:]
 }

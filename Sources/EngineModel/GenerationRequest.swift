@@ -8,8 +8,11 @@ public struct GenerationRequest: Sendable {
     public var ignoreEOS: Bool
     /// Fixes the answer's tokens and natural length.
     public var seed: UInt64
+    /// The LoRA adapter to apply, by name; nil for the base model.
+    public var adapter: String?
 
-    public init(promptTokens: [UInt32], maxTokens: Int, ignoreEOS: Bool = false, seed: UInt64) {
+    public init(promptTokens: [UInt32], maxTokens: Int, ignoreEOS: Bool = false, seed: UInt64, adapter: String? = nil) {
+        self.adapter = adapter
         self.promptTokens = promptTokens
         self.maxTokens = maxTokens
         self.ignoreEOS = ignoreEOS
@@ -50,4 +53,9 @@ public struct StepResult: Sendable {
     public var decodeSequences: Int
     public var sequences: Int
     public var events: [EngineEvent]
+    /// The adapters of the requests the step ran and of those left waiting, as the scheduler saw
+    /// them (vLLM's stats come from its schedule, so a request finishing in this step counts as
+    /// running). Empty when no request has an adapter.
+    public var runningAdapters: [String] = []
+    public var waitingAdapters: [String] = []
 }

@@ -7,6 +7,12 @@ struct SequenceState {
     let targetOutput: Int
     let finishReason: FinishReason
     var plan: OutputPlan
+    /// The LoRA adapter it runs with; nil for the base model.
+    var adapter: String? = nil
+    /// The first block's parent in the hash chain: 0 for the base model, the adapter's own value
+    /// otherwise (vLLM keys every cached block by its adapter too: KV computed with one adapter
+    /// is no use to another).
+    var hashSeed: UInt64 = 0
     /// Tokens whose KV is in `blocks` (computed in an earlier step or found in the cache).
     var computed = 0
     var blocks: [Int32] = []
@@ -25,7 +31,7 @@ struct SequenceState {
         let full = min(limit, tokens.count) / blockSize
         while blockHashes.count < full {
             let index = blockHashes.count
-            let parent = blockHashes.last ?? 0
+            let parent = blockHashes.last ?? hashSeed
             let slice = tokens[(index * blockSize)..<((index + 1) * blockSize)]
             blockHashes.append(KVCache.chainHash(parent: parent, tokens: slice))
         }

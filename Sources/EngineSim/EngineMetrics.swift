@@ -96,7 +96,29 @@ struct EngineSnapshot: Sendable {
     var usedTokens: Int
     var cachedBlocks: Int
     var metrics: EngineMetrics
+    var lora = LoRAInfo()
+    var maxLoras = 1
     var handoff = HandoffSnapshot()
+    /// vLLM with LoRA enabled: `vllm:lora_requests_info` is served.
+    var loraEnabled = false
+}
+
+/// The series of vLLM's `vllm:lora_requests_info`: for each set of running and waiting adapters
+/// seen, the last time (Unix seconds) a step ran with it. vLLM keeps every set; the simulator the
+/// newest `limit`.
+struct LoRAInfo: Sendable {
+    struct Adapters: Hashable, Sendable {
+        var running: [String]
+        var waiting: [String]
+    }
+
+    private(set) var series: [Adapters: Double] = [:]
+    static let limit = 64
+
+    mutating func set(running: [String], waiting: [String], at time: Double) {
+        series[Adapters(running: running, waiting: waiting)] = time
+        if series.count > Self.limit, let oldest = series.min(by: { $0.value < $1.value }) { series[oldest.key] = nil }
+    }
 }
 
 /// Each role's hand-off queues and counts at one moment (see HandoffStats).

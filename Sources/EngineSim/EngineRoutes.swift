@@ -22,6 +22,10 @@ struct EngineRoutes: Sendable {
         switch dialect {
         case .vllm:
             router.post("/reset_prefix_cache") { _, _ in await self.resetCache() }
+            if state.config.enableLoRA {
+                router.post("/v1/load_lora_adapter") { request, _ in await self.changeAdapters(request, load: true) }
+                router.post("/v1/unload_lora_adapter") { request, _ in await self.changeAdapters(request, load: false) }
+            }
         case .sglang:
             router.get("/health_generate") { request, _ in try await self.guarded(request) { self.health() } }
             router.get("/get_model_info") { request, _ in try await self.guarded(request) { self.json(200, self.modelInfo()) } }
@@ -62,7 +66,7 @@ struct EngineRoutes: Sendable {
                 throw RequestError.tooLarge(limit: state.config.maxBodyBytes)
             }
             let parsed = try InferenceRequest.parse(Array(buffer: body), kind: kind)
-            guard parsed.model == state.config.modelName else { throw RequestError.modelNotFound(parsed.model) }
+            let adapter = try adapter(for: parsed.model)
             let faults = state.faults.current
             if faults.errorRate > 0, Double.random(in: 0..<1) < faults.errorRate {
                 throw RequestError.injected(status: faults.errorStatus)
@@ -81,7 +85,7 @@ struct EngineRoutes: Sendable {
             if case .prefill(_, vllm: false) = side { maxTokens = 1 }
             let generation = GenerationRequest(
                 promptTokens: parsed.promptTokens, maxTokens: maxTokens, ignoreEOS: parsed.ignoreEOS,
-                seed: parsed.seed ?? answerSeed(parsed.promptTokens))
+                seed: parsed.seed ?? answerSeed(parsed.promptTokens), adapter: adapter)
             let submission = try await submit(generation, importing: receivedBlocks, param: kind == .chat ? "messages" : "prompt")
             let id = submission.id
             var events = submission.events
@@ -208,17 +212,67 @@ struct EngineRoutes: Sendable {
         return Response(status: .ok)
     }
 
+    /// vLLM's list: each served name of the base model, then each LoRA adapter with the base
+    /// model as its parent.
     private func models() -> String {
-        let name = JSONText.string(state.config.modelName)
         let created = Int(state.startTime)
-        return "{\"object\":\"list\",\"data\":[{\"id\":\(name),\"object\":\"model\",\"created\":\(created),"
-            + "\"owned_by\":\"\(dialect.ownedBy)\",\"root\":\(name),\"parent\":null,"
-            + "\"max_model_len\":\(state.config.profile.maxModelLength),\"permission\":[]}]}"
+        let base = JSONText.string(state.config.modelName)
+        func entry(_ id: String, root: String, parent: String) -> String {
+            "{\"id\":\(JSONText.string(id)),\"object\":\"model\",\"created\":\(created),"
+                + "\"owned_by\":\"\(dialect.ownedBy)\",\"root\":\(root),\"parent\":\(parent),"
+                + "\"max_model_len\":\(state.config.profile.maxModelLength),\"permission\":[]}"
+        }
+        let entries = state.config.modelNames.map { entry($0, root: base, parent: "null") }
+            + state.adapters.withLock { $0 }.map { entry($0, root: JSONText.string("/adapters/" + $0), parent: base) }
+        return "{\"object\":\"list\",\"data\":[" + entries.joined(separator: ",") + "]}"
+    }
+
+    /// The LoRA adapter a request for `model` runs with: nil for the base model by any of its
+    /// names; an error for a name this engine does not serve.
+    private func adapter(for model: String) throws(RequestError) -> String? {
+        if state.config.modelNames.contains(model) { return nil }
+        guard state.adapters.withLock({ $0.contains(model) }) else { throw .modelNotFound(model) }
+        return model
+    }
+
+    /// vLLM's run-time adapter API: `{"lora_name": ..., "lora_path": ...}` to load (the path is
+    /// not read), `{"lora_name": ...}` to unload. Answers as vLLM does: 400 for a name already
+    /// loaded, 404 for one not loaded.
+    private func changeAdapters(_ request: Request, load: Bool) async -> Response {
+        var request = request
+        do {
+            let body = try await request.collectBody(upTo: 1 << 16)
+            guard let object = try? JSONSerialization.jsonObject(with: Data(Array(buffer: body))) as? [String: Any],
+                let name = object["lora_name"] as? String, !name.isEmpty, name.utf8.count <= 256
+            else { throw RequestError.invalid("The body must be a JSON object with a lora_name of 1 to 256 bytes.") }
+            guard !state.config.modelNames.contains(name) else { throw RequestError.invalid("'\(name)' names the base model.") }
+            let changed = state.adapters.withLock { adapters -> Bool in
+                if load {
+                    guard !adapters.contains(name) else { return false }
+                    adapters.append(name)
+                } else {
+                    guard let index = adapters.firstIndex(of: name) else { return false }
+                    adapters.remove(at: index)
+                }
+                return true
+            }
+            if load {
+                guard changed else { throw RequestError.invalid("The lora adapter '\(name)' has already been loaded.") }
+                return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' added successfully.")))
+            }
+            guard changed else { throw RequestError.modelNotFound(name) }
+            return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "Success: LoRA adapter '\(name)' removed successfully.")))
+        } catch let error as RequestError {
+            return self.error(error)
+        } catch {
+            return self.error(.invalid("Could not read the body: \(error)"))
+        }
     }
 
     private func metrics() async -> Response {
         var snapshot = await state.runner.snapshot()
         snapshot.handoff = await handoffSnapshot()
+        snapshot.loraEnabled = state.config.enableLoRA
         snapshot.waiting += snapshot.handoff.awaitingKV
         let renderer = MetricsRenderer(
             dialect: dialect, servedModelName: state.config.modelName, vllmGeneration: state.config.vllmMetrics,

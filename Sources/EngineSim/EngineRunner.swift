@@ -15,6 +15,9 @@ actor EngineRunner {
     /// Set when a stream reached `crash_after_tokens`: the process exits once that step's
     /// tokens are on their way to the clients.
     private var crashPending = false
+    /// vLLM's `vllm:lora_requests_info`: set at every step to the step's adapters, and once more
+    /// with none when the engine goes idle, each label set keeping the last time it was set.
+    private var loraInfo = LoRAInfo()
 
     init(core: EngineCore, speed: Double, faults: FaultSwitch) {
         self.core = core
@@ -63,7 +66,7 @@ actor EngineRunner {
         EngineSnapshot(
             profile: core.profile, counters: core.counters, running: core.runningCount,
             waiting: core.waitingCount, kvUsage: core.cache.usage, usedTokens: core.usedTokens,
-            cachedBlocks: core.cache.cachedBlockCount, metrics: metrics)
+            cachedBlocks: core.cache.cachedBlockCount, metrics: metrics, lora: loraInfo, maxLoras: core.lora.maxLoras)
     }
 
     /// The step loop; returns when the task is cancelled.
@@ -78,6 +81,7 @@ actor EngineRunner {
                 continue
             }
             guard let step = core.step() else {
+                loraInfo.set(running: [], waiting: [], at: Date().timeIntervalSince1970)
                 await withCheckedContinuation { idle = $0 }
                 deadline = clock.now
                 continue
@@ -103,6 +107,7 @@ actor EngineRunner {
     }
 
     private func deliver(_ step: StepResult, at now: ContinuousClock.Instant) {
+        loraInfo.set(running: step.runningAdapters, waiting: step.waitingAdapters, at: Date().timeIntervalSince1970)
         metrics.recordStep(step, running: core.runningCount, waiting: core.waitingCount, kvUsage: core.cache.usage, at: now)
         let crashAfter = faults.current.crashAfterTokens
         for event in step.events {

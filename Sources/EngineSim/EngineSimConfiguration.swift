@@ -7,7 +7,15 @@ public struct EngineSimConfiguration: Sendable {
     public var port = 8000
     public var dialect: Dialect = .vllm
     public var profile: EngineProfile = .tiny
-    public var servedModelName: String?
+    /// The names the model answers to (vLLM's `--served-model-name` takes several); the first
+    /// also labels the metrics. Empty: the profile's name.
+    public var servedModelNames: [String] = []
+    /// vLLM's `--enable-lora`: LoRA adapters are served (`loraModules` at start, more loaded at
+    /// run time), at most `maxLoras` in one batch, each loaded into a slot in `loraLoadSeconds`.
+    public var enableLoRA = false
+    public var loraModules: [String] = []
+    public var maxLoras = 1
+    public var loraLoadSeconds = 0.02
     /// Runs the model this many times faster than real time.
     public var speed = 1.0
     /// Fixes answers of requests that carry no `seed`.
@@ -34,7 +42,8 @@ public struct EngineSimConfiguration: Sendable {
 
     public init() {}
 
-    public var modelName: String { servedModelName ?? profile.servedModelName }
+    public var modelName: String { servedModelNames.first ?? profile.servedModelName }
+    public var modelNames: [String] { servedModelNames.isEmpty ? [profile.servedModelName] : servedModelNames }
 }
 
 extension MetricsRenderer.VLLMGeneration: Codable {}

@@ -10,7 +10,7 @@ import Synchronization
 /// the `EngineModel` core. Runs until SIGTERM or SIGINT, then finishes what is in flight.
 public enum EngineSimServer {
     public static func run(_ config: EngineSimConfiguration, logger: Logger) async throws {
-        let core = try EngineCore(profile: config.profile)
+        let core = try EngineCore(profile: config.profile, lora: .init(maxLoras: config.maxLoras, loadSeconds: config.loraLoadSeconds))
         let faults = FaultSwitch(config.faults)
         let runner = EngineRunner(core: core, speed: config.speed, faults: faults)
         let state = ServerState(config: config, runner: runner, faults: faults, logger: logger)
@@ -53,6 +53,8 @@ final class ServerState: Sendable {
     let kvFetch = KVFetch(client: KVFetch.makeClient())
     let handoff = HandoffStats()
     let boundPortValue: Atomic<Int>
+    /// The LoRA adapters served now: `--lora-modules`, then loaded and unloaded at run time.
+    let adapters: Mutex<[String]>
     private let ready = Atomic<Bool>(false)
     private let requestCounter = Atomic<UInt64>(0)
 
@@ -63,6 +65,7 @@ final class ServerState: Sendable {
         self.logger = logger
         ledger = HandoffLedger(keepFor: .seconds(config.handoffTimeoutSeconds))
         boundPortValue = Atomic(config.port)
+        adapters = Mutex(config.loraModules)
     }
 
     /// The port the server listens on (the configured one may be 0: any free port).

@@ -112,7 +112,21 @@ public struct MetricsRenderer: Sendable {
                 ("num_gpu_blocks_override", "None"), ("prefix_caching_hash_algo", "sha256"),
                 ("sliding_window", "None"),
             ] + (legacy ? [] : [("engine", "0")]))
-        return w.text + cacheInfo.text
+        var loraInfo = info
+        if s.loraEnabled {
+            // Oldest first, as prometheus_client lists them (in the order first set).
+            loraInfo.gauges(
+                "vllm:lora_requests_info", "Running stats on lora requests.",
+                s.lora.series.sorted { $0.value < $1.value }.map { adapters, time in
+                    (
+                        [
+                            ("max_lora", String(s.maxLoras)), ("running_lora_adapters", adapters.running.joined(separator: ",")),
+                            ("waiting_lora_adapters", adapters.waiting.joined(separator: ",")),
+                        ], time
+                    )
+                })
+        }
+        return w.text + cacheInfo.text + loraInfo.text
     }
 
     private func sglang(_ s: EngineSnapshot, recent: RecentActivity) -> String {

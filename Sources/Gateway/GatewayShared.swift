@@ -76,7 +76,7 @@ final class GatewayShared: Sendable {
         let table = link.store.instances
         let now = seconds
         let choice = fallback.withLock { $0.choose(model: model, in: table, exclude: Set(excluded), now: now) }
-        return (choice, table.contains { $0.model == model })
+        return (choice, table.contains { $0.serves(model) })
     }
 
     func failed(_ instanceID: String) {

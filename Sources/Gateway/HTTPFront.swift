@@ -213,7 +213,7 @@ final class HTTPFront: ChannelInboundHandler, RemovableChannelHandler, ClientSin
     }
 
     private func modelsList() -> ByteBuffer {
-        let models = Set(shared.link.store.instances.filter(\.isUp).map(\.model)).sorted()
+        let models = Set(shared.link.store.instances.filter(\.isUp).flatMap { [$0.model] + $0.alsoServes }).sorted()
         let data = models.map { ["id": $0, "object": "model", "created": 0, "owned_by": "junction"] as [String: Any] }
         let json = (try? JSONSerialization.data(withJSONObject: ["object": "list", "data": data], options: [.sortedKeys])) ?? Data()
         return ByteBuffer(bytes: json)

@@ -38,7 +38,9 @@ final class InstanceTableStore: Sendable {
 
     private static func refs(_ table: InstanceTable) -> [InstanceRef] {
         table.instances.map {
-            InstanceRef(id: $0.id, endpointURL: $0.endpointURL, model: $0.model, isUp: $0.state == .up, isPrefillOnly: $0.role == .prefill)
+            InstanceRef(
+                id: $0.id, endpointURL: $0.endpointURL, model: $0.model, alsoServes: $0.aliases + $0.adapters, isUp: $0.state == .up,
+                isPrefillOnly: $0.role == .prefill)
         }
     }
 

@@ -2,18 +2,23 @@
 public struct InstanceRef: Sendable, Equatable {
     public var id: String
     public var endpointURL: String
+    /// The base model's name; `alsoServes` lists the instance's other names (aliases, LoRA adapters).
     public var model: String
+    public var alsoServes: [String]
     public var isUp: Bool
     /// A pd-split prefill instance: takes whole requests only when no other instance of the model can.
     public var isPrefillOnly: Bool
 
-    public init(id: String, endpointURL: String, model: String, isUp: Bool, isPrefillOnly: Bool = false) {
+    public init(id: String, endpointURL: String, model: String, alsoServes: [String] = [], isUp: Bool, isPrefillOnly: Bool = false) {
         self.id = id
         self.endpointURL = endpointURL
         self.model = model
+        self.alsoServes = alsoServes
         self.isUp = isUp
         self.isPrefillOnly = isPrefillOnly
     }
+
+    public func serves(_ name: String) -> Bool { model == name || alsoServes.contains(name) }
 }
 
 /// How the gateway routes while no scheduler answers: round-robin over the up instances of the
@@ -31,7 +36,7 @@ public struct FallbackRouter: Sendable {
     /// is left, prefill-only instances only when no other kind is. nil when the table has no up
     /// instance of the model outside `exclude`.
     public mutating func choose(model: String, in table: [InstanceRef], exclude: Set<String>, now: Double) -> InstanceRef? {
-        let usable = table.filter { $0.isUp && $0.model == model && !exclude.contains($0.id) }
+        let usable = table.filter { $0.isUp && $0.serves(model) && !exclude.contains($0.id) }
         let whole = usable.filter { !$0.isPrefillOnly }
         let candidates = whole.isEmpty ? usable : whole
         guard !candidates.isEmpty else { return nil }

@@ -2,13 +2,17 @@
 /// so two prompts share hash k exactly when they share their first k+1 chunks. Only full
 /// chunks are hashed (engines cache only full blocks). FNV-1a 64: stable across processes and
 /// machines (Swift's `Hasher` is seeded per process), so every gateway computes the same chain.
+///
+/// The chain starts from a seed: the gateway seeds it with the requested model's name, because
+/// an engine caches a prompt per model (vLLM keys each block by its LoRA adapter too), so the
+/// same text asked of two adapters must not look cached for one where the other ran.
 public enum PrefixHasher {
     /// At most `maxChunks` hashes: the text beyond is not routed on.
-    public static func chain(_ text: [UInt8], chunkBytes: Int, maxChunks: Int = .max) -> [UInt64] {
+    public static func chain(_ text: [UInt8], chunkBytes: Int, maxChunks: Int = .max, seed: UInt64 = 0) -> [UInt64] {
         guard chunkBytes > 0, maxChunks > 0 else { return [] }
         var hashes: [UInt64] = []
         hashes.reserveCapacity(min(maxChunks, text.count / chunkBytes))
-        var previous: UInt64 = 0
+        var previous = seed
         var start = 0
         while start + chunkBytes <= text.count, hashes.count < maxChunks {
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -19,5 +23,12 @@ public enum PrefixHasher {
             start += chunkBytes
         }
         return hashes
+    }
+
+    /// A chain's seed for requests to `model`: FNV-1a 64 of its name.
+    public static func seed(model: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in model.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
     }
 }

@@ -75,7 +75,8 @@ public struct RequestFeatures: Sendable, Equatable {
         case .other:
             break
         }
-        features.prefixHashes = PrefixHasher.chain(features.canonicalPrompt, chunkBytes: chunkBytes, maxChunks: maxPrefixChunks)
+        features.prefixHashes = PrefixHasher.chain(
+            features.canonicalPrompt, chunkBytes: chunkBytes, maxChunks: maxPrefixChunks, seed: PrefixHasher.seed(model: features.model))
         // About four bytes a token for text; exact for token ids.
         features.promptTokens = tokenIDs > 0 ? tokenIDs : (features.canonicalPrompt.count + 3) / 4
         return features

@@ -14,7 +14,7 @@ struct Candidates {
     {
         for index in instances.indices {
             let instance = instances[index]
-            guard instance.model == request.model else { continue }
+            guard instance.serves(request.model) else { continue }
             ofModel += 1
             guard instance.state == .up else { continue }
             up += 1

@@ -38,12 +38,17 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// prefix-cache and pd-split: credit the instance that holds a conversation up to its last
     /// answer with that answer too (it generated it, and engines cache generated tokens).
     public var answerAffinity = true
+    /// prefix-cache and llm-metrics: prompt-token equivalents it costs to send a request for a
+    /// LoRA adapter to an instance that does not hold it loaded (loading it, or waiting for one of
+    /// the batch's adapter slots). 0 ignores where adapters are loaded.
+    public var adapterLoadTokens: Double = 256
 
     public init() {}
 
     public static let parameterKeys = [
         "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
         "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens", "pd_max_prefill_queue", "answer_affinity",
+        "adapter_load_tokens",
     ]
 
     /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
@@ -65,6 +70,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
         case "pd_max_prefill_queue":
             try check(value >= 1 && value <= 1_000_000, "must be from 1 to 1000000"); pdMaxPrefillQueue = Int(value)
         case "answer_affinity": try check(value == 0 || value == 1, "must be 0 (off) or 1 (on)"); answerAffinity = value == 1
+        case "adapter_load_tokens": try check(value >= 0 && value <= 10_000_000, "must be from 0 to 10000000"); adapterLoadTokens = value
         default: throw .unknownParameter(key)
         }
     }
@@ -77,6 +83,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
             ("retry_after_ms", Double(retryAfterMilliseconds)), ("stale_report_ms", Double(staleReportMilliseconds)),
             ("pd_local_prefill_tokens", Double(pdLocalPrefillTokens)),
             ("pd_max_prefill_queue", Double(pdMaxPrefillQueue)), ("answer_affinity", answerAffinity ? 1 : 0),
+            ("adapter_load_tokens", adapterLoadTokens),
         ]
     }
 }

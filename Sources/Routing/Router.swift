@@ -43,7 +43,7 @@ public struct Router: Sendable {
             let chosen = cheapest(open, costs: open.map { Double(instances[$0].inFlight) })
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .llmMetrics:
-            let chosen = cheapest(open, costs: open.map { queuedTokens(instances[$0]) })
+            let chosen = cheapest(open, costs: open.map { queuedTokens(instances[$0]) + adapterLoadCost(request, instances[$0]) })
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .prefixCache, .pdSplit:
             let (chosen, cached) = cheapestWithCache(request, among: open, instances: instances, affinity: affinity, overlay: overlay)
@@ -57,12 +57,25 @@ public struct Router: Sendable {
         _ request: RoutingRequest, among open: [Int], instances: [RoutingInstance], affinity: PrefixAffinityTable,
         overlay: AffinityOverlay
     ) -> (index: Int, cachedChunks: Int) {
+        let cached = cachedChunks(request, among: open, instances: instances, affinity: affinity, overlay: overlay)
+        let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
+        let chosen = cheapest(open, costs: costs)
+        return (chosen, cached[open.firstIndex(of: chosen)!])
+    }
+
+    /// For each of `open`, the leading chunks of the request's prompt believed cached there: by
+    /// the committed affinity table, the leader's decisions not yet committed, and (chat) the
+    /// answer the instance that served the turn before generated.
+    func cachedChunks(
+        _ request: RoutingRequest, among open: [Int], instances: [RoutingInstance], affinity: PrefixAffinityTable,
+        overlay: AffinityOverlay
+    ) -> [Int] {
         let matched = affinity.match(request.prefixHashes)
         let recent = overlay.cachedChunks(for: request.prefixHashes)
         // An answer starting in chunk 0 says nothing about who served the turn before: every
         // instance "holds" the empty chain in front of it.
         let answer = configuration.answerAffinity ? request.lastAnswerChunks.flatMap { $0.lowerBound > 0 ? $0 : nil } : nil
-        let cached = open.map { index in
+        return open.map { index in
             let id = instances[index].id
             let known = max(matched.isEmpty ? 0 : matched.cachedChunks(of: id), recent[id] ?? 0)
             // The instance that served the turn before holds the answer it generated, too (a
@@ -70,9 +83,6 @@ public struct Router: Sendable {
             if let answer, known >= answer.lowerBound, instances[index].role != .prefill { return max(known, answer.upperBound) }
             return known
         }
-        let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
-        let chosen = cheapest(open, costs: costs)
-        return (chosen, cached[open.firstIndex(of: chosen)!])
     }
 
     /// prefix-cache's cost of sending `request` to `instance`, in prompt-token equivalents: the
@@ -80,7 +90,17 @@ public struct Router: Sendable {
     public func expectedCost(_ request: RoutingRequest, _ instance: RoutingInstance, cachedChunks: Int) -> Double {
         let cached = Double(cachedChunks) * configuration.chunkTokens
         let uncached = max(0, Double(request.promptTokens) - cached)
-        return uncached + configuration.loadWeight * queuedTokens(instance)
+        return uncached + configuration.loadWeight * queuedTokens(instance) + adapterLoadCost(request, instance)
+    }
+
+    /// What it costs, in prompt-token equivalents, that `request` asks for a LoRA adapter the
+    /// instance does not hold loaded by its fresh report (or that it has no fresh report to tell):
+    /// the engine loads it before the first step, or holds the request until a slot frees. Zero
+    /// for the base model.
+    public func adapterLoadCost(_ request: RoutingRequest, _ instance: RoutingInstance) -> Double {
+        guard instance.isAdapter(request.model) else { return 0 }
+        if let load = freshLoad(instance), load.loadedAdapters.contains(request.model) { return 0 }
+        return configuration.adapterLoadTokens
     }
 
     /// The work ahead of a newcomer on an instance, in prompt-token equivalents. From the

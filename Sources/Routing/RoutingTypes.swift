@@ -4,7 +4,11 @@ public struct RoutingInstance: Sendable, Equatable {
     public enum Role: Sendable, Equatable { case both, prefill, decode }
 
     public var id: String
+    /// The base model's name; `aliases` are its other names, `adapters` the LoRA adapters the
+    /// engine serves on top of it (each asked for by its own name).
     public var model: String
+    public var aliases: [String]
+    public var adapters: [String]
     public var state: State
     public var role: Role
     /// KV-cache size in tokens, when the engine tells.
@@ -17,11 +21,13 @@ public struct RoutingInstance: Sendable, Equatable {
     public var inFlightSinceReport: Int
 
     public init(
-        id: String, model: String, state: State = .up, role: Role = .both, kvCapacityTokens: Int? = nil,
-        load: EngineLoad? = nil, inFlight: Int = 0, inFlightSinceReport: Int = 0
+        id: String, model: String, aliases: [String] = [], adapters: [String] = [], state: State = .up, role: Role = .both,
+        kvCapacityTokens: Int? = nil, load: EngineLoad? = nil, inFlight: Int = 0, inFlightSinceReport: Int = 0
     ) {
         self.id = id
         self.model = model
+        self.aliases = aliases
+        self.adapters = adapters
         self.state = state
         self.role = role
         self.kvCapacityTokens = kvCapacityTokens
@@ -29,6 +35,12 @@ public struct RoutingInstance: Sendable, Equatable {
         self.inFlight = inFlight
         self.inFlightSinceReport = inFlightSinceReport
     }
+
+    /// Whether a request for `name` can be sent here.
+    public func serves(_ name: String) -> Bool { model == name || aliases.contains(name) || adapters.contains(name) }
+
+    /// Whether `name` is one of the LoRA adapters served here (not the base model by any name).
+    public func isAdapter(_ name: String) -> Bool { name != model && !aliases.contains(name) && adapters.contains(name) }
 }
 
 /// An engine's load, normalised from its own metrics by its agent.
@@ -41,11 +53,14 @@ public struct EngineLoad: Sendable, Equatable {
     public var generationTokensPerSecond: Double
     /// How old the report is, in milliseconds; stale reports count for less.
     public var ageMilliseconds: Int
+    /// LoRA adapters the engine most likely holds loaded (in use now, or most recently).
+    public var loadedAdapters: [String]
 
     public init(
         running: Int, waiting: Int, kvUsage: Double, promptTokensPerSecond: Double = 0,
-        generationTokensPerSecond: Double = 0, ageMilliseconds: Int = 0
+        generationTokensPerSecond: Double = 0, ageMilliseconds: Int = 0, loadedAdapters: [String] = []
     ) {
+        self.loadedAdapters = loadedAdapters
         self.running = running
         self.waiting = waiting
         self.kvUsage = kvUsage

@@ -61,7 +61,7 @@ struct LeaderSoftState: Sendable {
             load?.ageMilliseconds = Int((now - report.receivedAt) / .milliseconds(1))
         }
         return RoutingInstance(
-            id: record.id, model: record.model, state: record.state, role: record.role,
+            id: record.id, model: record.model, aliases: record.aliases, adapters: record.adapters, state: record.state, role: record.role,
             kvCapacityTokens: record.kvCapacityTokens, load: load, inFlight: inFlight[record.id] ?? 0,
             inFlightSinceReport: sentSinceReport[record.id] ?? 0)
     }

@@ -17,6 +17,7 @@ public enum RequestMessageCheck {
     public static let maxRequestIDBytes = 256
     public static let maxExcludedInstances = 256
     public static let maxPolicyParameters = 64
+    public static let maxServedNames = RegistrationLimits.maxServedNames
 
     /// nil when `body` may be acted on; otherwise what is wrong with it.
     public static func problem(_ body: Envelope.Body) -> String? {
@@ -74,6 +75,17 @@ public enum RequestMessageCheck {
             return bad
         }
         if instance.bootstrapPort > 65_535 { return "bootstrap port \(instance.bootstrapPort) above 65535" }
+        let served = instance.aliases.count + instance.adapters.count
+        if served > maxServedNames { return "\(served) model aliases and adapters, more than \(maxServedNames)" }
+        return names(instance.aliases, "model alias") ?? names(instance.adapters, "adapter")
+    }
+
+    /// A list of model names: at most `maxServedNames`, each a valid model name.
+    private static func names(_ values: [String], _ what: String) -> String? {
+        if values.count > maxServedNames { return "\(values.count) \(what) names, more than \(maxServedNames)" }
+        for value in values {
+            if let bad = text(value, what, maxModelBytes, required: true) { return bad }
+        }
         return nil
     }
 
@@ -85,7 +97,7 @@ public enum RequestMessageCheck {
         ] where !(value.isFinite && value >= 0) {
             return "\(name) \(value): not a finite number of at least 0"
         }
-        return nil
+        return names(report.loadedAdapters, "loaded adapter")
     }
 
     /// An instance's id names it in the registry, the metrics and every table: a node id's shape.

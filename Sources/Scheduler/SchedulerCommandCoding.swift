@@ -81,14 +81,14 @@ public enum SchedulerCommandCoding {
             role: role(record.role), state: state(record.state), kvCapacityTokens: UInt64(max(0, record.kvCapacityTokens ?? 0)),
             kvBlockSize: UInt32(clamping: max(0, record.kvBlockSize ?? 0)), agentNode: record.agentNode,
             stateChangedUnixMs: record.stateChangedUnixMilliseconds, stateReason: record.stateReason,
-            bootstrapPort: UInt32(clamping: max(0, record.bootstrapPort ?? 0)))
+            bootstrapPort: UInt32(clamping: max(0, record.bootstrapPort ?? 0)), aliases: record.aliases, adapters: record.adapters)
     }
 
     public static func record(_ wire: Wire.Instance) throws(CodingError) -> InstanceRecord {
         guard let state = state(wire.state) else { throw .unspecifiedState(wire.id) }
         return InstanceRecord(
-            id: wire.id, endpointURL: wire.endpointURL, model: wire.model, engine: engine(wire.engine), role: role(wire.role),
-            state: state, kvCapacityTokens: wire.kvCapacityTokens == 0 ? nil : Int(clamping: wire.kvCapacityTokens),
+            id: wire.id, endpointURL: wire.endpointURL, model: wire.model, aliases: wire.aliases, adapters: wire.adapters,
+            engine: engine(wire.engine), role: role(wire.role), state: state, kvCapacityTokens: wire.kvCapacityTokens == 0 ? nil : Int(clamping: wire.kvCapacityTokens),
             kvBlockSize: wire.kvBlockSize == 0 ? nil : Int(wire.kvBlockSize),
             bootstrapPort: wire.bootstrapPort == 0 ? nil : Int(wire.bootstrapPort), agentNode: wire.agentNode,
             stateChangedUnixMilliseconds: wire.stateChangedUnixMs, stateReason: wire.stateReason)

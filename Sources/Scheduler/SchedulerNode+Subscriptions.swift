@@ -27,19 +27,22 @@ extension SchedulerNode {
 
     func unsubscribe(_ id: UInt64) { hub.remove(id) }
 
-    /// After a request finished or a report came: if requests for this instance's model were
-    /// told to wait and the instance now has room, tell the capacity subscribers once.
+    /// After a request finished or a report came: if requests for a model this instance serves
+    /// (its base model, an alias or an adapter) were told to wait and the instance now has room,
+    /// tell the capacity subscribers once per such model.
     func signalCapacityIfWaiting(_ instance: String) {
-        guard !soft.modelsWaiting.isEmpty, let record = onReplica({ $0.state.instances[instance] }), record.state == .up,
-            soft.modelsWaiting.contains(record.model)
-        else { return }
+        guard !soft.modelsWaiting.isEmpty, let record = onReplica({ $0.state.instances[instance] }), record.state == .up else { return }
+        let waiting = record.servedModels.filter { soft.modelsWaiting.contains($0) }
+        guard !waiting.isEmpty else { return }
         let view = soft.view(of: record, now: .now)
         guard !soft.router.isSaturated(view) else { return }
-        soft.modelsWaiting.remove(record.model)
         let queued = view.load.map { $0.waiting + view.inFlightSinceReport } ?? 0
-        hub.signalCapacity(
-            CapacityAvailable(
-                model: record.model, instanceID: instance,
-                freeSlots: UInt32(clamping: max(1, soft.router.configuration.saturatedWaiting - queued))))
+        for model in waiting {
+            soft.modelsWaiting.remove(model)
+            hub.signalCapacity(
+                CapacityAvailable(
+                    model: model, instanceID: instance,
+                    freeSlots: UInt32(clamping: max(1, soft.router.configuration.saturatedWaiting - queued))))
+        }
     }
 }

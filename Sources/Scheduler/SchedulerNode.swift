@@ -480,7 +480,8 @@ public actor SchedulerNode {
             report.instanceID,
             load: EngineLoad(
                 running: Int(report.running), waiting: Int(report.waiting), kvUsage: report.kvUsage,
-                promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS),
+                promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS,
+                loadedAdapters: report.loadedAdapters),
             healthy: healthy, prefixCacheHitRate: report.prefixCacheHitRate.isFinite ? min(1, max(0, report.prefixCacheHitRate)) : 0, at: .now)
         metrics.reportAccepted()
         signalCapacityIfWaiting(report.instanceID)
@@ -522,7 +523,8 @@ public actor SchedulerNode {
                     LoadReport(
                         instanceID: record.id, health: $0.healthy ? .healthy : .unhealthy, running: UInt32(clamping: $0.load.running),
                         waiting: UInt32(clamping: $0.load.waiting), kvUsage: $0.load.kvUsage,
-                        promptTokensPerS: $0.load.promptTokensPerSecond, generationTokensPerS: $0.load.generationTokensPerSecond)
+                        promptTokensPerS: $0.load.promptTokensPerSecond, generationTokensPerS: $0.load.generationTokensPerSecond,
+                        loadedAdapters: $0.load.loadedAdapters)
                 },
                 reportAgeMs: report.map { UInt32(clamping: Int((now - $0.receivedAt) / .milliseconds(1))) } ?? 0,
                 inFlight: UInt32(clamping: isLeader ? soft.inFlight[record.id] ?? 0 : 0),

@@ -6,7 +6,11 @@ public struct InstanceRecord: Sendable, Equatable {
 
     public var id: String
     public var endpointURL: String
+    /// The base model's name, its other names, and the LoRA adapters served on top of it: a
+    /// request for any of these may come here.
     public var model: String
+    public var aliases: [String]
+    public var adapters: [String]
     public var engine: Engine
     public var role: RoutingInstance.Role
     public var state: RoutingInstance.State
@@ -24,13 +28,15 @@ public struct InstanceRecord: Sendable, Equatable {
     public var stateReason: String
 
     public init(
-        id: String, endpointURL: String, model: String, engine: Engine = .unspecified, role: RoutingInstance.Role = .both,
+        id: String, endpointURL: String, model: String, aliases: [String] = [], adapters: [String] = [], engine: Engine = .unspecified, role: RoutingInstance.Role = .both,
         state: RoutingInstance.State = .up, kvCapacityTokens: Int? = nil, kvBlockSize: Int? = nil, bootstrapPort: Int? = nil, agentNode: String = "",
         stateChangedUnixMilliseconds: UInt64 = 0, stateReason: String = ""
     ) {
         self.id = id
         self.endpointURL = endpointURL
         self.model = model
+        self.aliases = aliases
+        self.adapters = adapters
         self.engine = engine
         self.role = role
         self.state = state
@@ -41,6 +47,11 @@ public struct InstanceRecord: Sendable, Equatable {
         self.stateChangedUnixMilliseconds = stateChangedUnixMilliseconds
         self.stateReason = stateReason
     }
+
+    /// Every name a request may ask for this instance by.
+    public var servedModels: [String] { [model] + aliases + adapters }
+
+    public func serves(_ name: String) -> Bool { model == name || aliases.contains(name) || adapters.contains(name) }
 
     /// The same instance, ignoring when and why its state last changed.
     func sameDescription(as other: InstanceRecord) -> Bool {

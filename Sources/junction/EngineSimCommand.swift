@@ -27,7 +27,14 @@ struct EngineSimServe: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one; the chosen port is printed).") var port = 8000
     @Option(help: "Performance profile.") var profile = "tiny"
-    @Option(help: "Model name to serve (default: the profile's).") var servedModelName: String?
+    @Option(parsing: .upToNextOption, help: "Names to serve the model as, the first also in /metrics (default: the profile's).")
+    var servedModelName: [String] = []
+    @Flag(help: "vLLM: serve LoRA adapters (--lora-modules; more loaded at run time with POST /v1/load_lora_adapter).")
+    var enableLora = false
+    @Option(parsing: .upToNextOption, help: "vLLM: LoRA adapters to serve, as NAME or NAME=PATH (the path is not read).")
+    var loraModules: [String] = []
+    @Option(help: "vLLM: LoRA adapters one batch may use, and adapter slots kept loaded.") var maxLoras = 1
+    @Option(help: "vLLM: model milliseconds to load a LoRA adapter into a slot.") var loraLoadMs = 20.0
     @Option(help: "Run the model this many times faster than real time.") var speed = 1.0
     @Option(help: "Seed for answers of requests that bring none.") var seed: UInt64 = 0
     @Option(help: "Override the profile's number of KV blocks.") var kvBlocks: Int?
@@ -68,7 +75,18 @@ struct EngineSimServe: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         guard speed > 0, speed <= 10_000 else { throw ValidationError("--speed must be above 0 and at most 10000") }
-        config.servedModelName = servedModelName
+        guard !servedModelName.contains(where: \.isEmpty) else { throw ValidationError("--served-model-name names must not be empty") }
+        config.servedModelNames = servedModelName
+        let adapters = loraModules.map { String($0.split(separator: "=", maxSplits: 1).first ?? "") }
+        guard !adapters.contains(where: \.isEmpty) else { throw ValidationError("--lora-modules takes NAME or NAME=PATH") }
+        guard enableLora || adapters.isEmpty else { throw ValidationError("--lora-modules needs --enable-lora") }
+        guard enableLora == false || dialect == .vllm else { throw ValidationError("--enable-lora is for the vllm dialect") }
+        guard (1...1_024).contains(maxLoras) else { throw ValidationError("--max-loras must be from 1 to 1024") }
+        guard loraLoadMs >= 0 else { throw ValidationError("--lora-load-ms must not be negative") }
+        config.enableLoRA = enableLora
+        config.loraModules = adapters
+        config.maxLoras = maxLoras
+        config.loraLoadSeconds = loraLoadMs / 1000
         config.speed = speed
         config.seed = seed
         config.startupSeconds = startupSeconds

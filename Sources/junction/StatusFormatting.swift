@@ -17,6 +17,8 @@ enum StatusFormatting {
         for i in s.instances {
             guard let instance = i.instance else { continue }
             var line = "  \(instance.id) \(instance.state) \(instance.model) \(instance.engine) \(instance.role) \(instance.endpointURL) affinity \(i.affinityEntries)"
+            if !instance.aliases.isEmpty { line += " aliases \(instance.aliases.joined(separator: ","))" }
+            if !instance.adapters.isEmpty { line += " adapters \(instance.adapters.joined(separator: ","))" }
             if let report = i.lastReport {
                 line += " running \(report.running) waiting \(report.waiting) kv \(String(format: "%.2f", report.kvUsage)) in-flight \(i.inFlight) report \(i.reportAgeMs) ms ago"
             }
@@ -56,10 +58,13 @@ enum StatusFormatting {
                     "id": instance.id, "model": instance.model, "endpoint_url": instance.endpointURL,
                     "engine": "\(instance.engine)", "role": "\(instance.role)",
                     "state": "\(instance.state)", "state_reason": instance.stateReason, "affinity_entries": i.affinityEntries,
-                    "in_flight": i.inFlight,
+                    "in_flight": i.inFlight, "aliases": instance.aliases, "adapters": instance.adapters,
                 ]
                 if let report = i.lastReport {
-                    entry["load"] = ["running": report.running, "waiting": report.waiting, "kv_usage": report.kvUsage, "age_ms": i.reportAgeMs]
+                    entry["load"] = [
+                        "running": report.running, "waiting": report.waiting, "kv_usage": report.kvUsage, "age_ms": i.reportAgeMs,
+                        "loaded_adapters": report.loadedAdapters,
+                    ] as [String: Any]
                 }
                 return entry
             },

@@ -22,6 +22,17 @@ private func record(_ id: String, url: String? = nil, kv: Int? = nil) -> Instanc
         #expect(state.registryVersion == 4)
     }
 
+    @Test func anEngineLoadingAnAdapterChangesTheRegistryButKeepsItsCache() {
+        var state = SchedulerStateMachine()
+        _ = state.apply(.upsertInstance(record("e1")))
+        _ = state.apply(.affinity([AffinityRecord(instanceID: "e1", hashes: [1, 2, 3])]))
+        var loaded = record("e1")
+        loaded.adapters = ["sql"]
+        #expect(state.apply(.upsertInstance(loaded)) == .registryChanged(version: 2))
+        #expect(state.instances["e1"]?.serves("sql") == true && state.instances["e1"]?.servedModels == ["m", "sql"])
+        #expect(state.affinity.entryCount(of: "e1") == 3)
+    }
+
     @Test func stateChangesCarryReasonAndTimeAndReviveWithAnEmptyCache() {
         var state = SchedulerStateMachine()
         _ = state.apply(.upsertInstance(record("e1")))

@@ -35,6 +35,18 @@ import Wire
         var port = instance()
         port.bootstrapPort = 70_000
         #expect(problem(.registerInstance(RegisterInstance(instance: port)))?.contains("bootstrap port") == true)
+        var served = instance()
+        served.aliases = ["m-chat"]
+        served.adapters = (0..<RequestMessageCheck.maxServedNames - 1).map { "lora-\($0)" }
+        #expect(problem(.registerInstance(RegisterInstance(instance: served))) == nil)
+        served.adapters.append("one-too-many")
+        #expect(problem(.registerInstance(RegisterInstance(instance: served)))?.contains("more than 512") == true)
+        served.adapters = [long]
+        #expect(problem(.registerInstance(RegisterInstance(instance: served)))?.contains("adapter") == true)
+        served.adapters = ["sql"]
+        served.aliases = [""]
+        #expect(problem(.registerInstance(RegisterInstance(instance: served)))?.contains("model alias is empty") == true)
+        #expect(problem(.loadReport(LoadReport(instanceID: "e1", health: .healthy, loadedAdapters: ["sql\u{7}"])))?.contains("control") == true)
     }
 
     @Test func reportsCarryFiniteNumbers() {

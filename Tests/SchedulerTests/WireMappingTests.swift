@@ -66,7 +66,8 @@ import Wire
 
 @Suite struct SchedulerCommandCodingTests {
     static let record = InstanceRecord(
-        id: "engine-1", endpointURL: "http://127.0.0.1:8001", model: "tiny", engine: .sglang, role: .decode, state: .draining,
+        id: "engine-1", endpointURL: "http://127.0.0.1:8001", model: "tiny", aliases: ["tiny-chat"], adapters: ["sql", "poet"],
+        engine: .sglang, role: .decode, state: .draining,
         kvCapacityTokens: 4096, kvBlockSize: 16, agentNode: "agent-1", stateChangedUnixMilliseconds: 1_795_000_000_000,
         stateReason: "operator drain")
 

@@ -563,10 +563,19 @@ struct  Junction__V1__Instance
    * to receive the KV cache (SGLang's --disaggregation-bootstrap-port); 0 = not given.
    */
   uint32_t bootstrap_port;
+  /*
+   * Every other name the engine answers to, from its /v1/models: further names of the base model
+   * (vLLM's --served-model-name takes several) and the LoRA adapters it serves (entries with a
+   * parent). A request for any of them may go here; `model` stays the base model's first name.
+   */
+  size_t n_aliases;
+  char **aliases;
+  size_t n_adapters;
+  char **adapters;
 };
 #define JUNCTION__V1__INSTANCE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__instance__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, JUNCTION__V1__INSTANCE_ROLE__INSTANCE_ROLE_BOTH, JUNCTION__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, JUNCTION__V1__INSTANCE_ROLE__INSTANCE_ROLE_BOTH, JUNCTION__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0, 0,NULL, 0,NULL }
 
 
 /*
@@ -663,10 +672,21 @@ struct  Junction__V1__LoadReport
    */
   uint32_t scrape_age_ms;
   uint64_t sent_unix_ms;
+  /*
+   * LoRA adapters the engine most likely holds loaded: those its running requests use, then
+   * those they used most recently, at most max_loras (vLLM's vllm:lora_requests_info). A request
+   * for another adapter waits for it to be loaded, or for a slot.
+   */
+  size_t n_loaded_adapters;
+  char **loaded_adapters;
+  /*
+   * adapters one batch can use at once; 0 = unknown
+   */
+  uint32_t max_loras;
 };
 #define JUNCTION__V1__LOAD_REPORT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__load_report__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, JUNCTION__V1__HEALTH__HEALTH_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, JUNCTION__V1__HEALTH__HEALTH_UNSPECIFIED, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0 }
 
 
 /*

@@ -955,6 +955,11 @@ public struct Instance: Sendable, Hashable {
     /// SGLang prefill instances only: the port of the bootstrap server that decode instances reach
     /// to receive the KV cache (SGLang's --disaggregation-bootstrap-port); 0 = not given.
     public var bootstrapPort: UInt32
+    /// Every other name the engine answers to, from its /v1/models: further names of the base model
+    /// (vLLM's --served-model-name takes several) and the LoRA adapters it serves (entries with a
+    /// parent). A request for any of them may go here; `model` stays the base model's first name.
+    public var aliases: [String]
+    public var adapters: [String]
 
     public init(
         id: String = "",
@@ -968,7 +973,9 @@ public struct Instance: Sendable, Hashable {
         agentNode: String = "",
         stateChangedUnixMs: UInt64 = 0,
         stateReason: String = "",
-        bootstrapPort: UInt32 = 0
+        bootstrapPort: UInt32 = 0,
+        aliases: [String] = [],
+        adapters: [String] = []
     ) {
         self.id = id
         self.endpointURL = endpointURL
@@ -982,6 +989,8 @@ public struct Instance: Sendable, Hashable {
         self.stateChangedUnixMs = stateChangedUnixMs
         self.stateReason = stateReason
         self.bootstrapPort = bootstrapPort
+        self.aliases = aliases
+        self.adapters = adapters
     }
 }
 
@@ -1003,6 +1012,8 @@ extension Instance: ProtobufCConvertible, WireMessage {
         self.stateChangedUnixMs = c.state_changed_unix_ms
         self.stateReason = try cString(c.state_reason)
         self.bootstrapPort = c.bootstrap_port
+        self.aliases = try cStrings(c.aliases, c.n_aliases)
+        self.adapters = try cStrings(c.adapters, c.n_adapters)
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__Instance> {
@@ -1021,6 +1032,8 @@ extension Instance: ProtobufCConvertible, WireMessage {
         c.state_changed_unix_ms = stateChangedUnixMs
         c.state_reason = arena.cString(stateReason)
         c.bootstrap_port = bootstrapPort
+        (c.n_aliases, c.aliases) = arena.cStrings(aliases)
+        (c.n_adapters, c.adapters) = arena.cStrings(adapters)
         pointer.pointee = c
         return pointer
     }
@@ -1235,6 +1248,12 @@ public struct LoadReport: Sendable, Hashable {
     /// age of the metrics this report is built from
     public var scrapeAgeMs: UInt32
     public var sentUnixMs: UInt64
+    /// LoRA adapters the engine most likely holds loaded: those its running requests use, then
+    /// those they used most recently, at most max_loras (vLLM's vllm:lora_requests_info). A request
+    /// for another adapter waits for it to be loaded, or for a slot.
+    public var loadedAdapters: [String]
+    /// adapters one batch can use at once; 0 = unknown
+    public var maxLoras: UInt32
 
     public init(
         instanceID: String = "",
@@ -1248,7 +1267,9 @@ public struct LoadReport: Sendable, Hashable {
         prefixCacheHitRate: Double = 0,
         kvCapacityTokens: UInt64 = 0,
         scrapeAgeMs: UInt32 = 0,
-        sentUnixMs: UInt64 = 0
+        sentUnixMs: UInt64 = 0,
+        loadedAdapters: [String] = [],
+        maxLoras: UInt32 = 0
     ) {
         self.instanceID = instanceID
         self.sequence = sequence
@@ -1262,6 +1283,8 @@ public struct LoadReport: Sendable, Hashable {
         self.kvCapacityTokens = kvCapacityTokens
         self.scrapeAgeMs = scrapeAgeMs
         self.sentUnixMs = sentUnixMs
+        self.loadedAdapters = loadedAdapters
+        self.maxLoras = maxLoras
     }
 }
 
@@ -1283,6 +1306,8 @@ extension LoadReport: ProtobufCConvertible, WireMessage {
         self.kvCapacityTokens = c.kv_capacity_tokens
         self.scrapeAgeMs = c.scrape_age_ms
         self.sentUnixMs = c.sent_unix_ms
+        self.loadedAdapters = try cStrings(c.loaded_adapters, c.n_loaded_adapters)
+        self.maxLoras = c.max_loras
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__LoadReport> {
@@ -1301,6 +1326,8 @@ extension LoadReport: ProtobufCConvertible, WireMessage {
         c.kv_capacity_tokens = kvCapacityTokens
         c.scrape_age_ms = scrapeAgeMs
         c.sent_unix_ms = sentUnixMs
+        (c.n_loaded_adapters, c.loaded_adapters) = arena.cStrings(loadedAdapters)
+        c.max_loras = maxLoras
         pointer.pointee = c
         return pointer
     }

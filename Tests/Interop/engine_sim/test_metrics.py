@@ -24,7 +24,8 @@ def exercise(sim):
                                            "max_tokens": 3, "stream": True})
 
 
-@pytest.mark.parametrize("args", [["--dialect", d] for d in DIALECTS] + [["--dialect", "vllm", "--vllm-metrics", "legacy"]])
+@pytest.mark.parametrize("args", [["--dialect", d] for d in DIALECTS] + [["--dialect", "vllm", "--vllm-metrics", "legacy"],
+                                                                        ["--dialect", "vllm", "--enable-lora", "--lora-modules", "tiny-lora"]])
 def test_exposition_passes_promtool_and_the_python_parser(start_sim, args):
     sim = start_sim(*args)
     exercise(sim)

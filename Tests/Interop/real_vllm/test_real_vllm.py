@@ -2,12 +2,17 @@
 build on a tiny local model, installed by Deploy/real-vllm/install.sh outside the repository).
 The agents detect vLLM, the official `openai` client gets answers through the load balancer, and
 a repeated long prompt lands on the same engine and raises that engine's own
-`vllm:prefix_cache_hits_total`."""
+`vllm:prefix_cache_hits_total`. Both engines serve LoRA adapters: engine a starts with
+`tiny-lora` (made locally by Deploy/real-vllm/make-lora.py), engine b loads one at run time;
+requests for an adapter reach only the engine serving it, and the agent reads which adapter
+vLLM holds loaded from its own `vllm:lora_requests_info`."""
 import json
 import os
 import pathlib
 import re
 import subprocess
+import threading
+import time
 
 import httpx
 import openai
@@ -17,6 +22,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junction"))
 BASE = int(os.environ.get("JUNCTION_PORT_BASE", "18400"))
 LB = BASE + 80
+ENGINES = {f"engine-{e}": f"http://127.0.0.1:{BASE + 20 + i}" for i, e in enumerate("ab", 1)}
+LORA_DIR = os.path.join(os.environ.get("JUNCTION_VLLM_HOME", os.path.expanduser("~/.cache/junction/vllm")), "lora")
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +75,64 @@ def test_a_repeated_long_prompt_lands_on_one_engine_and_hits_its_prefix_cache(cl
     assert len(set(served)) == 1, f"the repeated prompt moved between engines: {served}"
     after = {name: prefix_hits(url) for name, url in engines.items()}
     assert after[served[0]] - before[served[0]] >= 128, (before, after)
+
+
+def instance(env, name):
+    return next(i for i in status(env)["instances"] if i["id"] == name)
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def test_every_model_vllm_lists_is_registered_and_an_adapter_goes_where_it_is_served(cluster):
+    a, b = instance(cluster, "engine-a"), instance(cluster, "engine-b")
+    assert (a["model"], a["adapters"], b["adapters"]) == ("tiny", ["tiny-lora"], []), (a, b)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{LB}/v1", api_key="unused", max_retries=0, timeout=120)
+    assert sorted(m.id for m in client.models.list().data) == ["tiny", "tiny-lora"]
+    with httpx.Client(base_url=f"http://127.0.0.1:{LB}", timeout=120) as http:
+        for turn in range(4):
+            reply = http.post("/v1/completions", json={"model": "tiny-lora", "prompt": f"adapter turn {turn}", "max_tokens": 4})
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["model"] == "tiny-lora" and reply.headers["x-junction-instance"] == "engine-a"
+
+
+def test_the_agent_reports_the_adapter_vllm_holds_loaded(cluster):
+    # A long answer keeps the adapter's request running while the agent scrapes vLLM's
+    # vllm:lora_requests_info; it stays reported as loaded afterwards (it keeps its slot).
+    def long_request():
+        with httpx.Client(timeout=300) as http:
+            http.post(ENGINES["engine-a"] + "/v1/completions",
+                      json={"model": "tiny-lora", "prompt": "count", "max_tokens": 1500, "ignore_eos": True})
+    worker = threading.Thread(target=long_request)
+    worker.start()
+    try:
+        wait_for(lambda: instance(cluster, "engine-a").get("load", {}).get("loaded_adapters") == ["tiny-lora"], 120,
+                 "engine-a reported with tiny-lora loaded")
+    finally:
+        worker.join(300)
+    assert instance(cluster, "engine-b").get("load", {}).get("loaded_adapters") == []
+
+
+def test_an_adapter_loaded_at_run_time_is_registered_routed_and_dropped_when_unloaded(cluster):
+    reply = httpx.post(ENGINES["engine-b"] + "/v1/load_lora_adapter", json={"lora_name": "tiny-lora-b", "lora_path": LORA_DIR},
+                       timeout=120)
+    assert reply.status_code == 200, reply.text
+    wait_for(lambda: instance(cluster, "engine-b")["adapters"] == ["tiny-lora-b"], 60, "engine-b registered with tiny-lora-b")
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{LB}/v1", api_key="unused", max_retries=0, timeout=120)
+    wait_for(lambda: "tiny-lora-b" in [m.id for m in client.models.list().data], 30, "the gateways list tiny-lora-b")
+    with httpx.Client(base_url=f"http://127.0.0.1:{LB}", timeout=120) as http:
+        reply = http.post("/v1/completions", json={"model": "tiny-lora-b", "prompt": "hello", "max_tokens": 4})
+        assert reply.status_code == 200 and reply.headers["x-junction-instance"] == "engine-b", reply.text
+    reply = httpx.post(ENGINES["engine-b"] + "/v1/unload_lora_adapter", json={"lora_name": "tiny-lora-b"}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    wait_for(lambda: instance(cluster, "engine-b")["adapters"] == [], 60, "engine-b registered without tiny-lora-b")
+    wait_for(lambda: "tiny-lora-b" not in [m.id for m in client.models.list().data], 30, "the gateways no longer list it")
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model="tiny-lora-b", prompt="hello", max_tokens=4)

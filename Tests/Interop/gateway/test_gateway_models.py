@@ -1,0 +1,107 @@
+"""Every model an engine serves is routed: the base model by each of its names and each LoRA
+adapter (vLLM lists adapters in /v1/models with the base as their parent), with the official
+`openai` client through a real gateway, scheduler trio, agents and simulated vLLM engines. An
+adapter request goes where the adapter is served, and to the instance holding it loaded when
+the instances are otherwise alike; adapters loaded and unloaded at run time are followed."""
+import re
+import time
+import uuid
+
+import httpx
+import openai
+import pytest
+
+from conftest import API_KEY, Cluster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster({
+        "p": ["--dialect", "vllm", "--served-model-name", "base", "base-chat", "--enable-lora", "--lora-modules", "sql=/a/sql", "poet",
+              "--max-loras", "1"],
+        "q": ["--dialect", "vllm", "--served-model-name", "base", "--enable-lora", "--lora-modules", "sql", "--max-loras", "1"],
+        "r": ["--dialect", "vllm", "--served-model-name", "other"],
+    })
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def client(cluster):
+    with openai.OpenAI(base_url=cluster.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30) as c:
+        yield c
+
+
+def served_requests(cluster, name):
+    """Requests the simulated engine `name` finished, from its own /metrics."""
+    text = httpx.get(cluster.engines[name] + "/metrics").text
+    return sum(float(v) for v in re.findall(r'^vllm:request_success_total\{[^}]*\} (\S+)$', text, re.M))
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def instance(cluster, name):
+    return next(i for i in cluster.status()["instances"] if i["id"] == name)
+
+
+def complete(client, model):
+    return client.completions.create(model=model, prompt=f"{uuid.uuid4()} tell me", max_tokens=3)
+
+
+def test_every_name_of_every_engine_is_listed_and_routed_where_it_is_served(cluster, client):
+    listed = sorted(m.id for m in client.models.list().data)
+    assert listed == ["base", "base-chat", "other", "poet", "sql"]
+    p = instance(cluster, "p")
+    assert (p["model"], p["aliases"], p["adapters"]) == ("base", ["base-chat"], ["sql", "poet"])
+    for model, servers in [("base", {"p", "q"}), ("base-chat", {"p"}), ("sql", {"p", "q"}), ("poet", {"p"}), ("other", {"r"})]:
+        before = {name: served_requests(cluster, name) for name in "pqr"}
+        answer = complete(client, model)
+        assert answer.model == model
+        after = {name: served_requests(cluster, name) for name in "pqr"}
+        answered = {name for name in "pqr" if after[name] > before[name]}
+        assert len(answered) == 1 and answered <= servers, f"{model}: answered by {answered}, served by {servers}"
+    with pytest.raises(openai.NotFoundError):
+        complete(client, "nope")
+
+
+def test_an_adapter_request_goes_to_the_instance_that_holds_it_loaded(cluster, client):
+    # Load `sql` on q by asking q directly (the scheduler does not see it), and `poet` on p, so
+    # that p's single adapter slot holds poet: only q holds sql.
+    for engine, model in (("q", "sql"), ("p", "poet")):
+        reply = httpx.post(cluster.engines[engine] + "/v1/completions",
+                           json={"model": model, "prompt": f"{uuid.uuid4()} warm", "max_tokens": 2}, timeout=30)
+        assert reply.status_code == 200, reply.text
+
+    def settled():
+        p, q = instance(cluster, "p"), instance(cluster, "q")
+        return all(i.get("load", {}).get("running", 1) == 0 and i["in_flight"] == 0 for i in (p, q)) \
+            and p["load"]["loaded_adapters"] == ["poet"] and q["load"]["loaded_adapters"] == ["sql"]
+    wait_for(settled, 20, "the leader's reports show poet loaded on p and sql on q, both idle")
+    before = served_requests(cluster, "q")
+    complete(client, "sql")
+    assert served_requests(cluster, "q") == before + 1, "the sql request did not go to q, which holds sql loaded"
+
+
+def test_adapters_loaded_and_unloaded_at_run_time_are_followed(cluster, client):
+    reply = httpx.post(cluster.engines["q"] + "/v1/load_lora_adapter", json={"lora_name": "haiku", "lora_path": "/a/haiku"})
+    assert reply.status_code == 200, reply.text
+    # The agent reads /v1/models every 2 s and registers the change; the gateway's table follows.
+    wait_for(lambda: "haiku" in [m.id for m in client.models.list().data], 30, "the gateway lists haiku")
+    before = served_requests(cluster, "q")
+    assert complete(client, "haiku").model == "haiku"
+    assert served_requests(cluster, "q") == before + 1
+
+    reply = httpx.post(cluster.engines["q"] + "/v1/unload_lora_adapter", json={"lora_name": "haiku"})
+    assert reply.status_code == 200, reply.text
+    wait_for(lambda: "haiku" not in [m.id for m in client.models.list().data], 30, "the gateway no longer lists haiku")
+    with pytest.raises(openai.NotFoundError):
+        complete(client, "haiku")
+    assert instance(cluster, "q")["adapters"] == ["sql"]
