@@ -41,7 +41,7 @@ public enum RoutingBenchmark {
                 return RoutingRequest(model: "m", prefixHashes: hashes, promptTokens: 2048)
             }
             let entries = pool.reduce(0) { $0 + table.entryCount(of: $1.id) }
-            for policy in [PolicyConfiguration.Name.prefixCache, .llmMetrics, .leastRequest, .roundRobin] {
+            for policy in [PolicyConfiguration.Name.expectedTTFT, .prefixCache, .llmMetrics, .leastRequest, .roundRobin] {
                 var configuration = PolicyConfiguration()
                 configuration.name = policy
                 var router = Router(configuration: configuration)

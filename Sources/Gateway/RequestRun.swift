@@ -259,11 +259,16 @@ final class RequestRun {
         }
     }
 
+    /// The request's session: an `x-session-id` header, else the body's `user` field.
+    private var sessionKey: String? {
+        clientHeaders.first(name: "x-session-id").flatMap(RequestFeatures.sessionKey) ?? features.sessionKey
+    }
+
     private func askScheduler(_ exclude: [String]) {
         let request = ScheduleRequest(
             requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
             promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
-            excludeInstances: exclude, answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
+            excludeInstances: exclude, sessionKey: sessionKey ?? "", answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
             answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "")
         shared.link.schedule(request, model: features.model, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
             if lifecycle.isDone {

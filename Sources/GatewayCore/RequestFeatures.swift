@@ -19,6 +19,9 @@ public struct RequestFeatures: Sendable, Equatable {
     /// Whether a prefill/decode hand-off can carry the request: one prompt and one choice (a
     /// prefill answer's hand-off parameters describe one prompt's KV).
     public var splittable = true
+    /// The conversation the request belongs to, for session affinity: the OpenAI `user` field (an
+    /// `x-session-id` header takes its place, `sessionKey(header:)`); nil when there is none.
+    public var sessionKey: String?
 
     /// Reads an OpenAI request body. `kind` comes from the route.
     /// `maxPrefixChunks`: the most prefix hashes kept (`llm_gateway.max_prefix_chunks`); a
@@ -36,6 +39,7 @@ public struct RequestFeatures: Sendable, Equatable {
             kind: kind, model: model, stream: object["stream"].flatMap(Self.flag) ?? false, canonicalPrompt: [], prefixHashes: [],
             promptTokens: 0)
         if let limit = (object["max_completion_tokens"] ?? object["max_tokens"])?.int { features.maxTokens = limit }
+        if let user = object["user"]?.string { features.sessionKey = Self.sessionKey(user) }
         for key in ["n", "best_of"] where (object[key]?.int ?? 1) > 1 { features.splittable = false }
         var tokenIDs = 0
         switch kind {
@@ -80,6 +84,18 @@ public struct RequestFeatures: Sendable, Equatable {
         // About four bytes a token for text; exact for token ids.
         features.promptTokens = tokenIDs > 0 ? tokenIDs : (features.canonicalPrompt.count + 3) / 4
         return features
+    }
+
+    /// A session key as the scheduler takes it: at most 128 bytes without control characters, so
+    /// a longer or odder one is replaced by its FNV-1a 64 hash (the same key, the same session).
+    /// nil for an empty one.
+    public static func sessionKey(_ raw: String) -> String? {
+        guard !raw.isEmpty else { return nil }
+        let bytes = Array(raw.utf8)
+        if bytes.count <= 128, !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return raw }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return "fnv64:" + String(hash, radix: 16)
     }
 
     /// A message's content: a string, or the text of its parts (other parts by their URL or type).

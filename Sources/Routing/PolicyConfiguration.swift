@@ -2,6 +2,7 @@
 /// decides the same way after a failover. Names are the seed's (`llm_scheduler.policy`).
 public struct PolicyConfiguration: Sendable, Equatable {
     public enum Name: String, Sendable, CaseIterable {
+        case expectedTTFT = "expected-ttft"
         case prefixCache = "prefix-cache"
         case llmMetrics = "llm-metrics"
         case leastRequest = "least-request"
@@ -42,13 +43,21 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// LoRA adapter to an instance that does not hold it loaded (loading it, or waiting for one of
     /// the batch's adapter slots). 0 ignores where adapters are loaded.
     public var adapterLoadTokens: Double = 256
+    /// expected-ttft: an instance's prefill rate (computed prompt tokens a second) until its
+    /// reports have taught the leader better.
+    public var prefillTokensPerSecond: Double = 10_000
+    /// expected-ttft: how much a second of stall imposed on each sequence decoding on an instance
+    /// counts against a second of this request's own wait.
+    public var decodeInterference: Double = 0.05
+    /// expected-ttft: instances within this fraction of the least expected time are drawn at random.
+    public var nearTieFraction: Double = 0.05
 
     public init() {}
 
     public static let parameterKeys = [
         "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
         "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens", "pd_max_prefill_queue", "answer_affinity",
-        "adapter_load_tokens",
+        "adapter_load_tokens", "prefill_tokens_per_second", "decode_interference", "near_tie_fraction",
     ]
 
     /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
@@ -71,6 +80,10 @@ public struct PolicyConfiguration: Sendable, Equatable {
             try check(value >= 1 && value <= 1_000_000, "must be from 1 to 1000000"); pdMaxPrefillQueue = Int(value)
         case "answer_affinity": try check(value == 0 || value == 1, "must be 0 (off) or 1 (on)"); answerAffinity = value == 1
         case "adapter_load_tokens": try check(value >= 0 && value <= 10_000_000, "must be from 0 to 10000000"); adapterLoadTokens = value
+        case "prefill_tokens_per_second":
+            try check(value >= 1 && value <= 100_000_000, "must be from 1 to 100000000"); prefillTokensPerSecond = value
+        case "decode_interference": try check(value >= 0 && value <= 100, "must be from 0 to 100"); decodeInterference = value
+        case "near_tie_fraction": try check(value >= 0 && value <= 1, "must be from 0 to 1"); nearTieFraction = value
         default: throw .unknownParameter(key)
         }
     }
@@ -83,7 +96,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
             ("retry_after_ms", Double(retryAfterMilliseconds)), ("stale_report_ms", Double(staleReportMilliseconds)),
             ("pd_local_prefill_tokens", Double(pdLocalPrefillTokens)),
             ("pd_max_prefill_queue", Double(pdMaxPrefillQueue)), ("answer_affinity", answerAffinity ? 1 : 0),
-            ("adapter_load_tokens", adapterLoadTokens),
+            ("adapter_load_tokens", adapterLoadTokens), ("prefill_tokens_per_second", prefillTokensPerSecond),
+            ("decode_interference", decodeInterference), ("near_tie_fraction", nearTieFraction),
         ]
     }
 }

@@ -5,7 +5,7 @@ import Seeded
 /// seeded generator that breaks ties, so a test can replay any sequence of decisions.
 public struct Router: Sendable {
     public var configuration: PolicyConfiguration
-    private var rng: SplitMix64
+    var rng: SplitMix64
     private var roundRobinCursor = 0
 
     public init(configuration: PolicyConfiguration = PolicyConfiguration(), seed: UInt64 = 0x5EED) {
@@ -34,20 +34,31 @@ public struct Router: Sendable {
         _ policy: PolicyConfiguration.Name, _ request: RoutingRequest, among open: [Int], instances: [RoutingInstance],
         affinity: PrefixAffinityTable, overlay: AffinityOverlay
     ) -> RoutingDecision {
+        // Session affinity breaks ties: the instance that served the conversation last, when it
+        // costs no more than the others the policy would draw from.
+        let preferred = request.sessionInstance.flatMap { session in open.first { instances[$0].id == session } }
         switch policy {
         case .roundRobin:
             let chosen = open[roundRobinCursor % open.count]
             roundRobinCursor &+= 1
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .leastRequest:
-            let chosen = cheapest(open, costs: open.map { Double(instances[$0].inFlight) })
+            let chosen = cheapest(open, costs: open.map { Double(instances[$0].inFlight) }, preferring: preferred)
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .llmMetrics:
-            let chosen = cheapest(open, costs: open.map { queuedTokens(instances[$0]) + adapterLoadCost(request, instances[$0]) })
+            let chosen = cheapest(
+                open, costs: open.map { queuedTokens(instances[$0]) + adapterLoadCost(request, instances[$0]) }, preferring: preferred,
+                within: configuration.chunkTokens)
             return .assign(instance: instances[chosen].id, cachedChunks: 0)
         case .prefixCache, .pdSplit:
-            let (chosen, cached) = cheapestWithCache(request, among: open, instances: instances, affinity: affinity, overlay: overlay)
+            let (chosen, cached) = cheapestWithCache(
+                request, among: open, instances: instances, affinity: affinity, overlay: overlay, preferring: preferred)
             return .assign(instance: instances[chosen].id, cachedChunks: cached)
+        case .expectedTTFT:
+            let cached = cachedChunks(request, among: open, instances: instances, affinity: affinity, overlay: overlay)
+            let costs = zip(open, cached).map { expectedTTFT(request, instances[$0], cachedChunks: $1).total }
+            let chosen = nearlyCheapest(open, costs: costs, preferring: preferred)
+            return .assign(instance: instances[chosen].id, cachedChunks: cached[open.firstIndex(of: chosen)!])
         }
     }
 
@@ -55,11 +66,11 @@ public struct Router: Sendable {
     /// cached there.
     mutating func cheapestWithCache(
         _ request: RoutingRequest, among open: [Int], instances: [RoutingInstance], affinity: PrefixAffinityTable,
-        overlay: AffinityOverlay
+        overlay: AffinityOverlay, preferring preferred: Int? = nil
     ) -> (index: Int, cachedChunks: Int) {
         let cached = cachedChunks(request, among: open, instances: instances, affinity: affinity, overlay: overlay)
         let costs = zip(open, cached).map { expectedCost(request, instances[$0], cachedChunks: $1) }
-        let chosen = cheapest(open, costs: costs)
+        let chosen = cheapest(open, costs: costs, preferring: preferred, within: configuration.chunkTokens)
         return (chosen, cached[open.firstIndex(of: chosen)!])
     }
 
@@ -126,9 +137,17 @@ public struct Router: Sendable {
         return load
     }
 
-    /// The index of least cost; ties (within a millionth of a token) broken at random, so equal
-    /// instances share the traffic instead of the first in the list taking it all.
-    mutating func cheapest(_ candidates: [Int], costs: [Double]) -> Int {
+    /// The index of least cost; ties (within a millionth of a token) are broken at random, so
+    /// equal instances share the traffic instead of the first in the list taking it all.
+    /// `preferred` (the session's instance) wins when it costs at most `tolerance` more than the
+    /// least: token-cost policies pass one chunk, less than their estimates can tell apart (a
+    /// report taken while the session's previous turn ran shows one more running sequence there).
+    mutating func cheapest(_ candidates: [Int], costs: [Double], preferring preferred: Int? = nil, within tolerance: Double = 0) -> Int {
+        if let preferred, let position = candidates.firstIndex(of: preferred), let least = costs.min(),
+            costs[position] <= least + max(1e-6, tolerance)
+        {
+            return preferred
+        }
         var bestCost = Double.infinity
         var ties = 0
         var chosen = candidates[0]

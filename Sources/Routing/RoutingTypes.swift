@@ -19,6 +19,10 @@ public struct RoutingInstance: Sendable, Equatable {
     public var inFlight: Int
     /// Of `inFlight`, those sent after the latest report was taken (the report cannot know them).
     public var inFlightSinceReport: Int
+    /// The leader's estimate (`PrefillEstimate`): prompt tokens still to compute for requests
+    /// already sent here, and how many it computes a second (nil: not yet learned).
+    public var prefillBacklogTokens: Double = 0
+    public var prefillTokensPerSecond: Double?
 
     public init(
         id: String, model: String, aliases: [String] = [], adapters: [String] = [], state: State = .up, role: Role = .both,
@@ -82,8 +86,15 @@ public struct RoutingRequest: Sendable, Equatable {
     /// Chat: the chunks of `prefixHashes` the last assistant message spans. An instance holding
     /// the chain up to its start most likely generated it, so holds it too.
     public var lastAnswerChunks: Range<Int>?
+    /// The instance that served this request's session (conversation) last, if it carries one:
+    /// preferred among instances that cost the same.
+    public var sessionInstance: String?
 
-    public init(model: String, prefixHashes: [UInt64], promptTokens: Int, exclude: Set<String> = [], lastAnswerChunks: Range<Int>? = nil) {
+    public init(
+        model: String, prefixHashes: [UInt64], promptTokens: Int, exclude: Set<String> = [], lastAnswerChunks: Range<Int>? = nil,
+        sessionInstance: String? = nil
+    ) {
+        self.sessionInstance = sessionInstance
         self.model = model
         self.prefixHashes = prefixHashes
         self.promptTokens = promptTokens

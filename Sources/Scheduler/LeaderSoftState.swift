@@ -47,6 +47,12 @@ struct LeaderSoftState: Sendable {
     var recentAffinity = AffinityOverlay()
     var modelsWaiting: Set<String> = []
     var lastHeard: [String: ContinuousClock.Instant] = [:]
+    /// Per instance, the prompt work sent there and not yet computed, and its prefill rate.
+    var prefill: [String: PrefillEstimate] = [:]
+    /// Which instance served each session last (session affinity).
+    var sessions = SessionTable()
+    /// The zero of `PrefillEstimate`'s seconds.
+    let epoch = ContinuousClock.now
 
     /// `seed` drives the router's tie-breaks: each leadership draws its own, so a new leader does
     /// not replay its predecessor's choices among equal instances.
@@ -60,10 +66,25 @@ struct LeaderSoftState: Sendable {
         if let report = reports[record.id] {
             load?.ageMilliseconds = Int((now - report.receivedAt) / .milliseconds(1))
         }
-        return RoutingInstance(
+        var view = RoutingInstance(
             id: record.id, model: record.model, aliases: record.aliases, adapters: record.adapters, state: record.state, role: record.role,
             kvCapacityTokens: record.kvCapacityTokens, load: load, inFlight: inFlight[record.id] ?? 0,
             inFlightSinceReport: sentSinceReport[record.id] ?? 0)
+        if let estimate = prefill[record.id] {
+            view.prefillBacklogTokens = estimate.backlog(at: seconds(now))
+            view.prefillTokensPerSecond = estimate.tokensPerSecond
+        }
+        return view
+    }
+
+    func seconds(_ instant: ContinuousClock.Instant) -> Double { (instant - epoch) / .seconds(1) }
+
+    /// A request sent to `instance` that will compute `tokens` of its prompt there.
+    mutating func addPrefill(_ instance: String, tokens: Double, at now: ContinuousClock.Instant) {
+        let configuration = router.configuration
+        prefill[instance, default: PrefillEstimate(
+            tokensPerSecond: configuration.prefillTokensPerSecond, meanRequestTokens: configuration.queuedRequestTokens)]
+            .assigned(tokens: tokens, at: seconds(now))
     }
 
     /// A new schedule call for `request`: whatever it still held is stale (a gateway releases an
@@ -93,7 +114,15 @@ struct LeaderSoftState: Sendable {
         if !request.isEmpty {
             guard slots[request]?.remove(instance) != nil else { return }
             if slots[request]?.isEmpty == true { slots[request] = nil }
-            held[instance]?[request] = nil
+            let sentAt = held[instance]?.removeValue(forKey: request)
+            // Sent after the latest report and done before the next: no report will ever count
+            // it, so it must not count as sent-since-report either (it would weigh on the
+            // instance until the next report, and a conversation's quick next turn would leave).
+            if let sentAt, reports[instance].map({ sentAt > $0.receivedAt }) ?? true,
+                let count = sentSinceReport[instance], count > 0
+            {
+                sentSinceReport[instance] = count - 1
+            }
         }
         release(instance)
     }
@@ -128,6 +157,14 @@ struct LeaderSoftState: Sendable {
     mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, prefixCacheHitRate: Double = 0, at now: ContinuousClock.Instant) {
         reports[instance] = Report(load: load, receivedAt: now, healthy: healthy, prefixCacheHitRate: prefixCacheHitRate)
         sentSinceReport[instance] = 0
+        if healthy {
+            let configuration = router.configuration
+            prefill[instance, default: PrefillEstimate(
+                tokensPerSecond: configuration.prefillTokensPerSecond, meanRequestTokens: configuration.queuedRequestTokens)]
+                .reported(
+                    waiting: load.waiting, computedTokensPerSecond: load.promptTokensPerSecond * (1 - prefixCacheHitRate),
+                    memoryBound: load.kvUsage > configuration.kvPressure, at: seconds(now))
+        }
         lastHeard[instance] = now
         // An unhealthy engine reports no load: its count says nothing about its requests.
         if healthy { reconcile(instance, engineCount: load.running + load.waiting, now: now) }

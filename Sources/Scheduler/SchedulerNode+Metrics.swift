@@ -17,9 +17,14 @@ extension SchedulerNode {
         for record in state.sortedInstances {
             affinity[record.id] = state.affinity.entryCount(of: record.id)
             guard isLeader, let report = soft.reports[record.id] else { continue }
-            engines[record.id] = SchedulerObservation.EngineView(
+            var view = SchedulerObservation.EngineView(
                 load: report.load, healthy: report.healthy, reportAgeSeconds: (now - report.receivedAt) / .seconds(1),
                 prefixCacheHitRate: report.prefixCacheHitRate, inFlight: soft.inFlight[record.id] ?? 0)
+            if let estimate = soft.prefill[record.id] {
+                view.prefillBacklogTokens = estimate.backlog(at: soft.seconds(now))
+                view.prefillTokensPerSecond = estimate.tokensPerSecond
+            }
+            engines[record.id] = view
         }
         return SchedulerObservation(
             clusterName: config.clusterName, status: status, activity: activity, peersConnected: connected,

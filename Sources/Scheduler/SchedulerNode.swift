@@ -335,18 +335,22 @@ public actor SchedulerNode {
         let decision = soft.router.decide(
             RoutingRequest(
                 model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
-                exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request)),
+                exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request),
+                sessionInstance: request.sessionKey.isEmpty ? nil : soft.sessions.instance(of: request.sessionKey)),
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
             (outcome, cachedChunks, chosen) = ("assigned", cached, instance)
             soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, at: now)
+            soft.addPrefill(instance, tokens: uncachedTokens(request, cached: cached), at: now)
+            soft.sessions.record(request.sessionKey, on: instance)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
             (outcome, cachedChunks, chosen) = ("assigned_pair", cached, decode)
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
             soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID, at: now)
             soft.assigned(decode, chain: request.prefixHashes, request: request.requestID, at: now)
+            soft.addPrefill(prefill, tokens: uncachedTokens(request, cached: cached), at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
             outcome = "wait"
@@ -371,6 +375,11 @@ public actor SchedulerNode {
             answer.prefillBootstrapPort = UInt32(clamping: prefillRecord.bootstrapPort ?? 0)
         }
         return answer
+    }
+
+    /// The prompt tokens the chosen instance will compute: the prompt less what is believed cached.
+    private func uncachedTokens(_ request: ScheduleRequest, cached: Int) -> Double {
+        max(0, Double(request.promptTokens) - Double(cached) * soft.router.configuration.chunkTokens)
     }
 
     private static func answerChunks(_ request: ScheduleRequest) -> Range<Int>? {

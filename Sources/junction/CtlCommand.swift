@@ -89,7 +89,7 @@ extension CtlTarget {
 struct CtlSetPolicy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "set-policy", abstract: "Change the policy (through the Raft log).")
     @OptionGroup var target: CtlTarget
-    @Argument(help: "prefix-cache, llm-metrics, least-request, round-robin or pd-split") var policy: String
+    @Argument(help: "expected-ttft, prefix-cache, llm-metrics, least-request, round-robin or pd-split") var policy: String
     @Option(name: .customLong("param"), help: "key=value, repeatable (Docs/scheduler.md lists the keys).") var params: [String] = []
 
     func run() async throws {

@@ -25,4 +25,15 @@ import Testing
         #expect(Set(sql.prefixHashes).isDisjoint(with: other.prefixHashes))
         #expect(sql.prefixHashes == PrefixHasher.chain(sql.canonicalPrompt, chunkBytes: 256, seed: PrefixHasher.seed(model: "sql")))
     }
+
+    @Test func aRequestsSessionIsItsUserFieldAndOddKeysAreHashed() throws {
+        let body = Array(#"{"model":"m","prompt":"hi","user":"conversation-7"}"#.utf8)
+        #expect(try RequestFeatures.read(body, kind: .completion, chunkBytes: 256).sessionKey == "conversation-7")
+        #expect(try RequestFeatures.read(Array(#"{"model":"m","prompt":"hi"}"#.utf8), kind: .completion, chunkBytes: 256).sessionKey == nil)
+        let long = String(repeating: "x", count: 300)
+        #expect(RequestFeatures.sessionKey(long)?.hasPrefix("fnv64:") == true)
+        #expect(RequestFeatures.sessionKey(long) == RequestFeatures.sessionKey(long))
+        #expect(RequestFeatures.sessionKey("a\nb")?.hasPrefix("fnv64:") == true)
+        #expect(RequestFeatures.sessionKey("") == nil)
+    }
 }

@@ -1,4 +1,5 @@
 import Routing
+import SchedulerCore
 import Testing
 
 @testable import Scheduler
@@ -31,5 +32,36 @@ import Testing
         // A finish for the superseded assignment changes nothing.
         soft.finished("p1", request: "r1")
         #expect(soft.inFlight.values.allSatisfy { $0 == 0 } && soft.slots.isEmpty)
+    }
+
+    @Test func aRequestSentAndDoneBetweenTwoReportsStopsCountingAsSentSinceTheReport() {
+        var soft = fresh()
+        let start = ContinuousClock.now
+        soft.assigned("a", chain: [], request: "old", at: start - .seconds(1))  // before the report: the report counts it
+        soft.report("a", load: EngineLoad(running: 1, waiting: 0, kvUsage: 0), healthy: true, at: start)
+        soft.assigned("a", chain: [], request: "quick", at: start + .milliseconds(10))
+        soft.assigned("a", chain: [], request: "long", at: start + .milliseconds(20))
+        #expect(soft.sentSinceReport["a"] == 2)
+        soft.finished("a", request: "quick")
+        soft.finished("a", request: "old")
+        #expect(soft.sentSinceReport["a"] == 1 && soft.inFlight["a"] == 1)
+        #expect(soft.view(of: InstanceRecordFixture.record("a"), now: start + .milliseconds(30)).inFlightSinceReport == 1)
+    }
+
+    @Test func theLeaderCountsEachAssignmentsPromptWorkAndEachSessionsInstance() {
+        var soft = fresh()
+        let start = soft.epoch
+        soft.addPrefill("a", tokens: 5_000, at: start)
+        let view = soft.view(of: InstanceRecordFixture.record("a"), now: start + .milliseconds(100))
+        // 10,000 tokens a second until the engine says otherwise: 1,000 computed in 0.1 s.
+        #expect(abs(view.prefillBacklogTokens - 4_000) < 1e-6 && view.prefillTokensPerSecond == 10_000)
+        soft.sessions.record("conversation-1", on: "a")
+        #expect(soft.sessions.instance(of: "conversation-1") == "a")
+    }
+}
+
+enum InstanceRecordFixture {
+    static func record(_ id: String) -> SchedulerCore.InstanceRecord {
+        SchedulerCore.InstanceRecord(id: id, endpointURL: "http://127.0.0.1:9/\(id)", model: "m")
     }
 }

@@ -90,6 +90,12 @@ public enum SchedulerMetricsPage {
         perEngine("instance_in_flight", "Leader only: requests this leader assigned to the engine and has not seen finish.") {
             Double($0.inFlight)
         }
+        perEngine("instance_prefill_backlog_tokens", "Leader only: prompt tokens the engine has still to compute for requests sent there, as the leader estimates.") {
+            $0.prefillBacklogTokens
+        }
+        perEngine("instance_prefill_tokens_per_second", "Leader only: the engine's prefill rate (computed prompt tokens a second) as the leader has learned it.") {
+            $0.prefillTokensPerSecond
+        }
         return Exposition(families: page.families)
     }
 

@@ -14,6 +14,9 @@ public struct SchedulerObservation: Sendable {
         public var prefixCacheHitRate: Double
         /// Requests this leader assigned to the engine and has not seen finish.
         public var inFlight: Int
+        /// The leader's `PrefillEstimate`: prompt tokens still to compute there, and how many a second.
+        public var prefillBacklogTokens = 0.0
+        public var prefillTokensPerSecond = 0.0
 
         public init(load: EngineLoad, healthy: Bool, reportAgeSeconds: Double, prefixCacheHitRate: Double, inFlight: Int) {
             self.load = load

@@ -244,6 +244,25 @@ class Cluster:
             process.stop()
 
 
+def wait_for(condition, timeout, what):
+    """Polls `condition` until it returns something true (which it returns) or `timeout` seconds pass."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@pytest.fixture
+def client(cluster):
+    """The official openai client on the gateway of the module's `cluster`, without retries."""
+    import openai
+    with openai.OpenAI(base_url=cluster.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30) as c:
+        yield c
+
+
 @pytest.fixture
 def cluster_factory():
     started = []

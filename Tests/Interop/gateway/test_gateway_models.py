@@ -4,14 +4,13 @@ adapter (vLLM lists adapters in /v1/models with the base as their parent), with 
 adapter request goes where the adapter is served, and to the instance holding it loaded when
 the instances are otherwise alike; adapters loaded and unloaded at run time are followed."""
 import re
-import time
 import uuid
 
 import httpx
 import openai
 import pytest
 
-from conftest import API_KEY, Cluster
+from conftest import API_KEY, Cluster, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -26,26 +25,10 @@ def cluster():
     c.stop()
 
 
-@pytest.fixture
-def client(cluster):
-    with openai.OpenAI(base_url=cluster.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30) as c:
-        yield c
-
-
 def served_requests(cluster, name):
     """Requests the simulated engine `name` finished, from its own /metrics."""
     text = httpx.get(cluster.engines[name] + "/metrics").text
     return sum(float(v) for v in re.findall(r'^vllm:request_success_total\{[^}]*\} (\S+)$', text, re.M))
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def instance(cluster, name):
@@ -105,3 +88,26 @@ def test_adapters_loaded_and_unloaded_at_run_time_are_followed(cluster, client):
     with pytest.raises(openai.NotFoundError):
         complete(client, "haiku")
     assert instance(cluster, "q")["adapters"] == ["sql"]
+
+
+def test_a_sessions_short_turns_stay_on_one_instance(cluster, client):
+    """Prompts shorter than one chunk give prefix affinity nothing; the session key (an
+    `x-session-id` header, or the `user` field) keeps the conversation on one instance while the
+    instances are otherwise alike (here: idle, as their reports show before each turn)."""
+    def idle():
+        return all(instance(cluster, name).get("load", {}).get("running", 1) == 0 and instance(cluster, name)["in_flight"] == 0
+                   for name in "pq")
+    for how in ("header", "user"):
+        served = []
+        for turn in range(6):
+            wait_for(idle, 20, "p and q idle")
+            body = {"model": "base", "prompt": f"turn {turn}", "max_tokens": 2}
+            headers = {"Authorization": f"Bearer {API_KEY}"}
+            if how == "header":
+                headers["x-session-id"] = "conversation-h"
+            else:
+                body["user"] = "conversation-u"
+            reply = httpx.post(cluster.url + "/v1/completions", json=body, headers=headers, timeout=30)
+            assert reply.status_code == 200, reply.text
+            served.append(reply.headers["x-junction-instance"])
+        assert len(set(served)) == 1, f"{how}: the session moved between instances: {served}"

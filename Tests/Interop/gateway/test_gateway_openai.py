@@ -22,12 +22,6 @@ def cluster():
     c.stop()
 
 
-@pytest.fixture
-def client(cluster):
-    with openai.OpenAI(base_url=cluster.url + "/v1", api_key=API_KEY, max_retries=0, timeout=30) as c:
-        yield c
-
-
 def metric(cluster, name, **labels):
     text = httpx.get(cluster.url + "/metrics").text
     total = 0.0
