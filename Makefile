@@ -131,8 +131,9 @@ bench-schedule: build-release
 bench-gateway: build-release
 	python3 Deploy/bench/gateway-overhead.py
 
-## The seed's table for Junction's policies, round-robin, sglang-router and vllm-router on the same
-## simulated engines, both scenarios; tables and TTFT plots in .build/bench-compare (Docs/benchmarks.md).
+## Junction's policies, round-robin, smg and vllm-router on the same simulated engines, every preset
+## workload (closed and open loop, KV-cache pressure, saturation); tables and TTFT plots in
+## .build/bench-compare (Docs/benchmarks.md).
 bench-compare: build-release
 	python3 Deploy/bench/compare.py
 

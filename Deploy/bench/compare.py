@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""The seed's table, for several routers in one run: the same workload and seed against Junction
-with each policy, round-robin, and sglang-router and vllm-router from PyPI, all in front of the
-same simulated engines, whose prefix caches are reset between targets. For each scenario it
-writes one JSON per target, a Markdown table with the change against round-robin, and an SVG of
-the TTFT distributions.
+"""Routers side by side on the same simulated engines, in one run: Junction with each policy,
+round-robin (the baseline), and smg, sglang-router and vllm-router from PyPI with their default
+`cache_aware` policy. For each workload it starts the engines (its profile), then for each
+target in turn resets the engines' prefix caches, starts the router, replays the same seeded
+workload through it with `junction bench serve`, and stops it; then writes one JSON per target,
+a Markdown table with the change against round-robin, and an SVG of the TTFT distributions.
 
-    Deploy/bench/compare.py [--scenario seed heavy-reuse] [--targets ...] [--out DIR]
+    Deploy/bench/compare.py [--workload seed heavy-reuse pressure-closed pressure-open saturation]
+                            [--targets ...] [--out DIR]
+    Deploy/bench/compare.py --scenario seed --rate 4     # an ad-hoc workload: open loop, 4 turns/s
 
-`make bench-compare` runs it with the defaults recorded in Docs/benchmarks.md. Needs a release
-build (`swift build -c release --product junction`). The routers are installed with pip into
---routers-venv (default ~/.cache/junction/routers-venv) if they are not there; a router that does
-not install or start is reported and skipped.
+Workloads (WORKLOADS below): the project's two scenarios in closed loop; KV-cache pressure (the
+heavy-reuse conversations on `32b-l20x2` engines, whose caches hold 65k tokens) in closed and
+open loop; and saturation, open loop at 90 % of the pool's capacity, which the script first
+measures (round-robin, closed loop at four times the usual users). `make bench-compare` runs
+them all (Docs/benchmarks.md). Needs a release build (`swift build -c release --product
+junction`). The routers are installed with pip into --routers-venv (default
+~/.cache/junction/routers-venv) if they are not there; a router that does not install or start
+is reported and skipped.
 
 Against engines you run yourself, use the load generator alone:
     junction bench serve --target http://ROUTER --model NAME --concurrency 50 --engine-metrics http://ENGINE/metrics ...
@@ -29,8 +36,19 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BINARY = os.environ.get("JUNCTION_RELEASE_BIN", str(ROOT / ".build" / "release" / "junction"))
-JUNCTION_POLICIES = ["prefix-cache", "llm-metrics", "least-request", "round-robin"]
-EXTERNAL = ["sglang-router", "vllm-router"]
+JUNCTION_POLICIES = ["expected-ttft", "prefix-cache", "llm-metrics", "least-request", "round-robin"]
+# Pinned so that a comparison is repeatable; smg is the SGLang project's gateway today.
+EXTERNAL = {"smg": "smg==1.13.0", "sglang-router": "sglang-router==0.3.2", "vllm-router": "vllm-router==0.1.17"}
+
+# name: (bench scenario, engine profile, loop, requests). loop: ("closed", users), ("open", turns/s),
+# or ("saturation", fraction of the measured capacity).
+WORKLOADS = {
+    "seed": ("seed", "7b-a100", ("closed", 60), 500),
+    "heavy-reuse": ("heavy-reuse", "7b-a100", ("closed", 60), 1500),
+    "pressure-closed": ("heavy-reuse", "32b-l20x2", ("closed", 60), 1000),
+    "pressure-open": ("heavy-reuse", "32b-l20x2", ("open", 10), 1000),
+    "saturation": ("heavy-reuse", "7b-a100", ("saturation", 0.9), 1500),
+}
 
 
 def free_port():
@@ -86,20 +104,23 @@ class Processes:
         self.stop(list(reversed(self.running)))
 
 
-def ensure_routers(venv):
-    """sglang-router and vllm-router in a venv of their own; returns the ones available."""
+def ensure_routers(venv, wanted):
+    """The external routers of `wanted`, each its pinned version, in a venv of their own;
+    returns the ones available."""
     python = os.path.join(venv, "bin", "python")
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     available = []
-    for package, module in (("sglang-router", "sglang_router"), ("vllm-router", "vllm_router")):
-        if subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode != 0:
-            print(f"compare: installing {package} into {venv}", flush=True)
-            subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", package], capture_output=True)
-        if os.path.exists(os.path.join(venv, "bin", package)):
-            available.append(package)
+    for name in wanted:
+        requirement = EXTERNAL[name]
+        installed = subprocess.run([python, "-m", "pip", "show", name], capture_output=True, text=True).stdout
+        if f"Version: {requirement.split('==')[1]}" not in installed:
+            print(f"compare: installing {requirement} into {venv}", flush=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", requirement], capture_output=True)
+        if os.path.exists(os.path.join(venv, "bin", name)):
+            available.append(name)
         else:
-            print(f"compare: {package} is not available (pip install failed); skipped", flush=True)
+            print(f"compare: {name} is not available (pip install failed); skipped", flush=True)
     return available
 
 
@@ -135,21 +156,24 @@ def start_junction(procs, work, engines, policy, tag, roles=None, params=None, a
 
 def start_external(procs, venv, name, engines):
     port, metrics_port = free_port(), free_port()
-    argv = [os.path.join(venv, "bin", name), *(["launch"] if name == "sglang-router" else []), "--worker-urls", *engines,
+    launcher = name in ("smg", "sglang-router")  # both take `launch` and say "warn"
+    argv = [os.path.join(venv, "bin", name), *(["launch"] if launcher else []), "--worker-urls", *engines,
             "--policy", "cache_aware", "--host", "127.0.0.1", "--port", str(port),
             "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port),
-            "--log-level", "warn" if name == "sglang-router" else "warning"]
+            "--log-level", "warn" if launcher else "warning"]
     p = procs.start(name, argv)
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http(url + "/health")[0] == 200, 90, f"{name} healthy")
     return url, [p]
 
 
-def serve(url, name, workload, args, requests, engines, out):
+def serve(url, name, workload, args, requests, engines, out, loop=None):
     """`junction bench serve` against `url` with `workload` (the scenario and its overrides) and
-    the run's seed, concurrency and time limit; every request's record into `out`."""
+    the run's seed and time limit, in `loop` (("closed", users) or ("open", turns a second);
+    default: the run's --concurrency); every request's record into `out`."""
+    kind, value = loop or ("closed", args.concurrency)
     command = [BINARY, "bench", "serve", "--target", url, "--name", name, *workload,
-               "--seed", str(args.seed), "--concurrency", str(args.concurrency), "--requests", str(requests),
+               "--seed", str(args.seed), "--concurrency" if kind == "closed" else "--rate", f"{value:g}", "--requests", str(requests),
                "--max-seconds", str(args.max_seconds), "--json", out,
                *[a for e in engines for a in ("--engine-metrics", e + "/metrics")]]
     print(f"\n$ {' '.join(command)}", flush=True)
@@ -168,18 +192,88 @@ def report(files, baseline, out_dir, scenario, title):
     print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {out_dir}/{scenario}.md, {scenario}-ttft.svg", flush=True)
 
 
+def start_engines(procs, args, profile):
+    engines, started = [], []
+    for n in range(args.engines):
+        port = free_port()
+        argv = [BINARY, "engine-sim", "--dialect", "vllm", "--port", str(port), "--profile", profile,
+                "--speed", str(args.speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
+        if args.kv_blocks:
+            argv += ["--kv-blocks", str(args.kv_blocks)]
+        started.append(procs.start(f"engine-{profile}-{n}", argv))
+        engines.append(f"http://127.0.0.1:{port}")
+    for engine in engines:
+        wait_until(lambda: http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
+    print(f"compare: {args.engines} × engine-sim --profile {profile} --speed {args.speed:g}", flush=True)
+    return engines, started
+
+
+def reset(engines):
+    for engine in engines:
+        http(engine + "/reset_prefix_cache", "POST")
+
+
+def measure_capacity(procs, work, args, engines, scenario, tag):
+    """Turns a second the pool completes under round-robin with four times the usual users: the
+    rate a saturation run takes a fraction of."""
+    reset(engines)
+    url, started = start_junction(procs, work, engines, "round-robin", f"{tag}-capacity")
+    out = os.path.join(args.out, f"{tag}-capacity.json")
+    serve(url, "capacity", ["--scenario", scenario], args, 600, engines, out, loop=("closed", 4 * args.concurrency))
+    procs.stop(started)
+    with open(out) as f:
+        summary = json.load(f)["summary"]
+    rate = summary["successful"] / summary["durationSeconds"]
+    print(f"compare: capacity {rate:.2f} turns/s (round-robin, {4 * args.concurrency} users)", flush=True)
+    return rate
+
+
+def run_workload(procs, work, args, name, scenario, profile, loop, requests, external):
+    engines, engine_procs = start_engines(procs, args, profile)
+    try:
+        if loop[0] == "saturation":
+            loop = ("open", round(loop[1] * measure_capacity(procs, work, args, engines, scenario, name), 2))
+        files = []
+        for target in args.targets:
+            if target in EXTERNAL and target not in external:
+                continue
+            reset(engines)
+            label = target if target in EXTERNAL else ("round-robin" if target == "round-robin" else f"junction {target}")
+            try:
+                if target in EXTERNAL:
+                    url, started = start_external(procs, args.routers_venv, target, engines)
+                else:
+                    url, started = start_junction(procs, work, engines, target, f"{name}-{target}")
+            except RuntimeError as error:
+                print(f"compare: {target} skipped: {error} (logs in {work})", flush=True)
+                procs.stop([p for p in procs.running if p not in engine_procs])
+                continue
+            out = os.path.join(args.out, f"{name}-{target}.json")
+            serve(url, label, ["--scenario", scenario], args, requests, engines, out, loop=loop)
+            procs.stop(started)
+            files.append(out)
+        how = f"{loop[1]:g} users" if loop[0] == "closed" else f"open loop {loop[1]:g} turns/s"
+        report(files, "round-robin", args.out, name,
+               f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {args.speed:g}), {how}")
+    finally:
+        procs.stop(engine_procs)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", nargs="+", default=["seed", "heavy-reuse"], choices=["seed", "heavy-reuse"])
-    parser.add_argument("--targets", nargs="+", default=["prefix-cache", "llm-metrics", "least-request", "round-robin", *EXTERNAL],
+    parser.add_argument("--workload", nargs="+", choices=list(WORKLOADS),
+                        help="preset workloads (default: all, unless --scenario is given)")
+    parser.add_argument("--scenario", nargs="+", choices=["seed", "heavy-reuse"],
+                        help="ad-hoc workloads: these scenarios on --profile, closed loop at --concurrency or open at --rate")
+    parser.add_argument("--targets", nargs="+", default=["expected-ttft", "prefix-cache", "least-request", "round-robin", "smg", "vllm-router"],
                         help=f"Junction policies ({', '.join(JUNCTION_POLICIES)}) and external routers ({', '.join(EXTERNAL)})")
     parser.add_argument("--engines", type=int, default=5)
-    parser.add_argument("--profile", default="7b-a100")
+    parser.add_argument("--profile", default="7b-a100", help="engine profile of ad-hoc workloads")
     parser.add_argument("--speed", type=float, default=2, help="simulated engines run this many times faster than real time")
     parser.add_argument("--kv-blocks", type=int, default=None, help="KV blocks per engine (default: the profile's)")
-    parser.add_argument("--concurrency", type=int, default=60)
-    parser.add_argument("--requests", type=int, default=None,
-                        help="requests per target (default: seed 500, heavy-reuse 1500; heavy-reuse answers are shorter)")
+    parser.add_argument("--concurrency", type=int, default=60, help="closed loop: users")
+    parser.add_argument("--rate", type=float, default=None, help="ad-hoc workloads: open loop at this many turns a second")
+    parser.add_argument("--requests", type=int, default=None, help="requests per target (default: the workload's)")
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
@@ -188,47 +282,22 @@ def main():
     if not os.path.exists(BINARY):
         sys.exit(f"compare: no release build at {BINARY} (swift build -c release --product junction)")
     os.makedirs(args.out, exist_ok=True)
+    runs = []
+    for scenario in args.scenario or []:
+        loop = ("open", args.rate) if args.rate else ("closed", args.concurrency)
+        name = scenario if not args.rate else f"{scenario}-open"
+        runs.append((name, scenario, args.profile, loop, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario]))
+    for name in args.workload or ([] if args.scenario else list(WORKLOADS)):
+        scenario, profile, loop, requests = WORKLOADS[name]
+        runs.append((name, scenario, profile, loop, args.requests or requests))
     work = tempfile.mkdtemp(prefix="junction-compare-")
+    print(f"compare: logs in {work}", flush=True)
     procs = Processes(work)
-    external = ensure_routers(args.routers_venv) if any(t in EXTERNAL for t in args.targets) else []
+    wanted = [t for t in args.targets if t in EXTERNAL]
+    external = ensure_routers(args.routers_venv, wanted) if wanted else []
     try:
-        engines, engine_procs = [], []
-        for n in range(args.engines):
-            port = free_port()
-            argv = [BINARY, "engine-sim", "--dialect", "vllm", "--port", str(port), "--profile", args.profile,
-                    "--speed", str(args.speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
-            if args.kv_blocks:
-                argv += ["--kv-blocks", str(args.kv_blocks)]
-            engine_procs.append(procs.start(f"engine-{n}", argv))
-            engines.append(f"http://127.0.0.1:{port}")
-        for engine in engines:
-            wait_until(lambda: http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
-        print(f"compare: {args.engines} × engine-sim --profile {args.profile} --speed {args.speed:g}; logs in {work}", flush=True)
-
-        for scenario in args.scenario:
-            files = []
-            for target in args.targets:
-                if target in EXTERNAL and target not in external:
-                    continue
-                for engine in engines:
-                    http(engine + "/reset_prefix_cache", "POST")
-                name = target if target in EXTERNAL else ("round-robin" if target == "round-robin" else f"junction {target}")
-                try:
-                    if target in EXTERNAL:
-                        url, started = start_external(procs, args.routers_venv, target, engines)
-                    else:
-                        url, started = start_junction(procs, work, engines, target, f"{scenario}-{target}")
-                except RuntimeError as error:
-                    print(f"compare: {target} skipped: {error} (logs in {work})", flush=True)
-                    procs.stop([p for p in procs.running if p not in engine_procs])
-                    continue
-                out = os.path.join(args.out, f"{scenario}-{target}.json")
-                serve(url, name, ["--scenario", scenario], args, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario],
-                      engines, out)
-                procs.stop(started)
-                files.append(out)
-            report(files, "round-robin", args.out, scenario,
-                   f"TTFT, scenario {scenario}: {args.engines} × {args.profile} (speed {args.speed:g}), concurrency {args.concurrency}")
+        for run in runs:
+            run_workload(procs, work, args, *run, external)
     finally:
         procs.stop_all()
 
