@@ -26,9 +26,12 @@ public enum PrefixHasher {
     }
 
     /// A chain's seed for requests to `model`: FNV-1a 64 of its name.
-    public static func seed(model: String) -> UInt64 {
+    public static func seed(model: String) -> UInt64 { fnv1a(model.utf8) }
+
+    /// FNV-1a 64 of `bytes`.
+    public static func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in model.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         return hash
     }
 }

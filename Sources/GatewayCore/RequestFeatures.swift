@@ -93,9 +93,7 @@ public struct RequestFeatures: Sendable, Equatable {
         guard !raw.isEmpty else { return nil }
         let bytes = Array(raw.utf8)
         if bytes.count <= 128, !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { return raw }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return "fnv64:" + String(hash, radix: 16)
+        return "fnv64:" + String(PrefixHasher.fnv1a(bytes), radix: 16)
     }
 
     /// A message's content: a string, or the text of its parts (other parts by their URL or type).

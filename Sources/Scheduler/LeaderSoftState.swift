@@ -81,10 +81,14 @@ struct LeaderSoftState: Sendable {
 
     /// A request sent to `instance` that will compute `tokens` of its prompt there.
     mutating func addPrefill(_ instance: String, tokens: Double, at now: ContinuousClock.Instant) {
-        let configuration = router.configuration
-        prefill[instance, default: PrefillEstimate(
-            tokensPerSecond: configuration.prefillTokensPerSecond, meanRequestTokens: configuration.queuedRequestTokens)]
-            .assigned(tokens: tokens, at: seconds(now))
+        let unknown = newPrefillEstimate()
+        prefill[instance, default: unknown].assigned(tokens: tokens, at: seconds(now))
+    }
+
+    /// An instance's estimate before anything is known of it: the policy's assumed rate and request size.
+    private func newPrefillEstimate() -> PrefillEstimate {
+        PrefillEstimate(
+            tokensPerSecond: router.configuration.prefillTokensPerSecond, meanRequestTokens: router.configuration.queuedRequestTokens)
     }
 
     /// A new schedule call for `request`: whatever it still held is stale (a gateway releases an
@@ -158,12 +162,10 @@ struct LeaderSoftState: Sendable {
         reports[instance] = Report(load: load, receivedAt: now, healthy: healthy, prefixCacheHitRate: prefixCacheHitRate)
         sentSinceReport[instance] = 0
         if healthy {
-            let configuration = router.configuration
-            prefill[instance, default: PrefillEstimate(
-                tokensPerSecond: configuration.prefillTokensPerSecond, meanRequestTokens: configuration.queuedRequestTokens)]
-                .reported(
-                    waiting: load.waiting, computedTokensPerSecond: load.promptTokensPerSecond * (1 - prefixCacheHitRate),
-                    memoryBound: load.kvUsage > configuration.kvPressure, at: seconds(now))
+            let unknown = newPrefillEstimate()
+            prefill[instance, default: unknown].reported(
+                waiting: load.waiting, computedTokensPerSecond: load.promptTokensPerSecond * (1 - prefixCacheHitRate),
+                memoryBound: load.kvUsage > router.configuration.kvPressure, at: seconds(now))
         }
         lastHeard[instance] = now
         // An unhealthy engine reports no load: its count says nothing about its requests.
