@@ -182,14 +182,42 @@ def serve(url, name, workload, args, requests, engines, out, loop=None):
     print(f"({time.time() - started_at:.0f} s)", flush=True)
 
 
-def report(files, baseline, out_dir, scenario, title):
-    """One scenario's table (change against `baseline`) and TTFT plot, printed and written."""
+def report(files, baseline, out_dir, scenario, title, users=None):
+    """One scenario's table (change against `baseline`) and TTFT plot, printed and written; for a
+    closed loop of `users`, the opening burst apart."""
     table = subprocess.run([BINARY, "bench", "report", "--baseline", baseline, "--plot",
                             os.path.join(out_dir, f"{scenario}-ttft.svg"), "--title", title, *files],
                            capture_output=True, text=True, check=True).stdout
+    if users:
+        table += "\n" + opening_split(files, users)
     with open(os.path.join(out_dir, f"{scenario}.md"), "w") as f:
         f.write(table)
     print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {out_dir}/{scenario}.md, {scenario}-ttft.svg", flush=True)
+
+
+def opening_split(files, users):
+    """A closed loop starts with every user's first turn at once: a burst the rest of the run never
+    sees again, which can set the mean. This table shows that burst (the first `users` requests
+    started) apart from the rest of the run."""
+    rows = {"opening burst: requests": [], "opening burst: mean TTFT (ms)": [], "opening burst: max TTFT (ms)": [],
+            "after it: mean TTFT (ms)": [], "after it: median TTFT (ms)": [], "after it: P99 TTFT (ms)": []}
+    names = []
+    for path in files:
+        with open(path) as f:
+            data = json.load(f)
+        names.append(data["summary"]["target"])
+        done = sorted((r for r in data["records"] if r.get("firstToken") is not None), key=lambda r: r["start"])
+        ttft = [1000 * (r["firstToken"] - r["start"]) for r in done]
+        burst, rest = ttft[:users], sorted(ttft[users:])
+        rows["opening burst: requests"].append(f"{len(burst)}")
+        rows["opening burst: mean TTFT (ms)"].append(f"{sum(burst) / max(1, len(burst)):.0f}")
+        rows["opening burst: max TTFT (ms)"].append(f"{max(burst, default=0):.0f}")
+        rows["after it: mean TTFT (ms)"].append(f"{sum(rest) / max(1, len(rest)):.1f}")
+        rows["after it: median TTFT (ms)"].append(f"{rest[len(rest) // 2] if rest else 0:.1f}")
+        rows["after it: P99 TTFT (ms)"].append(f"{rest[min(len(rest) - 1, int(0.99 * len(rest)))] if rest else 0:.0f}")
+    lines = ["| TTFT split | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in rows.items()]
+    return "\n".join(lines) + "\n"
 
 
 def start_engines(procs, args, profile):
@@ -228,6 +256,18 @@ def measure_capacity(procs, work, args, engines, scenario, tag):
     return rate
 
 
+def junction_target(target):
+    """A Junction target: a policy name, optionally with parameters, `prefix-cache:load_weight=0.5,kv_pressure=0.8`."""
+    policy, _, rest = target.partition(":")
+    if policy not in JUNCTION_POLICIES:
+        raise SystemExit(f"compare: unknown target {target!r}: a Junction policy ({', '.join(JUNCTION_POLICIES)}) or {', '.join(EXTERNAL)}")
+    params = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        params[key] = float(value)
+    return policy, params
+
+
 def run_workload(procs, work, args, name, scenario, profile, loop, requests, external):
     engines, engine_procs = start_engines(procs, args, profile)
     try:
@@ -243,7 +283,8 @@ def run_workload(procs, work, args, name, scenario, profile, loop, requests, ext
                 if target in EXTERNAL:
                     url, started = start_external(procs, args.routers_venv, target, engines)
                 else:
-                    url, started = start_junction(procs, work, engines, target, f"{name}-{target}")
+                    policy, params = junction_target(target)
+                    url, started = start_junction(procs, work, engines, policy, f"{name}-{target}", params=params)
             except RuntimeError as error:
                 print(f"compare: {target} skipped: {error} (logs in {work})", flush=True)
                 procs.stop([p for p in procs.running if p not in engine_procs])
@@ -254,7 +295,8 @@ def run_workload(procs, work, args, name, scenario, profile, loop, requests, ext
             files.append(out)
         how = f"{loop[1]:g} users" if loop[0] == "closed" else f"open loop {loop[1]:g} turns/s"
         report(files, "round-robin", args.out, name,
-               f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {args.speed:g}), {how}")
+               f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {args.speed:g}), {how}",
+               users=int(loop[1]) if loop[0] == "closed" else None)
     finally:
         procs.stop(engine_procs)
 
@@ -266,7 +308,8 @@ def main():
     parser.add_argument("--scenario", nargs="+", choices=["seed", "heavy-reuse"],
                         help="ad-hoc workloads: these scenarios on --profile, closed loop at --concurrency or open at --rate")
     parser.add_argument("--targets", nargs="+", default=["expected-ttft", "prefix-cache", "least-request", "round-robin", "smg", "vllm-router"],
-                        help=f"Junction policies ({', '.join(JUNCTION_POLICIES)}) and external routers ({', '.join(EXTERNAL)})")
+                        help=f"Junction policies ({', '.join(JUNCTION_POLICIES)}), each optionally with parameters "
+                             f"(prefix-cache:load_weight=0.5), and external routers ({', '.join(EXTERNAL)})")
     parser.add_argument("--engines", type=int, default=5)
     parser.add_argument("--profile", default="7b-a100", help="engine profile of ad-hoc workloads")
     parser.add_argument("--speed", type=float, default=2, help="simulated engines run this many times faster than real time")

@@ -15,8 +15,12 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// token): turns matched chunks into cached tokens.
     public var chunkTokens: Double = 64
     /// prefix-cache: how many uncached prompt tokens one queued token ahead of us is worth.
-    /// 1 means "queued work delays me as much as computing my own uncached prompt".
-    public var loadWeight: Double = 1
+    /// 0.5: a request's own uncached prompt counts twice, once for its own wait and once for the
+    /// requests that will queue behind it there, while the work already queued delays only this
+    /// one. At 1, a conversation whose system prompt was just sent to an engine went elsewhere
+    /// to compute it again, as soon as the first request's work was queued there
+    /// (Docs/benchmarks.md, "Against smg 1.13").
+    public var loadWeight: Double = 0.5
     /// Prompt tokens assumed for a queued request whose size is unknown.
     public var queuedRequestTokens: Double = 512
     /// Token-equivalents one running sequence costs a newcomer (it slows every step a little).

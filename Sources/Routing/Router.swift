@@ -117,13 +117,24 @@ public struct Router: Sendable {
     /// The work ahead of a newcomer on an instance, in prompt-token equivalents. From the
     /// engine's report while it is fresh (plus what was sent since), else from the scheduler's
     /// own count of requests in flight.
+    ///
+    /// While the engine admits what it is sent (nothing waiting, KV cache not under pressure),
+    /// a request sent since the report weighs what it will be by the next one: its own uncached
+    /// prompt to compute, then one more running sequence. A burst of new conversations then
+    /// spreads by the work each brings, so one engine does not get the long prompts while
+    /// another gets the short ones. Once the engine queues, what is sent there queues too, and
+    /// weighs at least as much as a waiting request.
     public func queuedTokens(_ instance: RoutingInstance) -> Double {
         guard let load = freshLoad(instance) else {
             return Double(instance.inFlight) * configuration.queuedRequestTokens
         }
-        var tokens = Double(load.waiting + instance.inFlightSinceReport) * configuration.queuedRequestTokens
-            + Double(load.running) * configuration.runningSequenceTokens
-        if load.kvUsage > configuration.kvPressure { tokens *= 2 }
+        let sent = Double(instance.inFlightSinceReport)
+        let underPressure = load.kvUsage > configuration.kvPressure
+        var sentTokens = instance.sentSinceReportTokens ?? sent * configuration.queuedRequestTokens
+        if load.waiting > 0 || underPressure { sentTokens = max(sentTokens, sent * configuration.queuedRequestTokens) }
+        var tokens = Double(load.waiting) * configuration.queuedRequestTokens + sentTokens
+            + (Double(load.running) + sent) * configuration.runningSequenceTokens
+        if underPressure { tokens *= 2 }
         return tokens
     }
 

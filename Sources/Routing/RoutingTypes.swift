@@ -19,6 +19,9 @@ public struct RoutingInstance: Sendable, Equatable {
     public var inFlight: Int
     /// Of `inFlight`, those sent after the latest report was taken (the report cannot know them).
     public var inFlightSinceReport: Int
+    /// The prompt tokens those requests compute here (their uncached part), when the scheduler
+    /// counted them; nil: unknown, each counts as `queued_request_tokens`.
+    public var sentSinceReportTokens: Double?
     /// The leader's estimate (`PrefillEstimate`): prompt tokens still to compute for requests
     /// already sent here, and how many it computes a second (nil: not yet learned).
     public var prefillBacklogTokens: Double = 0

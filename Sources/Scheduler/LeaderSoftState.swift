@@ -24,9 +24,13 @@ struct LeaderSoftState: Sendable {
     /// again (its first answer was late) supersedes the earlier assignment, and a `Finish` that
     /// comes twice, or for a superseded assignment, changes nothing.
     var slots: [String: Set<String>] = [:]
-    /// The same slots by instance, each with when it was taken: what `reconcile` compares with
-    /// the engine's own count.
-    var held: [String: [String: ContinuousClock.Instant]] = [:]
+    /// The same slots by instance, each with when it was taken and the prompt tokens its request
+    /// computes there: what `reconcile` compares with the engine's own count.
+    var held: [String: [String: Slot]] = [:]
+    struct Slot: Sendable {
+        var takenAt: ContinuousClock.Instant
+        var tokens: Double
+    }
     /// Per instance, how many healthy reports in a row showed a shortfall (`reconcile`).
     var shortfallStreak: [String: Int] = [:]
     /// How old a slot must be before the engine is expected to count its request: long enough
@@ -36,6 +40,8 @@ struct LeaderSoftState: Sendable {
     /// scrape taken between two scheduler steps must not release a running request's slot.
     static let reconcileAfterReports = 2
     var sentSinceReport: [String: Int] = [:]
+    /// The uncached prompt tokens of those requests: the work the latest report cannot show.
+    var sentTokensSinceReport: [String: Double] = [:]
     var pendingAffinity: [AffinityRecord] = []
     /// (instance, last hash) of the chains already in `pendingAffinity`: a chain assigned twice
     /// in one interval is logged once.
@@ -70,6 +76,7 @@ struct LeaderSoftState: Sendable {
             id: record.id, model: record.model, aliases: record.aliases, adapters: record.adapters, state: record.state, role: record.role,
             kvCapacityTokens: record.kvCapacityTokens, load: load, inFlight: inFlight[record.id] ?? 0,
             inFlightSinceReport: sentSinceReport[record.id] ?? 0)
+        view.sentSinceReportTokens = sentTokensSinceReport[record.id] ?? 0
         if let estimate = prefill[record.id] {
             view.prefillBacklogTokens = estimate.backlog(at: seconds(now))
             view.prefillTokensPerSecond = estimate.tokensPerSecond
@@ -101,13 +108,18 @@ struct LeaderSoftState: Sendable {
         }
     }
 
-    mutating func assigned(_ instance: String, chain: [UInt64], request: String = "", at now: ContinuousClock.Instant = .now) {
+    /// A request sent to `instance`, which will compute `tokens` of its prompt there (0: a
+    /// pd-split decode instance, which receives the prompt's KV cache).
+    mutating func assigned(
+        _ instance: String, chain: [UInt64], request: String = "", tokens: Double = 0, at now: ContinuousClock.Instant = .now
+    ) {
         if !request.isEmpty {
             guard slots[request, default: []].insert(instance).inserted else { return }
-            held[instance, default: [:]][request] = now
+            held[instance, default: [:]][request] = Slot(takenAt: now, tokens: tokens)
         }
         inFlight[instance, default: 0] += 1
         sentSinceReport[instance, default: 0] += 1
+        sentTokensSinceReport[instance, default: 0] += tokens
         if let last = chain.last, pendingKeys.insert(PendingKey(instance: instance, last: last)).inserted {
             pendingAffinity.append(AffinityRecord(instanceID: instance, hashes: chain))
             recentAffinity.record(chain, on: instance)
@@ -118,14 +130,15 @@ struct LeaderSoftState: Sendable {
         if !request.isEmpty {
             guard slots[request]?.remove(instance) != nil else { return }
             if slots[request]?.isEmpty == true { slots[request] = nil }
-            let sentAt = held[instance]?.removeValue(forKey: request)
+            let slot = held[instance]?.removeValue(forKey: request)
             // Sent after the latest report and done before the next: no report will ever count
             // it, so it must not count as sent-since-report either (it would weigh on the
             // instance until the next report, and a conversation's quick next turn would leave).
-            if let sentAt, reports[instance].map({ sentAt > $0.receivedAt }) ?? true,
+            if let slot, reports[instance].map({ slot.takenAt > $0.receivedAt }) ?? true,
                 let count = sentSinceReport[instance], count > 0
             {
                 sentSinceReport[instance] = count - 1
+                sentTokensSinceReport[instance] = max(0, (sentTokensSinceReport[instance] ?? 0) - slot.tokens)
             }
         }
         release(instance)
@@ -140,7 +153,7 @@ struct LeaderSoftState: Sendable {
     /// Returns how many slots it released.
     @discardableResult
     mutating func reconcile(_ instance: String, engineCount: Int, now: ContinuousClock.Instant) -> Int {
-        let old = (held[instance] ?? [:]).filter { now - $0.value >= reconcileGrace }
+        let old = (held[instance] ?? [:]).filter { now - $0.value.takenAt >= reconcileGrace }
         let excess = old.count - engineCount
         guard excess > 0 else {
             shortfallStreak[instance] = nil
@@ -149,7 +162,7 @@ struct LeaderSoftState: Sendable {
         shortfallStreak[instance, default: 0] += 1
         guard shortfallStreak[instance, default: 0] >= Self.reconcileAfterReports else { return 0 }
         shortfallStreak[instance] = nil
-        let oldest = old.sorted { ($0.value, $0.key) < ($1.value, $1.key) }.prefix(excess)
+        let oldest = old.sorted { ($0.value.takenAt, $0.key) < ($1.value.takenAt, $1.key) }.prefix(excess)
         for (request, _) in oldest { finished(instance, request: request) }
         return excess
     }
@@ -161,6 +174,7 @@ struct LeaderSoftState: Sendable {
     mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, prefixCacheHitRate: Double = 0, at now: ContinuousClock.Instant) {
         reports[instance] = Report(load: load, receivedAt: now, healthy: healthy, prefixCacheHitRate: prefixCacheHitRate)
         sentSinceReport[instance] = 0
+        sentTokensSinceReport[instance] = 0
         if healthy {
             let unknown = newPrefillEstimate()
             prefill[instance, default: unknown].reported(

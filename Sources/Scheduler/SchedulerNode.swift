@@ -341,16 +341,18 @@ public actor SchedulerNode {
         switch decision {
         case .assign(let instance, let cached):
             (outcome, cachedChunks, chosen) = ("assigned", cached, instance)
-            soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, at: now)
-            soft.addPrefill(instance, tokens: uncachedTokens(request, cached: cached), at: now)
+            let tokens = uncachedTokens(request, cached: cached)
+            soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, tokens: tokens, at: now)
+            soft.addPrefill(instance, tokens: tokens, at: now)
             soft.sessions.record(request.sessionKey, on: instance)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
         case .assignPair(let prefill, let decode, let cached):
             (outcome, cachedChunks, chosen) = ("assigned_pair", cached, decode)
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
-            soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID, at: now)
+            let tokens = uncachedTokens(request, cached: cached)
+            soft.assigned(prefill, chain: request.prefixHashes, request: request.requestID, tokens: tokens, at: now)
             soft.assigned(decode, chain: request.prefixHashes, request: request.requestID, at: now)
-            soft.addPrefill(prefill, tokens: uncachedTokens(request, cached: cached), at: now)
+            soft.addPrefill(prefill, tokens: tokens, at: now)
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
             outcome = "wait"

@@ -113,8 +113,8 @@ private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
         var pool = instances(3)
         let request = RoutingRequest(model: "m", prefixHashes: prompt + [42], promptTokens: 31 * 64)
         #expect(router.decide(request, instances: pool, affinity: table) == .assign(instance: "i2", cachedChunks: 30))
-        // 1,920 cached tokens are worth less than four queued requests of 512 tokens.
-        pool[2].load = EngineLoad(running: 0, waiting: 4, kvUsage: 0.5)
+        // 1,920 cached tokens are worth less than eight queued requests of 512 tokens at half weight.
+        pool[2].load = EngineLoad(running: 0, waiting: 8, kvUsage: 0.5)
         if case .assign(let id, _) = router.decide(request, instances: pool, affinity: table) {
             #expect(id != "i2")
         } else {
@@ -126,9 +126,14 @@ private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
     }
 
     /// The failure of naive affinity: every request shares one long prompt, so every request
-    /// matches the instance that served the first one. Outstanding work must stay spread.
-    @Test func identicalPromptsDoNotPileOntoOneInstance() {
-        var router = Router(seed: 3)
+    /// matches the instance that served the first one. Outstanding work must stay spread: an
+    /// instance that holds the prompt is left once the work queued there outweighs computing
+    /// the prompt elsewhere, 2,048 tokens against `load_weight` × 512 a request in flight (no
+    /// reports here), so the spread stays within that many requests.
+    @Test(arguments: [1.0, 0.5]) func identicalPromptsDoNotPileOntoOneInstance(loadWeight: Double) {
+        var configuration = PolicyConfiguration()
+        configuration.loadWeight = loadWeight
+        var router = Router(configuration: configuration, seed: 3)
         var table = PrefixAffinityTable()
         var pool = instances(8)
         var outstanding: [[Int]] = Array(repeating: [], count: 8)
@@ -152,8 +157,10 @@ private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
             let counts = pool.map(\.inFlight)
             if step > 100 { worstSpread = max(worstSpread, counts.max()! - counts.min()!) }
         }
-        #expect(worstSpread <= 2, "in-flight spread reached \(worstSpread)")
-        #expect(table.instanceIDs.count == 8, "the shared prefix ends up cached everywhere")
+        let bound = Int((2_048 / (loadWeight * 512)).rounded(.up))
+        #expect(worstSpread <= bound, "in-flight spread reached \(worstSpread)")
+        // It spills: more instances than one come to hold it (all of them at weight 1).
+        #expect(table.instanceIDs.count >= (loadWeight == 1 ? 8 : 4), "\(table.instanceIDs.count) instances hold the shared prefix")
     }
 
     @Test func tiesAreBrokenAtRandomButReproducibly() {
@@ -182,6 +189,57 @@ private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] {
             try configuration.set("load_weight", .nan)
         }
         #expect(configuration.parameters.count == PolicyConfiguration.parameterKeys.count)
+    }
+
+    /// Sixty new conversations arrive at once (a closed loop starting): between two reports the
+    /// only measure of an engine's load is what was sent there since. Weighed by the prompt
+    /// tokens each brings, the burst spreads the work itself, as a greedy list schedule does:
+    /// no engine ends up more than one prompt's work above another.
+    @Test func aBurstSpreadsByPromptTokensBetweenReports() {
+        var rng = SplitMix64(seed: 11)
+        var router = Router(seed: 5)
+        var pool = instances(5)
+        for index in pool.indices {
+            pool[index].load = EngineLoad(running: 0, waiting: 0, kvUsage: 0.1)
+            pool[index].sentSinceReportTokens = 0
+        }
+        var largest = 0
+        for conversation in 0..<60 {
+            let tokens = 50 + Int(rng.next() % 1_500)
+            largest = max(largest, tokens)
+            let request = RoutingRequest(model: "m", prefixHashes: chain(UInt64(1_000 + conversation), tokens / 64), promptTokens: tokens)
+            guard case .assign(let id, let cached) = router.decide(request, instances: pool, affinity: PrefixAffinityTable()) else {
+                Issue.record("no assignment")
+                return
+            }
+            #expect(cached == 0)
+            let index = Int(id.dropFirst())!
+            pool[index].inFlight += 1
+            pool[index].inFlightSinceReport += 1
+            pool[index].sentSinceReportTokens! += Double(tokens)
+        }
+        let work = pool.map { $0.sentSinceReportTokens! }
+        #expect(work.max()! - work.min()! <= Double(largest) + 5 * 32, "work per engine: \(work)")
+    }
+
+    /// An engine that queues (requests waiting, or its KV cache under pressure) will queue what
+    /// it is sent too: a request sent there since the report weighs at least a waiting one, even
+    /// when its whole prompt is cached.
+    @Test func requestsSentToAQueueingEngineWeighAsQueued() {
+        let router = Router()
+        var instance = RoutingInstance(id: "a", model: "m", load: EngineLoad(running: 4, waiting: 0, kvUsage: 0.5), inFlight: 6, inFlightSinceReport: 2)
+        instance.sentSinceReportTokens = 100
+        // Admitting: 100 tokens to compute, then six running sequences.
+        #expect(router.queuedTokens(instance) == 100 + 6 * 32)
+        instance.load?.waiting = 1
+        #expect(router.queuedTokens(instance) == 512 + 2 * 512 + 6 * 32)
+        instance.load?.waiting = 0
+        instance.load?.kvUsage = 0.95
+        #expect(router.queuedTokens(instance) == 2 * (2 * 512 + 6 * 32))
+        // Unknown sizes (no count from the scheduler): each counts as a queued request.
+        instance.load?.kvUsage = 0.5
+        instance.sentSinceReportTokens = nil
+        #expect(router.queuedTokens(instance) == 2 * 512 + 6 * 32)
     }
 }
 

@@ -39,13 +39,17 @@ import Testing
         let start = ContinuousClock.now
         soft.assigned("a", chain: [], request: "old", at: start - .seconds(1))  // before the report: the report counts it
         soft.report("a", load: EngineLoad(running: 1, waiting: 0, kvUsage: 0), healthy: true, at: start)
-        soft.assigned("a", chain: [], request: "quick", at: start + .milliseconds(10))
-        soft.assigned("a", chain: [], request: "long", at: start + .milliseconds(20))
-        #expect(soft.sentSinceReport["a"] == 2)
+        soft.assigned("a", chain: [], request: "quick", tokens: 300, at: start + .milliseconds(10))
+        soft.assigned("a", chain: [], request: "long", tokens: 2_000, at: start + .milliseconds(20))
+        #expect(soft.sentSinceReport["a"] == 2 && soft.sentTokensSinceReport["a"] == 2_300)
         soft.finished("a", request: "quick")
         soft.finished("a", request: "old")
         #expect(soft.sentSinceReport["a"] == 1 && soft.inFlight["a"] == 1)
-        #expect(soft.view(of: InstanceRecordFixture.record("a"), now: start + .milliseconds(30)).inFlightSinceReport == 1)
+        let view = soft.view(of: InstanceRecordFixture.record("a"), now: start + .milliseconds(30))
+        #expect(view.inFlightSinceReport == 1 && view.sentSinceReportTokens == 2_000)
+        // The next report counts what is left.
+        soft.report("a", load: EngineLoad(running: 1, waiting: 0, kvUsage: 0), healthy: true, at: start + .milliseconds(250))
+        #expect(soft.view(of: InstanceRecordFixture.record("a"), now: start + .milliseconds(260)).sentSinceReportTokens == 0)
     }
 
     @Test func theLeaderCountsEachAssignmentsPromptWorkAndEachSessionsInstance() {
