@@ -122,8 +122,9 @@ public struct Router: Sendable {
     /// a request sent since the report weighs what it will be by the next one: its own uncached
     /// prompt to compute, then one more running sequence. A burst of new conversations then
     /// spreads by the work each brings, so one engine does not get the long prompts while
-    /// another gets the short ones. Once the engine queues, what is sent there queues too, and
-    /// weighs at least as much as a waiting request.
+    /// another gets the short ones. Once the engine queues, what is sent there queues too: the
+    /// requests sent since weigh, together, at least as much as as many waiting requests.
+    /// `llm-metrics` and `pd-split` weigh queued work the same way.
     public func queuedTokens(_ instance: RoutingInstance) -> Double {
         guard let load = freshLoad(instance) else {
             return Double(instance.inFlight) * configuration.queuedRequestTokens

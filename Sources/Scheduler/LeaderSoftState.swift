@@ -103,7 +103,7 @@ struct LeaderSoftState: Sendable {
     mutating func scheduling(_ request: String) {
         guard !request.isEmpty, let instances = slots.removeValue(forKey: request) else { return }
         for instance in instances {
-            held[instance]?[request] = nil
+            if let slot = held[instance]?.removeValue(forKey: request) { unsend(slot, from: instance) }
             release(instance)
         }
     }
@@ -130,18 +130,19 @@ struct LeaderSoftState: Sendable {
         if !request.isEmpty {
             guard slots[request]?.remove(instance) != nil else { return }
             if slots[request]?.isEmpty == true { slots[request] = nil }
-            let slot = held[instance]?.removeValue(forKey: request)
-            // Sent after the latest report and done before the next: no report will ever count
-            // it, so it must not count as sent-since-report either (it would weigh on the
-            // instance until the next report, and a conversation's quick next turn would leave).
-            if let slot, reports[instance].map({ slot.takenAt > $0.receivedAt }) ?? true,
-                let count = sentSinceReport[instance], count > 0
-            {
-                sentSinceReport[instance] = count - 1
-                sentTokensSinceReport[instance] = max(0, (sentTokensSinceReport[instance] ?? 0) - slot.tokens)
-            }
+            if let slot = held[instance]?.removeValue(forKey: request) { unsend(slot, from: instance) }
         }
         release(instance)
+    }
+
+    /// A slot given back (its request finished, or was scheduled again) that was taken after the
+    /// latest report: no report will ever count it, so it must not count as sent since the
+    /// report either (it would weigh on the instance until the next report, and a
+    /// conversation's quick next turn would leave).
+    private mutating func unsend(_ slot: Slot, from instance: String) {
+        guard reports[instance].map({ slot.takenAt > $0.receivedAt }) ?? true, let count = sentSinceReport[instance], count > 0 else { return }
+        sentSinceReport[instance] = count - 1
+        sentTokensSinceReport[instance] = max(0, (sentTokensSinceReport[instance] ?? 0) - slot.tokens)
     }
 
     /// Gives back slots whose `finish` never came (a gateway that died, a message lost): when,

@@ -152,6 +152,52 @@ import Wire
         }
     }
 
+    /// Between two reports the leader weighs what it sent each engine by the prompt tokens each
+    /// request will compute there (the node hands every assignment's uncached tokens to its
+    /// bookkeeping): after a 4,000-token prompt went to one of two idle engines, the short
+    /// prompts that follow go to the other. Counted by requests, they would split.
+    @Test func requestsSentSinceAReportWeighThePromptWorkTheyBring() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            let operatorConnection = try await node.connect(role: .operator)
+            defer { operatorConnection.close() }
+            // Reports stay fresh however slowly the machine runs the test.
+            _ = try await operatorConnection.call(
+                .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache", params: [PolicyParam(key: "stale_report_ms", value: 3_600_000)]))))
+            var streams: [WireStream] = []
+            var agents: [WireConnection] = []
+            defer {
+                for stream in streams { stream.cancel() }
+                for agent in agents { agent.close() }
+            }
+            for id in ["a", "b"] {
+                try await node.register(id)
+                let agent = try await node.connect(role: .agent, nodeID: id)
+                agents.append(agent)
+                let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: id)))
+                streams.append(reports)
+                try await reports.send(.loadReport(LoadReport(instanceID: id, health: .healthy, running: 0, waiting: 0, kvUsage: 0.1)))
+            }
+            // Reports are handled concurrently with calls: wait until the leader holds both.
+            for _ in 0..<500 {
+                guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { continue }
+                if status.instances.filter({ $0.lastReport != nil }).count == 2 { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            func schedule(_ id: String, _ chain: [UInt64], tokens: UInt32) async throws -> String? {
+                let reply = try await connection.call(
+                    .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: chain, promptTokens: tokens)))
+                guard case .scheduleReply(let answer) = reply, case .assigned(let assignment) = answer.outcome else { return nil }
+                return assignment.instanceID
+            }
+            let long = try #require(try await schedule("long", chain(1, 60), tokens: 4_000))
+            var shortOnes: [String] = []
+            for seed in 2...4 { shortOnes.append(try #require(try await schedule("short-\(seed)", chain(UInt64(seed), 1), tokens: 100))) }
+            #expect(shortOnes == Array(repeating: long == "a" ? "b" : "a", count: 3), "long on \(long), short ones on \(shortOnes)")
+        }
+    }
+
     /// The instance tables pushed on `stream` until one has every wanted state.
     private func waitFor(_ wanted: [String: InstanceState], on tables: inout AsyncThrowingStream<Envelope.Body, any Error>.AsyncIterator) async throws -> InstanceTable? {
         while case .instanceTable(let table) = try await tables.next() {
