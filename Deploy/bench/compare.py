@@ -13,7 +13,7 @@ a Markdown table with the change against round-robin, and an SVG of the TTFT dis
 Workloads (WORKLOADS below): the project's two scenarios in closed loop; KV-cache pressure (the
 heavy-reuse conversations on `32b-l20x2` engines, whose caches hold 65k tokens) in closed and
 open loop; and saturation, open loop at 90 % of the pool's capacity, which the script first
-measures (round-robin, closed loop at four times the usual users). `make bench-compare` runs
+measures (prefix-cache, closed loop at four times the usual users, engines at real time). `make bench-compare` runs
 them all (Docs/benchmarks.md). Needs a release build (`swift build -c release --product
 junction`). The routers are installed with pip into --routers-venv (default
 ~/.cache/junction/routers-venv) if they are not there; a router that does not install or start
@@ -40,14 +40,15 @@ JUNCTION_POLICIES = ["expected-ttft", "prefix-cache", "llm-metrics", "least-requ
 # Pinned so that a comparison is repeatable; smg is the SGLang project's gateway today.
 EXTERNAL = {"smg": "smg==1.13.0", "sglang-router": "sglang-router==0.3.2", "vllm-router": "vllm-router==0.1.17"}
 
-# name: (bench scenario, engine profile, loop, requests). loop: ("closed", users), ("open", turns/s),
-# or ("saturation", fraction of the measured capacity).
+# name: (bench scenario, engine profile, loop, requests[, engine speed]). loop: ("closed", users),
+# ("open", turns/s), or ("saturation", fraction of the measured capacity). Saturation runs the
+# engines at real time: at twice real time two cores could not offer the pool enough work to queue.
 WORKLOADS = {
     "seed": ("seed", "7b-a100", ("closed", 60), 500),
     "heavy-reuse": ("heavy-reuse", "7b-a100", ("closed", 60), 1500),
     "pressure-closed": ("heavy-reuse", "32b-l20x2", ("closed", 60), 1000),
     "pressure-open": ("heavy-reuse", "32b-l20x2", ("open", 10), 1000),
-    "saturation": ("heavy-reuse", "7b-a100", ("saturation", 0.9), 1500),
+    "saturation": ("heavy-reuse", "7b-a100", ("saturation", 0.9), 1500, 1),
 }
 
 
@@ -220,19 +221,19 @@ def opening_split(files, users):
     return "\n".join(lines) + "\n"
 
 
-def start_engines(procs, args, profile):
+def start_engines(procs, args, profile, speed):
     engines, started = [], []
     for n in range(args.engines):
         port = free_port()
         argv = [BINARY, "engine-sim", "--dialect", "vllm", "--port", str(port), "--profile", profile,
-                "--speed", str(args.speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
+                "--speed", str(speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
         if args.kv_blocks:
             argv += ["--kv-blocks", str(args.kv_blocks)]
         started.append(procs.start(f"engine-{profile}-{n}", argv))
         engines.append(f"http://127.0.0.1:{port}")
     for engine in engines:
         wait_until(lambda: http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
-    print(f"compare: {args.engines} × engine-sim --profile {profile} --speed {args.speed:g}", flush=True)
+    print(f"compare: {args.engines} × engine-sim --profile {profile} --speed {speed:g}", flush=True)
     return engines, started
 
 
@@ -242,17 +243,22 @@ def reset(engines):
 
 
 def measure_capacity(procs, work, args, engines, scenario, tag):
-    """Turns a second the pool completes under round-robin with four times the usual users: the
-    rate a saturation run takes a fraction of."""
+    """Turns a second the pool completes with four times the usual users, routed by Junction's
+    prefix-cache (the pool's capacity when its caches are used well; round-robin's is lower, and
+    at a fraction of that no cache-aware router would queue), over the middle half of the run's
+    completions (the opening burst and the drain at the end would understate it): the rate a
+    saturation run takes a fraction of."""
     reset(engines)
-    url, started = start_junction(procs, work, engines, "round-robin", f"{tag}-capacity")
+    url, started = start_junction(procs, work, engines, "prefix-cache", f"{tag}-capacity")
     out = os.path.join(args.out, f"{tag}-capacity.json")
-    serve(url, "capacity", ["--scenario", scenario], args, 600, engines, out, loop=("closed", 4 * args.concurrency))
+    serve(url, "capacity", ["--scenario", scenario], args, 2400, engines, out, loop=("closed", 4 * args.concurrency))
     procs.stop(started)
     with open(out) as f:
-        summary = json.load(f)["summary"]
-    rate = summary["successful"] / summary["durationSeconds"]
-    print(f"compare: capacity {rate:.2f} turns/s (round-robin, {4 * args.concurrency} users)", flush=True)
+        ends = sorted(r["end"] for r in json.load(f)["records"] if r.get("end") is not None and r.get("firstToken") is not None)
+    first, last = len(ends) // 4, (3 * len(ends)) // 4
+    rate = (last - first) / max(1e-9, ends[last] - ends[first])
+    print(f"compare: capacity {rate:.2f} turns/s (prefix-cache, {4 * args.concurrency} users, middle half of "
+          f"{len(ends)} completions)", flush=True)
     return rate
 
 
@@ -268,8 +274,8 @@ def junction_target(target):
     return policy, params
 
 
-def run_workload(procs, work, args, name, scenario, profile, loop, requests, external):
-    engines, engine_procs = start_engines(procs, args, profile)
+def run_workload(procs, work, args, name, scenario, profile, loop, requests, speed, external):
+    engines, engine_procs = start_engines(procs, args, profile, speed)
     try:
         if loop[0] == "saturation":
             loop = ("open", round(loop[1] * measure_capacity(procs, work, args, engines, scenario, name), 2))
@@ -295,7 +301,7 @@ def run_workload(procs, work, args, name, scenario, profile, loop, requests, ext
             files.append(out)
         how = f"{loop[1]:g} users" if loop[0] == "closed" else f"open loop {loop[1]:g} turns/s"
         report(files, "round-robin", args.out, name,
-               f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {args.speed:g}), {how}",
+               f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {speed:g}), {how}",
                users=int(loop[1]) if loop[0] == "closed" else None)
     finally:
         procs.stop(engine_procs)
@@ -329,10 +335,10 @@ def main():
     for scenario in args.scenario or []:
         loop = ("open", args.rate) if args.rate else ("closed", args.concurrency)
         name = scenario if not args.rate else f"{scenario}-open"
-        runs.append((name, scenario, args.profile, loop, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario]))
+        runs.append((name, scenario, args.profile, loop, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario], args.speed))
     for name in args.workload or ([] if args.scenario else list(WORKLOADS)):
-        scenario, profile, loop, requests = WORKLOADS[name]
-        runs.append((name, scenario, profile, loop, args.requests or requests))
+        scenario, profile, loop, requests, *speed = WORKLOADS[name]
+        runs.append((name, scenario, profile, loop, args.requests or requests, speed[0] if speed else args.speed))
     work = tempfile.mkdtemp(prefix="junction-compare-")
     print(f"compare: logs in {work}", flush=True)
     procs = Processes(work)
