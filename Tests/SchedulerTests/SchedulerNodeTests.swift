@@ -179,10 +179,14 @@ import Wire
                 streams.append(reports)
                 try await reports.send(.loadReport(LoadReport(instanceID: id, health: .healthy, running: 0, waiting: 0, kvUsage: 0.1)))
             }
-            // Reports are handled concurrently with calls: wait until the leader holds both.
-            for _ in 0..<500 {
-                guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { continue }
-                if status.instances.filter({ $0.lastReport != nil }).count == 2 { break }
+            // Reports are handled concurrently with calls: wait until the leader holds both (no
+            // deadline of its own: the suite's time limit bounds it).
+            while true {
+                if case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())),
+                    status.instances.filter({ $0.lastReport != nil }).count == 2
+                {
+                    break
+                }
                 try await Task.sleep(for: .milliseconds(10))
             }
             func schedule(_ id: String, _ chain: [UInt64], tokens: UInt32) async throws -> String? {
