@@ -8,7 +8,7 @@ import Wire
 /// - gateway (and bench, for benchmarks and tests): schedule, finish, the instance table and
 ///   capacity subscriptions, status.
 /// - agent: registers, reports on, drains on stopping and deregisters its own instance only (the
-///   node id its credential names), nothing else.
+///   node id its credential names); status (to find the leader); nothing else.
 /// - operator (`junction ctl`): status, policy, drains, membership, deregistration, the table.
 public enum CallPermission {
     /// nil when `peer` may send `body`; otherwise why not.
@@ -56,7 +56,10 @@ public enum CallPermission {
         static let scheduler: Set<Role> = [.scheduler]
         static let gateway: Set<Role> = [.gateway, .bench]
         static let tableReaders: Set<Role> = [.gateway, .bench, .operator]
-        static let statusReaders: Set<Role> = [.scheduler, .gateway, .bench, .operator]
+        /// Agents too: `LeaderClient`'s discovery asks every scheduler for its status to find the
+        /// leader. Without it an agent whose leader's host was cut off could only wait on a dial
+        /// that hangs, while the new leader, hearing no reports, took every engine down.
+        static let statusReaders: Set<Role> = [.scheduler, .gateway, .bench, .agent, .operator]
         static let `operator`: Set<Role> = [.operator]
         static let agent: Set<Role> = [.agent]
         static let agentOrOperator: Set<Role> = [.agent, .operator]

@@ -25,7 +25,7 @@ import Wire
         }
         for role in everyRole {
             #expect(allowed(role, .subscribeInstances(SubscribeInstances())) == [.gateway, .bench, .operator].contains(role), "\(role)")
-            #expect(allowed(role, .statusRequest(StatusRequest())) == [.scheduler, .gateway, .bench, .operator].contains(role), "\(role)")
+            #expect(allowed(role, .statusRequest(StatusRequest())) == [.scheduler, .gateway, .bench, .agent, .operator].contains(role), "\(role)")
         }
     }
 
@@ -58,7 +58,8 @@ import Wire
         #expect(!allowed(.agent, .drainRequest(DrainRequest(instanceID: "e1", undrain: true, agentStopping: true))))
         // And nothing of the gateways' or operators'.
         #expect(!allowed(.agent, .scheduleRequest(ScheduleRequest(model: "m"))))
-        #expect(!allowed(.agent, .statusRequest(StatusRequest())))
+        // Agents find the leader by asking every scheduler's status (LeaderClient's discovery).
+        #expect(allowed(.agent, .statusRequest(StatusRequest())))
         #expect(!allowed(.agent, .setPolicyRequest(SetPolicyRequest())))
         // Registration is the agents' alone.
         for role in everyRole where role != .agent {
