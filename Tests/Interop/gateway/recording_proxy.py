@@ -11,6 +11,11 @@ import httpx
 class RecordingProxy:
     def __init__(self, target):
         self.target = target
+        # One client for every relayed request: a client per request costs some 30 ms of CPU
+        # under the GIL (its TLS context), and the agents' scrapes through four proxies then
+        # saturated the test process until the scrapes timed out and the engines read as down.
+        # httpx.Client is safe to share between the server's threads.
+        self.client = httpx.Client(timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=32))
         self.requests = []
         self.lock = threading.Lock()
         proxy = self
@@ -32,19 +37,18 @@ class RecordingProxy:
                 # Relayed chunk by chunk as the engine writes them, so a streamed answer's first
                 # event reaches the gateway when the engine sends it, not when the answer ends.
                 try:
-                    with httpx.Client(timeout=60) as client:
-                        with client.stream(self.command, proxy.target + self.path, content=body, headers=headers) as reply:
-                            self.send_response(reply.status_code)
-                            for name, value in reply.headers.items():
-                                if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
-                                    self.send_header(name, value)
-                            self.send_header("transfer-encoding", "chunked")
-                            self.end_headers()
-                            for chunk in reply.iter_raw():
-                                if chunk:
-                                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                                    self.wfile.flush()
-                            self.wfile.write(b"0\r\n\r\n")
+                    with proxy.client.stream(self.command, proxy.target + self.path, content=body, headers=headers) as reply:
+                        self.send_response(reply.status_code)
+                        for name, value in reply.headers.items():
+                            if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                                self.send_header(name, value)
+                        self.send_header("transfer-encoding", "chunked")
+                        self.end_headers()
+                        for chunk in reply.iter_raw():
+                            if chunk:
+                                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                                self.wfile.flush()
+                        self.wfile.write(b"0\r\n\r\n")
                 except httpx.HTTPError:
                     # The engine is gone (or went mid-answer): so is the connection, as the gateway would see it.
                     self.close_connection = True
@@ -69,3 +73,4 @@ class RecordingProxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+        self.client.close()
