@@ -39,9 +39,13 @@ struct LeaderSoftState: Sendable {
     /// Reports in a row that must show a shortfall before slots are given back: one engine
     /// scrape taken between two scheduler steps must not release a running request's slot.
     static let reconcileAfterReports = 2
-    var sentSinceReport: [String: Int] = [:]
-    /// The uncached prompt tokens of those requests: the work the latest report cannot show.
-    var sentTokensSinceReport: [String: Double] = [:]
+    /// Per instance, the requests sent there since its latest report: the work that report cannot show.
+    var sentSinceReport: [String: SentSinceReport] = [:]
+    struct SentSinceReport: Sendable, Equatable {
+        var requests = 0
+        /// Their uncached prompt tokens.
+        var tokens = 0.0
+    }
     var pendingAffinity: [AffinityRecord] = []
     /// (instance, last hash) of the chains already in `pendingAffinity`: a chain assigned twice
     /// in one interval is logged once.
@@ -75,8 +79,8 @@ struct LeaderSoftState: Sendable {
         var view = RoutingInstance(
             id: record.id, model: record.model, aliases: record.aliases, adapters: record.adapters, state: record.state, role: record.role,
             kvCapacityTokens: record.kvCapacityTokens, load: load, inFlight: inFlight[record.id] ?? 0,
-            inFlightSinceReport: sentSinceReport[record.id] ?? 0)
-        view.sentSinceReportTokens = sentTokensSinceReport[record.id] ?? 0
+            inFlightSinceReport: sentSinceReport[record.id]?.requests ?? 0)
+        view.sentSinceReportTokens = sentSinceReport[record.id]?.tokens ?? 0
         if let estimate = prefill[record.id] {
             view.prefillBacklogTokens = estimate.backlog(at: seconds(now))
             view.prefillTokensPerSecond = estimate.tokensPerSecond
@@ -118,8 +122,8 @@ struct LeaderSoftState: Sendable {
             held[instance, default: [:]][request] = Slot(takenAt: now, tokens: tokens)
         }
         inFlight[instance, default: 0] += 1
-        sentSinceReport[instance, default: 0] += 1
-        sentTokensSinceReport[instance, default: 0] += tokens
+        sentSinceReport[instance, default: SentSinceReport()].requests += 1
+        sentSinceReport[instance, default: SentSinceReport()].tokens += tokens
         if let last = chain.last, pendingKeys.insert(PendingKey(instance: instance, last: last)).inserted {
             pendingAffinity.append(AffinityRecord(instanceID: instance, hashes: chain))
             recentAffinity.record(chain, on: instance)
@@ -140,9 +144,11 @@ struct LeaderSoftState: Sendable {
     /// report either (it would weigh on the instance until the next report, and a
     /// conversation's quick next turn would leave).
     private mutating func unsend(_ slot: Slot, from instance: String) {
-        guard reports[instance].map({ slot.takenAt > $0.receivedAt }) ?? true, let count = sentSinceReport[instance], count > 0 else { return }
-        sentSinceReport[instance] = count - 1
-        sentTokensSinceReport[instance] = max(0, (sentTokensSinceReport[instance] ?? 0) - slot.tokens)
+        guard reports[instance].map({ slot.takenAt > $0.receivedAt }) ?? true, var sent = sentSinceReport[instance], sent.requests > 0
+        else { return }
+        sent.requests -= 1
+        sent.tokens = max(0, sent.tokens - slot.tokens)
+        sentSinceReport[instance] = sent
     }
 
     /// Gives back slots whose `finish` never came (a gateway that died, a message lost): when,
@@ -174,8 +180,7 @@ struct LeaderSoftState: Sendable {
 
     mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, prefixCacheHitRate: Double = 0, at now: ContinuousClock.Instant) {
         reports[instance] = Report(load: load, receivedAt: now, healthy: healthy, prefixCacheHitRate: prefixCacheHitRate)
-        sentSinceReport[instance] = 0
-        sentTokensSinceReport[instance] = 0
+        sentSinceReport[instance] = SentSinceReport()
         if healthy {
             let unknown = newPrefillEstimate()
             prefill[instance, default: unknown].reported(

@@ -41,10 +41,10 @@ import Testing
         soft.report("a", load: EngineLoad(running: 1, waiting: 0, kvUsage: 0), healthy: true, at: start)
         soft.assigned("a", chain: [], request: "quick", tokens: 300, at: start + .milliseconds(10))
         soft.assigned("a", chain: [], request: "long", tokens: 2_000, at: start + .milliseconds(20))
-        #expect(soft.sentSinceReport["a"] == 2 && soft.sentTokensSinceReport["a"] == 2_300)
+        #expect(soft.sentSinceReport["a"] == .init(requests: 2, tokens: 2_300))
         soft.finished("a", request: "quick")
         soft.finished("a", request: "old")
-        #expect(soft.sentSinceReport["a"] == 1 && soft.inFlight["a"] == 1)
+        #expect(soft.sentSinceReport["a"]?.requests == 1 && soft.inFlight["a"] == 1)
         let view = soft.view(of: InstanceRecordFixture.record("a"), now: start + .milliseconds(30))
         #expect(view.inFlightSinceReport == 1 && view.sentSinceReportTokens == 2_000)
         // The next report counts what is left.
