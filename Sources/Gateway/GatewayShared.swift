@@ -79,6 +79,10 @@ final class GatewayShared: Sendable {
         return (choice, table.contains { $0.serves(model) })
     }
 
+    /// Whether the instance table (the leader's, as this gateway last received it) has an
+    /// instance serving `model`, up or not.
+    func tableKnows(model: String) -> Bool { link.store.instances.contains { $0.serves(model) } }
+
     func failed(_ instanceID: String) {
         let now = seconds
         fallback.withLock { $0.failed(instanceID, now: now) }

@@ -105,6 +105,10 @@ public enum ScheduleAnswer: Sendable, Equatable {
     case wait(retryAfter: Duration)
     /// No instance of the model can take it (after the exclusions).
     case noInstance(String)
+    /// As `noInstance`, for a model the gateway's instance table says is served: its instances
+    /// are registered but none is up (an engine restarting, a node gone). A retryable 503, not
+    /// the 404 of a model nobody serves.
+    case noneUp(String)
     /// No scheduler answered in time: route by fallback.
     case unavailable(String)
 }

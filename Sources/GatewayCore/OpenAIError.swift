@@ -33,6 +33,12 @@ public struct OpenAIError: Error, Sendable, Equatable, CustomStringConvertible {
             status: 404, message: "The model '\(model)' does not exist or no instance serving it is up.", type: "invalid_request_error",
             param: "model", code: "model_not_found")
     }
+    /// The model is served, but no instance of it is up right now: clients retry 5xx with backoff.
+    public static func noInstanceUp(_ model: String) -> OpenAIError {
+        OpenAIError(
+            status: 503, message: "No instance serving the model '\(model)' is up; retry later.", type: "server_error",
+            code: "no_instance_up", retryAfterSeconds: 1)
+    }
     public static func tooLarge(limit: Int) -> OpenAIError {
         OpenAIError(status: 413, message: "The request body is larger than \(limit) bytes.", type: "invalid_request_error")
     }

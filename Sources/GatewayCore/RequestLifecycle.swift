@@ -142,6 +142,8 @@ public struct RequestLifecycle: Sendable {
             }
         case .noInstance(let why):
             answerError(excluded.isEmpty ? .modelNotFound(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
+        case .noneUp(let why):
+            answerError(excluded.isEmpty ? .noInstanceUp(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
         case .unavailable:
             phase = .pickingFallback
             out.append(.pickFallback(exclude: excluded))

@@ -113,7 +113,7 @@ public struct RequestTracePlan: Sendable {
                 if let prefill { out.append(.attribute(schedule, "junction.prefill_instance_id", .string(prefill.id))) }
                 end(schedule, now, nil, &out)
             case .wait: end(schedule, now, nil, &out)
-            case .noInstance(let why), .unavailable(let why): end(schedule, now, why, &out)
+            case .noInstance(let why), .noneUp(let why), .unavailable(let why): end(schedule, now, why, &out)
             }
         case .fallbackPicked(let instance, _):
             out.append(.attribute(SpanKey(.request), "junction.fallback_instance_id", .string(instance?.id ?? "")))
@@ -249,6 +249,7 @@ public struct RequestTracePlan: Sendable {
         case .assigned: "assigned"
         case .wait: "wait"
         case .noInstance: "no_instance"
+        case .noneUp: "none_up"
         case .unavailable: "unavailable"
         }
     }

@@ -393,4 +393,19 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         e.feed(.scheduler(.noInstance("all excluded")))
         #expect(e.answerErrors.map(\.status) == [502] && e.releases.count == 1)
     }
+
+    @Test func aServedModelWithNoInstanceUpIsARetryable503NotA404() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.noneUp("no instance of model 'tiny' is up")))
+        #expect(d.answerErrors.map(\.status) == [503] && d.answerErrors.map(\.code) == ["no_instance_up"])
+        #expect(d.answerErrors.first?.retryAfterSeconds == 1)
+        // After an attempt failed, it is the exhausted pool's 502, as for `noInstance`.
+        var e = Drive()
+        e.feed(.start)
+        e.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        e.feed(.failed(.answer, .refused(status: 500)))
+        e.feed(.scheduler(.noneUp("every up instance already failed this request")))
+        #expect(e.answerErrors.map(\.status) == [502] && e.releases.count == 1)
+    }
 }

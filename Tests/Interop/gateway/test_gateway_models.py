@@ -111,3 +111,20 @@ def test_a_sessions_short_turns_stay_on_one_instance(cluster, client):
             assert reply.status_code == 200, reply.text
             served.append(reply.headers["x-junction-instance"])
         assert len(set(served)) == 1, f"{how}: the session moved between instances: {served}"
+
+
+def test_a_served_model_with_no_instance_up_gets_a_retryable_503_and_an_unknown_one_404(cluster, client):
+    """Last in this module: it stops r, the only engine of `other`. The model is still
+    registered, so its requests get 503 with Retry-After (the openai client retries those), not
+    the 404 that tells a client the model does not exist."""
+    cluster.processes["sim-r"].stop()
+    wait_for(lambda: instance(cluster, "r")["state"] != "up", 30, "the leader taking r down once its agent finds the engine gone")
+    with pytest.raises(openai.InternalServerError) as caught:
+        complete(client, "other")
+    assert caught.value.status_code == 503 and caught.value.code == "no_instance_up", caught.value
+    assert caught.value.response.headers["retry-after"] == "1"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        complete(client, "nope")
+    assert unknown.value.code == "model_not_found"
+    # The other models are served as before.
+    assert complete(client, "base").model == "base"
