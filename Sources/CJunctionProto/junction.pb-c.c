@@ -907,6 +907,51 @@ void   junction__v1__assignment__free_unpacked
   assert(message->base.descriptor == &junction__v1__assignment__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   junction__v1__prefix_hold__init
+                     (Junction__V1__PrefixHold         *message)
+{
+  static const Junction__V1__PrefixHold init_value = JUNCTION__V1__PREFIX_HOLD__INIT;
+  *message = init_value;
+}
+size_t junction__v1__prefix_hold__get_packed_size
+                     (const Junction__V1__PrefixHold *message)
+{
+  assert(message->base.descriptor == &junction__v1__prefix_hold__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__prefix_hold__pack
+                     (const Junction__V1__PrefixHold *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__prefix_hold__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__prefix_hold__pack_to_buffer
+                     (const Junction__V1__PrefixHold *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__prefix_hold__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__PrefixHold *
+       junction__v1__prefix_hold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__PrefixHold *)
+     protobuf_c_message_unpack (&junction__v1__prefix_hold__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__prefix_hold__free_unpacked
+                     (Junction__V1__PrefixHold *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__prefix_hold__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   junction__v1__wait_hint__init
                      (Junction__V1__WaitHint         *message)
 {
@@ -4320,7 +4365,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   (ProtobufCMessageInit) junction__v1__schedule_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__schedule_reply__field_descriptors[2] =
+static const ProtobufCFieldDescriptor junction__v1__schedule_reply__field_descriptors[3] =
 {
   {
     "assigned",
@@ -4346,15 +4391,28 @@ static const ProtobufCFieldDescriptor junction__v1__schedule_reply__field_descri
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "hold",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__ScheduleReply, outcome_case),
+    offsetof(Junction__V1__ScheduleReply, hold),
+    &junction__v1__prefix_hold__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__schedule_reply__field_indices_by_name[] = {
   0,   /* field[0] = assigned */
+  2,   /* field[2] = hold */
   1,   /* field[1] = wait */
 };
 static const ProtobufCIntRange junction__v1__schedule_reply__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor =
 {
@@ -4364,7 +4422,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor =
   "Junction__V1__ScheduleReply",
   "junction.v1",
   sizeof(Junction__V1__ScheduleReply),
-  2,
+  3,
   junction__v1__schedule_reply__field_descriptors,
   junction__v1__schedule_reply__field_indices_by_name,
   1,  junction__v1__schedule_reply__number_ranges,
@@ -4511,6 +4569,70 @@ const ProtobufCMessageDescriptor junction__v1__assignment__descriptor =
   junction__v1__assignment__field_indices_by_name,
   1,  junction__v1__assignment__number_ranges,
   (ProtobufCMessageInit) junction__v1__assignment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__prefix_hold__field_descriptors[3] =
+{
+  {
+    "retry_after_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__PrefixHold, retry_after_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "instance_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__PrefixHold, instance_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "warming_chunks",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__PrefixHold, warming_chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__prefix_hold__field_indices_by_name[] = {
+  1,   /* field[1] = instance_id */
+  0,   /* field[0] = retry_after_ms */
+  2,   /* field[2] = warming_chunks */
+};
+static const ProtobufCIntRange junction__v1__prefix_hold__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor junction__v1__prefix_hold__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.PrefixHold",
+  "PrefixHold",
+  "Junction__V1__PrefixHold",
+  "junction.v1",
+  sizeof(Junction__V1__PrefixHold),
+  3,
+  junction__v1__prefix_hold__field_descriptors,
+  junction__v1__prefix_hold__field_indices_by_name,
+  1,  junction__v1__prefix_hold__number_ranges,
+  (ProtobufCMessageInit) junction__v1__prefix_hold__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor junction__v1__wait_hint__field_descriptors[2] =

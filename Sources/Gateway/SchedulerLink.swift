@@ -112,6 +112,9 @@ final class SchedulerLink: Sendable {
         case .wait(let hint):
             leaveFallback()
             return .wait(retryAfter: .milliseconds(Int64(hint.retryAfterMs)))
+        case .hold(let hold):
+            leaveFallback()
+            return .hold(retryAfter: .milliseconds(Int64(hold.retryAfterMs)))
         case nil:
             return fallback("the scheduler's answer had no outcome")
         }

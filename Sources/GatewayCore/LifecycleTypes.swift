@@ -103,6 +103,9 @@ public enum ScheduleAnswer: Sendable, Equatable {
     case assigned(InstanceRef, prefill: PrefillTarget?)
     /// Every engine is saturated: wait for capacity, ask again after at most `retryAfter`.
     case wait(retryAfter: Duration)
+    /// Its instance is computing its prefix for a request sent just before: ask again after
+    /// `retryAfter`, outside the wait queue (the leader bounds how long it holds a request).
+    case hold(retryAfter: Duration)
     /// No instance of the model can take it (after the exclusions).
     case noInstance(String)
     /// As `noInstance`, for a model the gateway's instance table says is served: its instances

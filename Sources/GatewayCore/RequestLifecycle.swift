@@ -38,6 +38,8 @@ public struct RequestLifecycle: Sendable {
         case pickingFallback
         case joiningQueue
         case queued
+        /// Held by the leader (`ScheduleAnswer.hold`): asks again at `nextTry`.
+        case holding
         case attempting
         /// Bytes reached the client: no retry, no second answer.
         case relaying
@@ -140,6 +142,14 @@ public struct RequestLifecycle: Sendable {
                 nextTry = now + min(configuration.waitScheduleTryPeriod, max(retryAfter, .milliseconds(1)))
                 out.append(.joinQueue)
             }
+        case .hold(let retryAfter):
+            if inQueue { return wait(retryAfter: retryAfter, now, &out) }
+            // The leader ends its holds; a gateway still bounds one, as it bounds a queued wait.
+            if now - askedAt >= configuration.waitScheduleTimeout {
+                return answerError(.waitTimedOut(seconds: configuration.waitScheduleTimeout / .seconds(1)), &out)
+            }
+            phase = .holding
+            nextTry = now + max(retryAfter, .milliseconds(1))
         case .noInstance(let why):
             answerError(excluded.isEmpty ? .modelNotFound(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
         case .noneUp(let why):
@@ -482,7 +492,7 @@ public struct RequestLifecycle: Sendable {
 
     private mutating func timerFired(_ now: Moment, _ out: inout [LifecycleDirective]) {
         switch phase {
-        case .queued:
+        case .queued, .holding:
             if now >= nextTry { askAgain(now, &out) }
         case .attempting, .relaying:
             guard let current = attempt else { return }
@@ -528,7 +538,7 @@ public struct RequestLifecycle: Sendable {
         let c = configuration
         var due: [Moment] = []
         switch phase {
-        case .queued:
+        case .queued, .holding:
             due.append(nextTry)
         case .attempting, .relaying:
             if let patience = attempt?.patienceUntil { due.append(patience) }

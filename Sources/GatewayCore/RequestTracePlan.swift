@@ -112,7 +112,7 @@ public struct RequestTracePlan: Sendable {
                 out.append(.attribute(schedule, "junction.instance_id", .string(instance.id)))
                 if let prefill { out.append(.attribute(schedule, "junction.prefill_instance_id", .string(prefill.id))) }
                 end(schedule, now, nil, &out)
-            case .wait: end(schedule, now, nil, &out)
+            case .wait, .hold: end(schedule, now, nil, &out)
             case .noInstance(let why), .noneUp(let why), .unavailable(let why): end(schedule, now, why, &out)
             }
         case .fallbackPicked(let instance, _):
@@ -248,6 +248,7 @@ public struct RequestTracePlan: Sendable {
         switch answer {
         case .assigned: "assigned"
         case .wait: "wait"
+        case .hold: "hold"
         case .noInstance: "no_instance"
         case .noneUp: "none_up"
         case .unavailable: "unavailable"

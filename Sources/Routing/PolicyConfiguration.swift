@@ -55,6 +55,17 @@ public struct PolicyConfiguration: Sendable, Equatable {
     public var decodeInterference: Double = 0.05
     /// expected-ttft: instances within this fraction of the least expected time are drawn at random.
     public var nearTieFraction: Double = 0.05
+    /// prefix-cache and expected-ttft: the longest the leader holds a request whose prefix its
+    /// instance is computing for a request sent moments before, until that computation has begun
+    /// (`PrefixWarmup`); 0 never holds.
+    public var prefixHoldMilliseconds: Int = 2_000
+    /// The shared prefix, in prompt tokens, worth a hold: a request is held only when at least
+    /// this much of what it would find cached is still being computed, and a request computing
+    /// less than this holds nothing back.
+    public var prefixHoldMinTokens: Double = 1_024
+
+    /// `prefixHoldMinTokens` in whole prompt chunks.
+    public var prefixHoldMinChunks: Int { max(1, Int((prefixHoldMinTokens / chunkTokens).rounded(.up))) }
 
     public init() {}
 
@@ -62,6 +73,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
         "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
         "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens", "pd_max_prefill_queue", "answer_affinity",
         "adapter_load_tokens", "prefill_tokens_per_second", "decode_interference", "near_tie_fraction",
+        "prefix_hold_ms", "prefix_hold_min_tokens",
     ]
 
     /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
@@ -88,6 +100,9 @@ public struct PolicyConfiguration: Sendable, Equatable {
             try check(value >= 1 && value <= 100_000_000, "must be from 1 to 100000000"); prefillTokensPerSecond = value
         case "decode_interference": try check(value >= 0 && value <= 100, "must be from 0 to 100"); decodeInterference = value
         case "near_tie_fraction": try check(value >= 0 && value <= 1, "must be from 0 to 1"); nearTieFraction = value
+        case "prefix_hold_ms": try check(value >= 0 && value <= 10_000, "must be from 0 to 10000"); prefixHoldMilliseconds = Int(value)
+        case "prefix_hold_min_tokens":
+            try check(value >= 1 && value <= 10_000_000, "must be from 1 to 10000000"); prefixHoldMinTokens = value
         default: throw .unknownParameter(key)
         }
     }
@@ -102,6 +117,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
             ("pd_max_prefill_queue", Double(pdMaxPrefillQueue)), ("answer_affinity", answerAffinity ? 1 : 0),
             ("adapter_load_tokens", adapterLoadTokens), ("prefill_tokens_per_second", prefillTokensPerSecond),
             ("decode_interference", decodeInterference), ("near_tie_fraction", nearTieFraction),
+            ("prefix_hold_ms", Double(prefixHoldMilliseconds)), ("prefix_hold_min_tokens", prefixHoldMinTokens),
         ]
     }
 }

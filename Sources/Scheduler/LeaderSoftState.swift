@@ -61,6 +61,8 @@ struct LeaderSoftState: Sendable {
     var prefill: [String: PrefillEstimate] = [:]
     /// Which instance served each session last (session affinity).
     var sessions = SessionTable()
+    /// Prefixes being computed for the first time, and the requests to hold back until then.
+    var warmup = PrefixWarmup(maxHold: 0, minChunks: 1)
     /// The zero of `PrefillEstimate`'s seconds.
     let epoch = ContinuousClock.now
 
@@ -105,6 +107,7 @@ struct LeaderSoftState: Sendable {
     /// A new schedule call for `request`: whatever it still held is stale (a gateway releases an
     /// attempt's slots before it asks again), so it goes back.
     mutating func scheduling(_ request: String) {
+        warmup.ended(request)
         guard !request.isEmpty, let instances = slots.removeValue(forKey: request) else { return }
         for instance in instances {
             if let slot = held[instance]?.removeValue(forKey: request) { unsend(slot, from: instance) }
@@ -132,6 +135,7 @@ struct LeaderSoftState: Sendable {
 
     mutating func finished(_ instance: String, request: String = "") {
         if !request.isEmpty {
+            warmup.ended(request)
             guard slots[request]?.remove(instance) != nil else { return }
             if slots[request]?.isEmpty == true { slots[request] = nil }
             if let slot = held[instance]?.removeValue(forKey: request) { unsend(slot, from: instance) }
@@ -188,8 +192,31 @@ struct LeaderSoftState: Sendable {
                 memoryBound: load.kvUsage > router.configuration.kvPressure, at: seconds(now))
         }
         lastHeard[instance] = now
+        if healthy { warmup.reported(instance, waiting: load.waiting, at: seconds(now)) }
         // An unhealthy engine reports no load: its count says nothing about its requests.
         if healthy { reconcile(instance, engineCount: load.running + load.waiting, now: now) }
+    }
+
+    /// The policies that route by prefix affinity hold a request whose prefix its instance is
+    /// computing for a request not yet admitted there (`PrefixWarmup`); nil: send it now.
+    mutating func warmupHold(_ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, at now: ContinuousClock.Instant)
+        -> (retryAfter: Double, warmingChunks: Int)?
+    {
+        let policy = router.configuration
+        guard policy.name == .prefixCache || policy.name == .expectedTTFT else { return nil }
+        warmup.maxHold = Double(policy.prefixHoldMilliseconds) / 1_000
+        warmup.minChunks = policy.prefixHoldMinChunks
+        return warmup.hold(request, on: instance, chain: chain, cachedChunks: cachedChunks, at: seconds(now))
+    }
+
+    /// A request sent to `instance` (`view`: as the decision saw it) that computes `chain` past
+    /// `cachedChunks` there: requests sharing that part wait until it is admitted.
+    mutating func warming(_ request: String, on view: RoutingInstance, chain: [UInt64], cachedChunks: Int, at now: ContinuousClock.Instant) {
+        let policy = router.configuration
+        guard policy.name == .prefixCache || policy.name == .expectedTTFT else { return }
+        let fresh = view.load.map { $0.ageMilliseconds <= policy.staleReportMilliseconds } ?? false
+        let idle = fresh && view.load?.running == 0 && view.load?.waiting == 0 && view.inFlightSinceReport == 0
+        warmup.sent(request, to: view.id, chain: chain, cachedChunks: cachedChunks, idle: idle, at: seconds(now))
     }
 
     mutating func takeAffinityBatch() -> [AffinityRecord] {

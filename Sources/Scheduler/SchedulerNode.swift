@@ -340,8 +340,17 @@ public actor SchedulerNode {
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
+            if let hold = soft.warmupHold(request.requestID, on: instance, chain: request.prefixHashes, cachedChunks: cached, at: now) {
+                (outcome, cachedChunks, chosen) = ("hold", cached, instance)
+                return .scheduleReply(ScheduleReply(outcome: .hold(PrefixHold(
+                    retryAfterMs: UInt32(max(1, (hold.retryAfter * 1_000).rounded(.up))), instanceID: instance,
+                    warmingChunks: UInt32(clamping: hold.warmingChunks)))))
+            }
             (outcome, cachedChunks, chosen) = ("assigned", cached, instance)
             let tokens = uncachedTokens(request, cached: cached)
+            if let view = instances.first(where: { $0.id == instance }) {
+                soft.warming(request.requestID, on: view, chain: request.prefixHashes, cachedChunks: cached, at: now)
+            }
             soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, tokens: tokens, at: now)
             soft.addPrefill(instance, tokens: tokens, at: now)
             soft.sessions.record(request.sessionKey, on: instance)

@@ -145,6 +145,46 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(d.all.filter { $0 == .leaveQueue }.count == 1)
     }
 
+    @Test func aHeldRequestAsksAgainWhenItsTimerFiresWithoutJoiningTheQueue() {
+        var d = Drive()
+        d.feed(.start)
+        // The leader holds it: a timer, no queue place, no slot.
+        #expect(d.feed(.scheduler(.hold(retryAfter: .milliseconds(50)))) == [.setTimer(at: d.now + .milliseconds(50))])
+        #expect(d.feed(.timer, after: .milliseconds(20)).allSatisfy { if case .setTimer = $0 { true } else { false } })
+        #expect(d.feed(.timer, after: .milliseconds(30)) == [.askScheduler(exclude: [])])
+        d.feed(.scheduler(.hold(retryAfter: .milliseconds(50))))
+        #expect(d.feed(.timer, after: .milliseconds(50)) == [.askScheduler(exclude: [])])
+        let routed = d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(routed.contains(.connect(.answer, instance("a"), body: .client, attempt: 0)))
+        #expect(!d.all.contains(.joinQueue) && !d.all.contains(.leaveQueue))
+    }
+
+    @Test func aClientLeavingWhileHeldGivesBackNothingItDidNotTake() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.hold(retryAfter: .milliseconds(50))))
+        let gone = d.feed(.clientGone)
+        #expect(gone.contains(.count(.clientCancelled)) && gone.last == .done)
+        #expect(d.releases.isEmpty && !d.all.contains(.leaveQueue))
+        #expect(d.feed(.timer, after: .milliseconds(100)).isEmpty)
+    }
+
+    @Test func aGatewayBoundsHoldsAsItBoundsWaits() {
+        var d = Drive { $0.waitScheduleTimeout = .milliseconds(300) }
+        d.feed(.start)
+        d.feed(.scheduler(.hold(retryAfter: .milliseconds(200))))
+        d.feed(.timer, after: .milliseconds(200))
+        d.feed(.scheduler(.hold(retryAfter: .milliseconds(200))), after: .milliseconds(150))
+        #expect(d.answerErrors.map(\.status) == [503] && d.machine.isDone)
+        // A request already in the queue stays there: the hold reads as a wait.
+        var queued = Drive()
+        queued.feed(.start)
+        queued.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
+        queued.feed(.queueJoined(admitted: true))
+        queued.feed(.turn)
+        #expect(queued.feed(.scheduler(.hold(retryAfter: .milliseconds(10)))).contains(.waitForTurn))
+    }
+
     @Test func aFullQueueIs429AndAnExpiredWaitIs503() {
         var full = Drive()
         full.feed(.start)

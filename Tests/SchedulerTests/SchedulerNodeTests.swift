@@ -156,6 +156,55 @@ import Wire
     /// request will compute there (the node hands every assignment's uncached tokens to its
     /// bookkeeping): after a 4,000-token prompt went to one of two idle engines, the short
     /// prompts that follow go to the other. Counted by requests, they would split.
+    /// A conversation's follower whose system prompt its instance is computing for a request that
+    /// engine has not admitted yet is held (the gateway asks again), until a report shows nothing
+    /// waiting there; then it goes to that instance.
+    @Test func aFollowerIsHeldUntilItsPrefixHasBegunOnItsInstance() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            let operatorConnection = try await node.connect(role: .operator)
+            defer { operatorConnection.close() }
+            _ = try await operatorConnection.call(
+                .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache", params: [PolicyParam(key: "stale_report_ms", value: 3_600_000)]))))
+            try await node.register("a")
+            let agent = try await node.connect(role: .agent, nodeID: "a")
+            defer { agent.close() }
+            let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "a")))
+            defer { reports.cancel() }
+            func report(waiting: UInt32) async throws {
+                try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 1, waiting: waiting, kvUsage: 0.1)))
+            }
+            func leaderSaw(waiting: UInt32) async throws -> Bool {
+                guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return false }
+                return status.instances.first(where: { $0.instance?.id == "a" })?.lastReport?.waiting == waiting
+            }
+            // Busy: it runs one request, so the first request of the prompt will queue behind it.
+            try await report(waiting: 2)
+            while !(try await leaderSaw(waiting: 2)) { try await Task.sleep(for: .milliseconds(10)) }
+            func schedule(_ id: String, _ chain: [UInt64]) async throws -> ScheduleReply.Outcome? {
+                let reply = try await connection.call(
+                    .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: chain, promptTokens: 1_600)))
+                guard case .scheduleReply(let answer) = reply else { return nil }
+                return answer.outcome
+            }
+            let system = chain(7, 24)
+            guard case .assigned(let first) = try await schedule("first", system + [1]) else { Issue.record("first not assigned"); return }
+            guard case .hold(let hold) = try await schedule("second", system + [2]) else { Issue.record("second not held"); return }
+            #expect(hold.instanceID == first.instanceID && hold.warmingChunks == 24 && hold.retryAfterMs > 0 && hold.retryAfterMs <= 50)
+            // Still held while the engine shows requests waiting.
+            try await report(waiting: 3)
+            while !(try await leaderSaw(waiting: 3)) { try await Task.sleep(for: .milliseconds(10)) }
+            guard case .hold = try await schedule("second", system + [2]) else { Issue.record("second not held while requests wait"); return }
+            // Nothing waiting, in a report sent well after the first request went: it was admitted.
+            try await Task.sleep(for: .milliseconds(30))
+            try await report(waiting: 0)
+            while !(try await leaderSaw(waiting: 0)) { try await Task.sleep(for: .milliseconds(10)) }
+            guard case .assigned(let second) = try await schedule("second", system + [2]) else { Issue.record("second still held"); return }
+            #expect(second.instanceID == "a" && second.cachedChunks == 24)
+        }
+    }
+
     @Test func requestsSentSinceAReportWeighThePromptWorkTheyBring() async throws {
         try await SingleNode.with { node in
             let connection = try await node.connect()

@@ -35,6 +35,7 @@ typedef struct Junction__V1__DeregisterInstance Junction__V1__DeregisterInstance
 typedef struct Junction__V1__ScheduleRequest Junction__V1__ScheduleRequest;
 typedef struct Junction__V1__ScheduleReply Junction__V1__ScheduleReply;
 typedef struct Junction__V1__Assignment Junction__V1__Assignment;
+typedef struct Junction__V1__PrefixHold Junction__V1__PrefixHold;
 typedef struct Junction__V1__WaitHint Junction__V1__WaitHint;
 typedef struct Junction__V1__FinishRequest Junction__V1__FinishRequest;
 typedef struct Junction__V1__SubscribeInstances Junction__V1__SubscribeInstances;
@@ -780,7 +781,8 @@ struct  Junction__V1__ScheduleRequest
 typedef enum {
   JUNCTION__V1__SCHEDULE_REPLY__OUTCOME__NOT_SET = 0,
   JUNCTION__V1__SCHEDULE_REPLY__OUTCOME_ASSIGNED = 1,
-  JUNCTION__V1__SCHEDULE_REPLY__OUTCOME_WAIT = 2
+  JUNCTION__V1__SCHEDULE_REPLY__OUTCOME_WAIT = 2,
+  JUNCTION__V1__SCHEDULE_REPLY__OUTCOME_HOLD = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(JUNCTION__V1__SCHEDULE_REPLY__OUTCOME__CASE)
 } Junction__V1__ScheduleReply__OutcomeCase;
 
@@ -791,6 +793,7 @@ struct  Junction__V1__ScheduleReply
   union {
     Junction__V1__Assignment *assigned;
     Junction__V1__WaitHint *wait;
+    Junction__V1__PrefixHold *hold;
   };
 };
 #define JUNCTION__V1__SCHEDULE_REPLY__INIT \
@@ -834,6 +837,30 @@ struct  Junction__V1__Assignment
 #define JUNCTION__V1__ASSIGNMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__assignment__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0 }
+
+
+/*
+ * The instance this request should go to is computing the request's prefix for the first time,
+ * for a request sent moments before, and has not yet begun: sent now, this one would land in the
+ * same engine step and compute the prefix again. Hold it (not in the wait queue) and ask again
+ * after `retry_after_ms`. The leader ends holds by itself (prefix-cache's `prefix_hold_ms`).
+ */
+struct  Junction__V1__PrefixHold
+{
+  ProtobufCMessage base;
+  uint32_t retry_after_ms;
+  /*
+   * where it would have gone
+   */
+  char *instance_id;
+  /*
+   * how many of its prefix chunks are being computed there
+   */
+  uint32_t warming_chunks;
+};
+#define JUNCTION__V1__PREFIX_HOLD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__prefix_hold__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1912,6 +1939,25 @@ Junction__V1__Assignment *
 void   junction__v1__assignment__free_unpacked
                      (Junction__V1__Assignment *message,
                       ProtobufCAllocator *allocator);
+/* Junction__V1__PrefixHold methods */
+void   junction__v1__prefix_hold__init
+                     (Junction__V1__PrefixHold         *message);
+size_t junction__v1__prefix_hold__get_packed_size
+                     (const Junction__V1__PrefixHold   *message);
+size_t junction__v1__prefix_hold__pack
+                     (const Junction__V1__PrefixHold   *message,
+                      uint8_t             *out);
+size_t junction__v1__prefix_hold__pack_to_buffer
+                     (const Junction__V1__PrefixHold   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__PrefixHold *
+       junction__v1__prefix_hold__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__prefix_hold__free_unpacked
+                     (Junction__V1__PrefixHold *message,
+                      ProtobufCAllocator *allocator);
 /* Junction__V1__WaitHint methods */
 void   junction__v1__wait_hint__init
                      (Junction__V1__WaitHint         *message);
@@ -2677,6 +2723,9 @@ typedef void (*Junction__V1__ScheduleReply_Closure)
 typedef void (*Junction__V1__Assignment_Closure)
                  (const Junction__V1__Assignment *message,
                   void *closure_data);
+typedef void (*Junction__V1__PrefixHold_Closure)
+                 (const Junction__V1__PrefixHold *message,
+                  void *closure_data);
 typedef void (*Junction__V1__WaitHint_Closure)
                  (const Junction__V1__WaitHint *message,
                   void *closure_data);
@@ -2823,6 +2872,7 @@ extern const ProtobufCMessageDescriptor junction__v1__deregister_instance__descr
 extern const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__assignment__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__prefix_hold__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__wait_hint__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__finish_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__subscribe_instances__descriptor;

@@ -1575,6 +1575,7 @@ public struct ScheduleReply: Sendable, Hashable {
     public enum Outcome: Sendable, Hashable {
         case assigned(Assignment)
         case wait(WaitHint)
+        case hold(PrefixHold)
     }
 
     public var outcome: Outcome?
@@ -1595,6 +1596,7 @@ extension ScheduleReply: ProtobufCConvertible, WireMessage {
         switch Int(c.outcome_case.rawValue) {
         case 1: self.outcome = try c.assigned.map { .assigned(try Assignment(c: $0)) }
         case 2: self.outcome = try c.wait.map { .wait(try WaitHint(c: $0)) }
+        case 3: self.outcome = try c.hold.map { .hold(try PrefixHold(c: $0)) }
         default: self.outcome = nil
         }
     }
@@ -1611,6 +1613,9 @@ extension ScheduleReply: ProtobufCConvertible, WireMessage {
         case .wait(let value)?:
             c.outcome_case = Junction__V1__ScheduleReply__OutcomeCase(rawValue: 2)
             c.wait = value.makeC(arena)
+        case .hold(let value)?:
+            c.outcome_case = Junction__V1__ScheduleReply__OutcomeCase(rawValue: 3)
+            c.hold = value.makeC(arena)
         }
         pointer.pointee = c
         return pointer
@@ -1729,6 +1734,70 @@ extension Assignment: ProtobufCConvertible, WireMessage {
     }
     static func cPack(_ pointer: UnsafePointer<Junction__V1__Assignment>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
         junction__v1__assignment__pack(pointer, out)
+    }
+}
+
+/// The instance this request should go to is computing the request's prefix for the first time,
+/// for a request sent moments before, and has not yet begun: sent now, this one would land in the
+/// same engine step and compute the prefix again. Hold it (not in the wait queue) and ask again
+/// after `retry_after_ms`. The leader ends holds by itself (prefix-cache's `prefix_hold_ms`).
+public struct PrefixHold: Sendable, Hashable {
+    public var retryAfterMs: UInt32
+    /// where it would have gone
+    public var instanceID: String
+    /// how many of its prefix chunks are being computed there
+    public var warmingChunks: UInt32
+
+    public init(
+        retryAfterMs: UInt32 = 0,
+        instanceID: String = "",
+        warmingChunks: UInt32 = 0
+    ) {
+        self.retryAfterMs = retryAfterMs
+        self.instanceID = instanceID
+        self.warmingChunks = warmingChunks
+    }
+}
+
+extension PrefixHold: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__PrefixHold
+
+    init(c pointer: UnsafePointer<Junction__V1__PrefixHold>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.retryAfterMs = c.retry_after_ms
+        self.instanceID = try cString(c.instance_id)
+        self.warmingChunks = c.warming_chunks
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__PrefixHold> {
+        let pointer = arena.allocate(Junction__V1__PrefixHold.self)
+        junction__v1__prefix_hold__init(pointer)
+        var c = pointer.pointee
+        c.retry_after_ms = retryAfterMs
+        c.instance_id = arena.cString(instanceID)
+        c.warming_chunks = warmingChunks
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(PrefixHold.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(PrefixHold.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__PrefixHold>? {
+        junction__v1__prefix_hold__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__PrefixHold>) {
+        junction__v1__prefix_hold__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__PrefixHold>) -> Int {
+        junction__v1__prefix_hold__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__PrefixHold>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__prefix_hold__pack(pointer, out)
     }
 }
 

@@ -1,0 +1,131 @@
+@testable import Routing
+import Seeded
+import Testing
+
+/// Holding a request whose prefix its instance is computing for a request not yet admitted there.
+@Suite struct PrefixWarmupTests {
+    /// A system prompt of 20 chunks, then a few chunks of each user's own.
+    private func prompt(system: UInt64, user: UInt64, ownChunks: Int = 3) -> [UInt64] {
+        var chain: [UInt64] = []
+        var hash = system
+        for k in 0..<20 {
+            hash = hash &* 6_364_136_223_846_793_005 &+ UInt64(k + 1)
+            chain.append(hash)
+        }
+        for k in 0..<ownChunks {
+            hash = hash &* 6_364_136_223_846_793_005 &+ user &+ UInt64(k + 100)
+            chain.append(hash)
+        }
+        return chain
+    }
+
+    private func warmup() -> PrefixWarmup { PrefixWarmup(maxHold: 2, minChunks: 16, arrivalGrace: 0.005, reportLag: 0.02, pollInterval: 0.05) }
+
+    @Test func aFollowerWaitsUntilAReportShowsTheFirstRequestAdmitted() {
+        var w = warmup()
+        let first = prompt(system: 1, user: 1)
+        let follower = prompt(system: 1, user: 2)
+        w.sent("first", to: "e", chain: first, cachedChunks: 0, idle: false, at: 10)
+        // The follower is believed to find the 20 system chunks there (the first request's).
+        let held = w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.001)
+        #expect(held?.warmingChunks == 20 && held?.retryAfter == 0.05)
+        // A report with requests waiting says nothing of the first one.
+        w.reported("e", waiting: 3, at: 10.25)
+        #expect(w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.26) != nil)
+        // Nothing waiting, in a report taken after the first request could have arrived: admitted.
+        w.reported("e", waiting: 0, at: 10.5)
+        #expect(w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.5) == nil)
+    }
+
+    @Test func aReportTooSoonAfterTheSendDoesNotCount() {
+        var w = warmup()
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        // Taken before the request can have reached the engine: its "nothing waiting" is older.
+        w.reported("e", waiting: 0, at: 10.01)
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.011) != nil)
+    }
+
+    @Test func onAnIdleEngineTheFirstRequestIsAdmittedAsItArrives() {
+        var w = warmup()
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: true, at: 10)
+        let held = w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.001)
+        #expect(held.map { abs($0.retryAfter - 0.004) < 1e-9 } == true, "held \(String(describing: held))")
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.005) == nil)
+    }
+
+    @Test func noHoldOutlastsMaxHold() {
+        var w = warmup()
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        let follower = prompt(system: 1, user: 2)
+        let late = w.hold("f", on: "e", chain: follower, cachedChunks: 20, at: 11.98)
+        #expect(late.map { abs($0.retryAfter - 0.02) < 1e-9 } == true)
+        #expect(w.hold("f", on: "e", chain: follower, cachedChunks: 20, at: 12) == nil)
+        // Reports forget expired entries.
+        w.reported("e", waiting: 5, at: 12.1)
+        #expect(w.warming["e"] == nil)
+    }
+
+    @Test func theFirstRequestEndingEndsTheHold() {
+        var w = warmup()
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        w.ended("first")
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.1) == nil)
+    }
+
+    @Test func onlyAShareWorthAStepIsHeld() {
+        var w = warmup()
+        // Computing fewer chunks than the minimum: nothing to hold back for.
+        w.sent("small", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 10, idle: false, at: 10)
+        #expect(w.warming["e"] == nil)
+        // A follower sharing only 8 chunks of what the first computes is not held.
+        var other = prompt(system: 2, user: 1, ownChunks: 0)
+        w.sent("first", to: "e", chain: other, cachedChunks: 0, idle: false, at: 10)
+        other.replaceSubrange(8..., with: prompt(system: 3, user: 1).prefix(12))
+        #expect(w.hold("f", on: "e", chain: other, cachedChunks: 20, at: 10.1) == nil)
+    }
+
+    @Test func whatWasCachedBeforeTheFirstRequestDoesNotCount() {
+        var w = PrefixWarmup(maxHold: 2, minChunks: 12)
+        // The first request found 10 chunks cached and computes the other 13.
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 10, idle: false, at: 10)
+        // A follower relying on the 20 system chunks shares only 10 of what is being computed.
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.1) == nil)
+        // One relying on the first request's own chunks too (a repeat of the same prompt) shares 13.
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 1), cachedChunks: 23, at: 10.1)?.warmingChunks == 13)
+    }
+
+    @Test func aRequestIsNeverHeldForItselfNorOnAnotherInstance() {
+        var w = warmup()
+        let chain = prompt(system: 1, user: 1)
+        w.sent("first", to: "e", chain: chain, cachedChunks: 0, idle: false, at: 10)
+        #expect(w.hold("first", on: "e", chain: chain, cachedChunks: 23, at: 10.1) == nil)
+        #expect(w.hold("f", on: "other", chain: chain, cachedChunks: 23, at: 10.1) == nil)
+        // Off: nothing is recorded.
+        var off = PrefixWarmup(maxHold: 0, minChunks: 16)
+        off.sent("first", to: "e", chain: chain, cachedChunks: 0, idle: false, at: 10)
+        #expect(off.warming.isEmpty)
+    }
+
+    @Test func aBurstKeepsABoundedNumberOfEntries() {
+        var w = warmup()
+        for i in 0..<200 { w.sent("r\(i)", to: "e", chain: prompt(system: UInt64(i), user: 0), cachedChunks: 0, idle: false, at: 10) }
+        #expect(w.warming["e"]?.count == PrefixWarmup.maxEntriesPerInstance)
+        #expect(w.warming["e"]?.last?.request == "r199")
+    }
+
+    @Test func theCommonPrefixOfChainedHashesIsFoundBySearch() {
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<500 {
+            let length = Int(rng.next() % 40)
+            let a = (0..<length).map { _ in rng.next() }
+            var b = a
+            let split = Int(rng.next() % UInt64(length + 1))
+            // Chained: once two chains differ they differ at every later chunk.
+            for k in split..<b.count { b[k] = ~a[k] }
+            b += (0..<Int(rng.next() % 5)).map { _ in rng.next() }
+            let limit = Int(rng.next() % 50)
+            let linear = zip(a, b).prefix(limit).prefix { $0 == $1 }.count
+            #expect(PrefixWarmup.commonPrefix(a, b, upTo: limit) == linear)
+        }
+    }
+}
