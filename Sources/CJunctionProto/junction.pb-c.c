@@ -4197,7 +4197,7 @@ const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor =
   (ProtobufCMessageInit) junction__v1__deregister_instance__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[11] =
+static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[12] =
 {
   {
     "request_id",
@@ -4331,8 +4331,21 @@ static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "accepts_hold",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ScheduleRequest, accepts_hold),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__schedule_request__field_indices_by_name[] = {
+  11,   /* field[11] = accepts_hold */
   9,   /* field[9] = answer_end_chunk */
   8,   /* field[8] = answer_start_chunk */
   7,   /* field[7] = chunk_chars */
@@ -4348,7 +4361,7 @@ static const unsigned junction__v1__schedule_request__field_indices_by_name[] = 
 static const ProtobufCIntRange junction__v1__schedule_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
 {
@@ -4358,7 +4371,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   "Junction__V1__ScheduleRequest",
   "junction.v1",
   sizeof(Junction__V1__ScheduleRequest),
-  11,
+  12,
   junction__v1__schedule_request__field_descriptors,
   junction__v1__schedule_request__field_indices_by_name,
   1,  junction__v1__schedule_request__number_ranges,

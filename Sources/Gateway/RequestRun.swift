@@ -269,7 +269,8 @@ final class RequestRun {
             requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
             promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
             excludeInstances: exclude, sessionKey: sessionKey ?? "", answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
-            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "")
+            answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "",
+            acceptsHold: true)
         shared.link.schedule(request, model: features.model, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
             if lifecycle.isDone {
                 // The request ended while the scheduler decided: give back what it counted.

@@ -82,6 +82,9 @@ public struct RequestLifecycle: Sendable {
 
     public var isDone: Bool { phase == .done }
 
+    /// Longer than any hold the leader may give (`prefix_hold_ms` is at most 10 s).
+    static let longestHold: Duration = .seconds(15)
+
     /// Feeds one event at time `now`; returns what the shell must do, in order.
     public mutating func handle(_ event: LifecycleEvent, now: Moment) -> [LifecycleDirective] {
         guard phase != .done else { return [] }
@@ -144,9 +147,10 @@ public struct RequestLifecycle: Sendable {
             }
         case .hold(let retryAfter):
             if inQueue { return wait(retryAfter: retryAfter, now, &out) }
-            // The leader ends its holds; a gateway still bounds one, as it bounds a queued wait.
-            if now - askedAt >= configuration.waitScheduleTimeout {
-                return answerError(.waitTimedOut(seconds: configuration.waitScheduleTimeout / .seconds(1)), &out)
+            // The leader holds a request at most `prefix_hold_ms` (10 s at most); past that, the
+            // gateway takes the leader for broken rather than hold the client without end.
+            if now - askedAt >= Self.longestHold {
+                return answerError(.upstream("The scheduler held the request for more than \(Self.longestHold).", status: 503), &out)
             }
             phase = .holding
             nextTry = now + max(retryAfter, .milliseconds(1))

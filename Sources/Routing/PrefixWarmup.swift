@@ -9,14 +9,19 @@
 /// it. Held until the first request has been admitted, the others land in a later step and hit.
 ///
 /// The leader cannot see an engine's steps. What it can see that says a request was admitted:
-/// - sent to an idle engine (its fresh report showed nothing running or waiting, and nothing had
-///   been sent there since), the request is admitted as it arrives: `arrivalGrace` later;
-/// - a report received at least `reportLag` after the request was sent, showing nothing
-///   waiting: everything sent before it has been admitted (the engine was read after the request
-///   reached it);
+/// - sent to an idle engine (its fresh report showed nothing running or waiting, and the leader
+///   had nothing outstanding there), the request is admitted as it arrives: `arrivalGrace` later;
+/// - a report whose engine reading was taken at least `arrivalGrace` after the request was sent,
+///   showing no more requests waiting than the leader sent there after it (and long enough
+///   before the reading to have arrived): an engine admits in arrival order, so were the request
+///   still waiting, all of those would wait too, and it would show at least one more;
 /// - the request finished (or was scheduled again: its work there is no longer coming).
-/// An engine that keeps a queue shows none of these: a hold then ends `maxHold` after the first
-/// request was sent, whatever happened.
+/// An engine that keeps a queue shows none of these. Each held request is held at most `maxHold`
+/// in all, however many warming requests it meets one after another.
+///
+/// What can go wrong is bounded by what happens without the hold: an engine whose waiting gauge
+/// is only updated at its steps (vLLM's) can show "nothing waiting" from before the first request
+/// arrived, and its followers then go at once, into the same step, as they would unheld.
 ///
 /// A value with no clock: time comes in as seconds on any monotonic clock.
 public struct PrefixWarmup: Sendable {
@@ -30,85 +35,129 @@ public struct PrefixWarmup: Sendable {
         public var admittedAt: Double?
     }
 
-    /// The longest a hold lasts, from when the first request was sent; 0 holds nothing.
+    /// The longest a request is held, in all; 0 holds nothing.
     public var maxHold: Double
     /// Prefix chunks a request must share with a warming request, and a request must compute,
     /// for a hold: a short shared run costs less to compute again than a step's wait.
     public var minChunks: Int
-    /// How long a request takes to reach its engine: a follower held this long arrives after it.
+    /// How long a request takes to reach its engine: a follower held this long arrives after it,
+    /// and an engine read this long after it was sent has seen it.
     public var arrivalGrace: Double
-    /// How long after a request was sent a report must be received to have read the engine
-    /// after the request reached it (the agent's scrape and its report's way to the leader).
-    public var reportLag: Double
     /// How soon a held request asks again, at most: a report may have ended its hold meanwhile.
     public var pollInterval: Double
 
     public private(set) var warming: [String: [Entry]] = [:]
+    /// When the leader sent each request of the last `maxHold` to each instance that has warming
+    /// requests (in order): what a report's waiting count is compared with.
+    private var sends: [String: [Double]] = [:]
+    /// Which instance each warming request is on (`ended` without a scan).
+    private var owner: [String: String] = [:]
+    /// When each request now held was first held.
+    public private(set) var heldSince: [String: Double] = [:]
     /// Entries kept per instance, newest kept: a bound on what a burst makes the leader hold.
     static let maxEntriesPerInstance = 64
+    /// Held requests tracked at once; past it, new ones are not held (a bound, failing open).
+    static let maxHeldRequests = 4_096
 
-    public init(maxHold: Double, minChunks: Int, arrivalGrace: Double = 0.005, reportLag: Double = 0.02, pollInterval: Double = 0.05) {
+    public init(maxHold: Double, minChunks: Int, arrivalGrace: Double = 0.01, pollInterval: Double = 0.05) {
         self.maxHold = maxHold
         self.minChunks = max(1, minChunks)
         self.arrivalGrace = arrivalGrace
-        self.reportLag = reportLag
         self.pollInterval = pollInterval
     }
 
     /// `request` was sent to `instance`, where it computes `chain` past its first `cachedChunks`.
-    /// `idle`: the instance had nothing running, waiting or sent since its fresh report.
+    /// `idle`: the instance had nothing running or waiting by its fresh report, and nothing of
+    /// the leader's outstanding.
     public mutating func sent(
         _ request: String, to instance: String, chain: [UInt64], cachedChunks: Int, idle: Bool, at now: Double
     ) {
+        heldSince[request] = nil
         guard maxHold > 0, !request.isEmpty, chain.count - cachedChunks >= minChunks else { return }
+        ended(request)
         let entry = Entry(request: request, chain: chain, from: max(0, cachedChunks), sentAt: now, admittedAt: idle ? now + arrivalGrace : nil)
-        var entries = (warming[instance] ?? []).filter { $0.sentAt + maxHold > now && $0.request != request }
+        var entries = warming[instance] ?? []
+        for dead in entries where !live(dead, at: now) { owner[dead.request] = nil }
+        entries.removeAll { !live($0, at: now) }
         entries.append(entry)
-        if entries.count > Self.maxEntriesPerInstance { entries.removeFirst(entries.count - Self.maxEntriesPerInstance) }
+        owner[request] = instance
+        if entries.count > Self.maxEntriesPerInstance {
+            for dropped in entries.prefix(entries.count - Self.maxEntriesPerInstance) { owner[dropped.request] = nil }
+            entries.removeFirst(entries.count - Self.maxEntriesPerInstance)
+        }
         warming[instance] = entries
     }
 
-    /// A report from `instance`, received at `now`, with `waiting` requests queued in the engine.
-    public mutating func reported(_ instance: String, waiting: Int, at now: Double) {
-        guard var entries = warming[instance] else { return }
-        entries.removeAll { $0.sentAt + maxHold <= now }
-        if waiting == 0 {
-            for index in entries.indices where entries[index].admittedAt == nil && entries[index].sentAt + reportLag <= now {
-                entries[index].admittedAt = now
+    /// Any request the leader sent to `instance` at `now` (call before `sent`, for every one).
+    public mutating func assigned(to instance: String, at now: Double) {
+        if warming[instance] != nil { sends[instance, default: []].append(now) }
+    }
+
+    /// A report from `instance`, received at `now`, whose engine reading was taken at `observedAt`,
+    /// with `waiting` requests queued in the engine. Also forgets, on every instance, what no
+    /// longer holds anyone.
+    public mutating func reported(_ instance: String, waiting: Int, observedAt: Double, at now: Double) {
+        if var entries = warming[instance] {
+            let times = sends[instance] ?? []
+            let arrivedBy = observedAt - arrivalGrace
+            for index in entries.indices where entries[index].admittedAt == nil && entries[index].sentAt <= arrivedBy {
+                let sentAfter = times.reduce(0) { $0 + ($1 > entries[index].sentAt && $1 <= arrivedBy ? 1 : 0) }
+                if waiting <= sentAfter { entries[index].admittedAt = now }
             }
+            warming[instance] = entries
         }
-        warming[instance] = entries.isEmpty ? nil : entries
+        prune(at: now)
     }
 
     /// `request` finished, or was scheduled again: whatever it was computing has begun, or is
     /// no longer coming.
     public mutating func ended(_ request: String) {
-        for (instance, entries) in warming where entries.contains(where: { $0.request == request }) {
-            let left = entries.filter { $0.request != request }
-            warming[instance] = left.isEmpty ? nil : left
-        }
+        heldSince[request] = nil
+        guard let instance = owner.removeValue(forKey: request), var entries = warming[instance] else { return }
+        entries.removeAll { $0.request == request }
+        warming[instance] = entries.isEmpty ? nil : entries
     }
-
-    public mutating func removeInstance(_ instance: String) { warming[instance] = nil }
 
     /// Whether `request`, bound for `instance` where it is believed to find `chain`'s first
     /// `cachedChunks` cached, should wait: some of those chunks are being computed there by
-    /// another request that has not been admitted yet. The hold's answer: how soon to ask again,
-    /// and how many of the request's chunks are warming.
-    public func hold(_ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, at now: Double)
+    /// another request that has not been admitted yet, and it has not been held `maxHold` yet.
+    /// The hold's answer: how soon to ask again, and how many of the request's chunks are warming.
+    public mutating func hold(_ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, at now: Double)
         -> (retryAfter: Double, warmingChunks: Int)?
     {
-        guard maxHold > 0, let entries = warming[instance], cachedChunks >= minChunks else { return nil }
+        guard maxHold > 0, !request.isEmpty, let entries = warming[instance], cachedChunks >= minChunks else { return nil }
+        let since = heldSince[request] ?? now
+        guard now - since < maxHold else { return nil }
         var hold: (retryAfter: Double, warmingChunks: Int)?
-        for entry in entries where entry.request != request && entry.sentAt + maxHold > now {
-            if let admitted = entry.admittedAt, admitted <= now { continue }
+        for entry in entries where entry.request != request && live(entry, at: now) {
             let shared = Self.commonPrefix(chain, entry.chain, upTo: cachedChunks) - entry.from
             guard shared >= minChunks else { continue }
-            let ends = entry.admittedAt ?? (entry.sentAt + maxHold)
+            let ends = min(entry.admittedAt ?? (entry.sentAt + maxHold), since + maxHold)
             let retry = max(0.001, min(pollInterval, ends - now))
             if hold.map({ shared > $0.warmingChunks }) ?? true { hold = (retry, shared) }
         }
+        guard hold != nil, heldSince[request] != nil || heldSince.count < Self.maxHeldRequests else { return nil }
+        heldSince[request] = since
         return hold
+    }
+
+    /// Whether `entry` can still hold anyone at `now`.
+    private func live(_ entry: Entry, at now: Double) -> Bool {
+        entry.sentAt + maxHold > now && (entry.admittedAt.map { $0 > now } ?? true)
+    }
+
+    private mutating func prune(at now: Double) {
+        for (instance, times) in sends {
+            if warming[instance] == nil { sends[instance] = nil } else { sends[instance] = times.filter { $0 > now - maxHold } }
+        }
+        for (instance, entries) in warming {
+            let left = entries.filter { live($0, at: now) }
+            if left.count != entries.count {
+                for entry in entries where !live(entry, at: now) { owner[entry.request] = nil }
+                warming[instance] = left.isEmpty ? nil : left
+            }
+        }
+        heldSince = heldSince.filter { now - $0.value < maxHold }
     }
 
     /// How many leading chunks `a` and `b` share, counting at most `limit`. The hashes are

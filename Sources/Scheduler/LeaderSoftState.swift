@@ -182,7 +182,11 @@ struct LeaderSoftState: Sendable {
         if let count = inFlight[instance], count > 0 { inFlight[instance] = count - 1 }
     }
 
-    mutating func report(_ instance: String, load: EngineLoad, healthy: Bool, prefixCacheHitRate: Double = 0, at now: ContinuousClock.Instant) {
+    /// `readingAge`: how old the engine reading was when the report was sent (its scrape's age).
+    mutating func report(
+        _ instance: String, load: EngineLoad, healthy: Bool, prefixCacheHitRate: Double = 0, readingAge: Duration = .zero,
+        at now: ContinuousClock.Instant
+    ) {
         reports[instance] = Report(load: load, receivedAt: now, healthy: healthy, prefixCacheHitRate: prefixCacheHitRate)
         sentSinceReport[instance] = SentSinceReport()
         if healthy {
@@ -192,18 +196,20 @@ struct LeaderSoftState: Sendable {
                 memoryBound: load.kvUsage > router.configuration.kvPressure, at: seconds(now))
         }
         lastHeard[instance] = now
-        if healthy { warmup.reported(instance, waiting: load.waiting, at: seconds(now)) }
+        if healthy { warmup.reported(instance, waiting: load.waiting, observedAt: seconds(now - readingAge), at: seconds(now)) }
         // An unhealthy engine reports no load: its count says nothing about its requests.
         if healthy { reconcile(instance, engineCount: load.running + load.waiting, now: now) }
     }
 
     /// The policies that route by prefix affinity hold a request whose prefix its instance is
     /// computing for a request not yet admitted there (`PrefixWarmup`); nil: send it now.
-    mutating func warmupHold(_ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, at now: ContinuousClock.Instant)
-        -> (retryAfter: Double, warmingChunks: Int)?
-    {
+    /// `acceptsHold`: the gateway asking understands a hold (one from before holds existed would
+    /// read it as a broken answer and fall back).
+    mutating func warmupHold(
+        _ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, acceptsHold: Bool, at now: ContinuousClock.Instant
+    ) -> (retryAfter: Double, warmingChunks: Int)? {
         let policy = router.configuration
-        guard policy.name == .prefixCache || policy.name == .expectedTTFT else { return nil }
+        guard acceptsHold, policy.name == .prefixCache || policy.name == .expectedTTFT else { return nil }
         warmup.maxHold = Double(policy.prefixHoldMilliseconds) / 1_000
         warmup.minChunks = policy.prefixHoldMinChunks
         return warmup.hold(request, on: instance, chain: chain, cachedChunks: cachedChunks, at: seconds(now))
@@ -214,8 +220,14 @@ struct LeaderSoftState: Sendable {
     mutating func warming(_ request: String, on view: RoutingInstance, chain: [UInt64], cachedChunks: Int, at now: ContinuousClock.Instant) {
         let policy = router.configuration
         guard policy.name == .prefixCache || policy.name == .expectedTTFT else { return }
-        let fresh = view.load.map { $0.ageMilliseconds <= policy.staleReportMilliseconds } ?? false
-        let idle = fresh && view.load?.running == 0 && view.load?.waiting == 0 && view.inFlightSinceReport == 0
+        warmup.assigned(to: view.id, at: seconds(now))
+        // Only while the engine keeps no queue (by its fresh report): with requests waiting there,
+        // no report is likely to show this one admitted, and its followers would be held for
+        // all of `prefix_hold_ms`, longer than the recomputation it would save them.
+        guard let load = view.load, load.ageMilliseconds <= policy.staleReportMilliseconds, load.waiting == 0 else { return }
+        // The leader's own count, not what was sent since the report: a report can carry a
+        // reading older than requests sent before it arrived.
+        let idle = load.running == 0 && view.inFlight == 0
         warmup.sent(request, to: view.id, chain: chain, cachedChunks: cachedChunks, idle: idle, at: seconds(now))
     }
 

@@ -340,7 +340,9 @@ public actor SchedulerNode {
             instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
-            if let hold = soft.warmupHold(request.requestID, on: instance, chain: request.prefixHashes, cachedChunks: cached, at: now) {
+            if let hold = soft.warmupHold(
+                request.requestID, on: instance, chain: request.prefixHashes, cachedChunks: cached, acceptsHold: request.acceptsHold, at: now)
+            {
                 (outcome, cachedChunks, chosen) = ("hold", cached, instance)
                 return .scheduleReply(ScheduleReply(outcome: .hold(PrefixHold(
                     retryAfterMs: UInt32(max(1, (hold.retryAfter * 1_000).rounded(.up))), instanceID: instance,
@@ -502,7 +504,8 @@ public actor SchedulerNode {
                 running: Int(report.running), waiting: Int(report.waiting), kvUsage: report.kvUsage,
                 promptTokensPerSecond: report.promptTokensPerS, generationTokensPerSecond: report.generationTokensPerS,
                 loadedAdapters: report.loadedAdapters),
-            healthy: healthy, prefixCacheHitRate: report.prefixCacheHitRate.isFinite ? min(1, max(0, report.prefixCacheHitRate)) : 0, at: .now)
+            healthy: healthy, prefixCacheHitRate: report.prefixCacheHitRate.isFinite ? min(1, max(0, report.prefixCacheHitRate)) : 0,
+            readingAge: .milliseconds(Int64(min(report.scrapeAgeMs, 60_000))), at: .now)
         metrics.reportAccepted()
         signalCapacityIfWaiting(report.instanceID)
         // Reports move an instance between up and down only: a drained instance stays drained

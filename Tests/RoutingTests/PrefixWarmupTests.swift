@@ -19,7 +19,7 @@ import Testing
         return chain
     }
 
-    private func warmup() -> PrefixWarmup { PrefixWarmup(maxHold: 2, minChunks: 16, arrivalGrace: 0.005, reportLag: 0.02, pollInterval: 0.05) }
+    private func warmup() -> PrefixWarmup { PrefixWarmup(maxHold: 2, minChunks: 16, arrivalGrace: 0.01, pollInterval: 0.05) }
 
     @Test func aFollowerWaitsUntilAReportShowsTheFirstRequestAdmitted() {
         var w = warmup()
@@ -30,27 +30,45 @@ import Testing
         let held = w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.001)
         #expect(held?.warmingChunks == 20 && held?.retryAfter == 0.05)
         // A report with requests waiting says nothing of the first one.
-        w.reported("e", waiting: 3, at: 10.25)
+        w.reported("e", waiting: 3, observedAt: 10.24, at: 10.25)
         #expect(w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.26) != nil)
         // Nothing waiting, in a report taken after the first request could have arrived: admitted.
-        w.reported("e", waiting: 0, at: 10.5)
+        w.reported("e", waiting: 0, observedAt: 10.49, at: 10.5)
         #expect(w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.5) == nil)
     }
 
-    @Test func aReportTooSoonAfterTheSendDoesNotCount() {
+    @Test func anEngineAdmitsInOrderSoFewerWaitingThanSentSinceSaysTheFirstWasAdmitted() {
+        var w = warmup()
+        let follower = prompt(system: 1, user: 2)
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        // Three more requests go to e after it, the last too late for the reading below.
+        for at in [10.05, 10.1, 10.345] { w.assigned(to: "e", at: at) }
+        // Read at 10.35: two of them had arrived. Three waiting: the first may be one of them.
+        w.reported("e", waiting: 3, observedAt: 10.35, at: 10.36)
+        #expect(w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.37) != nil)
+        // Two waiting: were the first still waiting, the two that came after it would be too.
+        w.reported("e", waiting: 2, observedAt: 10.35, at: 10.4)
+        #expect(w.hold("follower", on: "e", chain: follower, cachedChunks: 20, at: 10.41) == nil)
+    }
+
+    @Test func aReadingTakenBeforeTheRequestCouldArriveDoesNotCount() {
         var w = warmup()
         w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
-        // Taken before the request can have reached the engine: its "nothing waiting" is older.
-        w.reported("e", waiting: 0, at: 10.01)
+        // Read before the request can have reached the engine: its "nothing waiting" is older.
+        w.reported("e", waiting: 0, observedAt: 10.005, at: 10.006)
         #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.011) != nil)
+        // Received long after the send, but carrying a reading from before it (an agent reports
+        // its latest scrape): no more.
+        w.reported("e", waiting: 0, observedAt: 9.9, at: 10.5)
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.51) != nil)
     }
 
     @Test func onAnIdleEngineTheFirstRequestIsAdmittedAsItArrives() {
         var w = warmup()
         w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: true, at: 10)
         let held = w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.001)
-        #expect(held.map { abs($0.retryAfter - 0.004) < 1e-9 } == true, "held \(String(describing: held))")
-        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.005) == nil)
+        #expect(held.map { abs($0.retryAfter - 0.009) < 1e-9 } == true, "held \(String(describing: held))")
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.01) == nil)
     }
 
     @Test func noHoldOutlastsMaxHold() {
@@ -61,15 +79,42 @@ import Testing
         #expect(late.map { abs($0.retryAfter - 0.02) < 1e-9 } == true)
         #expect(w.hold("f", on: "e", chain: follower, cachedChunks: 20, at: 12) == nil)
         // Reports forget expired entries.
-        w.reported("e", waiting: 5, at: 12.1)
-        #expect(w.warming["e"] == nil)
+        w.reported("e", waiting: 5, observedAt: 12.1, at: 12.1)
+        #expect(w.warming["e"] == nil && w.heldSince.keys.sorted() == ["f"])
+        // And held requests once they could be held no longer.
+        w.reported("e", waiting: 5, observedAt: 14, at: 14)
+        #expect(w.heldSince.isEmpty)
+    }
+
+    @Test func aRequestIsHeldAtMostMaxHoldInAllBehindOneWarmingRequestAfterAnother() {
+        var w = warmup()
+        let system = prompt(system: 1, user: 0, ownChunks: 0)
+        let document = prompt(system: 1, user: 9, ownChunks: 30)
+        var question = document
+        question.append(42)
+        // A computes the system prompt; C (system prompt and a long document) and F (the same
+        // document and a question) are held behind it.
+        w.sent("A", to: "e", chain: system, cachedChunks: 0, idle: false, at: 10)
+        #expect(w.hold("C", on: "e", chain: document, cachedChunks: 20, at: 10.1) != nil)
+        #expect(w.hold("F", on: "e", chain: question, cachedChunks: 20, at: 10.2) != nil)
+        // A's hold runs out; C goes and computes the document; F now waits for C, but only until
+        // two seconds after it was first held.
+        #expect(w.hold("C", on: "e", chain: document, cachedChunks: 20, at: 12) == nil)
+        w.sent("C", to: "e", chain: document, cachedChunks: 20, idle: false, at: 12)
+        #expect(w.heldSince["C"] == nil)
+        let late = w.hold("F", on: "e", chain: question, cachedChunks: 50, at: 12.18)
+        #expect(late?.warmingChunks == 30 && late.map { abs($0.retryAfter - 0.02) < 1e-9 } == true)
+        #expect(w.hold("F", on: "e", chain: question, cachedChunks: 50, at: 12.2) == nil)
     }
 
     @Test func theFirstRequestEndingEndsTheHold() {
         var w = warmup()
         w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        w.sent("elsewhere", to: "g", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.05) != nil)
         w.ended("first")
         #expect(w.hold("f", on: "e", chain: prompt(system: 1, user: 2), cachedChunks: 20, at: 10.1) == nil)
+        #expect(w.warming["e"] == nil && w.warming["g"]?.count == 1)
     }
 
     @Test func onlyAShareWorthAStepIsHeld() {

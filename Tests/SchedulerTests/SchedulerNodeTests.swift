@@ -152,10 +152,6 @@ import Wire
         }
     }
 
-    /// Between two reports the leader weighs what it sent each engine by the prompt tokens each
-    /// request will compute there (the node hands every assignment's uncached tokens to its
-    /// bookkeeping): after a 4,000-token prompt went to one of two idle engines, the short
-    /// prompts that follow go to the other. Counted by requests, they would split.
     /// A conversation's follower whose system prompt its instance is computing for a request that
     /// engine has not admitted yet is held (the gateway asks again), until a report shows nothing
     /// waiting there; then it goes to that instance.
@@ -179,12 +175,13 @@ import Wire
                 guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return false }
                 return status.instances.first(where: { $0.instance?.id == "a" })?.lastReport?.waiting == waiting
             }
-            // Busy: it runs one request, so the first request of the prompt will queue behind it.
-            try await report(waiting: 2)
-            while !(try await leaderSaw(waiting: 2)) { try await Task.sleep(for: .milliseconds(10)) }
-            func schedule(_ id: String, _ chain: [UInt64]) async throws -> ScheduleReply.Outcome? {
+            // Busy (it runs one request) with no queue: the first request of the prompt will wait for
+            // the step in progress, and a report can show when it was admitted.
+            try await report(waiting: 0)
+            while !(try await leaderSaw(waiting: 0)) { try await Task.sleep(for: .milliseconds(10)) }
+            func schedule(_ id: String, _ chain: [UInt64], acceptsHold: Bool = true) async throws -> ScheduleReply.Outcome? {
                 let reply = try await connection.call(
-                    .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: chain, promptTokens: 1_600)))
+                    .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: chain, promptTokens: 1_600, acceptsHold: acceptsHold)))
                 guard case .scheduleReply(let answer) = reply else { return nil }
                 return answer.outcome
             }
@@ -196,15 +193,30 @@ import Wire
             try await report(waiting: 3)
             while !(try await leaderSaw(waiting: 3)) { try await Task.sleep(for: .milliseconds(10)) }
             guard case .hold = try await schedule("second", system + [2]) else { Issue.record("second not held while requests wait"); return }
+            // A gateway that does not understand holds is never held.
+            guard case .assigned = try await schedule("old-gateway", system + [3], acceptsHold: false) else {
+                Issue.record("a request that does not accept holds was not assigned"); return
+            }
             // Nothing waiting, in a report sent well after the first request went: it was admitted.
             try await Task.sleep(for: .milliseconds(30))
             try await report(waiting: 0)
             while !(try await leaderSaw(waiting: 0)) { try await Task.sleep(for: .milliseconds(10)) }
             guard case .assigned(let second) = try await schedule("second", system + [2]) else { Issue.record("second still held"); return }
             #expect(second.instanceID == "a" && second.cachedChunks == 24)
+            // An engine that keeps a queue holds nobody back: no report would show when to stop.
+            try await report(waiting: 4)
+            while !(try await leaderSaw(waiting: 4)) { try await Task.sleep(for: .milliseconds(10)) }
+            let other = chain(8, 24)
+            guard case .assigned = try await schedule("third", other + [1]), case .assigned = try await schedule("fourth", other + [2]) else {
+                Issue.record("a follower was held on an engine with a queue"); return
+            }
         }
     }
 
+    /// Between two reports the leader weighs what it sent each engine by the prompt tokens each
+    /// request will compute there (the node hands every assignment's uncached tokens to its
+    /// bookkeeping): after a 4,000-token prompt went to one of two idle engines, the short
+    /// prompts that follow go to the other. Counted by requests, they would split.
     @Test func requestsSentSinceAReportWeighThePromptWorkTheyBring() async throws {
         try await SingleNode.with { node in
             let connection = try await node.connect()

@@ -772,10 +772,15 @@ struct  Junction__V1__ScheduleRequest
    * Empty = not traced. At most 55 characters are read (the version-00 form).
    */
   char *traceparent;
+  /*
+   * The gateway understands a PrefixHold answer. The leader holds no request without it: a
+   * gateway from before holds existed would take the unknown outcome for a broken answer.
+   */
+  protobuf_c_boolean accepts_hold;
 };
 #define JUNCTION__V1__SCHEDULE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__schedule_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 typedef enum {

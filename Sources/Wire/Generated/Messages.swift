@@ -1484,6 +1484,9 @@ public struct ScheduleRequest: Sendable, Hashable {
     /// call, when the gateway traces the request: the leader's decision span joins its trace.
     /// Empty = not traced. At most 55 characters are read (the version-00 form).
     public var traceparent: String
+    /// The gateway understands a PrefixHold answer. The leader holds no request without it: a
+    /// gateway from before holds existed would take the unknown outcome for a broken answer.
+    public var acceptsHold: Bool
 
     public init(
         requestID: String = "",
@@ -1496,7 +1499,8 @@ public struct ScheduleRequest: Sendable, Hashable {
         chunkChars: UInt32 = 0,
         answerStartChunk: UInt32 = 0,
         answerEndChunk: UInt32 = 0,
-        traceparent: String = ""
+        traceparent: String = "",
+        acceptsHold: Bool = false
     ) {
         self.requestID = requestID
         self.model = model
@@ -1509,6 +1513,7 @@ public struct ScheduleRequest: Sendable, Hashable {
         self.answerStartChunk = answerStartChunk
         self.answerEndChunk = answerEndChunk
         self.traceparent = traceparent
+        self.acceptsHold = acceptsHold
     }
 }
 
@@ -1529,6 +1534,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         self.answerStartChunk = c.answer_start_chunk
         self.answerEndChunk = c.answer_end_chunk
         self.traceparent = try cString(c.traceparent)
+        self.acceptsHold = (c.accepts_hold != 0)
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__ScheduleRequest> {
@@ -1546,6 +1552,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         c.answer_start_chunk = answerStartChunk
         c.answer_end_chunk = answerEndChunk
         c.traceparent = arena.cString(traceparent)
+        c.accepts_hold = (acceptsHold ? 1 : 0)
         pointer.pointee = c
         return pointer
     }
