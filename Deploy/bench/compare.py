@@ -221,7 +221,7 @@ def opening_split(files, users):
     return "\n".join(lines) + "\n"
 
 
-def start_engines(procs, args, profile, speed):
+def start_engines(procs, args, profile, speed, name):
     engines, started = [], []
     for n in range(args.engines):
         port = free_port()
@@ -229,6 +229,8 @@ def start_engines(procs, args, profile, speed):
                 "--speed", str(speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
         if args.kv_blocks:
             argv += ["--kv-blocks", str(args.kv_blocks)]
+        if args.engine_request_logs:
+            argv += ["--request-log", os.path.join(args.out, f"{name}-engine-{n}.jsonl")]
         started.append(procs.start(f"engine-{profile}-{n}", argv))
         engines.append(f"http://127.0.0.1:{port}")
     for engine in engines:
@@ -275,7 +277,8 @@ def junction_target(target):
 
 
 def run_workload(procs, work, args, name, scenario, profile, loop, requests, speed, external):
-    engines, engine_procs = start_engines(procs, args, profile, speed)
+    engines, engine_procs = start_engines(procs, args, profile, speed, name)
+    windows = {}
     try:
         if loop[0] == "saturation":
             loop = ("open", round(loop[1] * measure_capacity(procs, work, args, engines, scenario, name), 2))
@@ -296,13 +299,18 @@ def run_workload(procs, work, args, name, scenario, profile, loop, requests, spe
                 procs.stop([p for p in procs.running if p not in engine_procs])
                 continue
             out = os.path.join(args.out, f"{name}-{target}.json")
+            began = time.time()
             serve(url, label, ["--scenario", scenario], args, requests, engines, out, loop=loop)
+            windows[target] = [began, time.time()]
             procs.stop(started)
             files.append(out)
         how = f"{loop[1]:g} users" if loop[0] == "closed" else f"open loop {loop[1]:g} turns/s"
         report(files, "round-robin", args.out, name,
                f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {speed:g}), {how}",
                users=int(loop[1]) if loop[0] == "closed" else None)
+        if args.engine_request_logs:
+            with open(os.path.join(args.out, f"{name}-windows.json"), "w") as f:
+                json.dump(windows, f)
     finally:
         procs.stop(engine_procs)
 
@@ -320,6 +328,8 @@ def main():
     parser.add_argument("--profile", default="7b-a100", help="engine profile of ad-hoc workloads")
     parser.add_argument("--speed", type=float, default=2, help="simulated engines run this many times faster than real time")
     parser.add_argument("--kv-blocks", type=int, default=None, help="KV blocks per engine (default: the profile's)")
+    parser.add_argument("--engine-request-logs", action="store_true",
+                        help="engines write a line per request into --out (NAME-engine-N.jsonl; NAME-windows.json says when each target ran)")
     parser.add_argument("--concurrency", type=int, default=60, help="closed loop: users")
     parser.add_argument("--rate", type=float, default=None, help="ad-hoc workloads: open loop at this many turns a second")
     parser.add_argument("--requests", type=int, default=None, help="requests per target (default: the workload's)")

@@ -18,11 +18,13 @@ actor EngineRunner {
     /// vLLM's `vllm:lora_requests_info`: set at every step to the step's adapters, and once more
     /// with none when the engine goes idle, each label set keeping the last time it was set.
     private var loraInfo = LoRAInfo()
+    private let requestLog: RequestLog?
 
-    init(core: EngineCore, speed: Double, faults: FaultSwitch) {
+    init(core: EngineCore, speed: Double, faults: FaultSwitch, requestLog: RequestLog? = nil) {
         self.core = core
         self.speed = speed
         self.faults = faults
+        self.requestLog = requestLog
         metrics = EngineMetrics(maxModelLength: core.profile.maxModelLength)
     }
 
@@ -35,7 +37,9 @@ actor EngineRunner {
         let id = try core.submit(request)
         let (stream, continuation) = AsyncStream<StreamEvent>.makeStream()
         streams[id] = continuation
-        timings[id] = RequestTiming(submitted: .now, maxTokens: request.maxTokens)
+        timings[id] = RequestTiming(
+            submitted: .now, maxTokens: request.maxTokens, promptTokens: request.promptTokens.count,
+            submittedWall: Date().timeIntervalSince1970, waitingAtArrival: core.waitingCount - 1, runningAtArrival: core.runningCount)
         if let idle {
             self.idle = nil
             idle.resume()
@@ -112,9 +116,11 @@ actor EngineRunner {
         let crashAfter = faults.current.crashAfterTokens
         for event in step.events {
             switch event {
-            case .scheduled(let id, _):
-                if let submitted = timings[id]?.submitted {
-                    metrics.queueTime.observe((now - submitted) / .seconds(1))
+            case .scheduled(let id, let cached):
+                if var timing = timings[id] {
+                    metrics.queueTime.observe((now - timing.submitted) / .seconds(1))
+                    (timing.scheduled, timing.cachedTokens) = (now, cached)
+                    timings[id] = timing
                 }
             case .token(let id, _):
                 guard var timing = timings[id] else { continue }
@@ -122,6 +128,7 @@ actor EngineRunner {
                     metrics.interTokenLatency.observe((now - last) / .seconds(1))
                 } else {
                     metrics.timeToFirstToken.observe((now - timing.submitted) / .seconds(1))
+                    requestLog?.write(timing.logLine(firstTokenAt: now, step: step))
                 }
                 timing.lastToken = now
                 timing.tokens += 1
@@ -163,8 +170,22 @@ actor EngineRunner {
 struct RequestTiming: Sendable {
     var submitted: ContinuousClock.Instant
     var maxTokens: Int
+    var promptTokens = 0
+    var submittedWall = 0.0
+    var waitingAtArrival = 0
+    var runningAtArrival = 0
+    var scheduled: ContinuousClock.Instant?
+    var cachedTokens = 0
     var lastToken: ContinuousClock.Instant?
     var tokens = 0
+
+    func logLine(firstTokenAt now: ContinuousClock.Instant, step: StepResult) -> RequestLog.Line {
+        let milliseconds = { (d: Duration) in Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15 }
+        return RequestLog.Line(
+            submitted: submittedWall, promptTokens: promptTokens, cachedTokens: cachedTokens, waitingAtArrival: waitingAtArrival,
+            runningAtArrival: runningAtArrival, queueMs: milliseconds((scheduled ?? now) - submitted), ttftMs: milliseconds(now - submitted),
+            stepPrefillTokens: step.prefillTokens, stepSequences: step.sequences)
+    }
 }
 
 

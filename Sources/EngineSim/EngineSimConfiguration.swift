@@ -10,6 +10,8 @@ public struct EngineSimConfiguration: Sendable {
     /// The names the model answers to (vLLM's `--served-model-name` takes several); the first
     /// also labels the metrics. Empty: the profile's name.
     public var servedModelNames: [String] = []
+    /// A file to write one JSON line to per request at its first token (`RequestLog`); nil: none.
+    public var requestLogPath: String?
     /// vLLM's `--enable-lora`: LoRA adapters are served (`loraModules` at start, more loaded at
     /// run time), at most `maxLoras` in one batch, each loaded into a slot in `loraLoadSeconds`.
     public var enableLoRA = false

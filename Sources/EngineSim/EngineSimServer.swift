@@ -12,7 +12,8 @@ public enum EngineSimServer {
     public static func run(_ config: EngineSimConfiguration, logger: Logger) async throws {
         let core = try EngineCore(profile: config.profile, lora: .init(maxLoras: config.maxLoras, loadSeconds: config.loraLoadSeconds))
         let faults = FaultSwitch(config.faults)
-        let runner = EngineRunner(core: core, speed: config.speed, faults: faults)
+        let requestLog = try config.requestLogPath.map { try RequestLog(path: $0) }
+        let runner = EngineRunner(core: core, speed: config.speed, faults: faults, requestLog: requestLog)
         let state = ServerState(config: config, runner: runner, faults: faults, logger: logger)
         let router = Router()
         EngineRoutes(state: state).add(to: router)

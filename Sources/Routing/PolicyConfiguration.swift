@@ -64,6 +64,11 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// less than this holds nothing back.
     public var prefixHoldMinTokens: Double = 1_024
 
+    /// Whether this policy holds a request whose prefix its instance is still computing
+    /// (`PrefixWarmup`): the single-instance policies that route by prefix affinity. pd-split's
+    /// prompts are computed on a prefill instance the hold does not watch.
+    public var holdsForWarmingPrefixes: Bool { (name == .prefixCache || name == .expectedTTFT) && prefixHoldMilliseconds > 0 }
+
     /// `prefixHoldMinTokens` in whole prompt chunks.
     public var prefixHoldMinChunks: Int { max(1, Int((prefixHoldMinTokens / chunkTokens).rounded(.up))) }
 

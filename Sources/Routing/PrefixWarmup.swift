@@ -101,7 +101,7 @@ public struct PrefixWarmup: Sendable {
             let times = sends[instance] ?? []
             let arrivedBy = observedAt - arrivalGrace
             for index in entries.indices where entries[index].admittedAt == nil && entries[index].sentAt <= arrivedBy {
-                let sentAfter = times.reduce(0) { $0 + ($1 > entries[index].sentAt && $1 <= arrivedBy ? 1 : 0) }
+                let sentAfter = Self.count(times, after: entries[index].sentAt, upTo: arrivedBy)
                 if waiting <= sentAfter { entries[index].admittedAt = now }
             }
             warming[instance] = entries
@@ -158,6 +158,23 @@ public struct PrefixWarmup: Sendable {
             }
         }
         heldSince = heldSince.filter { now - $0.value < maxHold }
+    }
+
+    /// How many of `times` (ascending: the leader's clock only moves on) lie in `(after, upTo]`.
+    static func count(_ times: [Double], after start: Double, upTo end: Double) -> Int {
+        guard end > start else { return 0 }
+        return firstIndex(in: times, above: end) - firstIndex(in: times, above: start)
+    }
+
+    /// The index of the first of `times` (ascending) above `value`; `times.count` if none is.
+    private static func firstIndex(in times: [Double], above value: Double) -> Int {
+        var low = 0
+        var high = times.count
+        while low < high {
+            let middle = (low + high) / 2
+            if times[middle] > value { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 
     /// How many leading chunks `a` and `b` share, counting at most `limit`. The hashes are

@@ -17,6 +17,17 @@ struct LeaderSoftState: Sendable {
     }
 
     var router: Router
+    /// The replicated policy, set before each decision and tick. The hold's limits follow it at
+    /// once, so warming entries and reports use the values in force even when no request that
+    /// accepts holds has been decided since the change.
+    var policy: PolicyConfiguration {
+        get { router.configuration }
+        set {
+            router.configuration = newValue
+            warmup.maxHold = newValue.holdsForWarmingPrefixes ? Double(newValue.prefixHoldMilliseconds) / 1_000 : 0
+            warmup.minChunks = newValue.prefixHoldMinChunks
+        }
+    }
     var reports: [String: Report] = [:]
     var inFlight: [String: Int] = [:]
     /// The instances each request holds a slot on (a pd-split pair holds two). Counting by
@@ -71,6 +82,7 @@ struct LeaderSoftState: Sendable {
     init(policy: PolicyConfiguration, seed: UInt64, reconcileGrace: Duration = .seconds(2)) {
         router = Router(configuration: policy, seed: seed)
         self.reconcileGrace = reconcileGrace
+        self.policy = policy
     }
 
     func view(of record: InstanceRecord, now: ContinuousClock.Instant) -> RoutingInstance {
@@ -208,10 +220,7 @@ struct LeaderSoftState: Sendable {
     mutating func warmupHold(
         _ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, acceptsHold: Bool, at now: ContinuousClock.Instant
     ) -> (retryAfter: Double, warmingChunks: Int)? {
-        let policy = router.configuration
-        guard acceptsHold, policy.name == .prefixCache || policy.name == .expectedTTFT else { return nil }
-        warmup.maxHold = Double(policy.prefixHoldMilliseconds) / 1_000
-        warmup.minChunks = policy.prefixHoldMinChunks
+        guard acceptsHold, router.configuration.holdsForWarmingPrefixes else { return nil }
         return warmup.hold(request, on: instance, chain: chain, cachedChunks: cachedChunks, at: seconds(now))
     }
 
@@ -219,7 +228,7 @@ struct LeaderSoftState: Sendable {
     /// `cachedChunks` there: requests sharing that part wait until it is admitted.
     mutating func warming(_ request: String, on view: RoutingInstance, chain: [UInt64], cachedChunks: Int, at now: ContinuousClock.Instant) {
         let policy = router.configuration
-        guard policy.name == .prefixCache || policy.name == .expectedTTFT else { return }
+        guard policy.holdsForWarmingPrefixes else { return }
         warmup.assigned(to: view.id, at: seconds(now))
         // Only while the engine keeps no queue (by its fresh report): with requests waiting there,
         // no report is likely to show this one admitted, and its followers would be held for

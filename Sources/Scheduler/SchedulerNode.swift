@@ -198,7 +198,7 @@ public actor SchedulerNode {
         await publishTableIfChanged()
         guard await leads() else { return }
         let now = ContinuousClock.now
-        soft.router.configuration = policy(of: await replica.state)
+        soft.policy = policy(of: await replica.state)
         if now - lastAffinityFlush >= .milliseconds(config.affinityBatchMilliseconds) {
             lastAffinityFlush = now
             // Bounded entries: a burst of long prompts becomes several entries of at most
@@ -312,7 +312,7 @@ public actor SchedulerNode {
         if request.prefixHashes.count > Self.maxPrefixChunks { request.prefixHashes.removeLast(request.prefixHashes.count - Self.maxPrefixChunks) }
         let now = ContinuousClock.now
         soft.scheduling(request.requestID)
-        soft.router.configuration = policy(of: state)
+        soft.policy = policy(of: state)
         let instances = state.sortedInstances.map { soft.view(of: $0, now: now) }
         var outcome = "no_instance"
         var cachedChunks = 0

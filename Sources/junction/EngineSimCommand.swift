@@ -48,6 +48,8 @@ struct EngineSimServe: AsyncParsableCommand {
     @Option(help: "KV hand-off: model milliseconds per 16-token block transferred.") var kvTransferMsPerBlock = 0.1
     @Option(help: "KV hand-off: seconds a prefill keeps a prompt's KV for its decode, and a decode waits for an SGLang prefill.")
     var handoffTimeoutSeconds = 30.0
+    @Option(help: "Write one JSON line per request at its first token to this file (arrival, prompt and cached tokens, queue time, TTFT, the step it shared).")
+    var requestLog: String?
     @Option(help: "Fault: fraction of requests that fail.") var errorRate = 0.0
     @Option(help: "Fault: HTTP status of failed requests (500 or 503).") var errorStatus = 500
     @Flag(help: "Fault: accept requests and never answer.") var hang = false
@@ -88,6 +90,7 @@ struct EngineSimServe: AsyncParsableCommand {
         config.maxLoras = maxLoras
         config.loraLoadSeconds = loraLoadMs / 1000
         config.speed = speed
+        config.requestLogPath = requestLog
         config.seed = seed
         config.startupSeconds = startupSeconds
         config.vllmMetrics = vllmMetrics

@@ -173,4 +173,21 @@ import Testing
             #expect(PrefixWarmup.commonPrefix(a, b, upTo: limit) == linear)
         }
     }
+
+    /// The sends counted against a report's waiting requests are found by binary search in the
+    /// ascending send times; it must count what a scan counts, with repeated times and bounds on them.
+    @Test func sendsInAWindowAreCountedBySearch() {
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<500 {
+            var clock = 0.0
+            let times = (0..<Int(rng.next() % 30)).map { _ in
+                clock += Double(rng.next() % 3) * 0.01  // steps of 0, 10 or 20 ms: repeats included
+                return clock
+            }
+            let start = Double(rng.next() % 40) * 0.01 - 0.05
+            let end = start + Double(rng.next() % 40) * 0.01 - 0.05
+            let scan = times.filter { $0 > start && $0 <= end }.count
+            #expect(PrefixWarmup.count(times, after: start, upTo: end) == scan)
+        }
+    }
 }

@@ -157,30 +157,13 @@ import Wire
     /// waiting there; then it goes to that instance.
     @Test func aFollowerIsHeldUntilItsPrefixHasBegunOnItsInstance() async throws {
         try await SingleNode.with { node in
-            let connection = try await node.connect()
-            defer { connection.close() }
-            let operatorConnection = try await node.connect(role: .operator)
-            defer { operatorConnection.close() }
-            _ = try await operatorConnection.call(
-                .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache", params: [PolicyParam(key: "stale_report_ms", value: 3_600_000)]))))
-            try await node.register("a")
-            let agent = try await node.connect(role: .agent, nodeID: "a")
-            defer { agent.close() }
-            let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "a")))
-            defer { reports.cancel() }
-            func report(waiting: UInt32) async throws {
-                try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 1, waiting: waiting, kvUsage: 0.1)))
-            }
-            func leaderSaw(waiting: UInt32) async throws -> Bool {
-                guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return false }
-                return status.instances.first(where: { $0.instance?.id == "a" })?.lastReport?.waiting == waiting
-            }
+            let pool = try await ReportingInstances.open(on: node, ["a"])
+            defer { pool.close() }
             // Busy (it runs one request) with no queue: the first request of the prompt will wait for
             // the step in progress, and a report can show when it was admitted.
-            try await report(waiting: 0)
-            while !(try await leaderSaw(waiting: 0)) { try await Task.sleep(for: .milliseconds(10)) }
+            try await pool.report("a", running: 1, waiting: 0)
             func schedule(_ id: String, _ chain: [UInt64], acceptsHold: Bool = true) async throws -> ScheduleReply.Outcome? {
-                let reply = try await connection.call(
+                let reply = try await pool.connection.call(
                     .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: chain, promptTokens: 1_600, acceptsHold: acceptsHold)))
                 guard case .scheduleReply(let answer) = reply else { return nil }
                 return answer.outcome
@@ -190,8 +173,7 @@ import Wire
             guard case .hold(let hold) = try await schedule("second", system + [2]) else { Issue.record("second not held"); return }
             #expect(hold.instanceID == first.instanceID && hold.warmingChunks == 24 && hold.retryAfterMs > 0 && hold.retryAfterMs <= 50)
             // Still held while the engine shows requests waiting.
-            try await report(waiting: 3)
-            while !(try await leaderSaw(waiting: 3)) { try await Task.sleep(for: .milliseconds(10)) }
+            try await pool.report("a", running: 1, waiting: 3)
             guard case .hold = try await schedule("second", system + [2]) else { Issue.record("second not held while requests wait"); return }
             // A gateway that does not understand holds is never held.
             guard case .assigned = try await schedule("old-gateway", system + [3], acceptsHold: false) else {
@@ -199,13 +181,11 @@ import Wire
             }
             // Nothing waiting, in a report sent well after the first request went: it was admitted.
             try await Task.sleep(for: .milliseconds(30))
-            try await report(waiting: 0)
-            while !(try await leaderSaw(waiting: 0)) { try await Task.sleep(for: .milliseconds(10)) }
+            try await pool.report("a", running: 1, waiting: 0)
             guard case .assigned(let second) = try await schedule("second", system + [2]) else { Issue.record("second still held"); return }
             #expect(second.instanceID == "a" && second.cachedChunks == 24)
             // An engine that keeps a queue holds nobody back: no report would show when to stop.
-            try await report(waiting: 4)
-            while !(try await leaderSaw(waiting: 4)) { try await Task.sleep(for: .milliseconds(10)) }
+            try await pool.report("a", running: 1, waiting: 4)
             let other = chain(8, 24)
             guard case .assigned = try await schedule("third", other + [1]), case .assigned = try await schedule("fourth", other + [2]) else {
                 Issue.record("a follower was held on an engine with a queue"); return
@@ -219,39 +199,11 @@ import Wire
     /// prompts that follow go to the other. Counted by requests, they would split.
     @Test func requestsSentSinceAReportWeighThePromptWorkTheyBring() async throws {
         try await SingleNode.with { node in
-            let connection = try await node.connect()
-            defer { connection.close() }
-            let operatorConnection = try await node.connect(role: .operator)
-            defer { operatorConnection.close() }
-            // Reports stay fresh however slowly the machine runs the test.
-            _ = try await operatorConnection.call(
-                .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache", params: [PolicyParam(key: "stale_report_ms", value: 3_600_000)]))))
-            var streams: [WireStream] = []
-            var agents: [WireConnection] = []
-            defer {
-                for stream in streams { stream.cancel() }
-                for agent in agents { agent.close() }
-            }
-            for id in ["a", "b"] {
-                try await node.register(id)
-                let agent = try await node.connect(role: .agent, nodeID: id)
-                agents.append(agent)
-                let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: id)))
-                streams.append(reports)
-                try await reports.send(.loadReport(LoadReport(instanceID: id, health: .healthy, running: 0, waiting: 0, kvUsage: 0.1)))
-            }
-            // Reports are handled concurrently with calls: wait until the leader holds both (no
-            // deadline of its own: the suite's time limit bounds it).
-            while true {
-                if case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())),
-                    status.instances.filter({ $0.lastReport != nil }).count == 2
-                {
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            let pool = try await ReportingInstances.open(on: node, ["a", "b"])
+            defer { pool.close() }
+            for id in ["a", "b"] { try await pool.report(id, running: 0, waiting: 0) }
             func schedule(_ id: String, _ chain: [UInt64], tokens: UInt32) async throws -> String? {
-                let reply = try await connection.call(
+                let reply = try await pool.connection.call(
                     .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: chain, promptTokens: tokens)))
                 guard case .scheduleReply(let answer) = reply, case .assigned(let assignment) = answer.outcome else { return nil }
                 return assignment.instanceID
@@ -359,5 +311,53 @@ import Wire
                 #expect(error.code != .permissionDenied, "refused for the missing instance, not for the role: \(error)")
             }
         }
+    }
+}
+
+/// Instances registered on a node under prefix-cache, each with its agent's report stream, for
+/// tests that drive the leader's decisions by the engine loads it has been told. Reports stay
+/// fresh for an hour, however slowly the machine runs the test.
+private struct ReportingInstances {
+    let connection: WireConnection
+    private let others: [WireConnection]
+    private let streams: [String: WireStream]
+
+    static func open(on node: SingleNode, _ ids: [String]) async throws -> ReportingInstances {
+        let connection = try await node.connect()
+        let operatorConnection = try await node.connect(role: .operator)
+        defer { operatorConnection.close() }
+        _ = try await operatorConnection.call(
+            .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache", params: [PolicyParam(key: "stale_report_ms", value: 3_600_000)]))))
+        var agents: [WireConnection] = []
+        var streams: [String: WireStream] = [:]
+        for id in ids {
+            try await node.register(id)
+            let agent = try await node.connect(role: .agent, nodeID: id)
+            agents.append(agent)
+            streams[id] = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: id)))
+        }
+        return ReportingInstances(connection: connection, others: agents, streams: streams)
+    }
+
+    /// Sends `id`'s healthy report and returns once the leader holds it (so a report must differ
+    /// from the one before it). Reports are handled concurrently with calls; no deadline of its
+    /// own: the suite's time limit bounds it.
+    func report(_ id: String, running: UInt32, waiting: UInt32) async throws {
+        let stream = try #require(streams[id])
+        try await stream.send(.loadReport(LoadReport(instanceID: id, health: .healthy, running: running, waiting: waiting, kvUsage: 0.1)))
+        while true {
+            if case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())),
+                let last = status.instances.first(where: { $0.instance?.id == id })?.lastReport, last.running == running, last.waiting == waiting
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func close() {
+        for stream in streams.values { stream.cancel() }
+        for agent in others { agent.close() }
+        connection.close()
     }
 }

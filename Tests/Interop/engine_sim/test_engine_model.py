@@ -67,3 +67,33 @@ def test_more_requests_than_kv_blocks_queue_and_wait_longer(start_sim):
     assert peak_waiting >= 4, peak_waiting
     assert ttfts[-1] > ttfts[0] * 5, ttfts
     assert sample_value(sim.metrics(), "vllm:num_requests_waiting") == 0
+
+
+def test_the_request_log_has_a_line_per_request_with_what_its_first_token_waited_for(start_sim, tmp_path):
+    log = tmp_path / "requests.jsonl"
+    sim = start_sim("--profile", "7b-l20", "--kv-blocks", "256", "--speed", "10", "--request-log", str(log))
+    sim.model = "DeepSeek-R1-Distill-Qwen-7B"
+    before = time.time()
+    _, cold = stream_ttft(sim, LONG_PROMPT)
+    _, warm = stream_ttft(sim, LONG_PROMPT)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 2, lines
+    first, second = lines
+    assert first["prompt_tokens"] == cold["prompt_tokens"] and first["cached_tokens"] == 0
+    assert second["cached_tokens"] == warm["prompt_tokens_details"]["cached_tokens"] > 0
+    # The first computed its whole prompt in the step that gave its first token; the second
+    # only what was not cached.
+    assert first["step_prefill_tokens"] == first["prompt_tokens"] and first["step_sequences"] == 1
+    assert second["step_prefill_tokens"] == second["prompt_tokens"] - second["cached_tokens"]
+    assert first["waiting_at_arrival"] == 0 and first["running_at_arrival"] == 0
+    assert before <= first["submitted"] <= second["submitted"] <= time.time()
+    assert 0 < second["ttft_ms"] < first["ttft_ms"] and first["queue_ms"] <= first["ttft_ms"]
+
+
+def test_an_unwritable_request_log_stops_the_engine_with_a_clear_error(tmp_path):
+    import subprocess
+    from conftest import BINARY
+    done = subprocess.run([BINARY, "engine-sim", "--port", "0", "--request-log", str(tmp_path / "missing" / "log.jsonl")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "log.jsonl" in done.stderr, done.stderr
