@@ -39,6 +39,7 @@ actor EngineRunner {
         streams[id] = continuation
         timings[id] = RequestTiming(
             submitted: .now, maxTokens: request.maxTokens, promptTokens: request.promptTokens.count,
+            promptHead: requestLog == nil ? "" : RequestLog.head(of: request.promptTokens),
             submittedWall: Date().timeIntervalSince1970, waitingAtArrival: core.waitingCount - 1, runningAtArrival: core.runningCount)
         if let idle {
             self.idle = nil
@@ -171,6 +172,7 @@ struct RequestTiming: Sendable {
     var submitted: ContinuousClock.Instant
     var maxTokens: Int
     var promptTokens = 0
+    var promptHead = ""
     var submittedWall = 0.0
     var waitingAtArrival = 0
     var runningAtArrival = 0
@@ -182,7 +184,7 @@ struct RequestTiming: Sendable {
     func logLine(firstTokenAt now: ContinuousClock.Instant, step: StepResult) -> RequestLog.Line {
         let milliseconds = { (d: Duration) in Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15 }
         return RequestLog.Line(
-            submitted: submittedWall, promptTokens: promptTokens, cachedTokens: cachedTokens, waitingAtArrival: waitingAtArrival,
+            submitted: submittedWall, promptTokens: promptTokens, promptHead: promptHead, cachedTokens: cachedTokens, waitingAtArrival: waitingAtArrival,
             runningAtArrival: runningAtArrival, queueMs: milliseconds((scheduled ?? now) - submitted), ttftMs: milliseconds(now - submitted),
             stepPrefillTokens: step.prefillTokens, stepSequences: step.sequences)
     }

@@ -23,6 +23,8 @@ struct RequestLog {
         /// Wall-clock seconds when the request reached the engine.
         var submitted: Double
         var promptTokens: Int
+        /// A hash of the prompt's first 64 tokens: which requests share a system prompt.
+        var promptHead: String
         var cachedTokens: Int
         /// Requests waiting and running in the engine as it arrived.
         var waitingAtArrival: Int
@@ -33,6 +35,15 @@ struct RequestLog {
         /// and its sequences.
         var stepPrefillTokens: Int
         var stepSequences: Int
+    }
+
+    /// FNV-1a over the first 64 tokens, in hex.
+    static func head(of tokens: [UInt32]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for token in tokens.prefix(64) {
+            hash = (hash ^ UInt64(token)) &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
     }
 
     func write(_ line: Line) {

@@ -47,8 +47,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// LoRA adapter to an instance that does not hold it loaded (loading it, or waiting for one of
     /// the batch's adapter slots). 0 ignores where adapters are loaded.
     public var adapterLoadTokens: Double = 256
-    /// expected-ttft: an instance's prefill rate (computed prompt tokens a second) until its
-    /// reports have taught the leader better.
+    /// expected-ttft, and the bound on prefix holds: an instance's prefill rate (computed prompt
+    /// tokens a second) until its reports have taught the leader better.
     public var prefillTokensPerSecond: Double = 10_000
     /// expected-ttft: how much a second of stall imposed on each sequence decoding on an instance
     /// counts against a second of this request's own wait.
@@ -57,7 +57,8 @@ public struct PolicyConfiguration: Sendable, Equatable {
     public var nearTieFraction: Double = 0.05
     /// prefix-cache and expected-ttft: the longest the leader holds a request whose prefix its
     /// instance is computing for a request sent moments before, until that computation has begun
-    /// (`PrefixWarmup`); 0 never holds.
+    /// (`PrefixWarmup`), and never longer than computing the shared part again would take at the
+    /// instance's prefill rate; 0 never holds.
     public var prefixHoldMilliseconds: Int = 2_000
     /// The shared prefix, in prompt tokens, worth a hold: a request is held only when at least
     /// this much of what it would find cached is still being computed, and a request computing

@@ -120,11 +120,20 @@ public struct PrefixWarmup: Sendable {
 
     /// Whether `request`, bound for `instance` where it is believed to find `chain`'s first
     /// `cachedChunks` cached, should wait: some of those chunks are being computed there by
-    /// another request that has not been admitted yet, and it has not been held `maxHold` yet.
+    /// another request that has not been admitted yet, and it has not been held `maxHold` yet,
+    /// nor as long as computing those chunks again would take it (`secondsPerChunk`: the
+    /// instance's prefill time for one chunk; nil: unknown, `maxHold` alone bounds the hold).
     /// The hold's answer: how soon to ask again, and how many of the request's chunks are warming.
-    public mutating func hold(_ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, at now: Double)
-        -> (retryAfter: Double, warmingChunks: Int)?
-    {
+    ///
+    /// Why the second bound: the leader learns of an admission only from a report, a scrape
+    /// interval (250 ms) after it. On a fast engine the shared prefix takes less than that to
+    /// compute; a follower held longer than that loses more than the hold saves it (measured: the
+    /// opening of the saturation benchmark on `7b-a100`, Docs/benchmarks.md). Released at that
+    /// bound, the follower most likely finds the first request admitted by then, and waits
+    /// for its step like any arrival; at worst it computes the prefix again, as with no hold.
+    public mutating func hold(
+        _ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, secondsPerChunk: Double? = nil, at now: Double
+    ) -> (retryAfter: Double, warmingChunks: Int)? {
         guard maxHold > 0, !request.isEmpty, let entries = warming[instance], cachedChunks >= minChunks else { return nil }
         let since = heldSince[request] ?? now
         guard now - since < maxHold else { return nil }
@@ -132,7 +141,9 @@ public struct PrefixWarmup: Sendable {
         for entry in entries where entry.request != request && live(entry, at: now) {
             let shared = Self.commonPrefix(chain, entry.chain, upTo: cachedChunks) - entry.from
             guard shared >= minChunks else { continue }
-            let ends = min(entry.admittedAt ?? (entry.sentAt + maxHold), since + maxHold)
+            let longest = min(maxHold, secondsPerChunk.map { Double(shared) * $0 } ?? maxHold)
+            guard now - since < longest else { continue }
+            let ends = min(entry.admittedAt ?? (entry.sentAt + maxHold), since + longest)
             let retry = max(0.001, min(pollInterval, ends - now))
             if hold.map({ shared > $0.warmingChunks }) ?? true { hold = (retry, shared) }
         }

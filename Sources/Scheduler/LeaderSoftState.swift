@@ -220,8 +220,24 @@ struct LeaderSoftState: Sendable {
     mutating func warmupHold(
         _ request: String, on instance: String, chain: [UInt64], cachedChunks: Int, acceptsHold: Bool, at now: ContinuousClock.Instant
     ) -> (retryAfter: Double, warmingChunks: Int)? {
-        guard acceptsHold, router.configuration.holdsForWarmingPrefixes else { return nil }
-        return warmup.hold(request, on: instance, chain: chain, cachedChunks: cachedChunks, at: seconds(now))
+        let policy = router.configuration
+        guard acceptsHold, policy.holdsForWarmingPrefixes else { return nil }
+        return warmup.hold(
+            request, on: instance, chain: chain, cachedChunks: cachedChunks, secondsPerChunk: recomputeBound(on: instance),
+            at: seconds(now))
+    }
+
+    /// The instance's prefill time for one chunk, as learned from its reports (the policy's
+    /// assumed rate until then): no hold lasts longer than computing the shared part again. Not
+    /// while its KV cache is under pressure (by its report): a request there waits for blocks to
+    /// free, not for a step to end, so a follower released early would most likely join the first
+    /// request's step and compute the prefix again, having waited for nothing (measured:
+    /// `pressure-open`, Docs/benchmarks.md); it waits for the report that shows the admission.
+    private func recomputeBound(on instance: String) -> Double? {
+        let policy = router.configuration
+        if let load = reports[instance]?.load, load.kvUsage > policy.kvPressure { return nil }
+        let tokensPerSecond = prefill[instance]?.tokensPerSecond ?? policy.prefillTokensPerSecond
+        return policy.chunkTokens / max(1, tokensPerSecond)
     }
 
     /// A request sent to `instance` (`view`: as the decision saw it) that computes `chain` past
@@ -232,8 +248,13 @@ struct LeaderSoftState: Sendable {
         warmup.assigned(to: view.id, at: seconds(now))
         // Only while the engine keeps no queue (by its fresh report): with requests waiting there,
         // no report is likely to show this one admitted, and its followers would be held for
-        // all of `prefix_hold_ms`, longer than the recomputation it would save them.
-        guard let load = view.load, load.ageMilliseconds <= policy.staleReportMilliseconds, load.waiting == 0 else { return }
+        // all of `prefix_hold_ms`, longer than the recomputation it would save them. Nor while
+        // its KV cache is under pressure: the request waits for blocks, and the prefix's blocks
+        // may be evicted before a held follower comes (measured: in `pressure-open` holds lowered
+        // the hit rate and raised the mean TTFT in three runs of three, Docs/benchmarks.md).
+        guard let load = view.load, load.ageMilliseconds <= policy.staleReportMilliseconds, load.waiting == 0,
+            load.kvUsage <= policy.kvPressure
+        else { return }
         // The leader's own count, not what was sent since the report: a report can carry a
         // reading older than requests sent before it arrived.
         let idle = load.running == 0 && view.inFlight == 0

@@ -86,6 +86,29 @@ import Testing
         #expect(w.heldSince.isEmpty)
     }
 
+    /// On a fast engine a hold lasts at most as long as computing the shared chunks again would:
+    /// 20 chunks at 5 ms a chunk, 100 ms, though `maxHold` is 2 s and no report says anything.
+    @Test func noHoldOutlastsRecomputingWhatItShares() {
+        var w = warmup()
+        w.sent("first", to: "e", chain: prompt(system: 1, user: 1), cachedChunks: 0, idle: false, at: 10)
+        let follower = prompt(system: 1, user: 2)
+        let fast = 0.005
+        #expect(w.hold("f", on: "e", chain: follower, cachedChunks: 20, secondsPerChunk: fast, at: 10.001)?.retryAfter == 0.05)
+        let last = w.hold("f", on: "e", chain: follower, cachedChunks: 20, secondsPerChunk: fast, at: 10.081)
+        #expect(last.map { abs($0.retryAfter - 0.02) < 1e-9 } == true, "asks again when the bound ends")
+        #expect(w.hold("f", on: "e", chain: follower, cachedChunks: 20, secondsPerChunk: fast, at: 10.101) == nil)
+        // A slow engine (100 ms a chunk: 2 s for the 20) is bounded by `maxHold` first.
+        #expect(w.hold("g", on: "e", chain: follower, cachedChunks: 20, secondsPerChunk: 0.1, at: 11) != nil)
+        #expect(w.hold("g", on: "e", chain: follower, cachedChunks: 20, secondsPerChunk: 0.1, at: 11.9) != nil)
+        // The bound counts the chunks the hold is for, not the whole prompt: a follower sharing 16 of
+        // its 20 cached chunks with the warming request is held at most 80 ms.
+        w.sent("second", to: "e2", chain: prompt(system: 2, user: 1), cachedChunks: 4, idle: false, at: 20)
+        let other = prompt(system: 2, user: 3)
+        #expect(w.hold("h", on: "e2", chain: other, cachedChunks: 20, secondsPerChunk: fast, at: 20.001)?.warmingChunks == 16)
+        #expect(w.hold("h", on: "e2", chain: other, cachedChunks: 20, secondsPerChunk: fast, at: 20.07) != nil)
+        #expect(w.hold("h", on: "e2", chain: other, cachedChunks: 20, secondsPerChunk: fast, at: 20.082) == nil)
+    }
+
     @Test func aRequestIsHeldAtMostMaxHoldInAllBehindOneWarmingRequestAfterAnother() {
         var w = warmup()
         let system = prompt(system: 1, user: 0, ownChunks: 0)

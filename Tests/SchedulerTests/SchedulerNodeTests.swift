@@ -157,7 +157,9 @@ import Wire
     /// waiting there; then it goes to that instance.
     @Test func aFollowerIsHeldUntilItsPrefixHasBegunOnItsInstance() async throws {
         try await SingleNode.with { node in
-            let pool = try await ReportingInstances.open(on: node, ["a"])
+            // Holds as long as the policy allows, whatever the machine's pace: no bound by the
+            // time to compute the prefix again (1 token a second), and 10 s in all.
+            let pool = try await ReportingInstances.open(on: node, ["a"], params: ["prefill_tokens_per_second": 1, "prefix_hold_ms": 10_000])
             defer { pool.close() }
             // Busy (it runs one request) with no queue: the first request of the prompt will wait for
             // the step in progress, and a report can show when it was admitted.
@@ -322,12 +324,14 @@ private struct ReportingInstances {
     private let others: [WireConnection]
     private let streams: [String: WireStream]
 
-    static func open(on node: SingleNode, _ ids: [String]) async throws -> ReportingInstances {
+    static func open(on node: SingleNode, _ ids: [String], params: [String: Double] = [:]) async throws -> ReportingInstances {
         let connection = try await node.connect()
         let operatorConnection = try await node.connect(role: .operator)
         defer { operatorConnection.close() }
+        let all = params.merging(["stale_report_ms": 3_600_000]) { mine, _ in mine }
         _ = try await operatorConnection.call(
-            .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(name: "prefix-cache", params: [PolicyParam(key: "stale_report_ms", value: 3_600_000)]))))
+            .setPolicyRequest(SetPolicyRequest(policy: PolicyConfig(
+                name: "prefix-cache", params: all.sorted { $0.key < $1.key }.map { PolicyParam(key: $0.key, value: $0.value) }))))
         var agents: [WireConnection] = []
         var streams: [String: WireStream] = [:]
         for id in ids {

@@ -80,6 +80,7 @@ def test_the_request_log_has_a_line_per_request_with_what_its_first_token_waited
     assert len(lines) == 2, lines
     first, second = lines
     assert first["prompt_tokens"] == cold["prompt_tokens"] and first["cached_tokens"] == 0
+    assert first["prompt_head"] == second["prompt_head"] != ""
     assert second["cached_tokens"] == warm["prompt_tokens_details"]["cached_tokens"] > 0
     # The first computed its whole prompt in the step that gave its first token; the second
     # only what was not cached.
