@@ -19,6 +19,12 @@ junction`). The routers are installed with pip into --routers-venv (default
 ~/.cache/junction/routers-venv) if they are not there; a router that does not install or start
 is reported and skipped.
 
+After each target it prints the CPU seconds its processes (Junction: gateway, schedulers and
+agents apart) and the engines used during the run: on a machine the routers share with the
+engines and the client, a router's CPU is time taken from them. For Junction targets it keeps the
+gateway's /metrics at the end as NAME-TARGET-gateway-metrics.txt (the `schedule` round trip's
+histogram among them).
+
 Against engines you run yourself, use the load generator alone:
     junction bench serve --target http://ROUTER --model NAME --concurrency 50 --engine-metrics http://ENGINE/metrics ...
 """
@@ -168,6 +174,26 @@ def start_external(procs, venv, name, engines):
     return url, [p]
 
 
+def cpu_seconds(process):
+    """User plus system CPU time a live child has used, from /proc (0 once it has exited)."""
+    try:
+        with open(f"/proc/{process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_by_role(started, tag):
+    """CPU seconds of a target's processes so far, summed by role (the word after the tag)."""
+    roles = {}
+    for process in started:
+        name = os.path.basename(process.args[0]) if isinstance(process.args, list) else "router"
+        role = next((word for word in ("scheduler", "agent", "gateway") if word in " ".join(process.args[:2])), name)
+        roles[role] = roles.get(role, 0.0) + cpu_seconds(process)
+    return roles
+
+
 def serve(url, name, workload, args, requests, engines, out, loop=None):
     """`junction bench serve` against `url` with `workload` (the scenario and its overrides) and
     the run's seed and time limit, in `loop` (("closed", users) or ("open", turns a second);
@@ -299,9 +325,21 @@ def run_workload(procs, work, args, name, scenario, profile, loop, requests, spe
                 procs.stop([p for p in procs.running if p not in engine_procs])
                 continue
             out = os.path.join(args.out, f"{name}-{target}.json")
+            cpu_before = cpu_by_role(started, target)
+            engine_cpu_before = sum(cpu_seconds(p) for p in engine_procs)
             began = time.time()
             serve(url, label, ["--scenario", scenario], args, requests, engines, out, loop=loop)
             windows[target] = [began, time.time()]
+            # What the router's processes and the engines spent during the run: on two shared
+            # cores, a router's CPU is taken from the engines and the client.
+            cpu = {role: round(seconds - cpu_before.get(role, 0.0), 2) for role, seconds in cpu_by_role(started, target).items()}
+            engine_cpu = round(sum(cpu_seconds(p) for p in engine_procs) - engine_cpu_before, 2)
+            print(f"CPU seconds during the run: router {cpu}, engines {engine_cpu}", flush=True)
+            if target not in EXTERNAL:
+                status, body = http(url + "/metrics")
+                if status == 200:
+                    with open(os.path.join(args.out, f"{name}-{target}-gateway-metrics.txt"), "wb") as f:
+                        f.write(body)
             procs.stop(started)
             files.append(out)
         how = f"{loop[1]:g} users" if loop[0] == "closed" else f"open loop {loop[1]:g} turns/s"

@@ -10,7 +10,10 @@ engines' request logs, Docs/engine-sim.md), after the first --opening seconds:
 - the mean TTFT and what it is made of: the request's own uncached prompt and the prompt tokens of
   other requests computed in the same step (in tokens; × the profile's prefill cost per token for
   milliseconds), running sequences and waiting requests met on arrival;
-- the most running sequences any engine had, against the fewest, at the same moments (a hot spot).
+- the most running sequences any engine had, against the fewest, at the same moments (a hot spot);
+- the mean TTFT the client measured (NAME-TARGET.json, `junction bench serve --json`) against the
+  mean the engines measured, for the opening and after it: the difference is the time a request
+  spends outside the engine (client, router, the network between them).
 With --why, each such recomputation with the engines that served its system prompt before
 (marked *) and their last arrivals: time, running, waiting, uncached tokens.
 """
@@ -38,6 +41,28 @@ def uncached(record):
     return record["prompt_tokens"] - record["cached_tokens"]
 
 
+def outside_engine(directory, workload, target, run, opening):
+    """Mean TTFT by the client and by the engines, opening and after it, and their difference."""
+    path = os.path.join(directory, f"{workload}-{target}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        records = json.load(f)["records"]
+    if not records:
+        return None
+    first_engine, first_client = run[0]["submitted"], min(r["start"] for r in records)
+
+    def mean(values):
+        return sum(values) / max(1, len(values))
+    engine = [(r["submitted"] - first_engine, r["ttft_ms"]) for r in run]
+    client = [(r["start"] - first_client, (r["firstToken"] - r["start"]) * 1000) for r in records if r.get("firstToken")]
+    parts = []
+    for label, keep in ((f"first {opening:g} s", lambda t: t <= opening), ("after", lambda t: t > opening), ("all", lambda t: True)):
+        e, c = mean([v for t, v in engine if keep(t)]), mean([v for t, v in client if keep(t)])
+        parts.append(f"{label} {c:.1f} against {e:.1f}")
+    return "mean TTFT, client against engines (ms): " + ", ".join(parts) + f"; outside the engine {mean([v for _, v in client]) - mean([v for _, v in engine]):.1f} ms a request"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("directory")
@@ -57,6 +82,9 @@ def main():
         own = sum(uncached(r) for r in steady) / n
         shared = sum(max(0, r["step_prefill_tokens"] - uncached(r)) for r in steady) / n
         print(f"{target}: {len(steady)} requests after {args.opening:g} s, mean TTFT {sum(r['ttft_ms'] for r in steady) / n:.1f} ms")
+        split = outside_engine(args.directory, args.workload, target, run, args.opening)
+        if split:
+            print("  " + split)
         print(f"  computed more than 1,000 prompt tokens: {len(cold)}"
               + (f" (TTFT {', '.join(str(round(r['ttft_ms'])) for r in cold)} ms)" if cold else ""))
         print(f"  per request: own uncached prompt {own:.0f} tokens, other requests' prompt tokens in its step {shared:.0f}, "

@@ -27,6 +27,8 @@ public actor Agent {
     private let leader: LeaderClient
     private var health: HealthTracker
     private var normaliser: LoadNormaliser?
+    /// The `/metrics` page to ask for, once the engine's kind is known.
+    private var query: MetricsQuery?
     private var identity: EngineIdentity?
     private var sequence: UInt64 = 0
     private var lastLoad = NormalisedLoad()
@@ -153,6 +155,8 @@ public actor Agent {
             return nil
         }
         var normaliser = LoadNormaliser(family: family)
+        query = MetricsQuery(family: family, filtering: configuration.filterMetrics)
+        metrics.filtering(configuration.filterMetrics)
         if let page { lastLoad = normaliser.normalise(page, at: (ContinuousClock.now - started) / .seconds(1)) }
         self.normaliser = normaliser
         metrics.discovered(instanceID: configuration.instanceID, engineURL: configuration.engineURL, family: family, model: model)
@@ -324,13 +328,22 @@ public actor Agent {
                 defer { metrics.probed(seconds: (clock.now - started) / .seconds(1)) }
                 return await engine.probeHealth()
             }()
+            let path = query?.path ?? "/metrics"
             async let scraped: Result<Exposition, EngineClient.Failure> = {
                 let started = clock.now
-                let result = await engine.scrapeResult()
+                let result = await engine.scrapeResult(path)
                 metrics.scraped(seconds: (clock.now - started) / .seconds(1), failure: Self.failureReason(result))
                 return result
             }()
-            (probed, page) = await (probe, scraped)
+            var (probedNow, result) = await (probe, scraped)
+            if case .success(let filtered) = result, let names = normaliser?.names, query?.accepts(filtered, running: names.running) == false {
+                logger.notice(
+                    "the engine's filtered /metrics lacks the running-requests gauge; scraping the whole page from now on",
+                    metadata: ["engine": "\(configuration.engineURL)", "asked": "\(path)"])
+                metrics.filtering(false)
+                result = await engine.scrapeResult()
+            }
+            (probed, page) = (probedNow, result)
         } else {
             (probed, page) = (.refused, .failure(.unreachable("connection refused")))
             metrics.scraped(seconds: nil, failure: "refused")

@@ -21,6 +21,9 @@ public struct AgentConfiguration: Sendable {
     public var bootstrapPort: Int?
     public var scrapeIntervalMilliseconds = 250
     public var scrapeTimeoutMilliseconds = 1_000
+    /// `agent.filter_metrics`: ask the engine for only the samples the agent reads
+    /// (`/metrics?name[]=…`, `MetricsQuery`); false: always the whole page.
+    public var filterMetrics = true
     public var healthFailures = 2
     public var drainTimeoutMilliseconds = 30_000
     public var nodeName = ProcessInfo.processInfo.hostName
@@ -57,6 +60,7 @@ public struct AgentConfiguration: Sendable {
         let agent = try ConfigFile.object(root, "agent", required: false)
         config.scrapeIntervalMilliseconds = try ConfigFile.int(agent, "agent.scrape_interval_ms", default: 250, range: 10...60_000)
         config.scrapeTimeoutMilliseconds = try ConfigFile.int(agent, "agent.scrape_timeout_ms", default: 1_000, range: 10...60_000)
+        config.filterMetrics = try ConfigFile.bool(agent, "agent.filter_metrics", default: true)
         config.healthFailures = try ConfigFile.int(agent, "agent.health_failures", default: 2, range: 1...100)
         config.drainTimeoutMilliseconds = try ConfigFile.int(agent, "agent.drain_timeout_ms", default: 30_000, range: 0...3_600_000)
         config.model = try ConfigFile.string(agent, "agent.model")

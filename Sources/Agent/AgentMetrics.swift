@@ -21,6 +21,7 @@ public final class AgentMetrics: Sendable {
     private let generationRate: Gauge
     private let cacheHitRate: Gauge
     private let kvCapacity: Gauge
+    private let metricsFiltered: Gauge
     private let healthGauges: [HealthTracker.Health: Gauge]
     private let failures = Mutex<[String: Counter]>([:])
     private let info = Mutex<Gauge?>(nil)
@@ -61,7 +62,13 @@ public final class AgentMetrics: Sendable {
         }
         health[.unknown]?.set(to: 1)
         healthGauges = health
+        metricsFiltered = registry.makeGauge(
+            descriptor: Self.name(
+                "metrics_filtered", "",
+                "1 while the agent asks the engine for only the samples it reads (/metrics?name[]=...); 0: the whole page."))
     }
+
+    func filtering(_ on: Bool) { metricsFiltered.set(to: on ? 1 : 0) }
 
     /// Once the engine's kind and model are known.
     func discovered(instanceID: String, engineURL: String, family: EngineFamily, model: String) {

@@ -47,13 +47,14 @@ struct EngineClient: Sendable {
         return body
     }
 
-    func scrape() async throws(Failure) -> Exposition {
-        let body = try await get("/metrics")
+    /// `path`: `/metrics`, or the filtered page `MetricsQuery` asks for.
+    func scrape(_ path: String = "/metrics") async throws(Failure) -> Exposition {
+        let body = try await get(path)
         do { return try PromTextParser.parse(Array(body.readableBytesView)) } catch { throw .malformed(error.description) }
     }
 
-    func scrapeResult() async -> Result<Exposition, Failure> {
-        do { return .success(try await scrape()) } catch { return .failure(error) }
+    func scrapeResult(_ path: String = "/metrics") async -> Result<Exposition, Failure> {
+        do { return .success(try await scrape(path)) } catch { return .failure(error) }
     }
 
     /// Whether anything accepts TCP connections at the engine's address. A refusal is certain

@@ -55,6 +55,13 @@ public enum ConfigFile {
         return try int(section, fullKey, default: range.lowerBound, range: range)
     }
 
+    public static func bool(_ section: [String: Any]?, _ fullKey: String, default value: Bool) throws(ConfigError) -> Bool {
+        let key = String(fullKey.split(separator: ".").last ?? "")
+        guard let raw = section?[key] else { return value }
+        guard let flag = raw as? Bool else { throw ConfigError(key: fullKey, reason: "true or false") }
+        return flag
+    }
+
     public static func string(_ section: [String: Any]?, _ fullKey: String) throws(ConfigError) -> String? {
         let key = String(fullKey.split(separator: ".").last ?? "")
         guard let raw = section?[key] else { return nil }

@@ -16,7 +16,7 @@ public enum ConfigSchema {
             "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff", "access_log", "tls", "engine_ca",
         ],
         "tracing": ["enabled", "otlp_endpoint", "sample_ratio", "export_timeout_ms", "headers"],
-        "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "health_failures", "drain_timeout_ms", "engine_ca"],
+        "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "filter_metrics", "health_failures", "drain_timeout_ms", "engine_ca"],
     ]
 
     /// Keys of each entry of `cluster.schedulers`.

@@ -15,7 +15,11 @@ struct EngineRoutes: Sendable {
         router.post("/v1/chat/completions") { request, _ in try await self.inference(request, kind: .chat) }
         router.get("/v1/models") { request, _ in try await self.guarded(request) { self.json(200, self.models()) } }
         router.get("/health") { request, _ in try await self.guarded(request) { self.health() } }
-        router.get("/metrics") { request, _ in try await self.guarded(request) { await self.metrics() } }
+        router.get("/metrics") { request, _ in
+            // prometheus_client's filter: `?name[]=A&name[]=B` asks for those samples only.
+            let asked = MetricsFilter.names(query: request.uri.query)
+            return try await self.guarded(request) { await self.metrics(only: asked) }
+        }
         router.get("/version") { request, _ in
             try await self.guarded(request) { self.json(200, "{\"version\":\"junction-engine-sim-0.1.0\"}") }
         }
@@ -269,14 +273,14 @@ struct EngineRoutes: Sendable {
         }
     }
 
-    private func metrics() async -> Response {
+    private func metrics(only: Set<String>? = nil) async -> Response {
         var snapshot = await state.runner.snapshot()
         snapshot.handoff = await handoffSnapshot()
         snapshot.loraEnabled = state.config.enableLoRA
         snapshot.waiting += snapshot.handoff.awaitingKV
         let renderer = MetricsRenderer(
             dialect: dialect, servedModelName: state.config.modelName, vllmGeneration: state.config.vllmMetrics,
-            startTime: state.startTime)
+            startTime: state.startTime, only: only)
         let text = renderer.render(snapshot, recent: snapshot.metrics.recent(at: .now))
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"

@@ -7,11 +7,17 @@ struct ExpositionWriter {
     let common: [(String, String)]
     /// Counters and histograms get a `<name>_created` gauge family when set, as vLLM's do.
     let createdTimestamp: Double?
+    /// `/metrics?name[]=…`: only samples of these names are written, each family's HELP and TYPE
+    /// only when one of its samples is (prometheus_client's restricted registry); nil: all.
+    let only: Set<String>?
+    /// A family's HELP and TYPE, held back until one of its samples passes `only`.
+    private var pendingHeader: String?
 
-    init(common: [(String, String)], createdTimestamp: Double?) {
+    init(common: [(String, String)], createdTimestamp: Double?, only: Set<String>? = nil) {
         self.common = common
         self.createdTimestamp = createdTimestamp
-        text.reserveCapacity(16_384)
+        self.only = only
+        text.reserveCapacity(only == nil ? 16_384 : 1_024)
     }
 
     mutating func gauge(_ name: String, _ help: String, _ value: Double, labels: [(String, String)] = []) {
@@ -41,6 +47,8 @@ struct ExpositionWriter {
     }
 
     mutating func histogram(_ name: String, _ help: String, _ histogram: LatencyHistogram) {
+        // Its bucket labels are formatted before a sample is looked at: skip the family at once.
+        if let only, !["_bucket", "_count", "_sum", "_created"].contains(where: { only.contains(name + $0) }) { return }
         header(name, help, "histogram")
         for (bound, count) in zip(histogram.bounds, histogram.counts) {
             sample(name + "_bucket", [("le", format(bound))], Double(count))
@@ -55,10 +63,19 @@ struct ExpositionWriter {
     }
 
     private mutating func header(_ name: String, _ help: String, _ type: String) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        let lines = "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        if only == nil { text += lines } else { pendingHeader = lines }
     }
 
     private mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        if let only {
+            // Skipped before any formatting: that is what a filtered scrape saves.
+            guard only.contains(name) else { return }
+            if let header = pendingHeader {
+                text += header
+                pendingHeader = nil
+            }
+        }
         text += name
         let all = (common + labels).sorted { $0.0 < $1.0 }
         if !all.isEmpty {
@@ -73,6 +90,10 @@ struct ExpositionWriter {
     }
 
     private func escape(_ value: String) -> String {
+        // Label values rarely hold anything to escape: then they are written as they are.
+        guard value.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else {
+            return value
+        }
         var out = ""
         for character in value {
             switch character {

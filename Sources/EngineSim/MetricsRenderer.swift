@@ -16,6 +16,8 @@ public struct MetricsRenderer: Sendable {
     let servedModelName: String
     let vllmGeneration: VLLMGeneration
     let startTime: Double
+    /// `/metrics?name[]=…`: the sample names asked for (nil: the whole page).
+    var only: Set<String>? = nil
 
     func render(_ snapshot: EngineSnapshot, recent: RecentActivity) -> String {
         let engine = switch dialect {
@@ -29,7 +31,7 @@ public struct MetricsRenderer: Sendable {
     /// The simulator's own families for prefill/decode disaggregation: each role's queue and
     /// what crossed between the roles.
     private func disaggregation(_ h: HandoffSnapshot) -> String {
-        var w = ExpositionWriter(common: [("model_name", servedModelName)], createdTimestamp: nil)
+        var w = ExpositionWriter(common: [("model_name", servedModelName)], createdTimestamp: nil, only: only)
         w.gauges(
             "junction_sim_role", "The instance's part in prefill/decode disaggregation (1 for its role).",
             SimRole.allCases.map { ([("role", $0.rawValue)], $0 == h.role ? 1 : 0) })
@@ -50,7 +52,7 @@ public struct MetricsRenderer: Sendable {
         let legacy = vllmGeneration == .legacy
         var w = ExpositionWriter(
             common: legacy ? [("model_name", servedModelName)] : [("engine", "0"), ("model_name", servedModelName)],
-            createdTimestamp: startTime)
+            createdTimestamp: startTime, only: only)
         let c = s.counters
         let m = s.metrics
         w.gauge("vllm:num_requests_running", "Number of requests in model execution batches.", Double(s.running))
@@ -100,7 +102,7 @@ public struct MetricsRenderer: Sendable {
         w.histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", m.promptTokens)
         w.histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", m.generationTokens)
         w.histogram("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", m.maxTokensParam)
-        let info = ExpositionWriter(common: [], createdTimestamp: nil)
+        let info = ExpositionWriter(common: [], createdTimestamp: nil, only: only)
         var cacheInfo = info
         cacheInfo.gauge(
             "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", 1,
@@ -130,7 +132,7 @@ public struct MetricsRenderer: Sendable {
     }
 
     private func sglang(_ s: EngineSnapshot, recent: RecentActivity) -> String {
-        var w = ExpositionWriter(common: [("model_name", servedModelName)], createdTimestamp: nil)
+        var w = ExpositionWriter(common: [("model_name", servedModelName)], createdTimestamp: nil, only: only)
         let c = s.counters
         let m = s.metrics
         let capacity = Double(s.profile.kvBlocks * s.profile.blockSize)
@@ -159,7 +161,7 @@ public struct MetricsRenderer: Sendable {
     }
 
     private func bladellm(_ s: EngineSnapshot, recent: RecentActivity) -> String {
-        var w = ExpositionWriter(common: [], createdTimestamp: nil)
+        var w = ExpositionWriter(common: [], createdTimestamp: nil, only: only)
         w.gauge("decode_batch_size_mean", "Mean number of sequences in a decode batch over the last window.", recent.meanDecodeBatch)
         w.gauge("wait_queue_size_mean", "Mean number of requests waiting over the last window.", recent.meanWaiting)
         w.gauge("block_usage_gpu_mean", "Mean fraction of GPU KV blocks in use over the last window.", recent.meanKVUsage)

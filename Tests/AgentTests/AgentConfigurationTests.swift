@@ -14,13 +14,14 @@ import Wire
         let plain = try AgentConfiguration.parse(["cluster": cluster], engineURL: "http://10.0.0.5:8000/", instanceID: nil)
         #expect(plain.instanceID == "10.0.0.5-8000" && plain.engineURL == "http://10.0.0.5:8000")
         #expect(plain.scrapeIntervalMilliseconds == 250 && plain.healthFailures == 2 && plain.engineFamily == nil && plain.role == .both)
+        #expect(plain.filterMetrics)
         let tuned = try AgentConfiguration.parse(
             [
                 "cluster": cluster, "llm_gateway": ["infer_backend": "sglang"],
-                "agent": ["scrape_interval_ms": 100, "role": "prefill", "model": "m", "drain_timeout_ms": 0],
+                "agent": ["scrape_interval_ms": 100, "role": "prefill", "model": "m", "drain_timeout_ms": 0, "filter_metrics": false],
             ], engineURL: "http://e:1", instanceID: "e1")
         #expect(tuned.engineFamily == .sglang && tuned.role == .prefill && tuned.model == "m" && tuned.instanceID == "e1")
-        #expect(tuned.scrapeIntervalMilliseconds == 100 && tuned.drainTimeoutMilliseconds == 0)
+        #expect(tuned.scrapeIntervalMilliseconds == 100 && tuned.drainTimeoutMilliseconds == 0 && !tuned.filterMetrics)
         // The agent's own key wins over the deployment-wide one.
         let own = try AgentConfiguration.parse(
             ["cluster": cluster, "llm_gateway": ["infer_backend": "sglang"], "agent": ["engine": "vllm"]], engineURL: "http://e:1",
@@ -39,6 +40,7 @@ import Wire
         (#"{"agent": {"scrape_interval_ms": 0}}"#, "http://e:1", "agent.scrape_interval_ms"),
         (#"{"agent": {"bootstrap_port": 70000}}"#, "http://e:1", "agent.bootstrap_port"),
         (#"{"agent": {"bootstrap_port": "8998"}}"#, "http://e:1", "agent.bootstrap_port"),
+        (#"{"agent": {"filter_metrics": "no"}}"#, "http://e:1", "agent.filter_metrics"),
         ("{}", "ftp://e:1", "--engine"),
         ("{}", "e:1", "--engine"),
     ])

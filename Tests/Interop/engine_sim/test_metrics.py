@@ -103,3 +103,56 @@ def test_sglang_and_bladellm_names(start_sim):
     for name in ["decode_batch_size_mean", "wait_queue_size_mean", "block_usage_gpu_mean", "tps_total", "tps_out"]:
         sample_value(text, name)
     assert sample_value(text, "tps_out") > 0
+
+
+def restricted_by_prometheus_client(names):
+    """What Python's prometheus_client itself serves for `?name[]=…`, on a registry holding a
+    gauge, a counter and a histogram of the kinds an engine has."""
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    registry = CollectorRegistry()
+    Gauge("vllm:num_requests_running", "running", registry=registry).set(2)
+    Counter("vllm:prompt_tokens", "prompt tokens", registry=registry).inc(7)
+    Histogram("vllm:time_to_first_token_seconds", "ttft", registry=registry).observe(0.1)
+    return generate_latest(registry.restricted_registry(names)).decode()
+
+
+def sample_names(text):
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_name_filter_keeps_only_the_samples_asked_for_as_prometheus_client_does(start_sim):
+    sim = start_sim("--dialect", "vllm")
+    exercise(sim)
+    asked = ["vllm:num_requests_running", "vllm:prompt_tokens_total", "vllm:time_to_first_token_seconds_count",
+             "vllm:cache_config_info", "no:such_metric"]
+    reply = sim.http.get("/metrics", params=[("name[]", n) for n in asked])
+    assert reply.status_code == 200
+    text = reply.text
+    # The samples asked for that exist, and nothing else: no `_created`, `_bucket` or `_sum`.
+    expected = {"vllm:num_requests_running", "vllm:prompt_tokens_total", "vllm:time_to_first_token_seconds_count",
+                "vllm:cache_config_info"}
+    assert sample_names(text) == expected, text
+    # prometheus_client restricts the same way: by sample name, so a counter's `_total` without
+    # its `_created`, a histogram's `_count` without its buckets.
+    library = restricted_by_prometheus_client(asked)
+    assert sample_names(library) == {"vllm:num_requests_running", "vllm:prompt_tokens_total",
+                                     "vllm:time_to_first_token_seconds_count"}, library
+    # Each family kept has its HELP and TYPE; those of families with nothing kept are left out.
+    assert text.count("# TYPE ") == 4 and "# TYPE vllm:e2e_request_latency_seconds" not in text
+    whole = sim.metrics()
+    assert sample_value(text, "vllm:prompt_tokens_total") == sample_value(whole, "vllm:prompt_tokens_total")
+    # Percent-encoded keys and values, as urllib and the agent write them, mean the same.
+    encoded = sim.http.get("/metrics?name%5B%5D=vllm%3Anum_requests_waiting")
+    assert sample_names(encoded.text) == {"vllm:num_requests_waiting"}
+    # Names that match nothing: an empty page, as prometheus_client answers.
+    nothing = sim.http.get("/metrics", params={"name[]": "no:such_metric"})
+    assert nothing.status_code == 200 and nothing.text == ""
+    # A malformed escape is kept as it is (as Python's unquote keeps it): a name that matches
+    # nothing, answered, not an error; bytes that are not UTF-8 are no name at all.
+    for query in ("name%5B%5D=vllm:num_requests_running%", "name%5B%5D=%zz", "name%5B%5D=%ff%fe", "name[]=&name[]", "&&="):
+        reply = sim.http.get("/metrics?" + query)
+        assert reply.status_code == 200, query
+        assert reply.text in ("", whole) or sample_names(reply.text) <= sample_names(whole), query
+    assert sim.http.get("/metrics?name%5B%5D=vllm:num_requests_running%").text == ""
+    # Other parameters do not filter.
+    assert sample_names(sim.http.get("/metrics", params={"foo": "bar"}).text) == sample_names(whole)

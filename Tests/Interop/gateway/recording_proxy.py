@@ -9,8 +9,14 @@ import httpx
 
 
 class RecordingProxy:
-    def __init__(self, target):
+    """`empty_filtered_metrics`: answer `/metrics?…` (a filtered scrape) with an empty page, as
+    prometheus_client in multiprocess mode does, instead of forwarding it."""
+
+    def __init__(self, target, empty_filtered_metrics=False):
         self.target = target
+        self.empty_filtered_metrics = empty_filtered_metrics
+        # Every GET's path and query, in order (the agent's scrapes and probes).
+        self.gets = []
         # One client for every relayed request: a client per request costs some 30 ms of CPU
         # under the GIL (its TLS context), and the agents' scrapes through four proxies then
         # saturated the test process until the scrapes timed out and the engines read as down.
@@ -27,6 +33,15 @@ class RecordingProxy:
                 pass
 
             def forward(self):
+                if self.command == "GET":
+                    with proxy.lock:
+                        proxy.gets.append(self.path)
+                    if proxy.empty_filtered_metrics and self.path.startswith("/metrics?"):
+                        self.send_response(200)
+                        self.send_header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                        self.send_header("content-length", "0")
+                        self.end_headers()
+                        return
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 if self.path.startswith("/v1/") and body:
@@ -65,6 +80,10 @@ class RecordingProxy:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def scrapes(self):
+        with self.lock:
+            return [path for path in self.gets if path.startswith("/metrics")]
 
     def recorded(self):
         with self.lock:
