@@ -102,6 +102,9 @@ class Processes:
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
+                # Every Junction process stops on SIGTERM; one that does not is a defect to see.
+                print(f"compare: {' '.join(map(str, p.args[:3]))} (pid {p.pid}) did not exit within 10 s of SIGTERM; killed",
+                      flush=True)
                 p.kill()
                 p.wait()
             if p in self.running:

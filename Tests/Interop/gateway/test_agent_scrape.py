@@ -81,3 +81,69 @@ def test_filter_metrics_false_scrapes_the_whole_page(cluster_factory):
     finally:
         for p in proxy:
             p.stop()
+
+
+class PrometheusClientEngine:
+    """An engine whose /metrics is Python's prometheus_client itself (its WSGI app, which
+    handles `name[]` as the ASGI app in front of vLLM does), with vLLM's names; /v1/models and
+    /health answered by hand. Records each /metrics query string."""
+
+    def __init__(self, running, waiting):
+        import threading
+        from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+        self.registry = CollectorRegistry()
+        labels = {"engine": "0", "model_name": "tiny"}
+        Gauge("vllm:num_requests_running", "running", list(labels), registry=self.registry).labels(**labels).set(running)
+        Gauge("vllm:num_requests_waiting", "waiting", list(labels), registry=self.registry).labels(**labels).set(waiting)
+        Gauge("vllm:kv_cache_usage_perc", "kv", list(labels), registry=self.registry).labels(**labels).set(0.25)
+        Counter("vllm:prompt_tokens", "prompt", list(labels), registry=self.registry).labels(**labels).inc(100)
+        Counter("vllm:generation_tokens", "generated", list(labels), registry=self.registry).labels(**labels).inc(50)
+        info = ["block_size", "num_gpu_blocks", "engine"]
+        Gauge("vllm:cache_config_info", "cache config", info, registry=self.registry).labels(
+            block_size="16", num_gpu_blocks="1000", engine="0").set(1)
+        Histogram("vllm:time_to_first_token_seconds", "ttft", list(labels), registry=self.registry).labels(**labels).observe(0.1)
+        metrics_app = make_wsgi_app(self.registry)
+        self.queries = []
+
+        def app(environ, start_response):
+            path = environ.get("PATH_INFO", "")
+            if path == "/metrics":
+                self.queries.append(environ.get("QUERY_STRING", ""))
+                return metrics_app(environ, start_response)
+            if path == "/v1/models":
+                start_response("200 OK", [("content-type", "application/json")])
+                return [b'{"object":"list","data":[{"id":"tiny","object":"model","owned_by":"vllm"}]}']
+            start_response("200 OK", [("content-type", "text/plain")])
+            return [b""]
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        self.server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_agent_reads_a_page_prometheus_client_restricts(cluster_factory):
+    engine = PrometheusClientEngine(running=3, waiting=2)
+    try:
+        cluster = cluster_factory({"a": ["--dialect", "vllm"]}, engine_urls={"a": lambda url: engine.url}, metrics=True)
+        agent = cluster.processes["agent-a"].metrics_url()
+        wait_for(lambda: len([q for q in engine.queries if "name" in q]) >= 3, 20, "three filtered scrapes")
+        # prometheus_client answered the filtered scrapes with what the agent needs: it reads
+        # the gauges and the capacity from them, and keeps filtering.
+        wait_for(lambda: agent_gauge(agent, "junction_agent_engine_running") == 3, 10, "running 3 from the filtered page")
+        assert agent_gauge(agent, "junction_agent_engine_waiting") == 2
+        assert agent_gauge(agent, "junction_agent_engine_kv_capacity_tokens") == 16_000
+        assert agent_gauge(agent, "junction_agent_metrics_filtered") == 1
+        assert engine.queries[0] == ""
+        assert all("name" in q for q in engine.queries[1:])
+    finally:
+        engine.stop()
