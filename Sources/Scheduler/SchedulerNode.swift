@@ -156,7 +156,27 @@ public actor SchedulerNode {
         onListening(server.port)
         let replica = self.replica
         let tick = Duration.milliseconds(config.tickMilliseconds)
+        do {
+            try await serve(server: server, replica: replica, tick: tick, metricsAt: metricsAt, onMetricsListening: onMetricsListening)
+        } catch where Task.isCancelled {
+            // Stopping: what failed on the way out (a call the stopped replica refused) is no error.
+        }
+    }
+
+    private func serve(
+        server: WireServer, replica: SchedulerReplica, tick: Duration, metricsAt: (host: String, port: Int)?,
+        onMetricsListening: @escaping @Sendable (Int) -> Void
+    ) async throws {
         try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                // On stop, the replica fails whatever still waits on it: a proposal that can
+                // never commit (a leader whose peers stopped first steps down in its own term,
+                // and its pending entries are neither committed nor stale) would otherwise hold
+                // its caller, and this group, for ever. Measured: a leader stopped together with
+                // its peers and agents outlived SIGTERM until killed.
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3_600)) }
+                await replica.stop()
+            }
             group.addTask { try await server.run() }
             group.addTask { await self.transport.run() }
             group.addTask {
