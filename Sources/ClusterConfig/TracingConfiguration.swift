@@ -26,10 +26,7 @@ public struct TracingConfiguration: Sendable, Equatable {
     /// nil when the file has no `tracing` section (or it says `"enabled": false`).
     public static func parse(_ root: [String: Any]) throws(ConfigError) -> TracingConfiguration? {
         guard let section = try ConfigFile.object(root, "tracing", required: false) else { return nil }
-        if let enabled = section["enabled"] {
-            guard let enabled = enabled as? Bool else { throw ConfigError(key: "tracing.enabled", reason: "true or false") }
-            if !enabled { return nil }
-        }
+        guard try ConfigFile.bool(section, "tracing.enabled", default: true) else { return nil }
         guard let endpoint = try ConfigFile.string(section, "tracing.otlp_endpoint"),
             let url = URL(string: endpoint), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false
         else {

@@ -106,10 +106,7 @@ public struct GatewayConfiguration: Sendable {
         if let keys = section?["api_keys"] { config.clientKeys = try parseClientKeys(keys) }
         config.engineCA = try ConfigFile.string(section, "llm_gateway.engine_ca")
         if let tls = section?["tls"] { config.tls = try TLSFiles.parse(tls, key: "llm_gateway.tls", needsCA: false) }
-        if let log = section?["access_log"] {
-            guard let log = log as? Bool else { throw ConfigError(key: "llm_gateway.access_log", reason: "true or false") }
-            config.accessLog = log
-        }
+        config.accessLog = try ConfigFile.bool(section, "llm_gateway.access_log", default: config.accessLog)
         config.maxBodyBytes = try ConfigFile.int(section, "llm_gateway.max_body_bytes", default: 16 << 20, range: 1_024...(1 << 30))
         config.maxQueueSize = try ConfigFile.int(section, "llm_gateway.max_queue_size", default: 512, range: 0...1_000_000)
         config.waitScheduleTimeoutMilliseconds = try ConfigFile.int(
