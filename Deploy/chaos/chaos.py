@@ -687,7 +687,7 @@ def report(results, faults, time_targets, log):
     routes = collections.Counter(r.route for r in results if r.outcome == "ok")
     log("")
     log(f"requests sent {len(results)}, completed {outcomes['ok']} "
-        f"(scheduled {routes.get('scheduled', 0)}, fallback {routes.get('fallback', 0)})")
+        f"(scheduled {routes.get('scheduled', 0)}, reused {routes.get('reused', 0)}, fallback {routes.get('fallback', 0)})")
     took = sorted(r.ended - r.started for r in results if r.outcome == "ok")
     if took:
         log(f"time per completed request p50 {took[len(took) // 2] * 1000:.0f} ms, "

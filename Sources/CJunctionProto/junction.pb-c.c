@@ -4197,7 +4197,7 @@ const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor =
   (ProtobufCMessageInit) junction__v1__deregister_instance__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[12] =
+static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[13] =
 {
   {
     "request_id",
@@ -4343,6 +4343,18 @@ static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reused_instance_id",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ScheduleRequest, reused_instance_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__schedule_request__field_indices_by_name[] = {
   11,   /* field[11] = accepts_hold */
@@ -4355,13 +4367,14 @@ static const unsigned junction__v1__schedule_request__field_indices_by_name[] = 
   2,   /* field[2] = prefix_hashes */
   3,   /* field[3] = prompt_tokens */
   0,   /* field[0] = request_id */
+  12,   /* field[12] = reused_instance_id */
   6,   /* field[6] = session_key */
   10,   /* field[10] = traceparent */
 };
 static const ProtobufCIntRange junction__v1__schedule_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
 {
@@ -4371,7 +4384,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   "Junction__V1__ScheduleRequest",
   "junction.v1",
   sizeof(Junction__V1__ScheduleRequest),
-  12,
+  13,
   junction__v1__schedule_request__field_descriptors,
   junction__v1__schedule_request__field_indices_by_name,
   1,  junction__v1__schedule_request__number_ranges,
@@ -4442,7 +4455,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor =
   (ProtobufCMessageInit) junction__v1__schedule_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__assignment__field_descriptors[9] =
+static const ProtobufCFieldDescriptor junction__v1__assignment__field_descriptors[10] =
 {
   {
     "instance_id",
@@ -4552,6 +4565,18 @@ static const ProtobufCFieldDescriptor junction__v1__assignment__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reuse_ms",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__Assignment, reuse_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__assignment__field_indices_by_name[] = {
   3,   /* field[3] = cached_chunks */
@@ -4563,11 +4588,12 @@ static const unsigned junction__v1__assignment__field_indices_by_name[] = {
   6,   /* field[6] = prefill_endpoint_url */
   7,   /* field[7] = prefill_engine */
   5,   /* field[5] = prefill_instance_id */
+  9,   /* field[9] = reuse_ms */
 };
 static const ProtobufCIntRange junction__v1__assignment__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor junction__v1__assignment__descriptor =
 {
@@ -4577,7 +4603,7 @@ const ProtobufCMessageDescriptor junction__v1__assignment__descriptor =
   "Junction__V1__Assignment",
   "junction.v1",
   sizeof(Junction__V1__Assignment),
-  9,
+  10,
   junction__v1__assignment__field_descriptors,
   junction__v1__assignment__field_indices_by_name,
   1,  junction__v1__assignment__number_ranges,

@@ -265,12 +265,19 @@ final class RequestRun {
     }
 
     private func askScheduler(_ exclude: [String]) {
-        let request = ScheduleRequest(
+        var request = ScheduleRequest(
             requestID: requestID, model: features.model, prefixHashes: features.prefixHashes,
             promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
             excludeInstances: exclude, sessionKey: sessionKey ?? "", answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
             answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "",
             acceptsHold: true)
+        // A conversation's next turn goes where its last one went when the leader granted it,
+        // without waiting for the leader; the leader hears of it. A retry (something excluded) asks.
+        if exclude.isEmpty, let instance = shared.link.takeGrant(features) {
+            request.reusedInstanceID = instance.id
+            shared.link.reused(request, on: context.loop)
+            return feed(.scheduler(.reused(instance)))
+        }
         shared.link.schedule(request, model: features.model, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
             if lifecycle.isDone {
                 // The request ended while the scheduler decided: give back what it counted.

@@ -28,6 +28,10 @@ final class SchedulerLink: Sendable {
     /// Scheduler id → address, to follow the leader a table names.
     private let members: [UInt64: String]
     private let metrics: GatewayMetrics
+    /// The leader's grants to send a conversation's next turn without asking (`reuse_ms`).
+    private let grants = Mutex(ReuseGrants())
+    private let epoch = ContinuousClock.now
+    private var now: Moment { .now - epoch }
 
     init(configuration: GatewayConfiguration, wire: WireConfiguration, loops: [any EventLoop], metrics: GatewayMetrics, logger: Logger) {
         self.metrics = metrics
@@ -64,7 +68,7 @@ final class SchedulerLink: Sendable {
                 Task { await client.follow(hint) }
                 return self.scheduleSlowly(request, model: model, client: client, on: loop)
             }
-            return loop.makeSucceededFuture(self.answer(reply, model: model))
+            return loop.makeSucceededFuture(self.answer(reply, model: model, chain: request.prefixHashes))
         }.flatMapError { error in
             if let error = error as? WireError, error.code == .notFound {
                 self.leaveFallback()
@@ -88,7 +92,7 @@ final class SchedulerLink: Sendable {
         Task {
             do {
                 let reply = try await client.call(.scheduleRequest(request), attempt: timeout, deadline: timeout)
-                promise.succeed(self.answer(reply, model: model))
+                promise.succeed(self.answer(reply, model: model, chain: request.prefixHashes))
             } catch let error as WireError where error.code == .notFound {
                 self.leaveFallback()
                 promise.succeed(.noInstance(error.message))
@@ -101,14 +105,15 @@ final class SchedulerLink: Sendable {
         return promise.futureResult
     }
 
-    private func answer(_ reply: Envelope.Body, model: String) -> ScheduleAnswer {
+    private func answer(_ reply: Envelope.Body, model: String, chain: [UInt64]) -> ScheduleAnswer {
         guard case .scheduleReply(let answer) = reply else { return fallback("the scheduler answered \(reply.name)") }
         switch answer.outcome {
         case .assigned(let assignment):
             leaveFallback()
-            return .assigned(
-                InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true),
-                prefill: prefillTarget(assignment))
+            let instance = InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true)
+            let prefill = prefillTarget(assignment)
+            if prefill == nil { keep(assignment, instance, chain: chain) }
+            return .assigned(instance, prefill: prefill)
         case .wait(let hint):
             leaveFallback()
             return .wait(retryAfter: .milliseconds(Int64(hint.retryAfterMs)))
@@ -117,6 +122,48 @@ final class SchedulerLink: Sendable {
             return .hold(retryAfter: .milliseconds(Int64(hold.retryAfterMs)))
         case nil:
             return fallback("the scheduler's answer had no outcome")
+        }
+    }
+
+    /// Keeps the grant an assignment carries, for the request that continues this one.
+    private func keep(_ assignment: Assignment, _ instance: InstanceRef, chain: [UInt64]) {
+        guard assignment.reuseMs > 0 else { return }
+        let now = now
+        grants.withLock { $0.grant(chain: chain, instance: instance, for: .milliseconds(Int64(assignment.reuseMs)), now: now) }
+    }
+
+    /// The instance a request may go to without asking: the leader's grant for the request it
+    /// continues, taken (one request per grant), while that instance is up in the table and the
+    /// leader answers (in fallback, requests are routed as fallback routes them).
+    func takeGrant(_ features: RequestFeatures) -> InstanceRef? {
+        guard !isInFallback else { return nil }
+        let now = now
+        guard let grant = grants.withLock({
+            $0.take(chain: features.prefixHashes, model: features.model, answerChunks: features.lastAnswerChunks, now: now) { _ in true }
+        }) else { return nil }
+        guard store.instances.contains(where: { $0.id == grant.instance.id && $0.isUp && !$0.isPrefillOnly }) else { return nil }
+        return grant.instance
+    }
+
+    /// Tells the leader a request went to `request.reusedInstanceID` under a grant, so it books
+    /// it there; its answer may grant the turn after. Nobody waits for it: a notice that cannot
+    /// be sent now (no connection on this loop) is dropped, the leader then books nothing, and
+    /// the request's `finish` finds no slot to release.
+    func reused(_ request: ScheduleRequest, on loop: any EventLoop) {
+        guard let connection = client(for: loop).liveConnection else { return }
+        let model = request.model
+        let chain = request.prefixHashes
+        connection.startCall(.scheduleRequest(request), timeout: callTimeout).whenComplete { result in
+            switch result {
+            case .success(.scheduleReply(let reply)):
+                if case .assigned(let assignment) = reply.outcome, assignment.instanceID == request.reusedInstanceID {
+                    self.keep(assignment, InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true), chain: chain)
+                }
+            case .success(let other):
+                self.logger.debug("the leader did not book a reused request", metadata: ["answer": "\(other.name)"])
+            case .failure(let error):
+                self.logger.debug("the leader did not book a reused request", metadata: ["error": "\(error)"])
+            }
         }
     }
 

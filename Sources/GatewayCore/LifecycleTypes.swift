@@ -3,9 +3,13 @@
 /// driven and checked in a test without a clock or a socket.
 public typealias Moment = Duration
 
-/// How a request's engine was chosen. Only a scheduled route holds scheduler slots.
+/// How a request's engine was chosen. A scheduled or reused route holds a scheduler slot; a
+/// fallback one does not.
 public enum Route: String, Sendable, Equatable {
     case scheduled
+    /// Sent where the conversation's previous turn went, under the leader's grant (`ReuseGrants`),
+    /// without waiting for it; the leader books it from the gateway's notice.
+    case reused
     case fallback
 }
 
@@ -101,6 +105,9 @@ public enum UpstreamFailure: Sendable, Equatable, CustomStringConvertible {
 public enum ScheduleAnswer: Sendable, Equatable {
     /// `prefill`: pd-split chose a pair; `instance` is the decode side.
     case assigned(InstanceRef, prefill: PrefillTarget?)
+    /// The gateway held the leader's grant to send this request where the conversation's
+    /// previous turn went (`ReuseGrants`): no call was waited for; the leader is told.
+    case reused(InstanceRef)
     /// Every engine is saturated: wait for capacity, ask again after at most `retryAfter`.
     case wait(retryAfter: Duration)
     /// Its instance is computing its prefix for a request sent just before: ask again after

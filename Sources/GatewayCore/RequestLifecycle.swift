@@ -137,6 +137,9 @@ public struct RequestLifecycle: Sendable {
                 }
             }
             begin(route: .scheduled, instance, prefill, now, &out)
+        case .reused(let instance):
+            held.append(Slot(attempt: attemptNumber + 1, leg: .answer, instanceID: instance.id))
+            begin(route: .reused, instance, nil, now, &out)
         case .wait(let retryAfter):
             if inQueue {
                 wait(retryAfter: retryAfter, now, &out)

@@ -112,6 +112,9 @@ public struct RequestTracePlan: Sendable {
                 out.append(.attribute(schedule, "junction.instance_id", .string(instance.id)))
                 if let prefill { out.append(.attribute(schedule, "junction.prefill_instance_id", .string(prefill.id))) }
                 end(schedule, now, nil, &out)
+            case .reused(let instance):
+                out.append(.attribute(schedule, "junction.instance_id", .string(instance.id)))
+                end(schedule, now, nil, &out)
             case .wait, .hold: end(schedule, now, nil, &out)
             case .noInstance(let why), .noneUp(let why), .unavailable(let why): end(schedule, now, why, &out)
             }
@@ -247,6 +250,7 @@ public struct RequestTracePlan: Sendable {
     static func answerName(_ answer: ScheduleAnswer) -> String {
         switch answer {
         case .assigned: "assigned"
+        case .reused: "reused"
         case .wait: "wait"
         case .hold: "hold"
         case .noInstance: "no_instance"

@@ -64,11 +64,21 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// this much of what it would find cached is still being computed, and a request computing
     /// less than this holds nothing back.
     public var prefixHoldMinTokens: Double = 1_024
+    /// prefix-cache and expected-ttft: how long a gateway may send the request that continues an
+    /// assigned one (a conversation's next turn) straight to the same instance, without asking,
+    /// and tell the leader afterwards; 0: every request asks. The leader renews the grant for the
+    /// turn after only if it would have chosen that instance itself (`ReuseGrants`).
+    public var reuseMilliseconds: Int = 10_000
 
     /// Whether this policy holds a request whose prefix its instance is still computing
     /// (`PrefixWarmup`): the single-instance policies that route by prefix affinity. pd-split's
     /// prompts are computed on a prefill instance the hold does not watch.
     public var holdsForWarmingPrefixes: Bool { (name == .prefixCache || name == .expectedTTFT) && prefixHoldMilliseconds > 0 }
+
+    /// Whether this policy lets gateways send a conversation's next turn where its last one went
+    /// without asking: the single-instance policies that route by prefix affinity, whose choice
+    /// for a continuation is almost always that instance.
+    public var grantsReuse: Bool { (name == .prefixCache || name == .expectedTTFT) && reuseMilliseconds > 0 }
 
     /// `prefixHoldMinTokens` in whole prompt chunks.
     public var prefixHoldMinChunks: Int { max(1, Int((prefixHoldMinTokens / chunkTokens).rounded(.up))) }
@@ -79,7 +89,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
         "chunk_tokens", "load_weight", "queued_request_tokens", "running_sequence_tokens", "kv_pressure",
         "saturated_waiting", "saturated_kv_usage", "retry_after_ms", "stale_report_ms", "pd_local_prefill_tokens", "pd_max_prefill_queue", "answer_affinity",
         "adapter_load_tokens", "prefill_tokens_per_second", "decode_interference", "near_tie_fraction",
-        "prefix_hold_ms", "prefix_hold_min_tokens",
+        "prefix_hold_ms", "prefix_hold_min_tokens", "reuse_ms",
     ]
 
     /// Sets one parameter by its key (as `junction ctl set-policy` and the config file name it).
@@ -109,6 +119,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
         case "prefix_hold_ms": try check(value >= 0 && value <= 10_000, "must be from 0 to 10000"); prefixHoldMilliseconds = Int(value)
         case "prefix_hold_min_tokens":
             try check(value >= 1 && value <= 10_000_000, "must be from 1 to 10000000"); prefixHoldMinTokens = value
+        case "reuse_ms": try check(value >= 0 && value <= 600_000, "must be from 0 to 600000"); reuseMilliseconds = Int(value)
         default: throw .unknownParameter(key)
         }
     }
@@ -124,6 +135,7 @@ public struct PolicyConfiguration: Sendable, Equatable {
             ("adapter_load_tokens", adapterLoadTokens), ("prefill_tokens_per_second", prefillTokensPerSecond),
             ("decode_interference", decodeInterference), ("near_tie_fraction", nearTieFraction),
             ("prefix_hold_ms", Double(prefixHoldMilliseconds)), ("prefix_hold_min_tokens", prefixHoldMinTokens),
+            ("reuse_ms", Double(reuseMilliseconds)),
         ]
     }
 }

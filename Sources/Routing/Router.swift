@@ -96,6 +96,15 @@ public struct Router: Sendable {
         }
     }
 
+    /// The leading chunks of the request's prompt believed cached on the instance `id`, by the
+    /// same reckoning as a decision's (0 for an instance not in `instances`).
+    public func cachedChunks(
+        on id: String, _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable, overlay: AffinityOverlay
+    ) -> Int {
+        guard let index = instances.firstIndex(where: { $0.id == id }) else { return 0 }
+        return cachedChunks(request, among: [index], instances: instances, affinity: affinity, overlay: overlay)[0]
+    }
+
     /// prefix-cache's cost of sending `request` to `instance`, in prompt-token equivalents: the
     /// prompt tokens it would have to compute, plus the work queued ahead of it there.
     public func expectedCost(_ request: RoutingRequest, _ instance: RoutingInstance, cachedChunks: Int) -> Double {
@@ -137,6 +146,20 @@ public struct Router: Sendable {
             + (Double(load.running) + sent) * configuration.runningSequenceTokens
         if underPressure { tokens *= 2 }
         return tokens
+    }
+
+    /// Whether the request continuing one just sent to `instance` may go there without asking
+    /// (a reuse grant): under a policy that grants them, while the instance's fresh report shows
+    /// nothing waiting and its KV cache not under pressure, and the prompt work sent there and
+    /// not yet computed (`prefillBacklogTokens`, the request just sent included) is at most one
+    /// typical request's (`queuedRequestTokens`). An engine that queues or has a long prompt to
+    /// compute (an opening burst of new conversations, an overloaded node) may soon be the wrong
+    /// place for a conversation's next turn, so those turns are decided one by one; an instance
+    /// not yet reported on gets no grant either.
+    public func grantsReuse(on instance: RoutingInstance) -> Bool {
+        guard configuration.grantsReuse, let load = freshLoad(instance) else { return false }
+        return load.waiting == 0 && load.kvUsage <= configuration.kvPressure
+            && instance.prefillBacklogTokens <= configuration.queuedRequestTokens
     }
 
     public func isSaturated(_ instance: RoutingInstance) -> Bool {

@@ -37,6 +37,7 @@ public enum RequestMessageCheck {
             if let bad = text(schedule.requestID, "request id", maxRequestIDBytes, required: true) { return bad }
             if let bad = text(schedule.model, "model", maxModelBytes, required: true) { return bad }
             if let bad = text(schedule.sessionKey, "session key", maxRequestIDBytes) { return bad }
+            if let bad = text(schedule.reusedInstanceID, "reused instance id", maxIDBytes) { return bad }
             if schedule.excludeInstances.count > maxExcludedInstances {
                 return "\(schedule.excludeInstances.count) excluded instances, more than \(maxExcludedInstances)"
             }

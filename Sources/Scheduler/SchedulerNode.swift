@@ -342,7 +342,7 @@ public actor SchedulerNode {
             // Measured from `now`, read before the decision began.
             metrics.decided(
                 policy: soft.router.configuration.name.rawValue, outcome: outcome, seconds: (ContinuousClock.now - now) / .seconds(1),
-                prefixChunks: outcome.hasPrefix("assigned") ? request.prefixHashes.count : 0, cachedChunks: cachedChunks)
+                prefixChunks: outcome.hasPrefix("assigned") || outcome.hasPrefix("reused") ? request.prefixHashes.count : 0, cachedChunks: cachedChunks)
             if let span {
                 span.attributes["junction.policy"] = soft.router.configuration.name.rawValue
                 span.attributes["junction.decision"] = outcome
@@ -352,12 +352,22 @@ public actor SchedulerNode {
                 span.end()
             }
         }
-        let decision = soft.router.decide(
-            RoutingRequest(
-                model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
-                exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request),
-                sessionInstance: request.sessionKey.isEmpty ? nil : soft.sessions.instance(of: request.sessionKey)),
-            instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
+        let routing = RoutingRequest(
+            model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
+            exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request),
+            sessionInstance: request.sessionKey.isEmpty ? nil : soft.sessions.instance(of: request.sessionKey))
+        if !request.reusedInstanceID.isEmpty {
+            let (renewed, cached): (Bool, Int)
+            do { (renewed, cached) = try bookReused(request, routing, instances: instances, in: state, at: now) } catch {
+                outcome = "reused_refused"
+                throw error
+            }
+            (outcome, cachedChunks, chosen) = (renewed ? "reused" : "reused_elsewhere", cached, request.reusedInstanceID)
+            var answer = assignment(request.reusedInstanceID, prefill: nil, cached: cached, in: state)
+            answer.reuseMs = renewed ? reuseGrant(on: request.reusedInstanceID, in: state, at: now) : 0
+            return .scheduleReply(ScheduleReply(outcome: .assigned(answer)))
+        }
+        let decision = soft.router.decide(routing, instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
         switch decision {
         case .assign(let instance, let cached):
             if let hold = soft.warmupHold(
@@ -369,14 +379,10 @@ public actor SchedulerNode {
                     warmingChunks: UInt32(clamping: hold.warmingChunks)))))
             }
             (outcome, cachedChunks, chosen) = ("assigned", cached, instance)
-            let tokens = uncachedTokens(request, cached: cached)
-            if let view = instances.first(where: { $0.id == instance }) {
-                soft.warming(request.requestID, on: view, chain: request.prefixHashes, cachedChunks: cached, at: now)
-            }
-            soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, tokens: tokens, at: now)
-            soft.addPrefill(instance, tokens: tokens, at: now)
-            soft.sessions.record(request.sessionKey, on: instance)
-            return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(instance, prefill: nil, cached: cached, in: state))))
+            book(request, on: instance, instances: instances, cached: cached, at: now)
+            var answer = assignment(instance, prefill: nil, cached: cached, in: state)
+            answer.reuseMs = reuseGrant(on: instance, in: state, at: now)
+            return .scheduleReply(ScheduleReply(outcome: .assigned(answer)))
         case .assignPair(let prefill, let decode, let cached):
             (outcome, cachedChunks, chosen) = ("assigned_pair", cached, decode)
             // Both hold the prompt afterwards: the decode instance receives its KV cache.
@@ -392,6 +398,49 @@ public actor SchedulerNode {
         case .noInstance(let reason):
             throw WireError(.notFound, reason)
         }
+    }
+
+    /// What the leader books for a request it sends to `instance` alone: its slot, the prompt
+    /// work it adds there, the affinity it leaves, the hold's record of a prefix being computed,
+    /// and its session.
+    private func book(_ request: ScheduleRequest, on instance: String, instances: [RoutingInstance], cached: Int, at now: ContinuousClock.Instant) {
+        let tokens = uncachedTokens(request, cached: cached)
+        if let view = instances.first(where: { $0.id == instance }) {
+            soft.warming(request.requestID, on: view, chain: request.prefixHashes, cachedChunks: cached, at: now)
+        }
+        soft.assigned(instance, chain: request.prefixHashes, request: request.requestID, tokens: tokens, at: now)
+        soft.addPrefill(instance, tokens: tokens, at: now)
+        soft.sessions.record(request.sessionKey, on: instance)
+    }
+
+    /// The grant a single-instance assignment to `instance` carries (`Router.grantsReuse`), in ms;
+    /// 0: none. Judged after the request was booked there, with its own prompt work counted.
+    private func reuseGrant(on instance: String, in state: SchedulerStateMachine, at now: ContinuousClock.Instant) -> UInt32 {
+        guard let record = state.instances[instance], soft.router.grantsReuse(on: soft.view(of: record, now: now)) else { return 0 }
+        return UInt32(clamping: soft.policy.reuseMilliseconds)
+    }
+
+    /// A request a gateway already sent to `reusedInstanceID` under a grant: books it there as if
+    /// the leader had chosen it, and says whether the leader would have (then the answer grants
+    /// the next turn again if the instance is still calm enough, `reuseGrant`; otherwise that turn
+    /// asks). An instance that is not up and serving the model is refused: nothing is booked, and the gateway's request finds out from the engine.
+    private func bookReused(
+        _ request: ScheduleRequest, _ routing: RoutingRequest, instances: [RoutingInstance], in state: SchedulerStateMachine,
+        at now: ContinuousClock.Instant
+    ) throws(WireError) -> (renewed: Bool, cachedChunks: Int) {
+        let id = request.reusedInstanceID
+        guard let view = instances.first(where: { $0.id == id }), view.state == .up, view.role != .prefill, view.serves(request.model) else {
+            throw WireError(.notFound, "instance '\(id.prefix(64))' is not up for model '\(request.model.prefix(64))': the reused request was not booked")
+        }
+        var renewed = false
+        if soft.policy.grantsReuse, request.excludeInstances.isEmpty,
+            case .assign(let choice, _) = soft.router.decide(routing, instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
+        {
+            renewed = choice == id
+        }
+        let cached = soft.router.cachedChunks(on: id, routing, instances: instances, affinity: state.affinity, overlay: soft.recentAffinity)
+        book(request, on: id, instances: instances, cached: cached, at: now)
+        return (renewed, cached)
     }
 
     /// The answer naming `instance` (the decode side of a pd-split pair) and, for a pair, the

@@ -45,6 +45,7 @@ import Testing
             let instances = ["a", "b", "c"]
             switch random.next() % 16 {
             case 0:
+                if random.next() % 4 == 0 { return .scheduler(.reused(instance(pick(instances)))) }
                 let flow: HandoffFlow? = pick([nil, nil, .vllm, .sglang])
                 return .scheduler(.assigned(instance(pick(instances)), prefill: flow.map { prefill(pick(["p1", "p2"]), $0) }))
             case 1: return .scheduler(.wait(retryAfter: .milliseconds(Int64(random.next() % 300))))
@@ -84,6 +85,7 @@ import Testing
                     taken["answer:\(chosen.id)", default: 0] += 1
                     if let pair { taken["prefill:\(pair.id)", default: 0] += 1 }
                 }
+                if case .reused(let chosen) = answer { taken["answer:\(chosen.id)", default: 0] += 1 }
             }
             if case .queueJoined(let yes) = event, joinOpen {
                 joinOpen = false
@@ -174,7 +176,8 @@ import Testing
         case .askScheduler:
             let flow: HandoffFlow? = checker.pick([nil, nil, .vllm, .sglang])
             let assigned = ScheduleAnswer.assigned(instance(checker.pick(["a", "b", "c"])), prefill: flow.map { prefill("p1", $0) })
-            return [.scheduler(checker.pick([assigned, assigned, assigned, .wait(retryAfter: .milliseconds(50)), .unavailable("down"), .noInstance("x"), .noneUp("x"), .hold(retryAfter: .milliseconds(20))]))]
+            let reused = ScheduleAnswer.reused(instance(checker.pick(["a", "b", "c"])))
+            return [.scheduler(checker.pick([assigned, assigned, assigned, reused, .wait(retryAfter: .milliseconds(50)), .unavailable("down"), .noInstance("x"), .noneUp("x"), .hold(retryAfter: .milliseconds(20))]))]
         case .pickFallback: return [.fallbackPicked(checker.random.next() % 4 == 0 ? nil : instance("f"), tableKnowsModel: true)]
         case .joinQueue: return [.queueJoined(admitted: checker.random.next() % 5 != 0)]
         case .waitForTurn: return checker.random.next() % 2 == 0 ? [.turn] : []

@@ -53,6 +53,35 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(d.feed(.clientGone).isEmpty)
     }
 
+    /// A conversation's next turn sent under the leader's reuse grant: the same path as an
+    /// assignment, under its own route, and its slot (booked by the leader from the gateway's
+    /// notice) is released once.
+    @Test func aReusedTurnIsRelayedUnderItsRouteAndReleasesItsSlot() {
+        var d = Drive()
+        d.feed(.start)
+        let routed = d.feed(.scheduler(.reused(instance("a"))))
+        #expect(routed.contains(.connect(.answer, instance("a"), body: .client, attempt: 0)))
+        #expect(routed.contains { if case .count(.routed(.reused, _)) = $0 { true } else { false } })
+        d.feed(.connected(.answer))
+        d.feed(.head(.answer, status: 200, eventStream: true))
+        #expect(d.feed(.bytes(.answer)).contains(.startStream(.answer, AnswerSource(instanceID: "a", route: .reused))))
+        let end = d.feed(.ended(.answer))
+        #expect(end.contains(.release(Slot(attempt: 0, leg: .answer, instanceID: "a"), .ok, withUsage: true)))
+        #expect(d.releases.count == 1 && end.last == .done)
+    }
+
+    /// The instance a grant named refuses: the retry asks the leader, excluding it.
+    @Test func aReusedTurnRefusedIsRetriedThroughTheLeader() {
+        var d = Drive()
+        d.feed(.start)
+        d.feed(.scheduler(.reused(instance("a"))))
+        d.feed(.head(.answer, status: 503, eventStream: false))
+        #expect(d.asked == [[], ["a"]])
+        #expect(d.releases.map(\.1) == [.engineError])
+        d.feed(.scheduler(.assigned(instance("b"), prefill: nil)))
+        #expect(d.connects.map(\.1) == ["a", "b"])
+    }
+
     @Test func anUnstreamedAnswerIsSentWhole() {
         var d = Drive(stream: false)
         d.feed(.start)

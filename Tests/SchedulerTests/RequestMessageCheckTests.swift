@@ -61,6 +61,8 @@ import Wire
         #expect(problem(.scheduleRequest(ScheduleRequest(requestID: longID, model: "m"))) != nil)
         #expect(problem(.scheduleRequest(ScheduleRequest(requestID: "", model: "m"))) != nil)
         #expect(problem(.scheduleRequest(ScheduleRequest(requestID: "r", model: "m", excludeInstances: Array(repeating: "e", count: 257)))) != nil)
+        #expect(problem(.scheduleRequest(ScheduleRequest(requestID: "r", model: "m", reusedInstanceID: String(repeating: "e", count: 300)))) != nil)
+        #expect(problem(.scheduleRequest(ScheduleRequest(requestID: "r", model: "m", reusedInstanceID: "e1"))) == nil)
         #expect(problem(.finishRequest(FinishRequest(requestID: longID, instanceID: "e1"))) != nil)
         #expect(problem(.drainRequest(DrainRequest(instanceID: String(repeating: "e", count: 300)))) != nil)
         #expect(problem(.setPolicyRequest(SetPolicyRequest())) != nil)

@@ -365,3 +365,99 @@ private struct ReportingInstances {
         connection.close()
     }
 }
+
+/// Reuse grants (`reuse_ms`): what an assignment grants, and what the leader does with a request
+/// a gateway sent under a grant.
+@Suite(.timeLimit(.minutes(1))) struct ReuseGrantTests {
+    private func chain(_ seed: UInt64, _ length: Int) -> [UInt64] { (0..<UInt64(length)).map { seed &* 1_000_003 &+ $0 } }
+
+    private func call(_ request: ScheduleRequest, on connection: WireConnection) async throws -> Envelope.Body {
+        try await connection.call(.scheduleRequest(request))
+    }
+
+    private func assignment(_ reply: Envelope.Body) -> Assignment? {
+        guard case .scheduleReply(let answer) = reply, case .assigned(let assignment) = answer.outcome else { return nil }
+        return assignment
+    }
+
+    private func inFlight(_ id: String, _ connection: WireConnection) async throws -> UInt32? {
+        guard case .statusReply(let status) = try await connection.call(.statusRequest(StatusRequest())) else { return nil }
+        return status.instances.first { $0.instance?.id == id }?.inFlight
+    }
+
+    @Test func theLeaderBooksAReusedTurnAndRenewsTheGrantOnlyWhileItWouldChooseTheSame() async throws {
+        try await SingleNode.with { node in
+            let pool = try await ReportingInstances.open(on: node, ["a", "b"], params: ["prefix_hold_ms": 0, "reuse_ms": 20_000])
+            defer { pool.close() }
+            try await pool.report("a", running: 0, waiting: 0)
+            try await pool.report("b", running: 0, waiting: 0)
+            // A first turn whose prompt (400 tokens) is less than one typical request's work.
+            let first = chain(7, 6)
+            let turn1 = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "t1", model: "m", prefixHashes: first, promptTokens: 400), on: pool.connection)))
+            #expect(turn1.reuseMs == 20_000)
+            let chosen = turn1.instanceID
+            let other = chosen == "a" ? "b" : "a"
+
+            // The next turn, already sent there: booked (a slot), and granted on (the leader
+            // would send it there too: its 6 cached chunks).
+            let second = first + chain(8, 2)
+            let turn2 = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "t2", model: "m", prefixHashes: second, promptTokens: 520, reusedInstanceID: chosen),
+                on: pool.connection)))
+            #expect(turn2.instanceID == chosen && turn2.cachedChunks == 6 && turn2.reuseMs == 20_000)
+            #expect(try await inFlight(chosen, pool.connection) == 2)
+
+            // Its instance now runs far more than the other: the leader would move the
+            // conversation, so the turn sent there under the last grant is booked but gets no
+            // grant for the next.
+            try await pool.report(chosen, running: 200, waiting: 0)
+            let third = second + chain(9, 2)
+            let turn3 = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "t3", model: "m", prefixHashes: third, promptTokens: 650, reusedInstanceID: chosen),
+                on: pool.connection)))
+            #expect(turn3.instanceID == chosen && turn3.reuseMs == 0)
+            #expect(try await inFlight(chosen, pool.connection) == 3)
+            // And the leader's own choice for such a turn is the other instance.
+            let asked = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "t4", model: "m", prefixHashes: third + [1], promptTokens: 700), on: pool.connection)))
+            #expect(asked.instanceID == other)
+
+            // An instance keeping a queue grants nothing, not even to a request it is chosen for.
+            try await pool.report(other, running: 0, waiting: 2)
+            let queued = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "t6", model: "m", prefixHashes: third + [1] + [2], promptTokens: 720, reusedInstanceID: other),
+                on: pool.connection)))
+            #expect(queued.instanceID == other && queued.reuseMs == 0)
+
+            // Nor one with a long prompt to compute: a new conversation's first turn of 4,000
+            // tokens (more than one typical request's 512) on an idle instance.
+            try await pool.report(other, running: 0, waiting: 0)
+            let long = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "t7", model: "m", prefixHashes: chain(11, 60), promptTokens: 4_000), on: pool.connection)))
+            #expect(long.reuseMs == 0)
+
+            // A notice naming an instance that is not there books nothing.
+            await #expect(throws: WireError.self) {
+                _ = try await call(
+                    ScheduleRequest(requestID: "t5", model: "m", prefixHashes: third, promptTokens: 10, reusedInstanceID: "gone"),
+                    on: pool.connection)
+            }
+        }
+    }
+
+    @Test func onlyTheAffinityPoliciesGrantReuse() async throws {
+        try await SingleNode.with(policy: "round-robin") { node in
+            let gateway = try await node.connect(role: .gateway)
+            defer { gateway.close() }
+            try await node.register("a")
+            let roundRobin = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "r1", model: "m", prefixHashes: chain(1, 4), promptTokens: 256), on: gateway)))
+            #expect(roundRobin.reuseMs == 0)
+            // Nor does a reused request sent under an earlier policy's grant get one.
+            let reused = try #require(assignment(try await call(
+                ScheduleRequest(requestID: "r2", model: "m", prefixHashes: chain(1, 8), promptTokens: 512, reusedInstanceID: "a"), on: gateway)))
+            #expect(reused.instanceID == "a" && reused.reuseMs == 0)
+        }
+    }
+}

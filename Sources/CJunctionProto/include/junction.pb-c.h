@@ -777,10 +777,18 @@ struct  Junction__V1__ScheduleRequest
    * gateway from before holds existed would take the unknown outcome for a broken answer.
    */
   protobuf_c_boolean accepts_hold;
+  /*
+   * Set when the gateway has already sent the request to this instance under a reuse grant
+   * (`Assignment.reuse_ms` of the conversation's previous turn): the leader books it there as if
+   * it had chosen it (its slot, prefill work and affinity) and answers with an Assignment naming
+   * that instance whose `reuse_ms` grants the next turn only if the leader would have chosen the
+   * same instance itself; otherwise 0, and the next turn asks. Not for excluded retries.
+   */
+  char *reused_instance_id;
 };
 #define JUNCTION__V1__SCHEDULE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__schedule_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 typedef enum {
@@ -838,10 +846,17 @@ struct  Junction__V1__Assignment
    * SGLang: the prefill instance's bootstrap port
    */
   uint32_t prefill_bootstrap_port;
+  /*
+   * prefix-cache and expected-ttft (the policy's `reuse_ms`): for this long, the gateway may send
+   * the request that continues this one's prompt (the conversation's next turn) straight to this
+   * instance, once, and tell the leader with a ScheduleRequest naming it in `reused_instance_id`.
+   * 0 = ask for every request.
+   */
+  uint32_t reuse_ms;
 };
 #define JUNCTION__V1__ASSIGNMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__assignment__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, JUNCTION__V1__ENGINE_KIND__ENGINE_KIND_UNSPECIFIED, 0, 0 }
 
 
 /*

@@ -1487,6 +1487,12 @@ public struct ScheduleRequest: Sendable, Hashable {
     /// The gateway understands a PrefixHold answer. The leader holds no request without it: a
     /// gateway from before holds existed would take the unknown outcome for a broken answer.
     public var acceptsHold: Bool
+    /// Set when the gateway has already sent the request to this instance under a reuse grant
+    /// (`Assignment.reuse_ms` of the conversation's previous turn): the leader books it there as if
+    /// it had chosen it (its slot, prefill work and affinity) and answers with an Assignment naming
+    /// that instance whose `reuse_ms` grants the next turn only if the leader would have chosen the
+    /// same instance itself; otherwise 0, and the next turn asks. Not for excluded retries.
+    public var reusedInstanceID: String
 
     public init(
         requestID: String = "",
@@ -1500,7 +1506,8 @@ public struct ScheduleRequest: Sendable, Hashable {
         answerStartChunk: UInt32 = 0,
         answerEndChunk: UInt32 = 0,
         traceparent: String = "",
-        acceptsHold: Bool = false
+        acceptsHold: Bool = false,
+        reusedInstanceID: String = ""
     ) {
         self.requestID = requestID
         self.model = model
@@ -1514,6 +1521,7 @@ public struct ScheduleRequest: Sendable, Hashable {
         self.answerEndChunk = answerEndChunk
         self.traceparent = traceparent
         self.acceptsHold = acceptsHold
+        self.reusedInstanceID = reusedInstanceID
     }
 }
 
@@ -1535,6 +1543,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         self.answerEndChunk = c.answer_end_chunk
         self.traceparent = try cString(c.traceparent)
         self.acceptsHold = (c.accepts_hold != 0)
+        self.reusedInstanceID = try cString(c.reused_instance_id)
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__ScheduleRequest> {
@@ -1553,6 +1562,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         c.answer_end_chunk = answerEndChunk
         c.traceparent = arena.cString(traceparent)
         c.accepts_hold = (acceptsHold ? 1 : 0)
+        c.reused_instance_id = arena.cString(reusedInstanceID)
         pointer.pointee = c
         return pointer
     }
@@ -1666,6 +1676,11 @@ public struct Assignment: Sendable, Hashable {
     public var prefillEngine: EngineKind
     /// SGLang: the prefill instance's bootstrap port
     public var prefillBootstrapPort: UInt32
+    /// prefix-cache and expected-ttft (the policy's `reuse_ms`): for this long, the gateway may send
+    /// the request that continues this one's prompt (the conversation's next turn) straight to this
+    /// instance, once, and tell the leader with a ScheduleRequest naming it in `reused_instance_id`.
+    /// 0 = ask for every request.
+    public var reuseMs: UInt32
 
     public init(
         instanceID: String = "",
@@ -1676,7 +1691,8 @@ public struct Assignment: Sendable, Hashable {
         prefillInstanceID: String = "",
         prefillEndpointURL: String = "",
         prefillEngine: EngineKind = .unspecified,
-        prefillBootstrapPort: UInt32 = 0
+        prefillBootstrapPort: UInt32 = 0,
+        reuseMs: UInt32 = 0
     ) {
         self.instanceID = instanceID
         self.endpointURL = endpointURL
@@ -1687,6 +1703,7 @@ public struct Assignment: Sendable, Hashable {
         self.prefillEndpointURL = prefillEndpointURL
         self.prefillEngine = prefillEngine
         self.prefillBootstrapPort = prefillBootstrapPort
+        self.reuseMs = reuseMs
     }
 }
 
@@ -1705,6 +1722,7 @@ extension Assignment: ProtobufCConvertible, WireMessage {
         self.prefillEndpointURL = try cString(c.prefill_endpoint_url)
         self.prefillEngine = EngineKind(cValue: c.prefill_engine)
         self.prefillBootstrapPort = c.prefill_bootstrap_port
+        self.reuseMs = c.reuse_ms
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__Assignment> {
@@ -1720,6 +1738,7 @@ extension Assignment: ProtobufCConvertible, WireMessage {
         c.prefill_endpoint_url = arena.cString(prefillEndpointURL)
         c.prefill_engine = prefillEngine.cValue
         c.prefill_bootstrap_port = prefillBootstrapPort
+        c.reuse_ms = reuseMs
         pointer.pointee = c
         return pointer
     }
