@@ -61,6 +61,11 @@ final class GatewayMetrics: Sendable {
         schedulerLatency.record(duration / .seconds(1))
         counter("routing_decisions", "Routing decisions by how they were made.", [("route", route)]).increment()
     }
+    /// A notice to the leader of a request sent under a reuse grant: `booked`, `not_booked` (the
+    /// leader refused it or did not answer), `not_sent` (no connection to the leader on its loop).
+    func reuseNotice(_ outcome: String) {
+        counter("reuse_notices", "Notices to the leader of requests sent under a reuse grant, by outcome.", [("outcome", outcome)]).increment()
+    }
     func retried() { retries.increment() }
     func rejectedQueueFull() { queueRejected.increment() }
     func clientCancelled() { cancelled.increment() }

@@ -89,6 +89,12 @@ final class GatewayShared: Sendable {
     }
 
     func succeeded(_ instanceID: String) { fallback.withLock { $0.succeeded(instanceID) } }
+
+    /// Whether `instanceID` failed here within the fallback's cool-off.
+    func isCoolingOff(_ instanceID: String) -> Bool {
+        let now = seconds
+        return fallback.withLock { $0.isCoolingOff(instanceID, now: now) }
+    }
 }
 
 /// One event loop's share of the gateway: its engine connection pool. Used only on its loop.

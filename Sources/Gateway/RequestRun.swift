@@ -273,12 +273,13 @@ final class RequestRun {
             acceptsHold: true)
         // A conversation's next turn goes where its last one went when the leader granted it,
         // without waiting for the leader; the leader hears of it. A retry (something excluded) asks.
-        if exclude.isEmpty, let instance = shared.link.takeGrant(features) {
+        // An instance that just failed here (its cool-off) is asked about instead.
+        if exclude.isEmpty, let instance = shared.link.takeGrant(features), !shared.isCoolingOff(instance.id) {
             request.reusedInstanceID = instance.id
-            shared.link.reused(request, on: context.loop)
+            shared.link.reused(request, promptKey: features.promptKey, on: context.loop)
             return feed(.scheduler(.reused(instance)))
         }
-        shared.link.schedule(request, model: features.model, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
+        shared.link.schedule(request, model: features.model, promptKey: features.promptKey, on: context.loop).assumeIsolated().whenSuccess { [self] answer in
             if lifecycle.isDone {
                 // The request ended while the scheduler decided: give back what it counted.
                 if case .assigned(let instance, let prefill) = answer {

@@ -55,20 +55,21 @@ final class SchedulerLink: Sendable {
     /// Asks the leader where to send a request; the answer comes on `loop`. Never waits longer
     /// than the call timeout plus one more (a redirect, or the next scheduler), so a dead trio
     /// costs each request that much before fallback.
-    func schedule(_ request: ScheduleRequest, model: String, on loop: any EventLoop) -> EventLoopFuture<ScheduleAnswer> {
+    /// `promptKey`: the key its reuse grant is kept under, when the leader gives one (chat).
+    func schedule(_ request: ScheduleRequest, model: String, promptKey: UInt64?, on loop: any EventLoop) -> EventLoopFuture<ScheduleAnswer> {
         // In fallback, requests do not wait for a scheduler that did not answer: a background
         // probe (`probeWhileInFallback`) ends fallback as soon as the leader answers.
         if isInFallback { return loop.makeSucceededFuture(.unavailable("in fallback")) }
         let client = client(for: loop)
         guard let connection = client.liveConnection, connection.channel.eventLoop === loop else {
-            return scheduleSlowly(request, model: model, client: client, on: loop)
+            return scheduleSlowly(request, model: model, promptKey: promptKey, client: client, on: loop)
         }
         return connection.startCall(.scheduleRequest(request), timeout: callTimeout).flatMap { reply in
             if case .notLeader(let hint) = reply {
                 Task { await client.follow(hint) }
-                return self.scheduleSlowly(request, model: model, client: client, on: loop)
+                return self.scheduleSlowly(request, model: model, promptKey: promptKey, client: client, on: loop)
             }
-            return loop.makeSucceededFuture(self.answer(reply, model: model, chain: request.prefixHashes))
+            return loop.makeSucceededFuture(self.answer(reply, model: model, promptKey: promptKey, chunks: request.prefixHashes.count))
         }.flatMapError { error in
             if let error = error as? WireError, error.code == .notFound {
                 self.leaveFallback()
@@ -78,13 +79,13 @@ final class SchedulerLink: Sendable {
                 return loop.makeSucceededFuture(self.slowAnswer(error))
             }
             // A broken connection, or a scheduler that went silent: the slow path tries the next.
-            return self.scheduleSlowly(request, model: model, client: client, on: loop)
+            return self.scheduleSlowly(request, model: model, promptKey: promptKey, client: client, on: loop)
         }
     }
 
     /// The same call through the leader-following client (redirects, the next scheduler), off the
     /// loop; for a loop whose connection is down or was redirected.
-    private func scheduleSlowly(_ request: ScheduleRequest, model: String, client: LeaderClient, on loop: any EventLoop)
+    private func scheduleSlowly(_ request: ScheduleRequest, model: String, promptKey: UInt64?, client: LeaderClient, on loop: any EventLoop)
         -> EventLoopFuture<ScheduleAnswer>
     {
         let promise = loop.makePromise(of: ScheduleAnswer.self)
@@ -92,7 +93,7 @@ final class SchedulerLink: Sendable {
         Task {
             do {
                 let reply = try await client.call(.scheduleRequest(request), attempt: timeout, deadline: timeout)
-                promise.succeed(self.answer(reply, model: model, chain: request.prefixHashes))
+                promise.succeed(self.answer(reply, model: model, promptKey: promptKey, chunks: request.prefixHashes.count))
             } catch let error as WireError where error.code == .notFound {
                 self.leaveFallback()
                 promise.succeed(.noInstance(error.message))
@@ -105,14 +106,14 @@ final class SchedulerLink: Sendable {
         return promise.futureResult
     }
 
-    private func answer(_ reply: Envelope.Body, model: String, chain: [UInt64]) -> ScheduleAnswer {
+    private func answer(_ reply: Envelope.Body, model: String, promptKey: UInt64?, chunks: Int) -> ScheduleAnswer {
         guard case .scheduleReply(let answer) = reply else { return fallback("the scheduler answered \(reply.name)") }
         switch answer.outcome {
         case .assigned(let assignment):
             leaveFallback()
             let instance = InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true)
             let prefill = prefillTarget(assignment)
-            if prefill == nil { keep(assignment, instance, chain: chain) }
+            if prefill == nil { keep(assignment, instance, promptKey: promptKey, chunks: chunks) }
             return .assigned(instance, prefill: prefill)
         case .wait(let hint):
             leaveFallback()
@@ -126,42 +127,50 @@ final class SchedulerLink: Sendable {
     }
 
     /// Keeps the grant an assignment carries, for the request that continues this one.
-    private func keep(_ assignment: Assignment, _ instance: InstanceRef, chain: [UInt64]) {
-        guard assignment.reuseMs > 0 else { return }
+    private func keep(_ assignment: Assignment, _ instance: InstanceRef, promptKey: UInt64?, chunks: Int) {
+        guard assignment.reuseMs > 0, let promptKey else { return }
         let now = now
-        grants.withLock { $0.grant(chain: chain, instance: instance, for: .milliseconds(Int64(assignment.reuseMs)), now: now) }
+        grants.withLock {
+            $0.grant(promptKey: promptKey, chunks: chunks, instance: instance, for: .milliseconds(Int64(assignment.reuseMs)), now: now)
+        }
     }
 
-    /// The instance a request may go to without asking: the leader's grant for the request it
+    /// The instance a chat request may go to without asking: the leader's grant for the turn it
     /// continues, taken (one request per grant), while that instance is up in the table and the
     /// leader answers (in fallback, requests are routed as fallback routes them).
     func takeGrant(_ features: RequestFeatures) -> InstanceRef? {
-        guard !isInFallback else { return nil }
+        guard !isInFallback, let key = features.previousTurnKey else { return nil }
         let now = now
-        guard let grant = grants.withLock({
-            $0.take(chain: features.prefixHashes, model: features.model, answerChunks: features.lastAnswerChunks, now: now) { _ in true }
-        }) else { return nil }
+        let chunks = features.prefixHashes.count
+        guard let grant = grants.withLock({ $0.take(previousTurnKey: key, chunks: chunks, model: features.model, now: now) }) else { return nil }
         guard store.instances.contains(where: { $0.id == grant.instance.id && $0.isUp && !$0.isPrefillOnly }) else { return nil }
         return grant.instance
     }
 
     /// Tells the leader a request went to `request.reusedInstanceID` under a grant, so it books
-    /// it there; its answer may grant the turn after. Nobody waits for it: a notice that cannot
-    /// be sent now (no connection on this loop) is dropped, the leader then books nothing, and
-    /// the request's `finish` finds no slot to release.
-    func reused(_ request: ScheduleRequest, on loop: any EventLoop) {
-        guard let connection = client(for: loop).liveConnection else { return }
+    /// it there; its answer may grant the turn after, kept under `promptKey`. Nobody waits for
+    /// it: a notice that cannot be sent now (no connection on this loop) is dropped, the leader
+    /// then books nothing, and the request's `finish` finds no slot to release.
+    func reused(_ request: ScheduleRequest, promptKey: UInt64?, on loop: any EventLoop) {
+        guard let connection = client(for: loop).liveConnection else {
+            metrics.reuseNotice("not_sent")
+            return
+        }
         let model = request.model
-        let chain = request.prefixHashes
+        let chunks = request.prefixHashes.count
         connection.startCall(.scheduleRequest(request), timeout: callTimeout).whenComplete { result in
             switch result {
             case .success(.scheduleReply(let reply)):
+                self.metrics.reuseNotice("booked")
                 if case .assigned(let assignment) = reply.outcome, assignment.instanceID == request.reusedInstanceID {
-                    self.keep(assignment, InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true), chain: chain)
+                    let instance = InstanceRef(id: assignment.instanceID, endpointURL: assignment.endpointURL, model: model, isUp: true)
+                    self.keep(assignment, instance, promptKey: promptKey, chunks: chunks)
                 }
             case .success(let other):
+                self.metrics.reuseNotice("not_booked")
                 self.logger.debug("the leader did not book a reused request", metadata: ["answer": "\(other.name)"])
             case .failure(let error):
+                self.metrics.reuseNotice("not_booked")
                 self.logger.debug("the leader did not book a reused request", metadata: ["error": "\(error)"])
             }
         }

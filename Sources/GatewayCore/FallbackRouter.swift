@@ -49,6 +49,7 @@ public struct FallbackRouter: Sendable {
 
     public mutating func failed(_ id: String, now: Double) { failedUntil[id] = now + coolOffSeconds }
     public mutating func succeeded(_ id: String) { failedUntil[id] = nil }
+    public func isCoolingOff(_ id: String, now: Double) -> Bool { (failedUntil[id] ?? 0) > now }
 }
 
 /// What to do after an attempt on an engine failed before any byte reached the client.

@@ -25,6 +25,23 @@ public enum PrefixHasher {
         return hashes
     }
 
+    /// A hash of exactly the first `length` bytes of `text`, whose chain is `chain`: the chain's
+    /// hash of the full chunks in front, carried over the bytes after them as one more (partial)
+    /// chunk. Two texts get the same key when their first `length` bytes are the same (and the
+    /// model, by the seed), whatever follows; nil when those chunks lie beyond the chain's cap.
+    public static func key(of text: [UInt8], length: Int, chain: [UInt64], chunkBytes: Int, seed: UInt64) -> UInt64? {
+        guard chunkBytes > 0, length >= 0, length <= text.count else { return nil }
+        let full = length / chunkBytes
+        guard full <= chain.count else { return nil }
+        let previous = full == 0 ? seed : chain[full - 1]
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((previous >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
+        for index in (full * chunkBytes)..<length { hash = (hash ^ UInt64(text[index])) &* 0x0000_0100_0000_01b3 }
+        // The length too: a key never equals a chain hash of a text that happens to end on a chunk.
+        for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((UInt64(length) >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
+
     /// A chain's seed for requests to `model`: FNV-1a 64 of its name.
     public static func seed(model: String) -> UInt64 { fnv1a(model.utf8) }
 

@@ -19,6 +19,13 @@ public struct RequestFeatures: Sendable, Equatable {
     /// Whether a prefill/decode hand-off can carry the request: one prompt and one choice (a
     /// prefill answer's hand-off parameters describe one prompt's KV).
     public var splittable = true
+    /// Chat: a key of the whole canonical prompt (`PrefixHasher.key`), by which the leader's
+    /// reuse grant for this request is kept; nil beyond `max_prefix_chunks`.
+    public var promptKey: UInt64?
+    /// Chat with an assistant message: the key of the canonical prompt in front of the last one,
+    /// which is the previous turn's whole prompt when this request continues a conversation: the
+    /// grant it may use (`ReuseGrants`) is kept under it.
+    public var previousTurnKey: UInt64?
     /// The conversation the request belongs to, for session affinity: the OpenAI `user` field (an
     /// `x-session-id` header takes its place, `sessionKey(header:)`); nil when there is none.
     public var sessionKey: String?
@@ -42,6 +49,7 @@ public struct RequestFeatures: Sendable, Equatable {
         if let user = object["user"]?.string { features.sessionKey = Self.sessionKey(user) }
         for key in ["n", "best_of"] where (object[key]?.int ?? 1) > 1 { features.splittable = false }
         var tokenIDs = 0
+        var lastAnswerStart: Int?
         switch kind {
         case .chat:
             guard let messages = object["messages"]?.array, !messages.isEmpty, messages.allSatisfy(\.isObject) else {
@@ -56,6 +64,7 @@ public struct RequestFeatures: Sendable, Equatable {
                 features.canonicalPrompt.append(UInt8(ascii: "\n"))
                 if role == "assistant" { lastAnswer = start..<features.canonicalPrompt.count }
             }
+            lastAnswerStart = lastAnswer?.lowerBound
             if let lastAnswer, chunkBytes > 0 {
                 features.lastAnswerChunks = (lastAnswer.lowerBound / chunkBytes)..<max(lastAnswer.lowerBound / chunkBytes, lastAnswer.upperBound / chunkBytes)
             }
@@ -79,8 +88,16 @@ public struct RequestFeatures: Sendable, Equatable {
         case .other:
             break
         }
-        features.prefixHashes = PrefixHasher.chain(
-            features.canonicalPrompt, chunkBytes: chunkBytes, maxChunks: maxPrefixChunks, seed: PrefixHasher.seed(model: features.model))
+        let seed = PrefixHasher.seed(model: features.model)
+        features.prefixHashes = PrefixHasher.chain(features.canonicalPrompt, chunkBytes: chunkBytes, maxChunks: maxPrefixChunks, seed: seed)
+        if kind == .chat {
+            features.promptKey = PrefixHasher.key(
+                of: features.canonicalPrompt, length: features.canonicalPrompt.count, chain: features.prefixHashes, chunkBytes: chunkBytes, seed: seed)
+            if let start = lastAnswerStart {
+                features.previousTurnKey = PrefixHasher.key(
+                    of: features.canonicalPrompt, length: start, chain: features.prefixHashes, chunkBytes: chunkBytes, seed: seed)
+            }
+        }
         // About four bytes a token for text; exact for token ids.
         features.promptTokens = tokenIDs > 0 ? tokenIDs : (features.canonicalPrompt.count + 3) / 4
         return features

@@ -300,6 +300,12 @@ public actor SchedulerNode {
     func schedule(_ request: ScheduleRequest) async throws -> Envelope.Body {
         var (leadership, state) = onReplica { $0.leadershipAndState }
         guard syncLeadership(leadership) else { return await notLeaderReply() }
+        // A reused request is booked only where it is read, in order with its gateway's other
+        // messages (`scheduleNow`): booked later, it could come after the request's `finish` (or
+        // its retry's `schedule`) and hold a slot nobody releases.
+        if !request.reusedInstanceID.isEmpty {
+            throw WireError(.unavailable, "this scheduler was just elected: the reused request was not booked", retryAfterMs: 50)
+        }
         if !leadership.isCurrent {
             guard try await waitUntilCurrentLeader() else { return await notLeaderReply() }
             (leadership, state) = onReplica { $0.leadershipAndState }
@@ -342,7 +348,7 @@ public actor SchedulerNode {
             // Measured from `now`, read before the decision began.
             metrics.decided(
                 policy: soft.router.configuration.name.rawValue, outcome: outcome, seconds: (ContinuousClock.now - now) / .seconds(1),
-                prefixChunks: outcome.hasPrefix("assigned") || outcome.hasPrefix("reused") ? request.prefixHashes.count : 0, cachedChunks: cachedChunks)
+                prefixChunks: Self.booked.contains(outcome) ? request.prefixHashes.count : 0, cachedChunks: cachedChunks)
             if let span {
                 span.attributes["junction.policy"] = soft.router.configuration.name.rawValue
                 span.attributes["junction.decision"] = outcome
@@ -399,6 +405,9 @@ public actor SchedulerNode {
             throw WireError(.notFound, reason)
         }
     }
+
+    /// The decision outcomes that booked a request somewhere.
+    private static let booked: Set<String> = ["assigned", "assigned_pair", "reused", "reused_elsewhere"]
 
     /// What the leader books for a request it sends to `instance` alone: its slot, the prompt
     /// work it adds there, the affinity it leaves, the hold's record of a prefix being computed,

@@ -391,21 +391,22 @@ private struct ReportingInstances {
             defer { pool.close() }
             try await pool.report("a", running: 0, waiting: 0)
             try await pool.report("b", running: 0, waiting: 0)
-            // A first turn whose prompt (400 tokens) is less than one typical request's work.
-            let first = chain(7, 6)
+            // A first turn whose prompt (200 tokens) is less than one typical request's work (512),
+            // as is all the work the instance is sent below, however little of it it has done.
+            let first = chain(7, 3)
             let turn1 = try #require(assignment(try await call(
-                ScheduleRequest(requestID: "t1", model: "m", prefixHashes: first, promptTokens: 400), on: pool.connection)))
+                ScheduleRequest(requestID: "t1", model: "m", prefixHashes: first, promptTokens: 200), on: pool.connection)))
             #expect(turn1.reuseMs == 20_000)
             let chosen = turn1.instanceID
             let other = chosen == "a" ? "b" : "a"
 
             // The next turn, already sent there: booked (a slot), and granted on (the leader
-            // would send it there too: its 6 cached chunks).
+            // would send it there too: its 3 cached chunks).
             let second = first + chain(8, 2)
             let turn2 = try #require(assignment(try await call(
-                ScheduleRequest(requestID: "t2", model: "m", prefixHashes: second, promptTokens: 520, reusedInstanceID: chosen),
+                ScheduleRequest(requestID: "t2", model: "m", prefixHashes: second, promptTokens: 330, reusedInstanceID: chosen),
                 on: pool.connection)))
-            #expect(turn2.instanceID == chosen && turn2.cachedChunks == 6 && turn2.reuseMs == 20_000)
+            #expect(turn2.instanceID == chosen && turn2.cachedChunks == 3 && turn2.reuseMs == 20_000)
             #expect(try await inFlight(chosen, pool.connection) == 2)
 
             // Its instance now runs far more than the other: the leader would move the
@@ -414,19 +415,19 @@ private struct ReportingInstances {
             try await pool.report(chosen, running: 200, waiting: 0)
             let third = second + chain(9, 2)
             let turn3 = try #require(assignment(try await call(
-                ScheduleRequest(requestID: "t3", model: "m", prefixHashes: third, promptTokens: 650, reusedInstanceID: chosen),
+                ScheduleRequest(requestID: "t3", model: "m", prefixHashes: third, promptTokens: 460, reusedInstanceID: chosen),
                 on: pool.connection)))
             #expect(turn3.instanceID == chosen && turn3.reuseMs == 0)
             #expect(try await inFlight(chosen, pool.connection) == 3)
             // And the leader's own choice for such a turn is the other instance.
             let asked = try #require(assignment(try await call(
-                ScheduleRequest(requestID: "t4", model: "m", prefixHashes: third + [1], promptTokens: 700), on: pool.connection)))
+                ScheduleRequest(requestID: "t4", model: "m", prefixHashes: third + [1], promptTokens: 500), on: pool.connection)))
             #expect(asked.instanceID == other)
 
             // An instance keeping a queue grants nothing, not even to a request it is chosen for.
             try await pool.report(other, running: 0, waiting: 2)
             let queued = try #require(assignment(try await call(
-                ScheduleRequest(requestID: "t6", model: "m", prefixHashes: third + [1] + [2], promptTokens: 720, reusedInstanceID: other),
+                ScheduleRequest(requestID: "t6", model: "m", prefixHashes: third + [1] + [2], promptTokens: 520, reusedInstanceID: other),
                 on: pool.connection)))
             #expect(queued.instanceID == other && queued.reuseMs == 0)
 

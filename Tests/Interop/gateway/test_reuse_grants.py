@@ -8,9 +8,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import API_KEY, wait_for
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
-# About 420 tokens: a first turn's prompt work under one typical request's (`queued_request_tokens`
+# About 320 tokens: a first turn's prompt work under one typical request's (`queued_request_tokens`
 # 512), so the leader grants on it too.
-SYSTEM = "You answer questions about rivers, seas and the weather with care and at length. " * 20
+SYSTEM = "You answer questions about rivers, seas and the weather with care and at length. " * 15
 
 
 def ask(cluster, messages):
