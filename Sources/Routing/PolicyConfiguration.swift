@@ -67,8 +67,9 @@ public struct PolicyConfiguration: Sendable, Equatable {
     /// prefix-cache and expected-ttft: how long a gateway may send the request that continues an
     /// assigned one (a conversation's next turn) straight to the same instance, without asking,
     /// and tell the leader afterwards; 0: every request asks. The leader renews the grant for the
-    /// turn after only if it would have chosen that instance itself (`ReuseGrants`).
-    public var reuseMilliseconds: Int = 10_000
+    /// turn after only if it would have chosen that instance itself (`ReuseGrants`). Off by
+    /// default: measured, it helps near saturation and costs opening bursts (Docs/benchmarks.md).
+    public var reuseMilliseconds: Int = 0
 
     /// Whether this policy holds a request whose prefix its instance is still computing
     /// (`PrefixWarmup`): the single-instance policies that route by prefix affinity. pd-split's

@@ -21,6 +21,11 @@ import Testing
         #expect(router(name).grantsReuse(on: instance(calm)) == (name == .prefixCache || name == .expectedTTFT))
     }
 
+    @Test func offByDefault() {
+        #expect(PolicyConfiguration().reuseMilliseconds == 0)
+        #expect(!Router().grantsReuse(on: instance(calm)))
+    }
+
     @Test func noGrantWithoutReuseOrWithoutAFreshCalmReport() {
         #expect(router(.prefixCache).grantsReuse(on: instance(calm)))
         #expect(!router(.prefixCache, reuse: 0).grantsReuse(on: instance(calm)))

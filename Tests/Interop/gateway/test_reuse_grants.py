@@ -8,6 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import API_KEY, wait_for
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+# Grants are off by default (`reuse_ms` 0); the config turns them on.
+GRANTS = {"policy": "prefix-cache", "params": {"reuse_ms": 10000}}
 # About 320 tokens: a first turn's prompt work under one typical request's (`queued_request_tokens`
 # 512), so the leader grants on it too.
 SYSTEM = "You answer questions about rivers, seas and the weather with care and at length. " * 15
@@ -48,7 +50,7 @@ def leader_decisions(cluster):
 
 
 def test_the_next_turn_goes_where_the_last_went_and_the_leader_books_it(cluster_factory):
-    cluster = cluster_factory({"a": ["--slowness", "5"], "b": ["--slowness", "5"]}, metrics=True)
+    cluster = cluster_factory({"a": ["--slowness", "5"], "b": ["--slowness", "5"]}, metrics=True, scheduler_options=GRANTS)
     # The leader grants only on an engine its agent has reported idle of queues.
     wait_for(lambda: all("load" in i for i in (cluster.status() or {"instances": [{}]})["instances"]), 20, "both engines reported")
     seen, messages = conversation(cluster, "the sea", 6)
@@ -69,7 +71,7 @@ def test_the_next_turn_goes_where_the_last_went_and_the_leader_books_it(cluster_
     wait_for(lambda: all(i["in_flight"] == 0 for i in (cluster.status() or {"instances": [{"in_flight": 1}]})["instances"]), 10,
              "every slot released")
 
-    # With reuse_ms 0 the leader grants nothing: every turn asks.
+    # With reuse_ms 0 (the default) the leader grants nothing: every turn asks.
     cluster.ctl("set-policy", "prefix-cache", "--param", "reuse_ms=0")
     wait_for(lambda: (cluster.status() or {}).get("policy", {}).get("params", {}).get("reuse_ms") == 0, 10, "reuse_ms 0 in force")
     seen, _ = conversation(cluster, "the weather", 3)
@@ -77,7 +79,7 @@ def test_the_next_turn_goes_where_the_last_went_and_the_leader_books_it(cluster_
 
 
 def test_a_grant_whose_engine_died_costs_a_retry_not_the_request(cluster_factory):
-    cluster = cluster_factory({"a": ["--slowness", "5"], "b": ["--slowness", "5"]})
+    cluster = cluster_factory({"a": ["--slowness", "5"], "b": ["--slowness", "5"]}, scheduler_options=GRANTS)
     seen, messages = conversation(cluster, "rivers", 1)
     dead = seen[0][1]
     cluster.processes[f"sim-{dead}"].stop()
