@@ -30,6 +30,10 @@ final class SchedulerLink: Sendable {
     private let metrics: GatewayMetrics
     /// The leader's grants to send a conversation's next turn without asking (`reuse_ms`).
     private let grants = Mutex(ReuseGrants())
+    /// How many grants `grants` holds, updated under its lock: with grants off (the default) a
+    /// request reads this and never takes the lock. A request racing the first grant may read 0
+    /// and ask the leader, as it would have without the grant.
+    private let grantsHeld = Atomic<Int>(0)
     private let epoch = ContinuousClock.now
     private var now: Moment { .now - epoch }
 
@@ -132,6 +136,7 @@ final class SchedulerLink: Sendable {
         let now = now
         grants.withLock {
             $0.grant(promptKey: promptKey, chunks: chunks, instance: instance, for: .milliseconds(Int64(assignment.reuseMs)), now: now)
+            grantsHeld.store($0.count, ordering: .relaxed)
         }
     }
 
@@ -139,10 +144,14 @@ final class SchedulerLink: Sendable {
     /// continues, taken (one request per grant), while that instance is up in the table and the
     /// leader answers (in fallback, requests are routed as fallback routes them).
     func takeGrant(_ features: RequestFeatures) -> InstanceRef? {
-        guard !isInFallback, let key = features.previousTurnKey else { return nil }
+        guard grantsHeld.load(ordering: .relaxed) > 0, !isInFallback, let key = features.previousTurnKey else { return nil }
         let now = now
         let chunks = features.prefixHashes.count
-        guard let grant = grants.withLock({ $0.take(previousTurnKey: key, chunks: chunks, model: features.model, now: now) }) else { return nil }
+        let taken = grants.withLock { grants in
+            defer { grantsHeld.store(grants.count, ordering: .relaxed) }
+            return grants.take(previousTurnKey: key, chunks: chunks, model: features.model, now: now)
+        }
+        guard let grant = taken else { return nil }
         guard store.instances.contains(where: { $0.id == grant.instance.id && $0.isUp && !$0.isPrefillOnly }) else { return nil }
         return grant.instance
     }

@@ -40,7 +40,7 @@ public struct FallbackRouter: Sendable {
         let whole = usable.filter { !$0.isPrefillOnly }
         let candidates = whole.isEmpty ? usable : whole
         guard !candidates.isEmpty else { return nil }
-        let fresh = candidates.filter { (failedUntil[$0.id] ?? 0) <= now }
+        let fresh = candidates.filter { !isCoolingOff($0.id, now: now) }
         let pool = fresh.isEmpty ? candidates : fresh
         let chosen = pool[cursor % pool.count]
         cursor &+= 1

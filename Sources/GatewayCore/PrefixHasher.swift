@@ -15,9 +15,7 @@ public enum PrefixHasher {
         var previous = seed
         var start = 0
         while start + chunkBytes <= text.count, hashes.count < maxChunks {
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((previous >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
-            for index in start..<(start + chunkBytes) { hash = (hash ^ UInt64(text[index])) &* 0x0000_0100_0000_01b3 }
+            let hash = step(previous: previous, text[start..<(start + chunkBytes)])
             hashes.append(hash)
             previous = hash
             start += chunkBytes
@@ -34,11 +32,21 @@ public enum PrefixHasher {
         let full = length / chunkBytes
         guard full <= chain.count else { return nil }
         let previous = full == 0 ? seed : chain[full - 1]
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((previous >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
-        for index in (full * chunkBytes)..<length { hash = (hash ^ UInt64(text[index])) &* 0x0000_0100_0000_01b3 }
         // The length too: a key never equals a chain hash of a text that happens to end on a chunk.
-        for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((UInt64(length) >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
+        return mix(step(previous: previous, text[(full * chunkBytes)..<length]), UInt64(length))
+    }
+
+    /// One link of the chain: FNV-1a 64 over the previous hash's eight bytes, then the chunk's.
+    private static func step(previous: UInt64, _ chunk: ArraySlice<UInt8>) -> UInt64 {
+        var hash = mix(0xcbf2_9ce4_8422_2325, previous)
+        for byte in chunk { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return hash
+    }
+
+    /// FNV-1a 64 carried over `value`'s eight bytes, low byte first.
+    private static func mix(_ hash: UInt64, _ value: UInt64) -> UInt64 {
+        var hash = hash
+        for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((value >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
         return hash
     }
 
