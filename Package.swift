@@ -85,10 +85,12 @@ let package = Package(
         // The gateway: a pure core (the request lifecycle, request features, prefix hashes,
         // fallback round-robin, retry rules, OpenAI error shapes) and the SwiftNIO shell.
         .target(name: "GatewayCore", swiftSettings: strict),
+        // Flow control: tenants' limits, the banded fair queue (pure; the gateway's shell drives it).
+        .target(name: "FlowControl", swiftSettings: strict),
         .target(
             name: "Gateway",
             dependencies: [
-                "Wire", "GatewayCore", "ClusterConfig",
+                "Wire", "GatewayCore", "FlowControl", "ClusterConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -196,6 +198,7 @@ let package = Package(
         ),
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
+        .testTarget(name: "FlowControlTests", dependencies: ["FlowControl"], swiftSettings: strict),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "Seeded"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
         .testTarget(name: "CtlViewsTests", dependencies: ["CtlViews", "Wire"], swiftSettings: strict),

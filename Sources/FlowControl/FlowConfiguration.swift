@@ -1,0 +1,34 @@
+/// Tenants, classes and the queue's size, as the config gives them.
+public struct FlowConfiguration: Sendable, Equatable {
+    /// Highest first.
+    public var classes: [PriorityClass]
+    /// Every configured tenant and, last, the default tenant (`defaultTenant`).
+    public var tenants: [TenantPolicy]
+    /// How many requests may wait at once (the seed's `max_queue_size`).
+    public var queueCapacity: Int
+    /// Tokens a request is assumed to generate when it sets no `max_tokens`, for the token budget
+    /// and fair share until its real usage is known.
+    public var assumedCompletionTokens: Int
+
+    public static let defaultTenantName = "default"
+
+    public init(classes: [PriorityClass] = PriorityClass.defaults, tenants: [TenantPolicy] = [], queueCapacity: Int, assumedCompletionTokens: Int = 256) {
+        self.classes = classes.isEmpty ? PriorityClass.defaults : classes
+        var all = tenants.filter { $0.name != Self.defaultTenantName }
+        let standard = self.classes.firstIndex { $0.name == "standard" } ?? min(1, self.classes.count - 1)
+        all.append(tenants.first { $0.name == Self.defaultTenantName } ?? TenantPolicy(name: Self.defaultTenantName, classRank: standard))
+        self.tenants = all
+        self.queueCapacity = queueCapacity
+        self.assumedCompletionTokens = assumedCompletionTokens
+    }
+
+    public var defaultTenant: Int { tenants.count - 1 }
+
+    /// The tenant an authenticated client belongs to (its API key's client name), or the default.
+    public func tenant(named name: String?) -> Int {
+        guard let name else { return defaultTenant }
+        return tenants.firstIndex { $0.name == name } ?? defaultTenant
+    }
+
+    public func classRank(named name: String) -> Int? { classes.firstIndex { $0.name == name } }
+}

@@ -1,0 +1,120 @@
+/// A request as flow control knows it, from admission to its end.
+public struct FlowTicket: Sendable, Equatable {
+    public var id: UInt64
+    public var tenant: Int
+    /// Its class (0 highest): the tenant's, or lower when the request asked for less.
+    public var classRank: Int
+    /// Prompt tokens plus the completion it may ask for, until its usage is known.
+    public var estimatedTokens: Int
+    /// When it first waited, if it did: its place in the queue and its time to live count from here.
+    public var enqueued: Duration?
+    /// Whether its tenant's limits admitted it: `finished` settles only admitted tickets.
+    public var admitted = false
+    /// Whether its estimate was charged to its tenant's fair share (it was sent to an engine).
+    public var served = false
+
+    public init(id: UInt64, tenant: Int, classRank: Int, estimatedTokens: Int) {
+        self.id = id
+        self.tenant = tenant
+        self.classRank = classRank
+        self.estimatedTokens = estimatedTokens
+    }
+}
+
+/// What became of an arriving request.
+public enum FlowArrival: Sendable, Equatable {
+    /// Nothing waiting goes before it: ask the scheduler now.
+    case proceed
+    /// It waits its turn in the queue.
+    case queued
+    /// A tenant limit refuses it (429, `Retry-After` the time until the budget allows it).
+    case refused(LimitRefusal, retryAfter: Duration)
+    /// The queue is full and this request is the one to shed (429).
+    case shed
+}
+
+/// Flow control at one gateway: per-tenant limits at admission, the fair, banded queue, and the
+/// fair-share accounting as requests are served and end. Pure: the shell holds it behind a lock,
+/// feeds it requests and time, and carries out what it returns (answer, wake, shed).
+public struct FlowController: Sendable {
+    public let configuration: FlowConfiguration
+    public private(set) var ledgers: [TenantLedger]
+    public private(set) var queue: FairQueue
+
+    public init(configuration: FlowConfiguration, now: Duration) {
+        self.configuration = configuration
+        ledgers = configuration.tenants.map { TenantLedger(policy: $0, now: now) }
+        queue = FairQueue(classes: configuration.classes, weights: configuration.tenants.map(\.weight), capacity: configuration.queueCapacity)
+    }
+
+    /// A request arrives: refused by a limit, sent on, or queued behind those that go first.
+    /// `shed`: the id of a waiting request dropped to make room, to be answered 429. Every ticket
+    /// that is not refused must be `finished` once, however it ends.
+    public mutating func arrive(_ ticket: inout FlowTicket, now: Duration) -> (FlowArrival, shed: UInt64?) {
+        if let (refusal, wait) = ledgers[ticket.tenant].admit(estimatedTokens: ticket.estimatedTokens, now: now) {
+            return (.refused(refusal, retryAfter: wait), nil)
+        }
+        ticket.admitted = true
+        guard queue.hasAnythingAhead(ofTenant: ticket.tenant, classRank: ticket.classRank, now: now) else { return (.proceed, nil) }
+        switch wait(&ticket, now: now) {
+        case .some(let shed) where shed == ticket.id: return (.shed, nil)
+        case .some(let shed): return (.queued, shed)
+        case .none: return (.queued, nil)
+        }
+    }
+
+    /// The scheduler said wait (every engine is busy for this class): the request joins the queue,
+    /// keeping its first place if it waited before. Returns the id of the request shed to make
+    /// room, which is `ticket`'s own when it is the one.
+    public mutating func wait(_ ticket: inout FlowTicket, now: Duration) -> UInt64? {
+        let enqueued = ticket.enqueued ?? now
+        ticket.enqueued = enqueued
+        let entry = FairQueue.Entry(
+            id: ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, enqueued: enqueued, cost: Double(ticket.estimatedTokens))
+        switch queue.join(entry, now: now) {
+        case .queued: return nil
+        case .rejected: return ticket.id
+        case .queuedShedding(let victim): return victim.id
+        }
+    }
+
+    /// The next waiting request to ask the scheduler, with the band it now asks in (its class
+    /// raised by aging), taken off the queue. It rejoins with `wait` if told to wait again.
+    public mutating func next(now: Duration) -> (id: UInt64, band: Int)? {
+        guard let entry = queue.next(now: now) else { return nil }
+        return (entry.id, queue.band(of: entry, now: now))
+    }
+
+    /// The band a ticket asks in at `now`: its class, raised by the time it has waited.
+    public func band(of ticket: FlowTicket, now: Duration) -> Int {
+        guard let enqueued = ticket.enqueued else { return ticket.classRank }
+        return queue.band(of: FairQueue.Entry(id: ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, enqueued: enqueued, cost: 0), now: now)
+    }
+
+    /// The request no longer waits (it ended, or was sent another way).
+    public mutating func leave(_ ticket: FlowTicket) {
+        queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank)
+    }
+
+    /// The request was sent to an engine: its estimate counts toward its tenant's fair share.
+    public mutating func served(_ ticket: inout FlowTicket) {
+        guard !ticket.served else { return }
+        ticket.served = true
+        queue.charge(tenant: ticket.tenant, tokens: Double(ticket.estimatedTokens))
+    }
+
+    /// The request ended, having used `usedTokens` (nil: unknown). One that never reached an
+    /// engine gives back its request and its tokens; one that did is settled at its real usage.
+    public mutating func finished(_ ticket: FlowTicket, usedTokens: Int?, now: Duration) {
+        queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank)
+        guard ticket.admitted else { return }
+        ledgers[ticket.tenant].settle(
+            estimatedTokens: ticket.estimatedTokens, usedTokens: ticket.served ? usedTokens : 0, reachedEngine: ticket.served, now: now)
+        if ticket.served, let used = usedTokens { queue.charge(tenant: ticket.tenant, tokens: Double(used - ticket.estimatedTokens)) }
+    }
+
+    /// Sets this gateway's share of every tenant's limits.
+    public mutating func setShare(_ share: Double, now: Duration) {
+        for index in ledgers.indices { ledgers[index].setShare(share, now: now) }
+    }
+}

@@ -1,0 +1,46 @@
+/// A priority class: requests of a higher class are served before those of a lower one whenever
+/// both wait. Classes are ordered, highest first (`rank` 0); the defaults are `interactive`,
+/// `standard` and `batch`, and a config may name its own.
+public struct PriorityClass: Sendable, Equatable {
+    public var name: String
+    /// How long a request of this class may wait in the gateway's queue before it is answered
+    /// with an error instead (its time to live).
+    public var ttl: Duration
+    /// After waiting this long, a request is treated as one class higher, and again after each
+    /// further period, so a lower class is never starved for ever. nil: it never ages.
+    public var agingAfter: Duration?
+    /// What the engines must have free before a request of this class is sent to one. nil: any
+    /// engine that is not saturated takes it (the leader's own rule).
+    public var headroom: Headroom?
+
+    public init(name: String, ttl: Duration, agingAfter: Duration? = nil, headroom: Headroom? = nil) {
+        self.name = name
+        self.ttl = ttl
+        self.agingAfter = agingAfter
+        self.headroom = headroom
+    }
+
+    /// The classes a config that names none gets: `batch` only while an engine has room to spare
+    /// (nothing waiting in it, KV under 80 %), and treated as `standard` after a minute's wait.
+    public static let defaults: [PriorityClass] = [
+        PriorityClass(name: "interactive", ttl: .seconds(30)),
+        PriorityClass(name: "standard", ttl: .seconds(60), agingAfter: .seconds(30)),
+        PriorityClass(name: "batch", ttl: .seconds(600), agingAfter: .seconds(60), headroom: Headroom(maxWaiting: 0, maxKVUsage: 0.8)),
+    ]
+}
+
+/// Room an engine must have for a class's request: at most `maxWaiting` requests waiting in it,
+/// KV usage at most `maxKVUsage`, and (when non-zero) at most `maxRunning` sequences running.
+/// The leader applies it with its fresh reports; the gateway sends it with each request.
+public struct Headroom: Sendable, Equatable {
+    public var maxWaiting: Int
+    public var maxKVUsage: Double
+    /// 0: no bound on running sequences.
+    public var maxRunning: Int
+
+    public init(maxWaiting: Int, maxKVUsage: Double, maxRunning: Int = 0) {
+        self.maxWaiting = maxWaiting
+        self.maxKVUsage = maxKVUsage
+        self.maxRunning = maxRunning
+    }
+}

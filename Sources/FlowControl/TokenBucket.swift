@@ -1,0 +1,54 @@
+/// A budget that refills at `ratePerSecond` up to `capacity`: a per-minute limit L is a bucket of
+/// capacity L refilling at L / 60 a second, so a tenant idle for a minute may send L at once and a
+/// busy one gets L a minute. The level may go below zero when a request's estimate is corrected
+/// upwards at its end; the debt is paid before anything else is taken. Pure: time is a value.
+public struct TokenBucket: Sendable, Equatable {
+    public private(set) var capacity: Double
+    public private(set) var ratePerSecond: Double
+    public private(set) var level: Double
+    private var updated: Duration
+
+    public init(perMinute limit: Double, now: Duration) {
+        capacity = max(0, limit)
+        ratePerSecond = capacity / 60
+        level = capacity
+        updated = now
+    }
+
+    /// Takes `amount` if the level reaches it (an amount larger than the capacity needs a full
+    /// bucket, and leaves a debt); otherwise takes nothing and says how long until it would.
+    public mutating func take(_ amount: Double, now: Duration) -> Duration? {
+        refill(now)
+        let needed = min(amount, capacity)
+        guard level >= needed else { return wait(for: needed) }
+        level -= amount
+        return nil
+    }
+
+    /// Puts back (positive) or takes more (negative) after the fact, as a request's real usage
+    /// corrects its estimate. Never above the capacity.
+    public mutating func adjust(by amount: Double, now: Duration) {
+        refill(now)
+        level = min(capacity, level + amount)
+    }
+
+    /// Changes the limit (a new share of a cluster-wide budget), keeping the level within it.
+    public mutating func resize(perMinute limit: Double, now: Duration) {
+        refill(now)
+        capacity = max(0, limit)
+        ratePerSecond = capacity / 60
+        level = min(level, capacity)
+    }
+
+    private mutating func refill(_ now: Duration) {
+        guard now > updated else { return }
+        let seconds = Double((now - updated) / .nanoseconds(1)) / 1e9
+        level = min(capacity, level + seconds * ratePerSecond)
+        updated = now
+    }
+
+    private func wait(for needed: Double) -> Duration {
+        guard ratePerSecond > 0 else { return .seconds(60) }
+        return .nanoseconds(Int64(((needed - level) / ratePerSecond * 1e9).rounded(.up)))
+    }
+}

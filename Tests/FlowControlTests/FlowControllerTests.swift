@@ -1,0 +1,92 @@
+import FlowControl
+import Testing
+
+@Suite struct FlowControllerTests {
+    let configuration = FlowConfiguration(
+        tenants: [
+            TenantPolicy(name: "chat", classRank: 0, maxConcurrent: 2),
+            TenantPolicy(name: "jobs", classRank: 2, requestsPerMinute: 60),
+        ],
+        queueCapacity: 2)
+
+    func ticket(_ id: UInt64, _ tenant: String?, rank: Int? = nil) -> FlowTicket {
+        let index = configuration.tenant(named: tenant)
+        return FlowTicket(id: id, tenant: index, classRank: rank ?? configuration.tenants[index].classRank, estimatedTokens: 100)
+    }
+
+    @Test func unknownClientsBelongToTheDefaultTenantInTheStandardClass() {
+        #expect(configuration.tenants.last?.name == "default")
+        #expect(configuration.tenant(named: "nobody") == configuration.defaultTenant)
+        #expect(configuration.tenant(named: nil) == configuration.defaultTenant)
+        #expect(configuration.tenants[configuration.defaultTenant].classRank == 1)
+    }
+
+    @Test func anArrivalWithNothingAheadProceedsAndOneBehindWaitersQueues() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var job = ticket(1, "jobs")
+        #expect(flow.arrive(&job, now: .zero) == (.proceed, nil))
+        // The scheduler says wait (no engine has batch's headroom): it queues.
+        #expect(flow.wait(&job, now: .zero) == nil)
+        var other = ticket(2, "jobs")
+        #expect(flow.arrive(&other, now: .zero) == (.queued, nil))
+        // An interactive request goes straight on.
+        var chat = ticket(3, "chat")
+        #expect(flow.arrive(&chat, now: .zero) == (.proceed, nil))
+    }
+
+    @Test func aFullQueueShedsTheLowestClassAndTheSheddingArrivalIsAnswered() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var a = ticket(1, "jobs"), b = ticket(2, "jobs"), c = ticket(3, nil), d = ticket(4, "jobs")
+        _ = flow.arrive(&a, now: .zero)
+        _ = flow.wait(&a, now: .zero)
+        #expect(flow.arrive(&b, now: .zero) == (.queued, nil))
+        // Full (2): a standard arrival waits too and sheds the newest batch request.
+        _ = flow.arrive(&c, now: .zero)
+        #expect(flow.wait(&c, now: .zero) == 2)
+        // A batch arrival now is the one shed.
+        #expect(flow.arrive(&d, now: .zero) == (.shed, nil))
+        // Ended without reaching an engine, each gives its request back to the budget.
+        for t in [b, d] { flow.finished(t, usedTokens: nil, now: .zero) }
+        #expect(flow.ledgers[configuration.tenant(named: "jobs")].remaining(now: .zero).requests == 59)
+    }
+
+    @Test func aRefusedRequestIsNotAdmittedAndAFinishedOneFreesItsSlot() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var a = ticket(1, "chat"), b = ticket(2, "chat"), c = ticket(3, "chat")
+        _ = flow.arrive(&a, now: .zero)
+        _ = flow.arrive(&b, now: .zero)
+        #expect(flow.arrive(&c, now: .zero).0 == .refused(.concurrency(limit: 2), retryAfter: .seconds(1)))
+        #expect(!c.admitted)
+        flow.finished(c, usedTokens: nil, now: .zero)
+        #expect(flow.ledgers[0].inFlight == 2)
+        flow.served(&a)
+        flow.finished(a, usedTokens: 80, now: .zero)
+        #expect(flow.arrive(&c, now: .zero) == (.proceed, nil))
+    }
+
+    @Test func servingChargesTheEstimateAndTheEndCorrectsItToTheUsage() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var a = ticket(1, "jobs")
+        _ = flow.arrive(&a, now: .zero)
+        flow.served(&a)
+        flow.served(&a)
+        #expect(flow.queue.counter(of: a.tenant) == 100)
+        flow.finished(a, usedTokens: 250, now: .zero)
+        #expect(flow.queue.counter(of: a.tenant) == 250)
+    }
+
+    @Test func aWokenRequestAsksInTheBandItHasAgedInto() throws {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var job = ticket(1, "jobs")
+        _ = flow.arrive(&job, now: .zero)
+        _ = flow.wait(&job, now: .zero)
+        // Batch ages after 60 s by default.
+        let next = flow.next(now: .seconds(61))
+        let woken = try #require(next)
+        #expect(woken.id == 1 && woken.band == 1)
+        // Told to wait again, it keeps its first place and age.
+        _ = flow.wait(&job, now: .seconds(62))
+        #expect(job.enqueued == .zero)
+        #expect(flow.band(of: job, now: .seconds(62)) == 1)
+    }
+}
