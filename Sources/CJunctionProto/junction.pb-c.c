@@ -817,6 +817,51 @@ void   junction__v1__schedule_request__free_unpacked
   assert(message->base.descriptor == &junction__v1__schedule_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   junction__v1__engine_headroom__init
+                     (Junction__V1__EngineHeadroom         *message)
+{
+  static const Junction__V1__EngineHeadroom init_value = JUNCTION__V1__ENGINE_HEADROOM__INIT;
+  *message = init_value;
+}
+size_t junction__v1__engine_headroom__get_packed_size
+                     (const Junction__V1__EngineHeadroom *message)
+{
+  assert(message->base.descriptor == &junction__v1__engine_headroom__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__engine_headroom__pack
+                     (const Junction__V1__EngineHeadroom *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__engine_headroom__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__engine_headroom__pack_to_buffer
+                     (const Junction__V1__EngineHeadroom *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__engine_headroom__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__EngineHeadroom *
+       junction__v1__engine_headroom__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__EngineHeadroom *)
+     protobuf_c_message_unpack (&junction__v1__engine_headroom__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__engine_headroom__free_unpacked
+                     (Junction__V1__EngineHeadroom *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__engine_headroom__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   junction__v1__schedule_reply__init
                      (Junction__V1__ScheduleReply         *message)
 {
@@ -4197,7 +4242,7 @@ const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor =
   (ProtobufCMessageInit) junction__v1__deregister_instance__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[13] =
+static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_descriptors[14] =
 {
   {
     "request_id",
@@ -4355,6 +4400,18 @@ static const ProtobufCFieldDescriptor junction__v1__schedule_request__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "headroom",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__ScheduleRequest, headroom),
+    &junction__v1__engine_headroom__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__schedule_request__field_indices_by_name[] = {
   11,   /* field[11] = accepts_hold */
@@ -4362,6 +4419,7 @@ static const unsigned junction__v1__schedule_request__field_indices_by_name[] = 
   8,   /* field[8] = answer_start_chunk */
   7,   /* field[7] = chunk_chars */
   5,   /* field[5] = exclude_instances */
+  13,   /* field[13] = headroom */
   4,   /* field[4] = max_tokens */
   1,   /* field[1] = model */
   2,   /* field[2] = prefix_hashes */
@@ -4374,7 +4432,7 @@ static const unsigned junction__v1__schedule_request__field_indices_by_name[] = 
 static const ProtobufCIntRange junction__v1__schedule_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
 {
@@ -4384,11 +4442,75 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   "Junction__V1__ScheduleRequest",
   "junction.v1",
   sizeof(Junction__V1__ScheduleRequest),
-  13,
+  14,
   junction__v1__schedule_request__field_descriptors,
   junction__v1__schedule_request__field_indices_by_name,
   1,  junction__v1__schedule_request__number_ranges,
   (ProtobufCMessageInit) junction__v1__schedule_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__engine_headroom__field_descriptors[3] =
+{
+  {
+    "max_waiting",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__EngineHeadroom, max_waiting),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_kv_usage",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__EngineHeadroom, max_kv_usage),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_running",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__EngineHeadroom, max_running),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__engine_headroom__field_indices_by_name[] = {
+  1,   /* field[1] = max_kv_usage */
+  2,   /* field[2] = max_running */
+  0,   /* field[0] = max_waiting */
+};
+static const ProtobufCIntRange junction__v1__engine_headroom__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor junction__v1__engine_headroom__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.EngineHeadroom",
+  "EngineHeadroom",
+  "Junction__V1__EngineHeadroom",
+  "junction.v1",
+  sizeof(Junction__V1__EngineHeadroom),
+  3,
+  junction__v1__engine_headroom__field_descriptors,
+  junction__v1__engine_headroom__field_indices_by_name,
+  1,  junction__v1__engine_headroom__number_ranges,
+  (ProtobufCMessageInit) junction__v1__engine_headroom__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor junction__v1__schedule_reply__field_descriptors[3] =

@@ -12,8 +12,11 @@ public struct FlowConfiguration: Sendable, Equatable {
 
     public static let defaultTenantName = "default"
 
-    public init(classes: [PriorityClass] = PriorityClass.defaults, tenants: [TenantPolicy] = [], queueCapacity: Int, assumedCompletionTokens: Int = 256) {
-        self.classes = classes.isEmpty ? PriorityClass.defaults : classes
+    public init(
+        classes: [PriorityClass] = PriorityClass.defaults(ttl: .seconds(30)), tenants: [TenantPolicy] = [], queueCapacity: Int,
+        assumedCompletionTokens: Int = 256
+    ) {
+        self.classes = classes.isEmpty ? PriorityClass.defaults(ttl: .seconds(30)) : classes
         var all = tenants.filter { $0.name != Self.defaultTenantName }
         let standard = self.classes.firstIndex { $0.name == "standard" } ?? min(1, self.classes.count - 1)
         all.append(tenants.first { $0.name == Self.defaultTenantName } ?? TenantPolicy(name: Self.defaultTenantName, classRank: standard))

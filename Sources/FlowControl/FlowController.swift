@@ -80,9 +80,9 @@ public struct FlowController: Sendable {
 
     /// The next waiting request to ask the scheduler, with the band it now asks in (its class
     /// raised by aging), taken off the queue. It rejoins with `wait` if told to wait again.
-    public mutating func next(now: Duration) -> (id: UInt64, band: Int)? {
+    public mutating func next(now: Duration) -> (id: UInt64, tenant: Int, band: Int)? {
         guard let entry = queue.next(now: now) else { return nil }
-        return (entry.id, queue.band(of: entry, now: now))
+        return (entry.id, entry.tenant, queue.band(of: entry, now: now))
     }
 
     /// The band a ticket asks in at `now`: its class, raised by the time it has waited.

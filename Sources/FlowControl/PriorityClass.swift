@@ -20,13 +20,17 @@ public struct PriorityClass: Sendable, Equatable {
         self.headroom = headroom
     }
 
-    /// The classes a config that names none gets: `batch` only while an engine has room to spare
-    /// (nothing waiting in it, KV under 80 %), and treated as `standard` after a minute's wait.
-    public static let defaults: [PriorityClass] = [
-        PriorityClass(name: "interactive", ttl: .seconds(30)),
-        PriorityClass(name: "standard", ttl: .seconds(60), agingAfter: .seconds(30)),
-        PriorityClass(name: "batch", ttl: .seconds(600), agingAfter: .seconds(60), headroom: Headroom(maxWaiting: 0, maxKVUsage: 0.8)),
-    ]
+    /// The classes a config that names none gets, each with time to live `ttl` (the gateway's
+    /// `wait_schedule_timeout`): `standard` treated as `interactive` after waiting a third of it,
+    /// and `batch` sent only while an engine has room to spare (nothing waiting in it, KV under
+    /// 80 %) and treated as `standard` after waiting half of it.
+    public static func defaults(ttl: Duration) -> [PriorityClass] {
+        [
+            PriorityClass(name: "interactive", ttl: ttl),
+            PriorityClass(name: "standard", ttl: ttl, agingAfter: ttl / 3),
+            PriorityClass(name: "batch", ttl: ttl, agingAfter: ttl / 2, headroom: Headroom(maxWaiting: 0, maxKVUsage: 0.8)),
+        ]
+    }
 }
 
 /// Room an engine must have for a class's request: at most `maxWaiting` requests waiting in it,

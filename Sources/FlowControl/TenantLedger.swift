@@ -4,6 +4,12 @@ public enum LimitRefusal: Sendable, Equatable {
     case requestsPerMinute(limit: Int)
     case tokensPerMinute(limit: Int)
 
+    public var limit: Int {
+        switch self {
+        case .concurrency(let limit), .requestsPerMinute(let limit), .tokensPerMinute(let limit): limit
+        }
+    }
+
     /// The label in metrics and the word in the error: `concurrency`, `requests`, `tokens`.
     public var kind: String {
         switch self {

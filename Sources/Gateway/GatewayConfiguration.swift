@@ -1,4 +1,5 @@
 import ClusterConfig
+import FlowControl
 import GatewayCore
 import Foundation
 import Wire
@@ -60,6 +61,8 @@ public struct GatewayConfiguration: Sendable {
     public var handoffFlow: HandoffFlow?
     /// The `tracing` section: where request spans go (nil: nothing is traced).
     public var tracing: TracingConfiguration?
+    /// Tenants, priority classes and the wait queue's size (flow control).
+    public var flow = FlowConfiguration(queueCapacity: 512)
 
     public init(cluster: ClusterConfiguration) { self.cluster = cluster }
 
@@ -147,6 +150,8 @@ public struct GatewayConfiguration: Sendable {
                 key: "llm_gateway.wait_schedule_try_period",
                 reason: "at most llm_gateway.wait_schedule_timeout (\(config.waitScheduleTimeoutMilliseconds)): a waiting request would give up before it asked again")
         }
+        config.flow = try FlowConfigurationParsing.parse(
+            section, queueCapacity: config.maxQueueSize, ttl: config.waitScheduleTimeoutMilliseconds, clients: Set(config.clientKeys.entries.map(\.client)))
         if let flow = try ConfigFile.string(section, "llm_gateway.pd_handoff"), flow != "auto" {
             guard let known = HandoffFlow(rawValue: flow) else {
                 throw ConfigError(key: "llm_gateway.pd_handoff", reason: "one of auto, vllm, sglang")

@@ -107,6 +107,53 @@ final class GatewayMetrics: Sendable {
             .increment(by: Int64(usage.completion))
     }
 
+    // MARK: - Tenants (flow control; the names are the configured tenants', so the series are bounded)
+
+    /// Requests by tenant, class and what flow control did: `admitted`, `refused_concurrency`,
+    /// `refused_requests`, `refused_tokens` (its limits), `shed` (the full queue), `expired` (its
+    /// class's time to live ran out while it waited).
+    func tenantRequest(tenant: String, class name: String, outcome: String) {
+        counter(
+            "tenant_requests", "Requests by tenant, priority class and flow-control outcome.",
+            [("tenant", tenant), ("class", name), ("outcome", outcome)]
+        ).increment()
+    }
+
+    private let tenantGauges = Mutex<[String: Gauge]>([:])
+    private let tenantWaits = Mutex<[String: ValueHistogram]>([:])
+
+    /// Requests of `tenant` waiting in the queue now.
+    func tenantQueued(tenant: String, waiting: Int) {
+        let gauge = tenantGauges.withLock { gauges in
+            if let found = gauges[tenant] { return found }
+            let made = registry.makeGauge(
+                descriptor: Self.name("tenant_queued", "", "Requests waiting in the queue, by tenant."), labels: [("tenant", tenant)])
+            gauges[tenant] = made
+            return made
+        }
+        gauge.set(to: Double(waiting))
+    }
+
+    /// How long a request waited in the queue before it was sent to an engine (0 if it did not).
+    func tenantQueueWait(tenant: String, seconds: Double) {
+        let histogram = tenantWaits.withLock { histograms in
+            if let found = histograms[tenant] { return found }
+            let made = registry.makeValueHistogram(
+                descriptor: Self.name("tenant_queue_wait", "seconds", "Time in the wait queue before going to an engine, by tenant."),
+                labels: [("tenant", tenant)], buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300])
+            histograms[tenant] = made
+            return made
+        }
+        histogram.record(seconds)
+    }
+
+    /// Tokens the engines served a tenant (their usage).
+    func tenantTokens(tenant: String, prompt: Int, completion: Int) {
+        let help = "Tokens served by tenant and kind (prompt, completion), from the engines' usage."
+        counter("tenant_tokens", help, [("tenant", tenant), ("kind", "prompt")]).increment(by: Int64(prompt))
+        counter("tenant_tokens", help, [("tenant", tenant), ("kind", "completion")]).increment(by: Int64(completion))
+    }
+
     func fallbackTransition(entered: Bool) {
         counter("fallback_transitions", "Changes between scheduled and fallback routing.", [("to", entered ? "fallback" : "scheduled")]).increment()
     }

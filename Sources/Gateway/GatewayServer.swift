@@ -64,7 +64,16 @@ struct GatewayService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask { await shared.link.run() }
             group.addTask {
-                for await signal in shared.link.capacity { shared.queue.signal(slots: Int(signal.freeSlots)) }
+                for await signal in shared.link.capacity { shared.flow.signal(slots: Int(signal.freeSlots)) }
+            }
+            group.addTask {
+                // The queue's own clock: wakes the first waiting request when a period passed
+                // without a signal or a send.
+                let period = shared.lifecycle.waitScheduleTryPeriod
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: period)
+                    shared.flow.tick(period: period)
+                }
             }
             try? await gracefulShutdown()
             try? await server.close()

@@ -8,7 +8,7 @@ import Synchronization
 import Tracing
 
 /// What every connection and request of one gateway shares, across its event loops: read-mostly
-/// configuration, the metrics, the scheduler link, the wait queue and the fallback router.
+/// configuration, the metrics, the scheduler link, flow control (its wait queue) and the fallback router.
 final class GatewayShared: Sendable {
     let config: GatewayConfiguration
     let lifecycle: LifecycleConfiguration
@@ -19,7 +19,7 @@ final class GatewayShared: Sendable {
     let accessLogger: Logger
     let metrics: GatewayMetrics
     let link: SchedulerLink
-    let queue: PendingQueue
+    let flow: FlowGate
     private let fallback = Mutex(FallbackRouter())
     private let requestCounter = Atomic<UInt64>(0)
     /// Client connections open now (capped by `max_client_connections`).
@@ -43,7 +43,8 @@ final class GatewayShared: Sendable {
         accessLogger = access
         metrics = GatewayMetrics()
         link = SchedulerLink(configuration: config, wire: try config.wireConfiguration(), loops: loops, metrics: metrics, logger: logger)
-        queue = PendingQueue(limit: config.maxQueueSize)
+        let started = self.started
+        flow = FlowGate(configuration: config.flow, metrics: metrics, clock: { ContinuousClock.now - started })
         engineTLS = try Self.engineTLSContext(caFile: config.engineCA)
     }
 
@@ -62,6 +63,10 @@ final class GatewayShared: Sendable {
     /// Drawn once per process: the leader counts slots by request id, so ids must not repeat
     /// across gateways (every pod of a Deployment listens on the same port) or restarts.
     private let idPrefix = "gw-" + String(UInt32.random(in: .min ... .max), radix: 16)
+
+    /// Flow control's id for a request (unique in this process).
+    func nextTicketID() -> UInt64 { ticketCounter.wrappingAdd(1, ordering: .relaxed).newValue }
+    private let ticketCounter = Atomic<UInt64>(0)
 
     func nextRequestID() -> String {
         "\(idPrefix)-\(requestCounter.wrappingAdd(1, ordering: .relaxed).newValue)"

@@ -1,3 +1,4 @@
+import FlowControl
 import Foundation
 import GatewayCore
 import Logging
@@ -41,7 +42,12 @@ final class RequestRun {
     /// Reading from the engine is paused because the client does not take the stream.
     private var clientPaused = false
     private var timer: Scheduled<Void>?
-    private var turn: UInt64?
+    /// Flow control's view of the request: its tenant, class and estimated tokens.
+    private var ticket: FlowTicket
+    /// The band it asks the scheduler in: its class, raised by aging when the queue woke it.
+    private var band: Int
+    /// `x-junction-priority` named no class: answered 400 at the start.
+    private var priorityError: OpenAIError?
     private var meter: StreamMeter
     private var answeredStatus = 0
     private var answeredBy: String?
@@ -71,7 +77,24 @@ final class RequestRun {
         self.pathLabel = pathLabel
         self.client = client
         requestID = context.shared.nextRequestID()
-        lifecycle = RequestLifecycle(request: LifecycleRequest(features), configuration: context.shared.lifecycle)
+        let flow = context.shared.config.flow
+        let tenant = flow.tenant(named: client)
+        var rank = flow.tenants[tenant].classRank
+        if let asked = headers.first(name: "x-junction-priority") {
+            // A request may lower its class, never raise it.
+            if let named = flow.classRank(named: asked.trimmingCharacters(in: .whitespaces)) {
+                rank = max(rank, named)
+            } else {
+                priorityError = .invalidRequest(
+                    "x-junction-priority: no priority class '\(Self.loggable(asked))'; the classes are \(flow.classes.map(\.name).joined(separator: ", ")).")
+            }
+        }
+        ticket = FlowTicket(
+            id: context.shared.nextTicketID(), tenant: tenant, classRank: rank,
+            estimatedTokens: features.promptTokens + (features.maxTokens ?? flow.assumedCompletionTokens))
+        band = rank
+        lifecycle = RequestLifecycle(
+            request: LifecycleRequest(features, queueTimeout: flow.classes[rank].ttl), configuration: context.shared.lifecycle)
         meter = StreamMeter(started: started)
         let requestID = self.requestID
         tracing = context.shared.tracer.map { tracer in
@@ -95,7 +118,33 @@ final class RequestRun {
     func start() {
         shared.metrics.requestStarted()
         _ = shared.inFlight.wrappingAdd(1, ordering: .relaxed)
-        feed(.start)
+        if let priorityError { return feed(.refused(priorityError)) }
+        switch shared.flow.arrive(&ticket, on: context.loop, wake: wakeHandler) {
+        case .proceed: feed(.start)
+        case .queued: feed(.startQueued)
+        case .refused(let refusal, let wait):
+            let seconds = max(1, Int((wait / .seconds(1)).rounded(.up)))
+            feed(.refused(.limitReached(tenant: shared.flow.tenantName(ticket), kind: refusal.kind, limit: refusal.limit, retryAfterSeconds: seconds)))
+        case .shed:
+            shared.metrics.rejectedQueueFull()
+            feed(.refused(.queueFull(size: shared.config.maxQueueSize)))
+        }
+    }
+
+    /// How the queue wakes this request, on its loop.
+    private var wakeHandler: @Sendable (FlowGate.Wake) -> Void {
+        let me = NIOLoopBound(self, eventLoop: context.loop)
+        return { wake in me.value.woken(wake) }
+    }
+
+    private func woken(_ wake: FlowGate.Wake) {
+        switch wake {
+        case .turn(let band):
+            self.band = band
+            feed(.turn)
+        case .shed:
+            feed(.shed)
+        }
     }
 
     /// Feeds an event; events that directives cause while this one is handled queue behind it.
@@ -198,17 +247,11 @@ final class RequestRun {
             let (choice, knowsModel) = shared.fallbackChoice(model: features.model, excluding: exclude)
             feed(.fallbackPicked(choice, tableKnowsModel: knowsModel))
         case .joinQueue:
-            let admitted = shared.queue.admit()
-            shared.metrics.pending(shared.queue.waiting)
-            feed(.queueJoined(admitted: admitted))
+            feed(.queueJoined(admitted: shared.flow.wait(&ticket, on: context.loop, wake: wakeHandler)))
         case .leaveQueue:
-            forgetTurn()
-            shared.queue.leave()
-            shared.metrics.pending(shared.queue.waiting)
+            shared.flow.leave(ticket)
         case .waitForTurn:
-            forgetTurn()
-            let me = NIOLoopBound(self, eventLoop: context.loop)
-            turn = shared.queue.awaitTurn(on: context.loop) { me.value.feed(.turn) }
+            if !shared.flow.wait(&ticket, on: context.loop, wake: wakeHandler) { feed(.shed) }
         case .setTimer(let at):
             timer?.cancel()
             let delay = max(.zero, at - shared.now)
@@ -250,6 +293,11 @@ final class RequestRun {
             sink.endStream(error: error)
         case .answerError(let error):
             answeredStatus = error.status
+            switch error.code {
+            case "request_shed", "queue_full": tenantOutcome("shed")
+            case "schedule_timeout": tenantOutcome("expired")
+            default: break
+            }
             sink.answerError(error)
         case .release(let slot, let outcome, let withUsage): release(slot, outcome, withUsage)
         case .markFailed(let id): shared.failed(id)
@@ -270,7 +318,10 @@ final class RequestRun {
             promptTokens: UInt32(clamping: features.promptTokens), maxTokens: UInt32(clamping: features.maxTokens ?? 0),
             excludeInstances: exclude, sessionKey: sessionKey ?? "", answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
             answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "",
-            acceptsHold: true)
+            acceptsHold: true,
+            headroom: shared.flow.configuration.classes[band].headroom.map {
+                EngineHeadroom(maxWaiting: UInt32(clamping: $0.maxWaiting), maxKvUsage: $0.maxKVUsage, maxRunning: UInt32(clamping: $0.maxRunning))
+            })
         // A conversation's next turn goes where its last one went when the leader granted it,
         // without waiting for the leader; the leader hears of it. A retry (something excluded) asks.
         // An instance that just failed here (its cool-off) is asked about instead.
@@ -376,7 +427,9 @@ final class RequestRun {
     private func count(_ count: LifecycleCount) {
         let metrics = shared.metrics
         switch count {
-        case .routed(let route, let after): metrics.scheduled(in: after, route: route.rawValue)
+        case .routed(let route, let after):
+            metrics.scheduled(in: after, route: route.rawValue)
+            shared.flow.served(&ticket)
         case .retried: metrics.retried()
         case .gaveUp: metrics.upstreamGaveUp()
         case .upstreamError(let id): metrics.upstreamError(id)
@@ -389,7 +442,9 @@ final class RequestRun {
     private func done() {
         timer?.cancel()
         timer = nil
-        forgetTurn()
+        let usage = relayedAnswer ? answerUsage : nil
+        shared.flow.finished(ticket, usedTokens: usage.map { $0.prompt + $0.completion })
+        if let usage { shared.metrics.tenantTokens(tenant: shared.flow.tenantName(ticket), prompt: usage.prompt, completion: usage.completion) }
         for (_, leg) in legs { leg.cancel() }
         legs.removeAll()
         if relayedAnswer { shared.metrics.completed(status: answeredStatus, meter: meter, usage: answerUsage, streamed: relaysChunks) }
@@ -430,9 +485,8 @@ final class RequestRun {
         return out
     }
 
-    private func forgetTurn() {
-        if let turn { shared.queue.forget(turn) }
-        turn = nil
+    private func tenantOutcome(_ outcome: String) {
+        shared.metrics.tenantRequest(tenant: shared.flow.tenantName(ticket), class: shared.flow.className(ticket.classRank), outcome: outcome)
     }
 
     // MARK: - Headers

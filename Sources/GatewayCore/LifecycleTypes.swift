@@ -124,13 +124,22 @@ public enum ScheduleAnswer: Sendable, Equatable {
 }
 
 public enum LifecycleEvent: Sendable, Equatable {
+    /// Flow control admitted the request and nothing waiting goes before it: ask the scheduler.
     case start
+    /// Flow control admitted the request into the wait queue behind others that go first.
+    case startQueued
+    /// Flow control refused the request (a tenant limit, or the full queue shed it on arrival).
+    case refused(OpenAIError)
+    /// The full queue dropped this waiting request for one that goes before it.
+    case shed
     case scheduler(ScheduleAnswer)
     /// The fallback round-robin's pick (nil: none left); `tableKnowsModel` tells a 404 from a 503.
     case fallbackPicked(InstanceRef?, tableKnowsModel: Bool)
-    /// The shared wait queue took the request (false: it is full).
+    /// The shared wait queue took the request (false: it is full, and this request is the one
+    /// to shed).
     case queueJoined(admitted: Bool)
-    /// A capacity signal reached this waiting request.
+    /// The queue woke this waiting request to ask the scheduler (a capacity signal, or its
+    /// period without one).
     case turn
     /// The timer the last `setTimer` asked for fired (or any time: early ticks are harmless).
     case timer
@@ -171,9 +180,10 @@ public enum LifecycleDirective: Sendable, Equatable {
     case pickFallback(exclude: [String])
     /// Take a place in the shared wait queue; answer with `queueJoined`.
     case joinQueue
-    /// Give the place back (exactly once for every admitted `joinQueue`).
+    /// Give the place back (exactly once for every admitted `joinQueue` or `startQueued`).
     case leaveQueue
-    /// Feed `turn` when a capacity signal reaches this request.
+    /// A woken request was told to wait again: put it back in the queue at its first place, and
+    /// feed `turn` when it is woken (or `shed` if it is the one dropped to make room).
     case waitForTurn
     /// Feed `timer` at (or after) this moment; replaces any earlier request for a timer.
     case setTimer(at: Moment)
@@ -206,9 +216,11 @@ public struct LifecycleConfiguration: Sendable, Equatable {
     /// Further instances to try after one failed before any byte reached the client.
     public var retryCount = 2
     public var maxQueueSize = 512
-    /// Longest a request waits for an engine with room (`wait_schedule_timeout`).
+    /// Longest a request waits for an engine with room (`wait_schedule_timeout`), unless its
+    /// priority class says otherwise (`LifecycleRequest.queueTimeout`).
     public var waitScheduleTimeout: Duration = .seconds(30)
-    /// How often a waiting request asks again (`wait_schedule_try_period`).
+    /// How often the queue wakes its first waiting request when no capacity signal came
+    /// (`wait_schedule_try_period`): the gateway's shell keeps that clock, not each request.
     public var waitScheduleTryPeriod: Duration = .milliseconds(200)
     public var connectTimeout: Duration = .seconds(2)
     /// Streamed requests: engines send an event stream's head before generating, so a head that
@@ -232,14 +244,18 @@ public struct LifecycleRequest: Sendable, Equatable {
     public var stream: Bool
     /// Whether a pd-split hand-off can carry it (one prompt, one choice).
     public var splittable: Bool
+    /// How long it may wait in the queue: its priority class's time to live (nil: the
+    /// configuration's `waitScheduleTimeout`).
+    public var queueTimeout: Duration?
 
-    public init(model: String, stream: Bool, splittable: Bool = true) {
+    public init(model: String, stream: Bool, splittable: Bool = true, queueTimeout: Duration? = nil) {
         self.model = model
         self.stream = stream
         self.splittable = splittable
+        self.queueTimeout = queueTimeout
     }
 
-    public init(_ features: RequestFeatures) {
-        self.init(model: features.model, stream: features.stream, splittable: features.splittable)
+    public init(_ features: RequestFeatures, queueTimeout: Duration? = nil) {
+        self.init(model: features.model, stream: features.stream, splittable: features.splittable, queueTimeout: queueTimeout)
     }
 }

@@ -47,6 +47,25 @@ public struct OpenAIError: Error, Sendable, Equatable, CustomStringConvertible {
             status: 429, message: "Every engine is busy and \(size) requests are already waiting; retry later.", type: "rate_limit_error",
             code: "queue_full", retryAfterSeconds: 1)
     }
+    /// The full queue dropped a waiting request for one of a higher class or of a tenant with
+    /// less of its share.
+    public static func shed() -> OpenAIError {
+        OpenAIError(
+            status: 429, message: "Every engine is busy and the wait queue is full; this request gave way to ones of a higher priority or a tenant with less of its share. Retry later.",
+            type: "rate_limit_error", code: "request_shed", retryAfterSeconds: 1)
+    }
+    /// A tenant's limit refuses the request: `kind` names it (concurrency, requests, tokens).
+    public static func limitReached(tenant: String, kind: String, limit: Int, retryAfterSeconds: Int) -> OpenAIError {
+        let what =
+            switch kind {
+            case "concurrency": "\(limit) requests at once"
+            case "requests": "\(limit) requests per minute"
+            default: "\(limit) tokens per minute"
+            }
+        return OpenAIError(
+            status: 429, message: "Rate limit reached for tenant '\(tenant)': \(what). Retry after \(retryAfterSeconds) s.",
+            type: "rate_limit_error", code: "rate_limit_\(kind)", retryAfterSeconds: retryAfterSeconds)
+    }
     public static func waitTimedOut(seconds: Double) -> OpenAIError {
         OpenAIError(
             status: 503, message: "No engine had room for this request within \(seconds) s; retry later.", type: "server_error",

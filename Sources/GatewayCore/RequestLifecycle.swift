@@ -92,6 +92,9 @@ public struct RequestLifecycle: Sendable {
         if event == .timer { armed = nil }
         switch event {
         case .start: start(now, &out)
+        case .startQueued: startQueued(now, &out)
+        case .refused(let error): if phase == .new { answerError(error, &out) }
+        case .shed: if inQueue { shed(&out) }
         case .scheduler(let answer): scheduled(answer, now, &out)
         case .fallbackPicked(let instance, let knowsModel): fallbackPicked(instance, knowsModel, now, &out)
         case .queueJoined(let admitted): queueJoined(admitted, now, &out)
@@ -120,6 +123,27 @@ public struct RequestLifecycle: Sendable {
         out.append(.askScheduler(exclude: excluded))
     }
 
+    /// Admitted behind others: it waits for the queue to wake it, as a request told to wait does.
+    private mutating func startQueued(_ now: Moment, _ out: inout [LifecycleDirective]) {
+        guard phase == .new else { return }
+        started = now
+        askedAt = now
+        enterQueue(now)
+    }
+
+    private mutating func enterQueue(_ now: Moment) {
+        inQueue = true
+        queueDeadline = now + queueTimeout
+        phase = .queued
+    }
+
+    private var queueTimeout: Duration { request.queueTimeout ?? configuration.waitScheduleTimeout }
+
+    private mutating func shed(_ out: inout [LifecycleDirective]) {
+        out.append(.count(.queueRejected))
+        answerError(.shed(), &out)
+    }
+
     private mutating func scheduled(_ answer: ScheduleAnswer, _ now: Moment, _ out: inout [LifecycleDirective]) {
         guard phase == .scheduling else { return }
         switch answer {
@@ -145,7 +169,6 @@ public struct RequestLifecycle: Sendable {
                 wait(retryAfter: retryAfter, now, &out)
             } else {
                 phase = .joiningQueue
-                nextTry = now + min(configuration.waitScheduleTryPeriod, max(retryAfter, .milliseconds(1)))
                 out.append(.joinQueue)
             }
         case .hold(let retryAfter):
@@ -183,22 +206,20 @@ public struct RequestLifecycle: Sendable {
             out.append(.count(.queueRejected))
             return answerError(.queueFull(size: configuration.maxQueueSize), &out)
         }
-        inQueue = true
-        queueDeadline = now + configuration.waitScheduleTimeout
+        enterQueue(now)
+    }
+
+    /// The scheduler said wait again, to a request already in the queue: it goes back to its
+    /// place there until woken again or its time to live runs out.
+    private mutating func wait(retryAfter: Duration, _ now: Moment, _ out: inout [LifecycleDirective]) {
+        if let deadline = queueDeadline, now >= deadline { return timedOut(&out) }
         phase = .queued
         out.append(.waitForTurn)
     }
 
-    /// The scheduler said wait again, to a request already in the queue.
-    private mutating func wait(retryAfter: Duration, _ now: Moment, _ out: inout [LifecycleDirective]) {
-        if let deadline = queueDeadline, now >= deadline {
-            let seconds = Double(configuration.waitScheduleTimeout.components.seconds)
-                + Double(configuration.waitScheduleTimeout.components.attoseconds) / 1e18
-            return answerError(.waitTimedOut(seconds: seconds), &out)
-        }
-        phase = .queued
-        nextTry = now + min(configuration.waitScheduleTryPeriod, max(retryAfter, .milliseconds(1)))
-        out.append(.waitForTurn)
+    private mutating func timedOut(_ out: inout [LifecycleDirective]) {
+        let seconds = Double(queueTimeout.components.seconds) + Double(queueTimeout.components.attoseconds) / 1e18
+        answerError(.waitTimedOut(seconds: seconds), &out)
     }
 
     private mutating func askAgain(_ now: Moment, _ out: inout [LifecycleDirective]) {
@@ -499,7 +520,10 @@ public struct RequestLifecycle: Sendable {
 
     private mutating func timerFired(_ now: Moment, _ out: inout [LifecycleDirective]) {
         switch phase {
-        case .queued, .holding:
+        case .queued:
+            // Woken by the queue, not by its own clock: only its time to live runs here.
+            if let deadline = queueDeadline, now >= deadline { timedOut(&out) }
+        case .holding:
             if now >= nextTry { askAgain(now, &out) }
         case .attempting, .relaying:
             guard let current = attempt else { return }
@@ -545,7 +569,9 @@ public struct RequestLifecycle: Sendable {
         let c = configuration
         var due: [Moment] = []
         switch phase {
-        case .queued, .holding:
+        case .queued:
+            if let deadline = queueDeadline { due.append(deadline) }
+        case .holding:
             due.append(nextTry)
         case .attempting, .relaying:
             if let patience = attempt?.patienceUntil { due.append(patience) }

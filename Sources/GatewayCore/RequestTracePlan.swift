@@ -104,6 +104,14 @@ public struct RequestTracePlan: Sendable {
         switch event {
         case .start:
             begin(SpanKey(.request), now, &out)
+        case .startQueued:
+            begin(SpanKey(.request), now, &out)
+            begin(SpanKey(.queueWait), now, &out)
+        case .refused(let error):
+            begin(SpanKey(.request), now, &out)
+            out.append(.attribute(SpanKey(.request), "junction.refused", .string(error.code ?? error.type)))
+        case .shed:
+            end(SpanKey(.queueWait), now, "shed from the full wait queue", &out)
         case .scheduler(let answer):
             let schedule = SpanKey(.schedule)
             out.append(.attribute(schedule, "junction.schedule.answer", .string(Self.answerName(answer))))

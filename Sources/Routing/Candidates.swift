@@ -34,9 +34,10 @@ struct Candidates {
                     : "every up instance of model '\(request.model)' already failed this request")
         }
         guard !open.isEmpty else {
+            let full = request.headroom == nil ? "are saturated" : "lack the headroom the request's priority class asks for"
             return .wait(
                 retryAfterMilliseconds: configuration.retryAfterMilliseconds,
-                reason: "all \(eligible.count) instances of model '\(request.model)' are saturated")
+                reason: "all \(eligible.count) instances of model '\(request.model)' \(full)")
         }
         return nil
     }

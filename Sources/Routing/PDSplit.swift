@@ -15,8 +15,8 @@ extension Router {
     mutating func decidePDSplit(
         _ request: RoutingRequest, instances: [RoutingInstance], affinity: PrefixAffinityTable, overlay: AffinityOverlay
     ) -> RoutingDecision {
-        let decoders = Candidates(request, instances, saturated: { isSaturated($0) }) { $0 != .prefill }
-        let prefillers = Candidates(request, instances, saturated: { isSaturated($0) }) { $0 == .prefill }
+        let decoders = Candidates(request, instances, saturated: { isFull($0, for: request.headroom) }) { $0 != .prefill }
+        let prefillers = Candidates(request, instances, saturated: { isFull($0, for: request.headroom) }) { $0 == .prefill }
         if decoders.eligible.isEmpty {
             // No decode side to hand off to: prefill instances serve whole requests (vLLM's can).
             if let refusal = prefillers.refusal(request, configuration: configuration) { return refusal }

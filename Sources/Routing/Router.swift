@@ -24,7 +24,7 @@ public struct Router: Sendable {
         if configuration.name == .pdSplit {
             return decidePDSplit(request, instances: instances, affinity: affinity, overlay: overlay)
         }
-        let pool = Candidates(request, instances, saturated: { isSaturated($0) }) { $0 != .prefill }
+        let pool = Candidates(request, instances, saturated: { isFull($0, for: request.headroom) }) { $0 != .prefill }
         if let refusal = pool.refusal(request, configuration: configuration) { return refusal }
         return chooseOrdinary(configuration.name, request, among: pool.open, instances: instances, affinity: affinity, overlay: overlay)
     }
@@ -165,6 +165,16 @@ public struct Router: Sendable {
     public func isSaturated(_ instance: RoutingInstance) -> Bool {
         guard let load = freshLoad(instance) else { return false }
         return load.waiting >= configuration.saturatedWaiting && load.kvUsage >= configuration.saturatedKVUsage
+    }
+
+    /// Whether `instance` takes no request that asks for `headroom` (nil: saturation alone). An
+    /// instance without a fresh report is judged by saturation only, as everywhere: nothing says
+    /// it is full.
+    public func isFull(_ instance: RoutingInstance, for headroom: RoutingHeadroom?) -> Bool {
+        if isSaturated(instance) { return true }
+        guard let headroom, let load = freshLoad(instance) else { return false }
+        if load.waiting > headroom.maxWaiting || load.kvUsage > headroom.maxKVUsage { return true }
+        return headroom.maxRunning > 0 && load.running + instance.inFlightSinceReport > headroom.maxRunning
     }
 
     func freshLoad(_ instance: RoutingInstance) -> EngineLoad? {

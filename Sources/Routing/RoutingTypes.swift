@@ -92,17 +92,36 @@ public struct RoutingRequest: Sendable, Equatable {
     /// The instance that served this request's session (conversation) last, if it carries one:
     /// preferred among instances that cost the same.
     public var sessionInstance: String?
+    /// Room an instance must have to take this request (its priority class's, flow control):
+    /// nil for the saturation rule alone.
+    public var headroom: RoutingHeadroom?
 
     public init(
         model: String, prefixHashes: [UInt64], promptTokens: Int, exclude: Set<String> = [], lastAnswerChunks: Range<Int>? = nil,
-        sessionInstance: String? = nil
+        sessionInstance: String? = nil, headroom: RoutingHeadroom? = nil
     ) {
         self.sessionInstance = sessionInstance
+        self.headroom = headroom
         self.model = model
         self.prefixHashes = prefixHashes
         self.promptTokens = promptTokens
         self.exclude = exclude
         self.lastAnswerChunks = lastAnswerChunks
+    }
+}
+
+/// Room an instance must have for a request of a class that only uses spare capacity: at most
+/// `maxWaiting` requests waiting in it, KV usage at most `maxKVUsage`, and (when `maxRunning` is
+/// not 0) at most `maxRunning` sequences running, counting those sent since its report.
+public struct RoutingHeadroom: Sendable, Equatable {
+    public var maxWaiting: Int
+    public var maxKVUsage: Double
+    public var maxRunning: Int
+
+    public init(maxWaiting: Int, maxKVUsage: Double, maxRunning: Int = 0) {
+        self.maxWaiting = maxWaiting
+        self.maxKVUsage = maxKVUsage
+        self.maxRunning = maxRunning
     }
 }
 

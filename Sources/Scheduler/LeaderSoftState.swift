@@ -66,7 +66,10 @@ struct LeaderSoftState: Sendable {
         var last: UInt64
     }
     var recentAffinity = AffinityOverlay()
-    var modelsWaiting: Set<String> = []
+    /// Models whose requests were told to wait, with the most room any of them asked for
+    /// (`.some(nil)`: saturation alone, the least), so a capacity signal goes out once an
+    /// instance could take one of them.
+    var modelsWaiting: [String: RoutingHeadroom?] = [:]
     var lastHeard: [String: ContinuousClock.Instant] = [:]
     /// Per instance, the prompt work sent there and not yet computed, and its prefill rate.
     var prefill: [String: PrefillEstimate] = [:]
@@ -271,3 +274,12 @@ struct LeaderSoftState: Sendable {
     }
 }
 
+extension RoutingHeadroom {
+    /// The room that lets through a request asking for `self` or for `other` (nil: saturation alone).
+    static func leastOf(_ a: RoutingHeadroom?, _ b: RoutingHeadroom?) -> RoutingHeadroom? {
+        guard let a, let b else { return nil }
+        return RoutingHeadroom(
+            maxWaiting: max(a.maxWaiting, b.maxWaiting), maxKVUsage: max(a.maxKVUsage, b.maxKVUsage),
+            maxRunning: a.maxRunning == 0 || b.maxRunning == 0 ? 0 : max(a.maxRunning, b.maxRunning))
+    }
+}

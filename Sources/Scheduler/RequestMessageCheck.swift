@@ -38,6 +38,9 @@ public enum RequestMessageCheck {
             if let bad = text(schedule.model, "model", maxModelBytes, required: true) { return bad }
             if let bad = text(schedule.sessionKey, "session key", maxRequestIDBytes) { return bad }
             if let bad = text(schedule.reusedInstanceID, "reused instance id", maxIDBytes) { return bad }
+            if let headroom = schedule.headroom, !(0...1).contains(headroom.maxKvUsage) {
+                return "headroom max_kv_usage \(headroom.maxKvUsage) is not from 0 to 1"
+            }
             if schedule.excludeInstances.count > maxExcludedInstances {
                 return "\(schedule.excludeInstances.count) excluded instances, more than \(maxExcludedInstances)"
             }

@@ -73,8 +73,13 @@ public struct SchedulerConfiguration: Sendable {
                 reason: "at least twice scheduler.report_interval_ms (\(config.reportIntervalMilliseconds)): shorter, an instance is marked down between two of its agent's reports")
         }
         if let listen = scheduler["listen"] {
-            guard let listen = listen as? String, let (host, port) = ConfigFile.splitAddress(listen) else {
-                throw ConfigError(key: "scheduler.listen", reason: "\"host:port\" (port 1 to 65535): where this node listens, when not at its cluster.schedulers address")
+            // Port 0 (any free port) is for a node no peer dials: a one-member group in a test.
+            guard let listen = listen as? String, let (host, port) = ConfigFile.splitListenAddress(listen),
+                port > 0 || config.members.count == 1
+            else {
+                throw ConfigError(
+                    key: "scheduler.listen",
+                    reason: "\"host:port\" (port 1 to 65535; 0 only in a one-member group, which no peer dials): where this node listens, when not at its cluster.schedulers address")
             }
             config.listen = (host, port)
         }

@@ -32,13 +32,14 @@ extension SchedulerNode {
     /// tell the capacity subscribers once per such model.
     func signalCapacityIfWaiting(_ instance: String) {
         guard !soft.modelsWaiting.isEmpty, let record = onReplica({ $0.state.instances[instance] }), record.state == .up else { return }
-        let waiting = record.servedModels.filter { soft.modelsWaiting.contains($0) }
+        let waiting = record.servedModels.filter { soft.modelsWaiting[$0] != nil }
         guard !waiting.isEmpty else { return }
         let view = soft.view(of: record, now: .now)
-        guard !soft.router.isSaturated(view) else { return }
         let queued = view.load.map { $0.waiting + view.inFlightSinceReport } ?? 0
         for model in waiting {
-            soft.modelsWaiting.remove(model)
+            // Room for the least demanding of the requests told to wait.
+            guard let asked = soft.modelsWaiting[model], !soft.router.isFull(view, for: asked) else { continue }
+            soft.modelsWaiting.removeValue(forKey: model)
             hub.signalCapacity(
                 CapacityAvailable(
                     model: model, instanceID: instance,

@@ -361,7 +361,10 @@ public actor SchedulerNode {
         let routing = RoutingRequest(
             model: request.model, prefixHashes: request.prefixHashes, promptTokens: Int(request.promptTokens),
             exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request),
-            sessionInstance: request.sessionKey.isEmpty ? nil : soft.sessions.instance(of: request.sessionKey))
+            sessionInstance: request.sessionKey.isEmpty ? nil : soft.sessions.instance(of: request.sessionKey),
+            headroom: request.headroom.map {
+                RoutingHeadroom(maxWaiting: Int($0.maxWaiting), maxKVUsage: $0.maxKvUsage, maxRunning: Int($0.maxRunning))
+            })
         if !request.reusedInstanceID.isEmpty {
             let (renewed, cached): (Bool, Int)
             do { (renewed, cached) = try bookReused(request, routing, instances: instances, in: state, at: now) } catch {
@@ -399,7 +402,10 @@ public actor SchedulerNode {
             return .scheduleReply(ScheduleReply(outcome: .assigned(assignment(decode, prefill: prefill, cached: cached, in: state))))
         case .wait(let retry, let reason):
             outcome = "wait"
-            soft.modelsWaiting.insert(request.model)
+            let asked = routing.headroom
+            let least: RoutingHeadroom? = soft.modelsWaiting[request.model].map { RoutingHeadroom.leastOf($0, asked) } ?? asked
+            // `.some`: a nil headroom (saturation alone) is a value here, not a removal.
+            soft.modelsWaiting[request.model] = .some(least)
             return .scheduleReply(ScheduleReply(outcome: .wait(WaitHint(retryAfterMs: UInt32(clamping: retry), reason: reason))))
         case .noInstance(let reason):
             throw WireError(.notFound, reason)

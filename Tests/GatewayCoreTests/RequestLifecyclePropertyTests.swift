@@ -16,6 +16,8 @@ import Testing
         var schedulerCallOpen = false
         var joinOpen = false
         var admitted = 0
+        /// Not yet started, admitted or refused by flow control.
+        var fresh = true
         var left = 0
         var answered = false
         var streaming = false
@@ -65,7 +67,14 @@ import Testing
                 case 1, 2: return .streamComplete
                 default: return .clientBackPressure(paused: random.next() % 2 == 0)
                 }
-            default: return random.next() % 2 == 0 ? .start : .timer
+            default:
+                switch random.next() % 8 {
+                case 0: return .startQueued
+                case 1: return .refused(.limitReached(tenant: "t", kind: "tokens", limit: 10, retryAfterSeconds: 1))
+                case 2: return .shed
+                case 3, 4, 5: return .start
+                default: return .timer
+                }
             }
         }
 
@@ -90,6 +99,10 @@ import Testing
             if case .queueJoined(let yes) = event, joinOpen {
                 joinOpen = false
                 if yes { admitted += 1 }
+            }
+            if fresh, !machine.isDone, [.start, .startQueued].contains(event) || { if case .refused = event { true } else { false } }() {
+                fresh = false
+                if event == .startQueued { admitted += 1 }
             }
             let wasDone = machine.isDone
             let out = machine.handle(event, now: now)
@@ -133,7 +146,8 @@ import Testing
         var finishedByThemselves = 0
         for seed in UInt64(1)...4_000 {
             var checker = Checker(seed: seed)
-            checker.feed(.start)
+            // Flow control sends most on at once, queues some, refuses a few.
+            checker.feed(checker.pick([.start, .start, .start, .startQueued, .refused(.shed())]))
             let length = 1 + Int(checker.random.next() % 40)
             for _ in 0..<length where !checker.machine.isDone { checker.feed(checker.randomEvent()) }
             if checker.machine.isDone { finishedByThemselves += 1 }
@@ -180,7 +194,7 @@ import Testing
             return [.scheduler(checker.pick([assigned, assigned, assigned, reused, .wait(retryAfter: .milliseconds(50)), .unavailable("down"), .noInstance("x"), .noneUp("x"), .hold(retryAfter: .milliseconds(20))]))]
         case .pickFallback: return [.fallbackPicked(checker.random.next() % 4 == 0 ? nil : instance("f"), tableKnowsModel: true)]
         case .joinQueue: return [.queueJoined(admitted: checker.random.next() % 5 != 0)]
-        case .waitForTurn: return checker.random.next() % 2 == 0 ? [.turn] : []
+        case .waitForTurn: return checker.pick([[.turn], [.turn], [.shed], []])
         case .connect(let leg, _, _, _):
             let status = checker.pick([200, 200, 200, 400, 503])
             let streamed = leg == .answer && checker.machine.request.stream

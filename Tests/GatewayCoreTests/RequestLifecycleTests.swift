@@ -157,21 +157,49 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(known.answerErrors.map(\.status) == [503])
     }
 
-    @Test func aWaitingRequestAsksAgainOnItsTurnOrItsPeriodAndLeavesTheQueueOnce() {
-        var d = Drive { $0.waitScheduleTryPeriod = .milliseconds(200) }
+    @Test func aWaitingRequestAsksAgainOnlyWhenTheQueueWakesItAndLeavesTheQueueOnce() {
+        var d = Drive { $0.waitScheduleTimeout = .seconds(30) }
         d.feed(.start)
         #expect(d.feed(.scheduler(.wait(retryAfter: .milliseconds(500)))) == [.joinQueue])
-        let joined = d.feed(.queueJoined(admitted: true))
-        #expect(joined.contains(.waitForTurn) && joined.contains { if case .setTimer = $0 { true } else { false } })
-        // Early: nothing is due yet; the timer is asked for again.
-        #expect(d.feed(.timer, after: .milliseconds(50)).allSatisfy { if case .setTimer = $0 { true } else { false } })
-        #expect(d.feed(.timer, after: .milliseconds(200)) == [.askScheduler(exclude: [])])
-        d.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
+        // In the queue: only its time to live is due.
+        #expect(d.feed(.queueJoined(admitted: true)) == [.setTimer(at: d.now + .seconds(30))])
+        // Early: nothing is due; the timer is asked for again.
+        #expect(d.feed(.timer, after: .milliseconds(500)) == [.setTimer(at: d.now - .milliseconds(500) + .seconds(30))])
+        #expect(d.feed(.turn) == [.askScheduler(exclude: [])])
+        // Told to wait again: back to its place.
+        #expect(d.feed(.scheduler(.wait(retryAfter: .milliseconds(100)))) == [.waitForTurn])
         #expect(d.feed(.turn) == [.askScheduler(exclude: [])])
         let routed = d.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
         #expect(routed.first == .leaveQueue)
         d.feed(.clientGone)
         #expect(d.all.filter { $0 == .leaveQueue }.count == 1)
+    }
+
+    @Test func aRequestAdmittedBehindOthersWaitsForItsTurnUntilItsClassesTimeToLive() {
+        var d = Drive()
+        d.machine = RequestLifecycle(request: LifecycleRequest(model: "m", stream: true, queueTimeout: .seconds(5)), configuration: LifecycleConfiguration())
+        #expect(d.feed(.startQueued) == [.setTimer(at: d.now + .seconds(5))])
+        #expect(d.feed(.timer, after: .seconds(4)) == [.setTimer(at: d.now - .seconds(4) + .seconds(5))])
+        let expired = d.feed(.timer, after: .seconds(1))
+        #expect(d.answerErrors.map(\.status) == [503] && d.answerErrors.first?.message.contains("5.0 s") == true)
+        #expect(expired.filter { $0 == .leaveQueue }.count == 1 && expired.last == .done)
+        #expect(d.feed(.turn).isEmpty && d.asked.isEmpty)
+    }
+
+    @Test func aRefusedRequestIsAnsweredAtOnceAndAShedOneLeavesTheQueue() {
+        var refused = Drive()
+        let limit = OpenAIError.limitReached(tenant: "t", kind: "requests", limit: 60, retryAfterSeconds: 2)
+        #expect(refused.feed(.refused(limit)) == [.answerError(limit), .done])
+        var shed = Drive()
+        shed.feed(.startQueued)
+        let out = shed.feed(.shed)
+        #expect(out.contains(.count(.queueRejected)) && out.contains(.leaveQueue) && out.last == .done)
+        #expect(shed.answerErrors.map(\.code) == ["request_shed"] && shed.answerErrors.first?.retryAfterSeconds == 1)
+        // Not waiting: a shed signal means nothing.
+        var running = Drive()
+        running.feed(.start)
+        running.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(running.feed(.shed).isEmpty)
     }
 
     @Test func aHeldRequestAsksAgainWhenItsTimerFiresWithoutJoiningTheQueue() {

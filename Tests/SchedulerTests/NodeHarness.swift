@@ -22,9 +22,11 @@ struct SingleNode {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try SchedulerConfiguration.parse(
             [
-                "cluster": ["secret": "single-node-test-secret", "schedulers": [["id": 1, "address": "127.0.0.1:\(try freeLoopbackPort())"]]],
+                // It listens on a port the system gives it (`listen` port 0), not one picked free
+                // beforehand, which another test could take first. No peer dials the address.
+                "cluster": ["secret": "single-node-test-secret", "schedulers": [["id": 1, "address": "127.0.0.1:1"]]],
                 "scheduler": [
-                    "data_dir": directory, "tick_ms": 10, "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds,
+                    "listen": "127.0.0.1:0", "data_dir": directory, "tick_ms": 10, "heartbeat_timeout_ms": heartbeatTimeoutMilliseconds,
                     "report_interval_ms": min(250, heartbeatTimeoutMilliseconds / 2),
                 ],
                 "llm_scheduler": ["policy": policy],

@@ -152,6 +152,53 @@ import Wire
         }
     }
 
+    /// A request whose priority class asks for headroom (flow control's batch) waits while the
+    /// instance has none, though a request without it is assigned; the capacity signal comes when
+    /// a report shows the room it asked for, not before.
+    @Test func aRequestAskingForHeadroomWaitsForItAndItsSignalComesWithIt() async throws {
+        try await SingleNode.with { node in
+            let connection = try await node.connect()
+            defer { connection.close() }
+            try await node.register("a")
+            let agent = try await node.connect(role: .agent, nodeID: "a")
+            defer { agent.close() }
+            let reports = try await agent.openStream(.openReportStream(OpenReportStream(instanceID: "a")))
+            try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 10, waiting: 2, kvUsage: 0.5)))
+            let signals = try await connection.openStream(.subscribeCapacity(SubscribeCapacity(model: "m")))
+            func schedule(_ id: String, headroom: EngineHeadroom?) async throws -> ScheduleReply.Outcome? {
+                let reply = try await connection.call(
+                    .scheduleRequest(ScheduleRequest(requestID: id, model: "m", prefixHashes: [9], promptTokens: 10, headroom: headroom)))
+                guard case .scheduleReply(let answer) = reply else { return nil }
+                return answer.outcome
+            }
+            let batch = EngineHeadroom(maxWaiting: 0, maxKvUsage: 0.8)
+            var answer = try await schedule("batch-1", headroom: batch)
+            for _ in 0..<100 where answer.map({ if case .wait = $0 { false } else { true } }) ?? true {
+                try await Task.sleep(for: .milliseconds(10))  // the report is handled concurrently with this call
+                answer = try await schedule("batch-1", headroom: batch)
+            }
+            guard case .wait(let hint) = answer else { Issue.record("expected wait, got \(String(describing: answer))"); return }
+            #expect(hint.reason.contains("headroom"))
+            guard case .assigned = try await schedule("plain", headroom: nil) else { Issue.record("a request without headroom waited"); return }
+            // Still one waiting: no room for batch, no signal. Then none waiting: the signal.
+            try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 10, waiting: 1, kvUsage: 0.5)))
+            try await reports.send(.loadReport(LoadReport(instanceID: "a", health: .healthy, running: 10, waiting: 0, kvUsage: 0.5)))
+            var iterator = signals.inbound.makeAsyncIterator()
+            guard case .capacityAvailable(let signal) = try await iterator.next() else { Issue.record("no capacity signal"); return }
+            // 64 (saturated_waiting) less nothing queued: the report with none waiting sent it.
+            #expect(signal.instanceID == "a" && signal.freeSlots == 64)
+            guard case .assigned(let assignment) = try await schedule("batch-2", headroom: batch) else { Issue.record("batch still waits"); return }
+            #expect(assignment.instanceID == "a")
+            // A bound the gateway cannot mean is refused, not applied.
+            let bad = try? await connection.call(
+                .scheduleRequest(ScheduleRequest(requestID: "bad", model: "m", prefixHashes: [9], promptTokens: 10,
+                    headroom: EngineHeadroom(maxWaiting: 0, maxKvUsage: .nan))))
+            if case .scheduleReply = bad { Issue.record("a NaN headroom was scheduled") }
+            signals.cancel()
+            reports.cancel()
+        }
+    }
+
     /// A conversation's follower whose system prompt its instance is computing for a request that
     /// engine has not admitted yet is held (the gateway asks again), until a report shows nothing
     /// waiting there; then it goes to that instance.

@@ -238,6 +238,11 @@ import Testing
         _ = try await client.call(.statusRequest(StatusRequest()))
         firstRunner.cancel()
         _ = await firstRunner.result
+        // The client learns of the close from its socket, some time after the server stops: a
+        // call sent before that goes down the dead connection and times out instead.
+        let noticed = ContinuousClock.now + .seconds(10)
+        while await client.isConnected, ContinuousClock.now < noticed { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await !client.isConnected)
         // While the server is down calls fail after their wait, with UNAVAILABLE.
         let error = await #expect(throws: WireError.self) {
             _ = try await client.call(.statusRequest(StatusRequest()), timeout: .milliseconds(100))

@@ -33,6 +33,7 @@ typedef struct Junction__V1__LoadReport Junction__V1__LoadReport;
 typedef struct Junction__V1__ReportAck Junction__V1__ReportAck;
 typedef struct Junction__V1__DeregisterInstance Junction__V1__DeregisterInstance;
 typedef struct Junction__V1__ScheduleRequest Junction__V1__ScheduleRequest;
+typedef struct Junction__V1__EngineHeadroom Junction__V1__EngineHeadroom;
 typedef struct Junction__V1__ScheduleReply Junction__V1__ScheduleReply;
 typedef struct Junction__V1__Assignment Junction__V1__Assignment;
 typedef struct Junction__V1__PrefixHold Junction__V1__PrefixHold;
@@ -785,10 +786,33 @@ struct  Junction__V1__ScheduleRequest
    * same instance itself; otherwise 0, and the next turn asks. Not for excluded retries.
    */
   char *reused_instance_id;
+  /*
+   * The request's priority class asks for room to spare (flow control, e.g. `batch`): assign it
+   * only to an instance whose fresh report shows at most `max_waiting` requests waiting, KV usage
+   * at most `max_kv_usage` and, when `max_running` is not 0, at most that many sequences running
+   * (with the requests sent there since the report); otherwise answer wait. Absent: the leader's
+   * own saturation rule alone.
+   */
+  Junction__V1__EngineHeadroom *headroom;
 };
 #define JUNCTION__V1__SCHEDULE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__schedule_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Junction__V1__EngineHeadroom
+{
+  ProtobufCMessage base;
+  uint32_t max_waiting;
+  double max_kv_usage;
+  /*
+   * 0 = no bound
+   */
+  uint32_t max_running;
+};
+#define JUNCTION__V1__ENGINE_HEADROOM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__engine_headroom__descriptor) \
+    , 0, 0, 0 }
 
 
 typedef enum {
@@ -1921,6 +1945,25 @@ Junction__V1__ScheduleRequest *
 void   junction__v1__schedule_request__free_unpacked
                      (Junction__V1__ScheduleRequest *message,
                       ProtobufCAllocator *allocator);
+/* Junction__V1__EngineHeadroom methods */
+void   junction__v1__engine_headroom__init
+                     (Junction__V1__EngineHeadroom         *message);
+size_t junction__v1__engine_headroom__get_packed_size
+                     (const Junction__V1__EngineHeadroom   *message);
+size_t junction__v1__engine_headroom__pack
+                     (const Junction__V1__EngineHeadroom   *message,
+                      uint8_t             *out);
+size_t junction__v1__engine_headroom__pack_to_buffer
+                     (const Junction__V1__EngineHeadroom   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__EngineHeadroom *
+       junction__v1__engine_headroom__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__engine_headroom__free_unpacked
+                     (Junction__V1__EngineHeadroom *message,
+                      ProtobufCAllocator *allocator);
 /* Junction__V1__ScheduleReply methods */
 void   junction__v1__schedule_reply__init
                      (Junction__V1__ScheduleReply         *message);
@@ -2737,6 +2780,9 @@ typedef void (*Junction__V1__DeregisterInstance_Closure)
 typedef void (*Junction__V1__ScheduleRequest_Closure)
                  (const Junction__V1__ScheduleRequest *message,
                   void *closure_data);
+typedef void (*Junction__V1__EngineHeadroom_Closure)
+                 (const Junction__V1__EngineHeadroom *message,
+                  void *closure_data);
 typedef void (*Junction__V1__ScheduleReply_Closure)
                  (const Junction__V1__ScheduleReply *message,
                   void *closure_data);
@@ -2890,6 +2936,7 @@ extern const ProtobufCMessageDescriptor junction__v1__load_report__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__report_ack__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__deregister_instance__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__engine_headroom__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__schedule_reply__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__assignment__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__prefix_hold__descriptor;

@@ -1493,6 +1493,12 @@ public struct ScheduleRequest: Sendable, Hashable {
     /// that instance whose `reuse_ms` grants the next turn only if the leader would have chosen the
     /// same instance itself; otherwise 0, and the next turn asks. Not for excluded retries.
     public var reusedInstanceID: String
+    /// The request's priority class asks for room to spare (flow control, e.g. `batch`): assign it
+    /// only to an instance whose fresh report shows at most `max_waiting` requests waiting, KV usage
+    /// at most `max_kv_usage` and, when `max_running` is not 0, at most that many sequences running
+    /// (with the requests sent there since the report); otherwise answer wait. Absent: the leader's
+    /// own saturation rule alone.
+    public var headroom: EngineHeadroom?
 
     public init(
         requestID: String = "",
@@ -1507,7 +1513,8 @@ public struct ScheduleRequest: Sendable, Hashable {
         answerEndChunk: UInt32 = 0,
         traceparent: String = "",
         acceptsHold: Bool = false,
-        reusedInstanceID: String = ""
+        reusedInstanceID: String = "",
+        headroom: EngineHeadroom? = nil
     ) {
         self.requestID = requestID
         self.model = model
@@ -1522,6 +1529,7 @@ public struct ScheduleRequest: Sendable, Hashable {
         self.traceparent = traceparent
         self.acceptsHold = acceptsHold
         self.reusedInstanceID = reusedInstanceID
+        self.headroom = headroom
     }
 }
 
@@ -1544,6 +1552,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         self.traceparent = try cString(c.traceparent)
         self.acceptsHold = (c.accepts_hold != 0)
         self.reusedInstanceID = try cString(c.reused_instance_id)
+        self.headroom = try c.headroom.map { try EngineHeadroom(c: $0) }
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__ScheduleRequest> {
@@ -1563,6 +1572,7 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
         c.traceparent = arena.cString(traceparent)
         c.accepts_hold = (acceptsHold ? 1 : 0)
         c.reused_instance_id = arena.cString(reusedInstanceID)
+        c.headroom = headroom.map { $0.makeC(arena) }
         pointer.pointee = c
         return pointer
     }
@@ -1584,6 +1594,65 @@ extension ScheduleRequest: ProtobufCConvertible, WireMessage {
     }
     static func cPack(_ pointer: UnsafePointer<Junction__V1__ScheduleRequest>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
         junction__v1__schedule_request__pack(pointer, out)
+    }
+}
+
+public struct EngineHeadroom: Sendable, Hashable {
+    public var maxWaiting: UInt32
+    public var maxKvUsage: Double
+    /// 0 = no bound
+    public var maxRunning: UInt32
+
+    public init(
+        maxWaiting: UInt32 = 0,
+        maxKvUsage: Double = 0,
+        maxRunning: UInt32 = 0
+    ) {
+        self.maxWaiting = maxWaiting
+        self.maxKvUsage = maxKvUsage
+        self.maxRunning = maxRunning
+    }
+}
+
+extension EngineHeadroom: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__EngineHeadroom
+
+    init(c pointer: UnsafePointer<Junction__V1__EngineHeadroom>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.maxWaiting = c.max_waiting
+        self.maxKvUsage = c.max_kv_usage
+        self.maxRunning = c.max_running
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__EngineHeadroom> {
+        let pointer = arena.allocate(Junction__V1__EngineHeadroom.self)
+        junction__v1__engine_headroom__init(pointer)
+        var c = pointer.pointee
+        c.max_waiting = maxWaiting
+        c.max_kv_usage = maxKvUsage
+        c.max_running = maxRunning
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(EngineHeadroom.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(EngineHeadroom.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__EngineHeadroom>? {
+        junction__v1__engine_headroom__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__EngineHeadroom>) {
+        junction__v1__engine_headroom__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__EngineHeadroom>) -> Int {
+        junction__v1__engine_headroom__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__EngineHeadroom>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__engine_headroom__pack(pointer, out)
     }
 }
 

@@ -1,0 +1,156 @@
+import FlowControl
+import NIOCore
+import Synchronization
+
+/// The shell of flow control: one `FlowController` behind a lock, shared by every event loop,
+/// carrying each wake-up it decides to the waiting request on that request's own loop. Waiting
+/// requests are woken in the controller's order: as many as a capacity signal from the leader
+/// frees, and the first one each try period in which nothing was woken or sent (a lost signal
+/// costs at most a period). A woken request told to wait again goes back to its place.
+final class FlowGate: Sendable {
+    enum Wake: Sendable {
+        /// Ask the scheduler now, in this band (the class, raised by aging).
+        case turn(band: Int)
+        /// The full queue dropped it for a request that goes first.
+        case shed
+    }
+
+    private struct Waiter {
+        var loop: any EventLoop
+        var wake: @Sendable (Wake) -> Void
+    }
+
+    private struct State {
+        var controller: FlowController
+        var waiters: [UInt64: Waiter] = [:]
+        /// When a request was last woken or sent: the try period counts from here.
+        var lastMove: Duration = .zero
+    }
+
+    let configuration: FlowConfiguration
+    private let state: Mutex<State>
+    private let metrics: GatewayMetrics
+    private let clock: @Sendable () -> Duration
+
+    init(configuration: FlowConfiguration, metrics: GatewayMetrics, clock: @escaping @Sendable () -> Duration) {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.clock = clock
+        state = Mutex(State(controller: FlowController(configuration: configuration, now: clock())))
+        for tenant in configuration.tenants { metrics.tenantQueued(tenant: tenant.name, waiting: 0) }
+    }
+
+    var waiting: Int { state.withLock { $0.controller.queue.count } }
+
+    func tenantName(_ ticket: FlowTicket) -> String { configuration.tenants[ticket.tenant].name }
+    func className(_ rank: Int) -> String { configuration.classes[rank].name }
+
+    /// A request arrives; if it waits, `wake` is how it is woken.
+    func arrive(_ ticket: inout FlowTicket, on loop: any EventLoop, wake: @escaping @Sendable (Wake) -> Void) -> FlowArrival {
+        let now = clock()
+        let (arrival, shed) = state.withLock { state -> (FlowArrival, Waiter?) in
+            let (arrival, shed) = state.controller.arrive(&ticket, now: now)
+            if arrival == .queued { state.waiters[ticket.id] = Waiter(loop: loop, wake: wake) }
+            return (arrival, shed.flatMap { state.waiters.removeValue(forKey: $0) })
+        }
+        shed.map { waiter in waiter.loop.execute { waiter.wake(.shed) } }
+        let outcome: String? =
+            switch arrival {
+            case .proceed, .queued: "admitted"
+            case .refused(let refusal, _): "refused_\(refusal.kind)"
+            case .shed: nil  // counted when it is answered
+            }
+        if let outcome { metrics.tenantRequest(tenant: tenantName(ticket), class: className(ticket.classRank), outcome: outcome) }
+        if arrival == .queued { publishWaiting(ticket.tenant) }
+        return arrival
+    }
+
+    /// The scheduler said wait: back into the queue at its first place. False when it is the one
+    /// shed to make room (another shed one is woken with `shed`).
+    func wait(_ ticket: inout FlowTicket, on loop: any EventLoop, wake: @escaping @Sendable (Wake) -> Void) -> Bool {
+        let now = clock()
+        let (shedSelf, shed) = state.withLock { state -> (Bool, Waiter?) in
+            let shed = state.controller.wait(&ticket, now: now)
+            if shed == ticket.id { return (true, nil) }
+            state.waiters[ticket.id] = Waiter(loop: loop, wake: wake)
+            return (false, shed.flatMap { state.waiters.removeValue(forKey: $0) })
+        }
+        shed.map { waiter in waiter.loop.execute { waiter.wake(.shed) } }
+        publishWaiting(ticket.tenant)
+        return !shedSelf
+    }
+
+    /// The request no longer waits (it ended, or went another way).
+    func leave(_ ticket: FlowTicket) {
+        state.withLock { state in
+            state.controller.leave(ticket)
+            state.waiters[ticket.id] = nil
+        }
+        publishWaiting(ticket.tenant)
+    }
+
+    /// The request was sent to an engine.
+    func served(_ ticket: inout FlowTicket) {
+        let now = clock()
+        let first = !ticket.served
+        state.withLock { state in
+            state.controller.served(&ticket)
+            state.lastMove = now
+        }
+        if first { metrics.tenantQueueWait(tenant: tenantName(ticket), seconds: ticket.enqueued.map { (now - $0) / .seconds(1) } ?? 0) }
+    }
+
+    /// The request ended (however): its limits are settled with the tokens it used.
+    func finished(_ ticket: FlowTicket, usedTokens: Int?) {
+        let now = clock()
+        state.withLock { state in
+            state.controller.finished(ticket, usedTokens: usedTokens, now: now)
+            state.waiters[ticket.id] = nil
+        }
+    }
+
+    /// A capacity signal: wake as many waiting requests as it frees, first first.
+    func signal(slots: Int) {
+        let now = clock()
+        deliver(state.withLock { state in Self.wakeNext(max(1, slots), &state, now: now) })
+    }
+
+    /// Every try period: if nothing was woken or sent for a whole period while requests wait, wake
+    /// the first (a capacity signal may have been lost).
+    func tick(period: Duration) {
+        let now = clock()
+        deliver(
+            state.withLock { state in
+                guard state.controller.queue.count > 0, now - state.lastMove >= period else { return [] }
+                return Self.wakeNext(1, &state, now: now)
+            })
+    }
+
+    private struct Woken {
+        var waiter: Waiter
+        var tenant: Int
+        var band: Int
+    }
+
+    private static func wakeNext(_ count: Int, _ state: inout State, now: Duration) -> [Woken] {
+        var woken: [Woken] = []
+        while woken.count < count, let (id, tenant, band) = state.controller.next(now: now) {
+            // No waiter: the request ended as it was taken; nothing to wake.
+            guard let waiter = state.waiters.removeValue(forKey: id) else { continue }
+            woken.append(Woken(waiter: waiter, tenant: tenant, band: band))
+        }
+        if !woken.isEmpty { state.lastMove = now }
+        return woken
+    }
+
+    private func deliver(_ woken: [Woken]) {
+        for one in woken { one.waiter.loop.execute { one.waiter.wake(.turn(band: one.band)) } }
+        for tenant in Set(woken.map(\.tenant)) { publishWaiting(tenant) }
+    }
+
+    private func publishWaiting(_ tenant: Int) {
+        let (waiting, total) = state.withLock { ($0.controller.queue.waiting(tenant: tenant), $0.controller.queue.count) }
+        metrics.tenantQueued(tenant: configuration.tenants[tenant].name, waiting: waiting)
+        metrics.pending(total)
+    }
+}
