@@ -4,7 +4,7 @@ JUNCTION_VENV ?= $(HOME)/.cache/junction/venv
 export JUNCTION_PYTHON := $(JUNCTION_VENV)/bin/python
 export JUNCTION_VENV
 
-.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release dist test-dist test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext fuzz-scheduler bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd clean
+.PHONY: run run-real-vllm test-real-vllm deps proto proto-check build build-release dist test-dist test test-interop test-rules raft-sim test-asan fuzz-wire fuzz-promtext fuzz-scheduler bench-engine-sim bench-routing bench-wire bench-raft bench-schedule bench-gateway bench-compare bench-pd bench-fairness clean
 
 ## Build, bring up the local cluster (3 schedulers, 4 simulated engines with agents, 2 gateways,
 ## HAProxy on 127.0.0.1:8080), and send sample requests through it. Deploy/local/down.sh stops it.
@@ -141,6 +141,12 @@ bench-compare: build-release
 ## scenarios; tables and TTFT plots in .build/bench-pd (Docs/benchmarks.md).
 bench-pd: build-release
 	python3 Deploy/bench/pd-compare.py
+
+## Flow control against FIFO: a flooding tenant at 5x its share and a steady interactive one on
+## simulated engines; the interactive TTFT against running alone, the pool's output against FIFO's
+## (Docs/benchmarks.md). Tables in .build/bench-fairness.
+bench-fairness: build-release
+	python3 Deploy/bench/fairness.py --out .build/bench-fairness
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

@@ -12,6 +12,9 @@
 ///   sending ten times more gets no more of the engines than one sending enough to keep waiting.
 /// - **Shedding.** When full, the request shed is of the lowest class, then of the tenant furthest
 ///   ahead in service (the largest counter), then the newest; it may be the one arriving.
+/// - **Pools.** Each request waits in the pool of the engines that can serve it (its model): one
+///   pool's waiters never hold back another's, and a capacity signal for a pool wakes its own.
+///   Counters and the queue's capacity are shared by all pools.
 public struct FairQueue: Sendable {
     public struct Entry: Sendable, Equatable {
         public var id: UInt64
@@ -24,13 +27,16 @@ public struct FairQueue: Sendable {
         public var enqueued: Duration
         /// Its estimated tokens, charged to its tenant's counter when it is served.
         public var cost: Double
+        /// The engines that can serve it (the model it asks for).
+        public var pool: String
 
-        public init(id: UInt64, tenant: Int, classRank: Int, enqueued: Duration, cost: Double) {
+        public init(id: UInt64, tenant: Int, classRank: Int, enqueued: Duration, cost: Double, pool: String = "") {
             self.id = id
             self.tenant = tenant
             self.classRank = classRank
             self.enqueued = enqueued
             self.cost = cost
+            self.pool = pool
         }
     }
 
@@ -51,10 +57,13 @@ public struct FairQueue: Sendable {
     /// FIFO flows keyed by tenant and class.
     private var flows: [FlowKey: Flow] = [:]
     public private(set) var count = 0
+    /// How many of each tenant's requests wait, by tenant index.
+    public private(set) var waitingByTenant: [Int]
 
     private struct FlowKey: Hashable, Sendable {
         var tenant: Int
         var classRank: Int
+        var pool: String
     }
 
     /// A FIFO of entries with a moving head (entries leave mostly from the front).
@@ -64,6 +73,13 @@ public struct FairQueue: Sendable {
         var isEmpty: Bool { head == entries.count }
         var first: Entry? { isEmpty ? nil : entries[head] }
         var last: Entry? { isEmpty ? nil : entries[entries.count - 1] }
+
+        /// In order of first joining: a request that rejoins after being woken takes its old place.
+        mutating func insert(_ entry: Entry) {
+            var index = entries.count
+            while index > head, (entries[index - 1].enqueued, entries[index - 1].id) > (entry.enqueued, entry.id) { index -= 1 }
+            entries.insert(entry, at: index)
+        }
 
         mutating func remove(_ id: UInt64) -> Entry? {
             guard let index = entries[head...].firstIndex(where: { $0.id == id }) else { return nil }
@@ -83,6 +99,7 @@ public struct FairQueue: Sendable {
         self.capacity = max(0, capacity)
         self.weights = weights.map { $0 > 0 ? $0 : 1 }
         counters = Array(repeating: 0, count: weights.count)
+        waitingByTenant = Array(repeating: 0, count: weights.count)
     }
 
     /// The band an entry is served in at `now`: its class, raised one band per aging period waited.
@@ -96,11 +113,9 @@ public struct FairQueue: Sendable {
 
     public func counter(of tenant: Int) -> Double { counters[tenant] }
 
-    public func waiting(tenant: Int) -> Int {
-        flows.reduce(0) { $0 + ($1.key.tenant == tenant ? $1.value.entries.count - $1.value.head : 0) }
-    }
+    public func waiting(tenant: Int) -> Int { waitingByTenant[tenant] }
 
-    private func isWaiting(tenant: Int) -> Bool { flows.contains { $0.key.tenant == tenant && !$0.value.isEmpty } }
+    private func isWaiting(tenant: Int) -> Bool { waitingByTenant[tenant] > 0 }
 
     /// The counter a tenant that is not waiting would start waiting with.
     private func liftedCounter(of tenant: Int) -> Double {
@@ -109,11 +124,11 @@ public struct FairQueue: Sendable {
         return max(counters[tenant], floor)
     }
 
-    /// Whether something waiting would be served before a request of `tenant` and `classRank`
-    /// arriving now; if not, it may go to the engines without waiting.
-    public func hasAnythingAhead(ofTenant tenant: Int, classRank: Int, now: Duration) -> Bool {
+    /// Whether something waiting in `pool` would be served before a request of `tenant` and
+    /// `classRank` arriving now; if not, it may go to the engines without waiting.
+    public func hasAnythingAhead(ofTenant tenant: Int, classRank: Int, pool: String = "", now: Duration) -> Bool {
         let counter = liftedCounter(of: tenant)
-        for (key, flow) in flows {
+        for (key, flow) in flows where key.pool == pool {
             guard let head = flow.first else { continue }
             let band = band(of: head, now: now)
             if band < classRank || (band == classRank && counters[key.tenant] <= counter) { return true }
@@ -124,20 +139,24 @@ public struct FairQueue: Sendable {
     public mutating func join(_ entry: Entry, now: Duration) -> Joined {
         var shed: Entry?
         if count >= capacity {
-            guard let victim = sheddingCandidate(), sheds(victim, before: entry, now: now) else { return .rejected }
-            _ = remove(victim.id, tenant: victim.tenant, classRank: victim.classRank)
+            guard let victim = sheddingCandidate(), isShedBefore(victim, entry, arrivingCounter: liftedCounter(of: entry.tenant)) else {
+                return .rejected
+            }
+            _ = remove(victim.id, tenant: victim.tenant, classRank: victim.classRank, pool: victim.pool)
             shed = victim
         }
         counters[entry.tenant] = liftedCounter(of: entry.tenant)
-        flows[FlowKey(tenant: entry.tenant, classRank: entry.classRank), default: Flow()].entries.append(entry)
+        flows[FlowKey(tenant: entry.tenant, classRank: entry.classRank, pool: entry.pool), default: Flow()].insert(entry)
         count += 1
+        waitingByTenant[entry.tenant] += 1
         return shed.map { .queuedShedding($0) } ?? .queued
     }
 
-    /// Takes the entry to serve next: the highest band, then the smallest counter, then the oldest.
-    public mutating func next(now: Duration) -> Entry? {
+    /// Takes the entry to serve next, of `pool` (nil: any): the highest band, then the smallest
+    /// counter, then the oldest.
+    public mutating func next(now: Duration, pool: String? = nil) -> Entry? {
         var best: (key: FlowKey, entry: Entry, band: Int)?
-        for (key, flow) in flows {
+        for (key, flow) in flows where pool == nil || key.pool == pool {
             guard let head = flow.first else { continue }
             let band = band(of: head, now: now)
             if let current = best {
@@ -147,16 +166,17 @@ public struct FairQueue: Sendable {
             best = (key, head, band)
         }
         guard let best else { return nil }
-        return remove(best.entry.id, tenant: best.key.tenant, classRank: best.key.classRank)
+        return remove(best.entry.id, tenant: best.key.tenant, classRank: best.key.classRank, pool: best.key.pool)
     }
 
     /// Drops a waiting entry (it ended, or was served another way).
     @discardableResult
-    public mutating func remove(_ id: UInt64, tenant: Int, classRank: Int) -> Entry? {
-        let key = FlowKey(tenant: tenant, classRank: classRank)
+    public mutating func remove(_ id: UInt64, tenant: Int, classRank: Int, pool: String = "") -> Entry? {
+        let key = FlowKey(tenant: tenant, classRank: classRank, pool: pool)
         guard var flow = flows[key], let entry = flow.remove(id) else { return nil }
         flows[key] = flow.isEmpty ? nil : flow
         count -= 1
+        waitingByTenant[tenant] -= 1
         return entry
     }
 
@@ -177,13 +197,6 @@ public struct FairQueue: Sendable {
             worst = (key, tail)
         }
         return worst?.entry
-    }
-
-    /// Whether `victim` (waiting) goes before `arriving` would: otherwise the arrival is refused.
-    private func sheds(_ victim: Entry, before arriving: Entry, now: Duration) -> Bool {
-        var candidate = arriving
-        candidate.enqueued = now
-        return isShedBefore(victim, candidate, arrivingCounter: liftedCounter(of: arriving.tenant))
     }
 
     private func isShedBefore(_ a: Entry, _ b: Entry, arrivingCounter: Double? = nil) -> Bool {

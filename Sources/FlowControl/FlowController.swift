@@ -6,6 +6,8 @@ public struct FlowTicket: Sendable, Equatable {
     public var classRank: Int
     /// Prompt tokens plus the completion it may ask for, until its usage is known.
     public var estimatedTokens: Int
+    /// The engines that can serve it (its model): it waits behind requests of the same pool only.
+    public var pool: String
     /// When it first waited, if it did: its place in the queue and its time to live count from here.
     public var enqueued: Duration?
     /// Whether its tenant's limits admitted it: `finished` settles only admitted tickets.
@@ -13,8 +15,9 @@ public struct FlowTicket: Sendable, Equatable {
     /// Whether its estimate was charged to its tenant's fair share (it was sent to an engine).
     public var served = false
 
-    public init(id: UInt64, tenant: Int, classRank: Int, estimatedTokens: Int) {
+    public init(id: UInt64, tenant: Int, classRank: Int, estimatedTokens: Int, pool: String = "") {
         self.id = id
+        self.pool = pool
         self.tenant = tenant
         self.classRank = classRank
         self.estimatedTokens = estimatedTokens
@@ -55,7 +58,9 @@ public struct FlowController: Sendable {
             return (.refused(refusal, retryAfter: wait), nil)
         }
         ticket.admitted = true
-        guard queue.hasAnythingAhead(ofTenant: ticket.tenant, classRank: ticket.classRank, now: now) else { return (.proceed, nil) }
+        guard queue.hasAnythingAhead(ofTenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool, now: now) else {
+            return (.proceed, nil)
+        }
         switch wait(&ticket, now: now) {
         case .some(let shed) where shed == ticket.id: return (.shed, nil)
         case .some(let shed): return (.queued, shed)
@@ -64,13 +69,14 @@ public struct FlowController: Sendable {
     }
 
     /// The scheduler said wait (every engine is busy for this class): the request joins the queue,
-    /// keeping its first place if it waited before. Returns the id of the request shed to make
-    /// room, which is `ticket`'s own when it is the one.
+    /// at its first place if it waited before in this stay (`ticket.enqueued`). Returns the id of
+    /// the request shed to make room, which is `ticket`'s own when it is the one.
     public mutating func wait(_ ticket: inout FlowTicket, now: Duration) -> UInt64? {
         let enqueued = ticket.enqueued ?? now
         ticket.enqueued = enqueued
         let entry = FairQueue.Entry(
-            id: ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, enqueued: enqueued, cost: Double(ticket.estimatedTokens))
+            id: ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, enqueued: enqueued, cost: Double(ticket.estimatedTokens),
+            pool: ticket.pool)
         switch queue.join(entry, now: now) {
         case .queued: return nil
         case .rejected: return ticket.id
@@ -78,10 +84,11 @@ public struct FlowController: Sendable {
         }
     }
 
-    /// The next waiting request to ask the scheduler, with the band it now asks in (its class
-    /// raised by aging), taken off the queue. It rejoins with `wait` if told to wait again.
-    public mutating func next(now: Duration) -> (id: UInt64, tenant: Int, band: Int)? {
-        guard let entry = queue.next(now: now) else { return nil }
+    /// The next waiting request of `pool` (nil: any) to ask the scheduler, with the band it now
+    /// asks in (its class raised by aging), taken off the queue. It rejoins with `wait` if told to
+    /// wait again.
+    public mutating func next(now: Duration, pool: String? = nil) -> (id: UInt64, tenant: Int, band: Int)? {
+        guard let entry = queue.next(now: now, pool: pool) else { return nil }
         return (entry.id, entry.tenant, queue.band(of: entry, now: now))
     }
 
@@ -93,7 +100,7 @@ public struct FlowController: Sendable {
 
     /// The request no longer waits (it ended, or was sent another way).
     public mutating func leave(_ ticket: FlowTicket) {
-        queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank)
+        queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
     }
 
     /// The request was sent to an engine: its estimate counts toward its tenant's fair share.
@@ -106,7 +113,7 @@ public struct FlowController: Sendable {
     /// The request ended, having used `usedTokens` (nil: unknown). One that never reached an
     /// engine gives back its request and its tokens; one that did is settled at its real usage.
     public mutating func finished(_ ticket: FlowTicket, usedTokens: Int?, now: Duration) {
-        queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank)
+        queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
         guard ticket.admitted else { return }
         ledgers[ticket.tenant].settle(
             estimatedTokens: ticket.estimatedTokens, usedTokens: ticket.served ? usedTokens : 0, reachedEngine: ticket.served, now: now)

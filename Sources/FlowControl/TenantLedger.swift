@@ -39,7 +39,10 @@ public struct TenantLedger: Sendable, Equatable {
     }
 
     /// The concurrency this gateway allows: its share of the limit, at least one.
-    public var concurrencyAllowed: Int? { policy.maxConcurrent.map { max(1, Int((Double($0) * share).rounded(.down))) } }
+    public var concurrencyAllowed: Int? {
+        // The epsilon keeps a share like 1/3 of 9 from rounding down to 2.
+        policy.maxConcurrent.map { max(1, Int((Double($0) * share + 1e-9).rounded(.down))) }
+    }
 
     /// Admits a request estimated at `tokens` tokens, charging it, or says which limit refuses it
     /// and when to try again.

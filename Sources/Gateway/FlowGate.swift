@@ -4,9 +4,12 @@ import Synchronization
 
 /// The shell of flow control: one `FlowController` behind a lock, shared by every event loop,
 /// carrying each wake-up it decides to the waiting request on that request's own loop. Waiting
-/// requests are woken in the controller's order: as many as a capacity signal from the leader
-/// frees, and the first one each try period in which nothing was woken or sent (a lost signal
-/// costs at most a period). A woken request told to wait again goes back to its place.
+/// requests are woken in the controller's order, within the pool (model) that has room: as many
+/// as a capacity signal from the leader frees; then, each time a woken request is sent to an
+/// engine, the next of its pool (there was room; the chain stops at the first told to wait,
+/// whose wait asks the leader for the next signal); and the first of any pool each try period in
+/// which nothing was woken (a lost signal costs at most a period). A woken request told to wait
+/// again goes back to its place.
 final class FlowGate: Sendable {
     enum Wake: Sendable {
         /// Ask the scheduler now, in this band (the class, raised by aging).
@@ -23,8 +26,10 @@ final class FlowGate: Sendable {
     private struct State {
         var controller: FlowController
         var waiters: [UInt64: Waiter] = [:]
-        /// When a request was last woken or sent: the try period counts from here.
-        var lastMove: Duration = .zero
+        /// When a request was last woken: the try period counts from here.
+        var lastWake: Duration = .zero
+        /// The waiting counts last set on the gauges, by tenant.
+        var published: [Int]
     }
 
     let configuration: FlowConfiguration
@@ -36,7 +41,8 @@ final class FlowGate: Sendable {
         self.configuration = configuration
         self.metrics = metrics
         self.clock = clock
-        state = Mutex(State(controller: FlowController(configuration: configuration, now: clock())))
+        state = Mutex(
+            State(controller: FlowController(configuration: configuration, now: clock()), published: Array(repeating: 0, count: configuration.tenants.count)))
         for tenant in configuration.tenants { metrics.tenantQueued(tenant: tenant.name, waiting: 0) }
     }
 
@@ -54,6 +60,7 @@ final class FlowGate: Sendable {
             return (arrival, shed.flatMap { state.waiters.removeValue(forKey: $0) })
         }
         shed.map { waiter in waiter.loop.execute { waiter.wake(.shed) } }
+        if arrival == .queued || shed != nil { publishWaiting() }
         let outcome: String? =
             switch arrival {
             case .proceed, .queued: "admitted"
@@ -61,7 +68,6 @@ final class FlowGate: Sendable {
             case .shed: nil  // counted when it is answered
             }
         if let outcome { metrics.tenantRequest(tenant: tenantName(ticket), class: className(ticket.classRank), outcome: outcome) }
-        if arrival == .queued { publishWaiting(ticket.tenant) }
         return arrival
     }
 
@@ -76,7 +82,7 @@ final class FlowGate: Sendable {
             return (false, shed.flatMap { state.waiters.removeValue(forKey: $0) })
         }
         shed.map { waiter in waiter.loop.execute { waiter.wake(.shed) } }
-        publishWaiting(ticket.tenant)
+        publishWaiting()
         return !shedSelf
     }
 
@@ -86,17 +92,20 @@ final class FlowGate: Sendable {
             state.controller.leave(ticket)
             state.waiters[ticket.id] = nil
         }
-        publishWaiting(ticket.tenant)
+        publishWaiting()
     }
 
-    /// The request was sent to an engine.
-    func served(_ ticket: inout FlowTicket) {
+    /// The request was sent to an engine. If the queue woke it for this, there was room: wake the
+    /// next of its pool.
+    func served(_ ticket: inout FlowTicket, wasWoken: Bool) {
         let now = clock()
         let first = !ticket.served
-        state.withLock { state in
+        let pool = ticket.pool
+        let woken = state.withLock { state -> [Woken] in
             state.controller.served(&ticket)
-            state.lastMove = now
+            return wasWoken ? Self.wakeNext(1, pool: pool, &state, now: now) : []
         }
+        deliver(woken)
         if first { metrics.tenantQueueWait(tenant: tenantName(ticket), seconds: ticket.enqueued.map { (now - $0) / .seconds(1) } ?? 0) }
     }
 
@@ -109,20 +118,21 @@ final class FlowGate: Sendable {
         }
     }
 
-    /// A capacity signal: wake as many waiting requests as it frees, first first.
-    func signal(slots: Int) {
+    /// A capacity signal for `model`'s engines: wake as many of its waiting requests as it frees,
+    /// first first.
+    func signal(slots: Int, model: String) {
         let now = clock()
-        deliver(state.withLock { state in Self.wakeNext(max(1, slots), &state, now: now) })
+        deliver(state.withLock { state in Self.wakeNext(max(1, slots), pool: model, &state, now: now) })
     }
 
-    /// Every try period: if nothing was woken or sent for a whole period while requests wait, wake
-    /// the first (a capacity signal may have been lost).
+    /// Every try period: if nothing was woken for a whole period while requests wait, wake the
+    /// first (a capacity signal may have been lost).
     func tick(period: Duration) {
         let now = clock()
         deliver(
             state.withLock { state in
-                guard state.controller.queue.count > 0, now - state.lastMove >= period else { return [] }
-                return Self.wakeNext(1, &state, now: now)
+                guard state.controller.queue.count > 0, now - state.lastWake >= period else { return [] }
+                return Self.wakeNext(1, pool: nil, &state, now: now)
             })
     }
 
@@ -132,25 +142,33 @@ final class FlowGate: Sendable {
         var band: Int
     }
 
-    private static func wakeNext(_ count: Int, _ state: inout State, now: Duration) -> [Woken] {
+    private static func wakeNext(_ count: Int, pool: String?, _ state: inout State, now: Duration) -> [Woken] {
         var woken: [Woken] = []
-        while woken.count < count, let (id, tenant, band) = state.controller.next(now: now) {
+        while woken.count < count, let (id, tenant, band) = state.controller.next(now: now, pool: pool) {
             // No waiter: the request ended as it was taken; nothing to wake.
             guard let waiter = state.waiters.removeValue(forKey: id) else { continue }
             woken.append(Woken(waiter: waiter, tenant: tenant, band: band))
         }
-        if !woken.isEmpty { state.lastMove = now }
+        if !woken.isEmpty { state.lastWake = now }
         return woken
     }
 
     private func deliver(_ woken: [Woken]) {
         for one in woken { one.waiter.loop.execute { one.waiter.wake(.turn(band: one.band)) } }
-        for tenant in Set(woken.map(\.tenant)) { publishWaiting(tenant) }
+        if !woken.isEmpty { publishWaiting() }
     }
 
-    private func publishWaiting(_ tenant: Int) {
-        let (waiting, total) = state.withLock { ($0.controller.queue.waiting(tenant: tenant), $0.controller.queue.count) }
-        metrics.tenantQueued(tenant: configuration.tenants[tenant].name, waiting: waiting)
-        metrics.pending(total)
+    /// Sets the waiting gauges under the lock, so two threads cannot publish counts out of order:
+    /// those of the tenants whose count changed (a shed or woken request may be another tenant's
+    /// than the caller's).
+    private func publishWaiting() {
+        state.withLock { state in
+            let waiting = state.controller.queue.waitingByTenant
+            for index in waiting.indices where waiting[index] != state.published[index] {
+                metrics.tenantQueued(tenant: configuration.tenants[index].name, waiting: waiting[index])
+                state.published[index] = waiting[index]
+            }
+            metrics.pending(state.controller.queue.count)
+        }
     }
 }

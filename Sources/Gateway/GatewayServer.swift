@@ -64,7 +64,7 @@ struct GatewayService: Service {
         await withDiscardingTaskGroup { group in
             group.addTask { await shared.link.run() }
             group.addTask {
-                for await signal in shared.link.capacity { shared.flow.signal(slots: Int(signal.freeSlots)) }
+                for await signal in shared.link.capacity { shared.flow.signal(slots: Int(signal.freeSlots), model: signal.model) }
             }
             group.addTask {
                 // The queue's own clock: wakes the first waiting request when a period passed

@@ -46,6 +46,8 @@ final class RequestRun {
     private var ticket: FlowTicket
     /// The band it asks the scheduler in: its class, raised by aging when the queue woke it.
     private var band: Int
+    /// The queue woke it for the ask under way (if it is sent, there was room for the next).
+    private var woken = false
     /// `x-junction-priority` named no class: answered 400 at the start.
     private var priorityError: OpenAIError?
     private var meter: StreamMeter
@@ -91,7 +93,7 @@ final class RequestRun {
         }
         ticket = FlowTicket(
             id: context.shared.nextTicketID(), tenant: tenant, classRank: rank,
-            estimatedTokens: features.promptTokens + (features.maxTokens ?? flow.assumedCompletionTokens))
+            estimatedTokens: features.promptTokens + (features.maxTokens ?? flow.assumedCompletionTokens), pool: features.model)
         band = rank
         lifecycle = RequestLifecycle(
             request: LifecycleRequest(features, queueTimeout: flow.classes[rank].ttl), configuration: context.shared.lifecycle)
@@ -141,6 +143,7 @@ final class RequestRun {
         switch wake {
         case .turn(let band):
             self.band = band
+            woken = true
             feed(.turn)
         case .shed:
             feed(.shed)
@@ -247,10 +250,14 @@ final class RequestRun {
             let (choice, knowsModel) = shared.fallbackChoice(model: features.model, excluding: exclude)
             feed(.fallbackPicked(choice, tableKnowsModel: knowsModel))
         case .joinQueue:
+            // A new stay in the queue (a retry told to wait starts one): its place and age count from now.
+            ticket.enqueued = nil
+            woken = false
             feed(.queueJoined(admitted: shared.flow.wait(&ticket, on: context.loop, wake: wakeHandler)))
         case .leaveQueue:
             shared.flow.leave(ticket)
         case .waitForTurn:
+            woken = false
             if !shared.flow.wait(&ticket, on: context.loop, wake: wakeHandler) { feed(.shed) }
         case .setTimer(let at):
             timer?.cancel()
@@ -429,7 +436,8 @@ final class RequestRun {
         switch count {
         case .routed(let route, let after):
             metrics.scheduled(in: after, route: route.rawValue)
-            shared.flow.served(&ticket)
+            shared.flow.served(&ticket, wasWoken: woken)
+            woken = false
         case .retried: metrics.retried()
         case .gaveUp: metrics.upstreamGaveUp()
         case .upstreamError(let id): metrics.upstreamError(id)

@@ -172,9 +172,10 @@ public struct RequestLifecycle: Sendable {
                 out.append(.joinQueue)
             }
         case .hold(let retryAfter):
-            if inQueue { return wait(retryAfter: retryAfter, now, &out) }
             // The leader holds a request at most `prefix_hold_ms` (10 s at most); past that, the
-            // gateway takes the leader for broken rather than hold the client without end.
+            // gateway takes the leader for broken rather than hold the client without end. A
+            // request woken from the queue and held asks again on its own timer too: no capacity
+            // signal follows a hold.
             if now - askedAt >= Self.longestHold {
                 return answerError(.upstream("The scheduler held the request for more than \(Self.longestHold).", status: 503), &out)
             }

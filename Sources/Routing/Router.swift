@@ -174,7 +174,8 @@ public struct Router: Sendable {
         if isSaturated(instance) { return true }
         guard let headroom, let load = freshLoad(instance) else { return false }
         if load.waiting > headroom.maxWaiting || load.kvUsage > headroom.maxKVUsage { return true }
-        return headroom.maxRunning > 0 && load.running + instance.inFlightSinceReport > headroom.maxRunning
+        // At most `maxRunning` once this one runs too.
+        return headroom.maxRunning > 0 && load.running + instance.inFlightSinceReport >= headroom.maxRunning
     }
 
     func freshLoad(_ instance: RoutingInstance) -> EngineLoad? {

@@ -111,8 +111,10 @@ public struct RoutingRequest: Sendable, Equatable {
 }
 
 /// Room an instance must have for a request of a class that only uses spare capacity: at most
-/// `maxWaiting` requests waiting in it, KV usage at most `maxKVUsage`, and (when `maxRunning` is
-/// not 0) at most `maxRunning` sequences running, counting those sent since its report.
+/// `maxWaiting` requests waiting in it by its report, KV usage at most `maxKVUsage`, and (when
+/// `maxRunning` is not 0) at most `maxRunning` sequences running with this one, counting those
+/// sent since the report. Requests sent since the report do not count as waiting: most start
+/// running at once, and counting them would let one such request through per report.
 public struct RoutingHeadroom: Sendable, Equatable {
     public var maxWaiting: Int
     public var maxKVUsage: Double

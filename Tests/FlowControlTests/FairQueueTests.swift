@@ -120,6 +120,31 @@ import Testing
         #expect(q.hasAnythingAhead(ofTenant: 1, classRank: 1, now: .seconds(20)))
     }
 
+    @Test func onePoolsWaitersNeverHoldBackAnothers() {
+        var q = queue(tenants: 2)
+        _ = q.join(FairQueue.Entry(id: 1, tenant: 0, classRank: 2, enqueued: .zero, cost: 100, pool: "busy-model"), now: .zero)
+        // A request for another model has nothing ahead of it, even of a lower class.
+        #expect(!q.hasAnythingAhead(ofTenant: 1, classRank: 2, pool: "idle-model", now: .zero))
+        #expect(q.hasAnythingAhead(ofTenant: 1, classRank: 2, pool: "busy-model", now: .zero))
+        _ = q.join(FairQueue.Entry(id: 2, tenant: 1, classRank: 2, enqueued: .seconds(1), cost: 100, pool: "idle-model"), now: .seconds(1))
+        // A signal for the idle model's engines wakes its own waiter, not the older one.
+        #expect(q.next(now: .seconds(1), pool: "idle-model")?.id == 2)
+        #expect(q.next(now: .seconds(1), pool: "idle-model") == nil)
+        #expect(q.next(now: .seconds(1))?.id == 1)
+    }
+
+    @Test func aWokenRequestThatRejoinsTakesItsOldPlaceAndIsNotTheOneShed() {
+        var q = queue(tenants: 1, capacity: 3)
+        for id in 1...3 { _ = q.join(entry(UInt64(id), at: id), now: .seconds(id)) }
+        // The first is woken; a newer one takes the free place meanwhile.
+        let woken = q.next(now: .seconds(4))
+        #expect(woken?.id == 1)
+        _ = q.join(entry(4, at: 4), now: .seconds(4))
+        // Told to wait again, it rejoins in front, and the newest is shed to make room.
+        #expect(q.join(entry(1, at: 1), now: .seconds(5)) == .queuedShedding(entry(4, at: 4)))
+        #expect(drain(&q, now: .seconds(5)) == [1, 2, 3])
+    }
+
     @Test func removingAnyEntryKeepsTheRestInOrder() {
         var q = queue(tenants: 1)
         for id in 0..<50 { _ = q.join(entry(UInt64(id), at: id), now: .seconds(id)) }

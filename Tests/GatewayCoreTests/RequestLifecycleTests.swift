@@ -238,13 +238,18 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         d.feed(.timer, after: .seconds(15))
         d.feed(.scheduler(.hold(retryAfter: .milliseconds(200))))
         #expect(d.answerErrors.map(\.status) == [503] && d.machine.isDone)
-        // A request already in the queue stays there: the hold reads as a wait.
+        // A request woken from the queue and held asks again when the hold ends (no capacity
+        // signal follows a hold), and gives its queue place back once.
         var queued = Drive()
         queued.feed(.start)
         queued.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
         queued.feed(.queueJoined(admitted: true))
         queued.feed(.turn)
-        #expect(queued.feed(.scheduler(.hold(retryAfter: .milliseconds(10)))).contains(.waitForTurn))
+        let held = queued.feed(.scheduler(.hold(retryAfter: .milliseconds(10))))
+        #expect(!held.contains(.waitForTurn) && held.contains { if case .setTimer = $0 { true } else { false } })
+        #expect(queued.feed(.timer, after: .milliseconds(10)) == [.askScheduler(exclude: [])])
+        queued.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(queued.all.filter { $0 == .leaveQueue }.count == 1)
     }
 
     @Test func aFullQueueIs429AndAnExpiredWaitIs503() {

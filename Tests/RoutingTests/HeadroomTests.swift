@@ -20,9 +20,9 @@ import Testing
         #expect(instances.map { router.isFull($0, for: batch) } == [true, true, false])
         // Without headroom only saturation counts.
         #expect(instances.map { router.isFull($0, for: nil) } == [false, false, false])
-        // Running sequences count those sent since the report: 10 + 3.
-        #expect(router.isFull(instances[2], for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxRunning: 12)))
-        #expect(!router.isFull(instances[2], for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxRunning: 13)))
+        // Running sequences count those sent since the report (10 + 3) and this one.
+        #expect(router.isFull(instances[2], for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxRunning: 13)))
+        #expect(!router.isFull(instances[2], for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxRunning: 14)))
         // An instance with no fresh report is judged by saturation alone.
         #expect(!router.isFull(RoutingInstance(id: "new", model: "m"), for: batch))
     }

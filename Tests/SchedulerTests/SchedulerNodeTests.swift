@@ -190,10 +190,14 @@ import Wire
             guard case .assigned(let assignment) = try await schedule("batch-2", headroom: batch) else { Issue.record("batch still waits"); return }
             #expect(assignment.instanceID == "a")
             // A bound the gateway cannot mean is refused, not applied.
-            let bad = try? await connection.call(
-                .scheduleRequest(ScheduleRequest(requestID: "bad", model: "m", prefixHashes: [9], promptTokens: 10,
-                    headroom: EngineHeadroom(maxWaiting: 0, maxKvUsage: .nan))))
-            if case .scheduleReply = bad { Issue.record("a NaN headroom was scheduled") }
+            let bad = await #expect(throws: WireError.self) {
+                try await connection.call(
+                    .scheduleRequest(ScheduleRequest(requestID: "bad", model: "m", prefixHashes: [9], promptTokens: 10,
+                        headroom: EngineHeadroom(maxWaiting: 0, maxKvUsage: .nan))))
+            }
+            #expect(bad?.message.contains("max_kv_usage") == true)
+            // The connection and the node serve on.
+            guard case .assigned = try await schedule("after", headroom: nil) else { Issue.record("not served after a bad request"); return }
             signals.cancel()
             reports.cancel()
         }

@@ -2,7 +2,8 @@
 classes served highest first when every engine is busy, the full queue shedding the lowest class,
 and a request lowering its own class with `x-junction-priority`."""
 import concurrent.futures
-import re
+import json
+import socket
 import time
 
 import httpx
@@ -23,9 +24,10 @@ TENANTS = {
 
 
 def post(cluster, key, prompt, max_tokens=4, headers=None, timeout=30):
+    # ignore_eos: the engine generates max_tokens, so a request's usage does not hang on its text.
     return httpx.post(cluster.url + "/v1/completions", timeout=timeout,
                       headers={"Authorization": f"Bearer {key}", **(headers or {})},
-                      json={"model": "tiny", "prompt": prompt, "max_tokens": max_tokens})
+                      json={"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True})
 
 
 def metric(cluster, name, **labels):
@@ -60,26 +62,44 @@ def test_each_tenants_limits_answer_429_with_retry_after_and_spare_the_others(cl
     assert metric(cluster, "junction_gateway_tenant_tokens_total", tenant="jobs", kind="completion") > 0
 
 
+def hold_gateway(cluster, key, prompt):
+    """A raw streaming request through the gateway, in flight until the socket is closed (the
+    client leaving ends it)."""
+    host, port = cluster.url.removeprefix("http://").split(":")
+    body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 1500, "ignore_eos": True, "stream": True}).encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+                 + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    return sock
+
+
 def test_a_tenant_at_its_concurrency_limit_is_refused_until_a_request_ends(cluster_factory):
+    # Each token takes 20 ms: the held request runs until the test closes its connection.
     cluster = cluster_factory({"a": ["--dialect", "vllm", "--slowness", "20"]}, TENANTS)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        long = pool.submit(post, cluster, "solo-key", "a long one", 400)
-        # Wait until the gateway has it in flight.
-        deadline = time.time() + 10
-        while time.time() < deadline and metric(cluster, "junction_gateway_tenant_requests_total", tenant="solo", outcome="admitted") < 1:
-            time.sleep(0.05)
-        refused = post(cluster, "solo-key", "one more")
-        assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_concurrency", refused.text
-        assert refused.headers["retry-after"] == "1"
-        assert long.result().status_code == 200
-    assert post(cluster, "solo-key", "after it ended").status_code == 200
+    held = hold_gateway(cluster, "solo-key", "a long one")
+    deadline = time.time() + 10
+    while time.time() < deadline and metric(cluster, "junction_gateway_tenant_requests_total", tenant="solo", outcome="admitted") < 1:
+        time.sleep(0.05)
+    refused = post(cluster, "solo-key", "one more")
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_concurrency", refused.text
+    assert refused.headers["retry-after"] == "1"
+    # Its client leaves: the request ends and frees the tenant's slot.
+    held.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        reply = post(cluster, "solo-key", "after it ended")
+        if reply.status_code != 429:
+            break
+        time.sleep(0.1)
+    assert reply.status_code == 200, reply.text
 
 
 def test_when_engines_are_busy_the_higher_class_goes_first_and_the_full_queue_sheds_the_lowest(cluster_factory):
     # One sequence at a time, and saturated from one waiting request: held requests fill it.
-    # The queue's own period is long here: after the interactive request goes, the batch one
-    # waits for it (no capacity signal comes), so the interactive one reaches the engine first.
-    options = dict(TENANTS, wait_schedule_timeout=30000, wait_schedule_try_period=1000)
+    # Batch here runs only on an engine with nothing else running: once the interactive request is
+    # sent, the batch one is told to wait until a report shows the engine free again.
+    classes = [{"name": "interactive"}, {"name": "standard"}, {"name": "batch", "headroom": {"max_waiting": 0, "max_running": 1}}]
+    options = dict(TENANTS, wait_schedule_timeout=30000, priority_classes=classes)
     cluster = cluster_factory({"a": ["--dialect", "vllm", "--max-num-seqs", "1", "--slowness", "20"]}, options)
     out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
     assert "policy prefix-cache" in out, out
@@ -146,7 +166,6 @@ def test_a_request_may_lower_its_class_but_not_raise_it_and_an_unknown_class_is_
 
 
 def test_config_mistakes_in_tenants_are_named_by_key(tmp_path):
-    import json
     import subprocess
     from conftest import BINARY
     base = {"cluster": {"secret": "flow-test-secret-0123456", "schedulers": [{"id": 1, "address": "127.0.0.1:1"}]}}

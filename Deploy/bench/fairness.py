@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Flow control against today's FIFO, on one pool of simulated engines (`make bench-fairness`).
+
+    Deploy/bench/fairness.py [--engines 3] [--profile 7b-a100] [--seconds 60] [--out DIR]
+
+Two tenants share the pool. `flood` sends in an open loop at five times its share (its share:
+half the pool's capacity, so 2.5 × the capacity measured first); `chat` sends at a steady rate
+(a quarter of the capacity, half its share). Each run starts a Junction of its own (three
+schedulers, an agent per engine, one gateway) in front of the same engines, whose prefix caches
+are reset between runs:
+
+- `alone`: chat by itself, with flow control configured: the TTFT to keep;
+- `fifo`: both, with no tenants configured: one queue for everyone (today's behaviour without
+  tenants: the engines' own queues fill first);
+- `flow control`: both, `chat` in class `interactive` and `flood` in class `batch` (sent only
+  while an engine has nothing waiting and KV below 80 %, the default headroom), fair share
+  within classes, the queue shedding `flood` when full (429).
+
+It prints, for each run, chat's TTFT p50 and p99 and its ratio to `alone`, and the pool's output
+tokens a second (both tenants) and its ratio to `fifo`, flood's output and its refused requests.
+Goal (issue 22): chat's p99 within 25 % of `alone`, the pool's output within 5 % of `fifo`'s.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import BINARY, Processes, free_port, http, wait_until  # noqa: E402
+
+# Single-turn requests of a few hundred tokens each way: the flood and chat differ only in text.
+WORKLOAD = ["--scenario", "seed", "--turns", "1-1", "--user-tokens", "300", "--answer-tokens", "200", "--max-answer-tokens", "400"]
+
+
+def start_engines(procs, args):
+    engines = []
+    for n in range(args.engines):
+        port = free_port()
+        procs.start(f"engine-{n}", [BINARY, "engine-sim", "--dialect", "vllm", "--port", str(port), "--profile", args.profile,
+                                    "--speed", str(args.speed), "--seed", str(n + 1), "--served-model-name", "tiny"])
+        engines.append(f"http://127.0.0.1:{port}")
+    for engine in engines:
+        wait_until(lambda: http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
+    return engines
+
+
+def start_junction(procs, work, engines, tag, gateway):
+    ports = {i: free_port() for i in (1, 2, 3)}
+    gateway_port = free_port()
+    config = os.path.join(work, f"junction-{tag}.json")
+    section = {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 512, "wait_schedule_timeout": 60000,
+               "api_keys": [{"client": "chat", "key": "chat-key"}, {"client": "flood", "key": "flood-key"}]}
+    section.update(gateway)
+    with open(config, "w") as f:
+        json.dump({"cluster": {"secret": "fairness-bench-secret-0123",
+                               "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
+                   "scheduler": {"data_dir": os.path.join(work, f"data-{tag}-{{id}}")},
+                   "llm_scheduler": {"policy": "prefix-cache"},
+                   "llm_gateway": section}, f)
+    started = [procs.start(f"{tag}-scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i), "--log-level", "warning"])
+               for i in ports]
+    for n, engine in enumerate(engines):
+        started.append(procs.start(f"{tag}-agent-{n}", [BINARY, "agent", "--engine", engine, "--config", config,
+                                                        "--instance-id", f"engine-{n}", "--log-level", "warning"]))
+    started.append(procs.start(f"{tag}-gateway", [BINARY, "gateway", "--config", config, "--log-level", "warning"]))
+    url = f"http://127.0.0.1:{gateway_port}"
+
+    def all_up():
+        out = subprocess.run([BINARY, "ctl", "status", "--json", "--config", config], capture_output=True, text=True, timeout=5)
+        return sum(1 for i in json.loads(out.stdout)["instances"] if i["state"] == "up") == len(engines) and http(url + "/ready")[0] == 200
+    wait_until(all_up, 60, f"junction ({tag}) up")
+    return url, started
+
+
+def bench(url, key, name, seed, loop, value, args, out, requests=100_000, timeout=None):
+    """A `junction bench serve` process (not waited for)."""
+    command = [BINARY, "bench", "serve", "--target", url, "--name", name, *WORKLOAD, "--seed", str(seed), "--api-key", key,
+               loop, f"{value:g}", "--requests", str(requests), "--max-seconds", str(args.seconds), "--json", out,
+               "--request-timeout", str(timeout or args.seconds)]
+    print(f"$ {' '.join(command)}", flush=True)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def chat_ttft(path):
+    done = [r for r in load(path)["records"] if r.get("firstToken") is not None and r.get("end") is not None]
+    ttft = [1000 * (r["firstToken"] - r["start"]) for r in done]
+    return percentile(ttft, 0.5), percentile(ttft, 0.99), len(done)
+
+
+def output_tokens(path):
+    records = load(path)["records"]
+    done = [r for r in records if r.get("end") is not None and r.get("firstToken") is not None]
+    return sum(r.get("outputTokens", 0) for r in done), len(records) - len(done)
+
+
+def measure_capacity(procs, work, engines, args):
+    """Requests a second the pool completes with far more users than it can serve at once, through
+    Junction, over the middle half of the completions."""
+    url, started = start_junction(procs, work, engines, "capacity", {})
+    out = os.path.join(args.out, "capacity.json")
+    p = bench(url, "flood-key", "capacity", 11, "--concurrency", 4 * 64 * args.engines // 4, args, out, requests=1_200)
+    p.wait()
+    procs.stop(started)
+    ends = sorted(r["end"] for r in load(out)["records"] if r.get("end") is not None and r.get("firstToken") is not None)
+    first, last = len(ends) // 4, (3 * len(ends)) // 4
+    rate = (last - first) / max(1e-9, ends[last] - ends[first])
+    print(f"fairness: capacity {rate:.2f} requests/s over the middle half of {len(ends)} completions", flush=True)
+    return rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", type=int, default=3)
+    parser.add_argument("--profile", default="7b-a100")
+    parser.add_argument("--speed", type=float, default=2)
+    parser.add_argument("--seconds", type=float, default=60, help="how long each run sends")
+    parser.add_argument("--flood-times-share", type=float, default=5)
+    parser.add_argument("--chat-fraction", type=float, default=0.25, help="chat's rate, a fraction of the capacity")
+    parser.add_argument("--capacity", type=float, help="requests a second the pool serves (default: measured first)")
+    parser.add_argument("--batch-headroom", default='{"max_waiting": 0, "max_kv_usage": 0.8}',
+                        help="the batch class's headroom (JSON), for the flow-control run")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    args.out = args.out or tempfile.mkdtemp(prefix="junction-fairness-")
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="junction-fairness-work-")
+    procs = Processes(work)
+    try:
+        engines = start_engines(procs, args)
+        capacity = args.capacity or measure_capacity(procs, work, engines, args)
+        flood_rate = args.flood_times_share * capacity / 2
+        chat_rate = args.chat_fraction * capacity
+        print(f"fairness: {args.engines} × {args.profile} (speed {args.speed:g}); flood {flood_rate:.2f}/s, chat {chat_rate:.2f}/s, "
+              f"{args.seconds:g} s each run", flush=True)
+        classes = [{"name": "interactive"}, {"name": "standard", "aging_ms": 20000},
+                   {"name": "batch", "aging_ms": 30000, "headroom": json.loads(args.batch_headroom)}]
+        flow = {"tenants": {"chat": {"class": "interactive"}, "flood": {"class": "batch"}}, "priority_classes": classes}
+        runs = [("alone", flow, False), ("fifo", {}, True), ("flow control", flow, True)]
+        results = {}
+        for name, gateway, flood in runs:
+            for engine in engines:
+                http(engine + "/reset_prefix_cache", "POST")
+            tag = name.replace(" ", "-")
+            url, started = start_junction(procs, work, engines, tag, gateway)
+            chat_out, flood_out = os.path.join(args.out, f"{tag}-chat.json"), os.path.join(args.out, f"{tag}-flood.json")
+            began = time.time()
+            clients = [bench(url, "chat-key", f"chat ({name})", 1, "--rate", chat_rate, args, chat_out)]
+            if flood:
+                clients.append(bench(url, "flood-key", f"flood ({name})", 2, "--rate", flood_rate, args, flood_out))
+            for client in clients:
+                client.wait()
+            elapsed = time.time() - began
+            with open(os.path.join(args.out, f"{tag}-gateway-metrics.txt"), "wb") as f:
+                f.write(http(url + "/metrics")[1])
+            procs.stop(started)
+            p50, p99, served = chat_ttft(chat_out)
+            chat_tokens, chat_failed = output_tokens(chat_out)
+            flood_tokens, flood_failed = output_tokens(flood_out) if flood else (0, 0)
+            results[name] = dict(p50=p50, p99=p99, served=served, chat_failed=chat_failed, pool=(chat_tokens + flood_tokens) / elapsed,
+                                 flood=flood_tokens / elapsed, flood_failed=flood_failed, seconds=elapsed)
+            print(f"fairness: {name}: chat TTFT p50 {p50:.0f} ms, p99 {p99:.0f} ms ({served} served, {chat_failed} failed); "
+                  f"pool {results[name]['pool']:.0f} tok/s, flood {results[name]['flood']:.0f} tok/s, "
+                  f"{flood_failed} flood requests not served; {elapsed:.0f} s", flush=True)
+        alone, fifo = results["alone"], results["fifo"]
+        lines = ["| run | chat TTFT p50 (ms) | chat TTFT p99 (ms) | p99 against alone | chat failed | pool output tok/s | against fifo | flood tok/s | flood not served |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for name, r in results.items():
+            lines.append(f"| {name} | {r['p50']:.0f} | {r['p99']:.0f} | {r['p99'] / alone['p99'] - 1:+.0%} | {r['chat_failed']} | "
+                         f"{r['pool']:.0f} | {(r['pool'] / fifo['pool'] - 1) if name != 'alone' else float('nan'):+.1%} | "
+                         f"{r['flood']:.0f} | {r['flood_failed']} |")
+        table = "\n".join(lines) + "\n"
+        print("\n" + table, flush=True)
+        with open(os.path.join(args.out, "fairness.md"), "w") as f:
+            f.write(table)
+        print(f"written: {args.out}/fairness.md", flush=True)
+    finally:
+        procs.stop_all()
+
+
+if __name__ == "__main__":
+    main()
