@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compare import BINARY, Processes, free_port, http, wait_until  # noqa: E402
 
 # Single-turn requests of a few hundred tokens each way: the flood and chat differ only in text.
-WORKLOAD = ["--scenario", "seed", "--turns", "1-1", "--user-tokens", "300", "--answer-tokens", "200", "--max-answer-tokens", "400"]
+WORKLOAD = ["--scenario", "seed", "--turns", "1-1", "--user-tokens", "300", "--answer-tokens", "100", "--max-answer-tokens", "200"]
 
 
 def start_engines(procs, args):
@@ -111,7 +111,7 @@ def measure_capacity(procs, work, engines, args):
     Junction, over the middle half of the completions."""
     url, started = start_junction(procs, work, engines, "capacity", {})
     out = os.path.join(args.out, "capacity.json")
-    p = bench(url, "flood-key", "capacity", 11, "--concurrency", 4 * 64 * args.engines // 4, args, out, requests=1_200)
+    p = bench(url, "flood-key", "capacity", 11, "--concurrency", 4 * 64 * args.engines // 4, args, out, requests=600)
     p.wait()
     procs.stop(started)
     ends = sorted(r["end"] for r in load(out)["records"] if r.get("end") is not None and r.get("firstToken") is not None)
