@@ -143,8 +143,8 @@ bench-pd: build-release
 	python3 Deploy/bench/pd-compare.py
 
 ## Flow control against FIFO: a flooding tenant at 5x its share and a steady interactive one on
-## simulated engines; the interactive TTFT against running alone, the pool's output against FIFO's
-## (Docs/benchmarks.md). Tables in .build/bench-fairness.
+## two simulated 32b-l20x2 engines at real time (about 10 min); the interactive TTFT against
+## running alone, the pool's output against FIFO's (Docs/benchmarks.md). Table in .build/bench-fairness.
 bench-fairness: build-release
 	python3 Deploy/bench/fairness.py --out .build/bench-fairness
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Flow control against today's FIFO, on one pool of simulated engines (`make bench-fairness`).
 
-    Deploy/bench/fairness.py [--engines 3] [--profile 7b-a100] [--seconds 60] [--out DIR]
+    Deploy/bench/fairness.py [--engines 2] [--profile 32b-l20x2] [--speed 1] [--seconds 90] [--out DIR]
+
+The defaults are slow engines at real time: on two cores a faster pool measures the client's and
+the gateway's CPU, not the engines' capacity.
 
 Two tenants share the pool. `flood` sends in an open loop at five times its share (its share:
 half the pool's capacity, so 2.5 × the capacity measured first); `chat` sends at a steady rate
@@ -12,9 +15,9 @@ are reset between runs:
 - `alone`: chat by itself, with flow control configured: the TTFT to keep;
 - `fifo`: both, with no tenants configured: one queue for everyone (today's behaviour without
   tenants: the engines' own queues fill first);
-- `flow control`: both, `chat` in class `interactive` and `flood` in class `batch` (sent only
-  while an engine has nothing waiting and KV below 80 %, the default headroom), fair share
-  within classes, the queue shedding `flood` when full (429).
+- `flow control`: both, `chat` in class `interactive` and `flood` in class `batch` (the default
+  classes: batch is sent only while an engine has nothing waiting, KV at most 90 % and less than
+  100 ms of prompt work queued), the queue shedding `flood` when full (429).
 
 It prints, for each run, chat's TTFT p50 and p99 and its ratio to `alone`, and the pool's output
 tokens a second (both tenants) and its ratio to `fifo`, flood's output and its refused requests.
@@ -47,7 +50,7 @@ def start_engines(procs, args):
     return engines
 
 
-def start_junction(procs, work, engines, tag, gateway):
+def start_junction(procs, work, engines, tag, gateway, params=None):
     ports = {i: free_port() for i in (1, 2, 3)}
     gateway_port = free_port()
     config = os.path.join(work, f"junction-{tag}.json")
@@ -58,7 +61,7 @@ def start_junction(procs, work, engines, tag, gateway):
         json.dump({"cluster": {"secret": "fairness-bench-secret-0123",
                                "schedulers": [{"id": i, "address": f"127.0.0.1:{p}"} for i, p in ports.items()]},
                    "scheduler": {"data_dir": os.path.join(work, f"data-{tag}-{{id}}")},
-                   "llm_scheduler": {"policy": "prefix-cache"},
+                   "llm_scheduler": {"policy": "prefix-cache", "params": params or {}},
                    "llm_gateway": section}, f)
     started = [procs.start(f"{tag}-scheduler-{i}", [BINARY, "scheduler", "--config", config, "--id", str(i), "--log-level", "warning"])
                for i in ports]
@@ -123,15 +126,17 @@ def measure_capacity(procs, work, engines, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engines", type=int, default=3)
-    parser.add_argument("--profile", default="7b-a100")
-    parser.add_argument("--speed", type=float, default=2)
-    parser.add_argument("--seconds", type=float, default=60, help="how long each run sends")
+    parser.add_argument("--engines", type=int, default=2)
+    parser.add_argument("--profile", default="32b-l20x2")
+    parser.add_argument("--speed", type=float, default=1)
+    parser.add_argument("--seconds", type=float, default=90, help="how long each run sends")
     parser.add_argument("--flood-times-share", type=float, default=5)
     parser.add_argument("--chat-fraction", type=float, default=0.25, help="chat's rate, a fraction of the capacity")
     parser.add_argument("--capacity", type=float, help="requests a second the pool serves (default: measured first)")
-    parser.add_argument("--batch-headroom", default='{"max_waiting": 0, "max_kv_usage": 0.8}',
-                        help="the batch class's headroom (JSON), for the flow-control run")
+    parser.add_argument("--batch-headroom", help="the batch class's headroom (JSON) instead of the default's, for the flow-control run")
+    parser.add_argument("--prefill-tokens-per-second", type=float, default=1667,
+                        help="the scheduler's prefill rate to start from (policy parameter prefill_tokens_per_second): the "
+                             "engines' real rate (default: 32b-l20x2's), which headroom's max_prefill_ms is measured in until the leader learns it")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.out = args.out or tempfile.mkdtemp(prefix="junction-fairness-")
@@ -145,16 +150,18 @@ def main():
         chat_rate = args.chat_fraction * capacity
         print(f"fairness: {args.engines} × {args.profile} (speed {args.speed:g}); flood {flood_rate:.2f}/s, chat {chat_rate:.2f}/s, "
               f"{args.seconds:g} s each run", flush=True)
-        classes = [{"name": "interactive"}, {"name": "standard", "aging_ms": 20000},
-                   {"name": "batch", "aging_ms": 30000, "headroom": json.loads(args.batch_headroom)}]
-        flow = {"tenants": {"chat": {"class": "interactive"}, "flood": {"class": "batch"}}, "priority_classes": classes}
+        flow = {"tenants": {"chat": {"class": "interactive"}, "flood": {"class": "batch"}}}
+        if args.batch_headroom:
+            flow["priority_classes"] = [{"name": "interactive"}, {"name": "standard", "aging_ms": 20000},
+                                        {"name": "batch", "aging_ms": 30000, "headroom": json.loads(args.batch_headroom)}]
         runs = [("alone", flow, False), ("fifo", {}, True), ("flow control", flow, True)]
         results = {}
         for name, gateway, flood in runs:
             for engine in engines:
                 http(engine + "/reset_prefix_cache", "POST")
             tag = name.replace(" ", "-")
-            url, started = start_junction(procs, work, engines, tag, gateway)
+            params = {"prefill_tokens_per_second": args.prefill_tokens_per_second} if args.prefill_tokens_per_second else {}
+            url, started = start_junction(procs, work, engines, tag, gateway, params)
             chat_out, flood_out = os.path.join(args.out, f"{tag}-chat.json"), os.path.join(args.out, f"{tag}-flood.json")
             began = time.time()
             clients = [bench(url, "chat-key", f"chat ({name})", 1, "--rate", chat_rate, args, chat_out)]

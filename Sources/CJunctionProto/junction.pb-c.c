@@ -4449,7 +4449,7 @@ const ProtobufCMessageDescriptor junction__v1__schedule_request__descriptor =
   (ProtobufCMessageInit) junction__v1__schedule_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor junction__v1__engine_headroom__field_descriptors[3] =
+static const ProtobufCFieldDescriptor junction__v1__engine_headroom__field_descriptors[4] =
 {
   {
     "max_waiting",
@@ -4487,16 +4487,29 @@ static const ProtobufCFieldDescriptor junction__v1__engine_headroom__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_prefill_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__EngineHeadroom, max_prefill_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned junction__v1__engine_headroom__field_indices_by_name[] = {
   1,   /* field[1] = max_kv_usage */
+  3,   /* field[3] = max_prefill_ms */
   2,   /* field[2] = max_running */
   0,   /* field[0] = max_waiting */
 };
 static const ProtobufCIntRange junction__v1__engine_headroom__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor junction__v1__engine_headroom__descriptor =
 {
@@ -4506,7 +4519,7 @@ const ProtobufCMessageDescriptor junction__v1__engine_headroom__descriptor =
   "Junction__V1__EngineHeadroom",
   "junction.v1",
   sizeof(Junction__V1__EngineHeadroom),
-  3,
+  4,
   junction__v1__engine_headroom__field_descriptors,
   junction__v1__engine_headroom__field_indices_by_name,
   1,  junction__v1__engine_headroom__number_ranges,

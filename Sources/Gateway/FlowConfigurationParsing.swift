@@ -14,7 +14,7 @@ enum FlowConfigurationParsing {
     }
 
     static let classKeys = ["name", "ttl_ms", "aging_ms", "headroom"]
-    static let headroomKeys = ["max_waiting", "max_kv_usage", "max_running"]
+    static let headroomKeys = ["max_waiting", "max_kv_usage", "max_running", "max_prefill_ms"]
     static let tenantKeys = ["class", "weight", "max_concurrent", "requests_per_minute", "tokens_per_minute"]
 
     static func parseClasses(_ value: Any?, ttl defaultTTL: Int) throws(ConfigError) -> [PriorityClass] {
@@ -46,7 +46,8 @@ enum FlowConfigurationParsing {
                 headroom = Headroom(
                     maxWaiting: try ConfigFile.int(room, "\(at).headroom.max_waiting", default: 0, range: 0...1_000_000),
                     maxKVUsage: kvUsage,
-                    maxRunning: try ConfigFile.int(room, "\(at).headroom.max_running", default: 0, range: 0...1_000_000))
+                    maxRunning: try ConfigFile.int(room, "\(at).headroom.max_running", default: 0, range: 0...1_000_000),
+                    maxPrefillMilliseconds: try ConfigFile.int(room, "\(at).headroom.max_prefill_ms", default: 0, range: 0...3_600_000))
             }
             classes.append(PriorityClass(name: name, ttl: .milliseconds(ttl), agingAfter: aging.map { .milliseconds($0) }, headroom: headroom))
         }

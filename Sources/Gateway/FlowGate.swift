@@ -12,8 +12,8 @@ import Synchronization
 /// again goes back to its place.
 final class FlowGate: Sendable {
     enum Wake: Sendable {
-        /// Ask the scheduler now, in this band (the class, raised by aging).
-        case turn(band: Int)
+        /// Ask the scheduler now.
+        case turn
         /// The full queue dropped it for a request that goes first.
         case shed
     }
@@ -139,22 +139,21 @@ final class FlowGate: Sendable {
     private struct Woken {
         var waiter: Waiter
         var tenant: Int
-        var band: Int
     }
 
     private static func wakeNext(_ count: Int, pool: String?, _ state: inout State, now: Duration) -> [Woken] {
         var woken: [Woken] = []
-        while woken.count < count, let (id, tenant, band) = state.controller.next(now: now, pool: pool) {
+        while woken.count < count, let (id, tenant, _) = state.controller.next(now: now, pool: pool) {
             // No waiter: the request ended as it was taken; nothing to wake.
             guard let waiter = state.waiters.removeValue(forKey: id) else { continue }
-            woken.append(Woken(waiter: waiter, tenant: tenant, band: band))
+            woken.append(Woken(waiter: waiter, tenant: tenant))
         }
         if !woken.isEmpty { state.lastWake = now }
         return woken
     }
 
     private func deliver(_ woken: [Woken]) {
-        for one in woken { one.waiter.loop.execute { one.waiter.wake(.turn(band: one.band)) } }
+        for one in woken { one.waiter.loop.execute { one.waiter.wake(.turn) } }
         if !woken.isEmpty { publishWaiting() }
     }
 

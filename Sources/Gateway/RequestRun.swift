@@ -44,8 +44,6 @@ final class RequestRun {
     private var timer: Scheduled<Void>?
     /// Flow control's view of the request: its tenant, class and estimated tokens.
     private var ticket: FlowTicket
-    /// The band it asks the scheduler in: its class, raised by aging when the queue woke it.
-    private var band: Int
     /// The queue woke it for the ask under way (if it is sent, there was room for the next).
     private var woken = false
     /// `x-junction-priority` named no class: answered 400 at the start.
@@ -94,7 +92,6 @@ final class RequestRun {
         ticket = FlowTicket(
             id: context.shared.nextTicketID(), tenant: tenant, classRank: rank,
             estimatedTokens: features.promptTokens + (features.maxTokens ?? flow.assumedCompletionTokens), pool: features.model)
-        band = rank
         lifecycle = RequestLifecycle(
             request: LifecycleRequest(features, queueTimeout: flow.classes[rank].ttl), configuration: context.shared.lifecycle)
         meter = StreamMeter(started: started)
@@ -141,8 +138,7 @@ final class RequestRun {
 
     private func woken(_ wake: FlowGate.Wake) {
         switch wake {
-        case .turn(let band):
-            self.band = band
+        case .turn:
             woken = true
             feed(.turn)
         case .shed:
@@ -326,8 +322,12 @@ final class RequestRun {
             excludeInstances: exclude, sessionKey: sessionKey ?? "", answerStartChunk: UInt32(clamping: features.lastAnswerChunks?.lowerBound ?? 0),
             answerEndChunk: UInt32(clamping: features.lastAnswerChunks?.upperBound ?? 0), traceparent: tracing?.scheduleTraceparent() ?? "",
             acceptsHold: true,
-            headroom: shared.flow.configuration.classes[band].headroom.map {
-                EngineHeadroom(maxWaiting: UInt32(clamping: $0.maxWaiting), maxKvUsage: $0.maxKVUsage, maxRunning: UInt32(clamping: $0.maxRunning))
+            // Its own class's headroom, aged or not: aging moves a request up the queue's order,
+            // never past the room its class may take from the classes above it.
+            headroom: shared.flow.configuration.classes[ticket.classRank].headroom.map {
+                EngineHeadroom(
+                    maxWaiting: UInt32(clamping: $0.maxWaiting), maxKvUsage: $0.maxKVUsage, maxRunning: UInt32(clamping: $0.maxRunning),
+                    maxPrefillMs: UInt32(clamping: $0.maxPrefillMilliseconds))
             })
         // A conversation's next turn goes where its last one went when the leader granted it,
         // without waiting for the leader; the leader hears of it. A retry (something excluded) asks.

@@ -172,7 +172,12 @@ public struct Router: Sendable {
     /// it is full.
     public func isFull(_ instance: RoutingInstance, for headroom: RoutingHeadroom?) -> Bool {
         if isSaturated(instance) { return true }
-        guard let headroom, let load = freshLoad(instance) else { return false }
+        guard let headroom else { return false }
+        if headroom.maxPrefillSeconds > 0 {
+            let rate = max(1, instance.prefillTokensPerSecond ?? configuration.prefillTokensPerSecond)
+            if instance.prefillBacklogTokens / rate >= headroom.maxPrefillSeconds { return true }
+        }
+        guard let load = freshLoad(instance) else { return false }
         if load.waiting > headroom.maxWaiting || load.kvUsage > headroom.maxKVUsage { return true }
         // At most `maxRunning` once this one runs too.
         return headroom.maxRunning > 0 && load.running + instance.inFlightSinceReport >= headroom.maxRunning

@@ -115,15 +115,20 @@ public struct RoutingRequest: Sendable, Equatable {
 /// `maxRunning` is not 0) at most `maxRunning` sequences running with this one, counting those
 /// sent since the report. Requests sent since the report do not count as waiting: most start
 /// running at once, and counting them would let one such request through per report.
+/// And, when `maxPrefillSeconds` is not 0, less prompt work sent there and not yet computed
+/// (`prefillBacklogTokens` at the instance's learned rate) than that: what a request arriving next
+/// would wait behind, so a class bounded here cannot delay the requests of the classes above it.
 public struct RoutingHeadroom: Sendable, Equatable {
     public var maxWaiting: Int
     public var maxKVUsage: Double
     public var maxRunning: Int
+    public var maxPrefillSeconds: Double
 
-    public init(maxWaiting: Int, maxKVUsage: Double, maxRunning: Int = 0) {
+    public init(maxWaiting: Int, maxKVUsage: Double, maxRunning: Int = 0, maxPrefillSeconds: Double = 0) {
         self.maxWaiting = maxWaiting
         self.maxKVUsage = maxKVUsage
         self.maxRunning = maxRunning
+        self.maxPrefillSeconds = maxPrefillSeconds
     }
 }
 

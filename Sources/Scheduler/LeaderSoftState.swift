@@ -280,6 +280,7 @@ extension RoutingHeadroom {
         guard let a, let b else { return nil }
         return RoutingHeadroom(
             maxWaiting: max(a.maxWaiting, b.maxWaiting), maxKVUsage: max(a.maxKVUsage, b.maxKVUsage),
-            maxRunning: a.maxRunning == 0 || b.maxRunning == 0 ? 0 : max(a.maxRunning, b.maxRunning))
+            maxRunning: a.maxRunning == 0 || b.maxRunning == 0 ? 0 : max(a.maxRunning, b.maxRunning),
+            maxPrefillSeconds: a.maxPrefillSeconds == 0 || b.maxPrefillSeconds == 0 ? 0 : max(a.maxPrefillSeconds, b.maxPrefillSeconds))
     }
 }

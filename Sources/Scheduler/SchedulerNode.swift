@@ -363,7 +363,9 @@ public actor SchedulerNode {
             exclude: Set(request.excludeInstances), lastAnswerChunks: Self.answerChunks(request),
             sessionInstance: request.sessionKey.isEmpty ? nil : soft.sessions.instance(of: request.sessionKey),
             headroom: request.headroom.map {
-                RoutingHeadroom(maxWaiting: Int($0.maxWaiting), maxKVUsage: $0.maxKvUsage, maxRunning: Int($0.maxRunning))
+                RoutingHeadroom(
+                    maxWaiting: Int($0.maxWaiting), maxKVUsage: $0.maxKvUsage, maxRunning: Int($0.maxRunning),
+                    maxPrefillSeconds: Double($0.maxPrefillMs) / 1_000)
             })
         if !request.reusedInstanceID.isEmpty {
             let (renewed, cached): (Bool, Int)

@@ -23,8 +23,16 @@ import Testing
         // Running sequences count those sent since the report (10 + 3) and this one.
         #expect(router.isFull(instances[2], for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxRunning: 13)))
         #expect(!router.isFull(instances[2], for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxRunning: 14)))
-        // An instance with no fresh report is judged by saturation alone.
-        #expect(!router.isFull(RoutingInstance(id: "new", model: "m"), for: batch))
+        // An instance with no fresh report is judged by saturation alone, and by the leader's own
+        // estimate of the prompt work sent there.
+        var fresh = RoutingInstance(id: "new", model: "m")
+        #expect(!router.isFull(fresh, for: batch))
+        // Prompt work queued: 1,500 tokens at 10,000 a second is 150 ms.
+        fresh.prefillBacklogTokens = 1_500
+        fresh.prefillTokensPerSecond = 10_000
+        #expect(router.isFull(fresh, for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxPrefillSeconds: 0.15)))
+        #expect(!router.isFull(fresh, for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1, maxPrefillSeconds: 0.2)))
+        #expect(!router.isFull(fresh, for: RoutingHeadroom(maxWaiting: 0, maxKVUsage: 1)))
     }
 
     @Test func aBatchRequestGoesOnlyWhereThereIsRoomAndWaitsWhenNoneHasIt() {

@@ -790,8 +790,9 @@ struct  Junction__V1__ScheduleRequest
    * The request's priority class asks for room to spare (flow control, e.g. `batch`): assign it
    * only to an instance whose fresh report shows at most `max_waiting` requests waiting, KV usage
    * at most `max_kv_usage` and, when `max_running` is not 0, at most that many sequences running
-   * (with the requests sent there since the report); otherwise answer wait. Absent: the leader's
-   * own saturation rule alone.
+   * (with the requests sent there since the report) and, when `max_prefill_ms` is not 0, prompt
+   * work sent there and not yet computed (the leader's estimate) below that many milliseconds;
+   * otherwise answer wait. Absent: the leader's own saturation rule alone.
    */
   Junction__V1__EngineHeadroom *headroom;
 };
@@ -809,10 +810,14 @@ struct  Junction__V1__EngineHeadroom
    * 0 = no bound
    */
   uint32_t max_running;
+  /*
+   * 0 = no bound
+   */
+  uint32_t max_prefill_ms;
 };
 #define JUNCTION__V1__ENGINE_HEADROOM__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__engine_headroom__descriptor) \
-    , 0, 0, 0 }
+    , 0, 0, 0, 0 }
 
 
 typedef enum {

@@ -1496,8 +1496,9 @@ public struct ScheduleRequest: Sendable, Hashable {
     /// The request's priority class asks for room to spare (flow control, e.g. `batch`): assign it
     /// only to an instance whose fresh report shows at most `max_waiting` requests waiting, KV usage
     /// at most `max_kv_usage` and, when `max_running` is not 0, at most that many sequences running
-    /// (with the requests sent there since the report); otherwise answer wait. Absent: the leader's
-    /// own saturation rule alone.
+    /// (with the requests sent there since the report) and, when `max_prefill_ms` is not 0, prompt
+    /// work sent there and not yet computed (the leader's estimate) below that many milliseconds;
+    /// otherwise answer wait. Absent: the leader's own saturation rule alone.
     public var headroom: EngineHeadroom?
 
     public init(
@@ -1602,15 +1603,19 @@ public struct EngineHeadroom: Sendable, Hashable {
     public var maxKvUsage: Double
     /// 0 = no bound
     public var maxRunning: UInt32
+    /// 0 = no bound
+    public var maxPrefillMs: UInt32
 
     public init(
         maxWaiting: UInt32 = 0,
         maxKvUsage: Double = 0,
-        maxRunning: UInt32 = 0
+        maxRunning: UInt32 = 0,
+        maxPrefillMs: UInt32 = 0
     ) {
         self.maxWaiting = maxWaiting
         self.maxKvUsage = maxKvUsage
         self.maxRunning = maxRunning
+        self.maxPrefillMs = maxPrefillMs
     }
 }
 
@@ -1623,6 +1628,7 @@ extension EngineHeadroom: ProtobufCConvertible, WireMessage {
         self.maxWaiting = c.max_waiting
         self.maxKvUsage = c.max_kv_usage
         self.maxRunning = c.max_running
+        self.maxPrefillMs = c.max_prefill_ms
     }
 
     func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__EngineHeadroom> {
@@ -1632,6 +1638,7 @@ extension EngineHeadroom: ProtobufCConvertible, WireMessage {
         c.max_waiting = maxWaiting
         c.max_kv_usage = maxKvUsage
         c.max_running = maxRunning
+        c.max_prefill_ms = maxPrefillMs
         pointer.pointee = c
         return pointer
     }
