@@ -67,8 +67,11 @@ def cluster(tmp_path_factory):
                 time.sleep(0.1)
         return front.url
 
+    # Round-robin: the test sends requests to both engines by the policy's promise. prefix-cache
+    # spreads short distinct prompts only by load and random ties, and once in a while sent all
+    # eight to one engine.
     c = Cluster({"a": ["--dialect", "vllm"], "b": ["--dialect", "sglang"]}, engine_urls={"a": behind_tls, "b": behind_tls},
-                gateway_options={"engine_ca": ca}, agent_options={"engine_ca": ca})
+                gateway_options={"engine_ca": ca}, agent_options={"engine_ca": ca}, scheduler_options={"policy": "round-robin"})
     yield c
     c.stop()
     for front in fronts:

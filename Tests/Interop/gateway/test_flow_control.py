@@ -9,7 +9,7 @@ import time
 import httpx
 
 from conftest import API_KEY
-from test_gateway_faults import hold_engine
+from test_gateway_faults import fill_engine
 
 TENANTS = {
     "api_keys": [API_KEY, {"client": "chat", "key": "chat-key"}, {"client": "jobs", "key": "jobs-key"},
@@ -101,15 +101,7 @@ def test_when_engines_are_busy_the_higher_class_goes_first_and_the_full_queue_sh
     classes = [{"name": "interactive"}, {"name": "standard"}, {"name": "batch", "headroom": {"max_waiting": 0, "max_running": 1}}]
     options = dict(TENANTS, wait_schedule_timeout=30000, priority_classes=classes)
     cluster = cluster_factory({"a": ["--dialect", "vllm", "--max-num-seqs", "1", "--slowness", "20"]}, options)
-    out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
-    assert "policy prefix-cache" in out, out
-    held = [hold_engine(cluster.engines["a"], f"busy {i}") for i in range(2)]
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        status = cluster.status()
-        if status and status["instances"][0].get("load", {}).get("waiting", 0) >= 1:
-            break
-        time.sleep(0.1)
+    held = fill_engine(cluster)
 
     def pending():
         return metric(cluster, "junction_gateway_requests_pending")

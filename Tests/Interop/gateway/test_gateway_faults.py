@@ -84,18 +84,27 @@ def hold_engine(engine, prompt):
     return sock
 
 
+def fill_engine(cluster):
+    """Saturates the cluster's one engine (started with `--max-num-seqs 1`): the policy takes one
+    waiting request for saturated, and two requests held open on the engine keep one waiting,
+    which the leader's status shows before this returns. Closing the returned sockets frees it."""
+    out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
+    assert "policy prefix-cache" in out, out
+    held = [hold_engine(next(iter(cluster.engines.values())), f"busy {i}") for i in range(2)]
+    deadline = time.time() + 10
+    waiting = 0
+    while time.time() < deadline and waiting < 1:
+        status = cluster.status()
+        waiting = status["instances"][0].get("load", {}).get("waiting", 0) if status else 0
+        time.sleep(0.1)
+    assert waiting >= 1, "the engine never showed a waiting request"
+    return held
+
+
 def test_a_full_queue_is_429_and_a_long_wait_is_503_then_capacity_releases_waiters(cluster_factory):
     # One sequence at a time: two requests held open on the engine keep one of them waiting.
     cluster = cluster_factory({"a": ["--dialect", "vllm", "--max-num-seqs", "1", "--slowness", "20"]})
-    out = cluster.ctl("set-policy", "prefix-cache", "--param", "saturated_waiting=1", "--param", "saturated_kv_usage=0")
-    assert "policy prefix-cache" in out, out
-    held = [hold_engine(cluster.engines["a"], f"busy {i}") for i in range(2)]
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        status = cluster.status()
-        if status and status["instances"][0].get("load", {}).get("waiting", 0) >= 1:
-            break
-        time.sleep(0.1)
+    held = fill_engine(cluster)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         started = time.time()
         replies = list(pool.map(lambda i: complete(cluster, f"wait {i}"), range(3)))
