@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "Scheduler",
             dependencies: [
-                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore", "ClusterConfig", "PromText", "MetricsEndpoint",
+                "Wire", "Raft", "RaftStore", "Routing", "SchedulerCore", "FlowControl", "ClusterConfig", "PromText", "MetricsEndpoint",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

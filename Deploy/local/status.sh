@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local cluster at a glance: the scheduler trio (leader, members, instances and their load),
-# whether each gateway routes by the scheduler or is in round-robin fallback, what the load
+# the tenants' cluster-wide budgets, whether each gateway routes by the scheduler or is in round-robin fallback, what the load
 # balancer thinks of the gateways, and which processes are alive.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -8,6 +8,9 @@ source "$(dirname "$0")/lib.sh"
 
 echo "== scheduler trio"
 ctl status || echo "(no scheduler answers)"
+echo
+echo "== tenants' budgets (the leader's, across both gateways)"
+ctl tenants || echo "(no leader answers)"
 echo
 echo "== gateways"
 for g in "${gateways[@]}"; do

@@ -1267,6 +1267,186 @@ void   junction__v1__capacity_available__free_unpacked
   assert(message->base.descriptor == &junction__v1__capacity_available__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   junction__v1__budget_lease_request__init
+                     (Junction__V1__BudgetLeaseRequest         *message)
+{
+  static const Junction__V1__BudgetLeaseRequest init_value = JUNCTION__V1__BUDGET_LEASE_REQUEST__INIT;
+  *message = init_value;
+}
+size_t junction__v1__budget_lease_request__get_packed_size
+                     (const Junction__V1__BudgetLeaseRequest *message)
+{
+  assert(message->base.descriptor == &junction__v1__budget_lease_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__budget_lease_request__pack
+                     (const Junction__V1__BudgetLeaseRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__budget_lease_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__budget_lease_request__pack_to_buffer
+                     (const Junction__V1__BudgetLeaseRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__budget_lease_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__BudgetLeaseRequest *
+       junction__v1__budget_lease_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__BudgetLeaseRequest *)
+     protobuf_c_message_unpack (&junction__v1__budget_lease_request__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__budget_lease_request__free_unpacked
+                     (Junction__V1__BudgetLeaseRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__budget_lease_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__tenant_lease_ask__init
+                     (Junction__V1__TenantLeaseAsk         *message)
+{
+  static const Junction__V1__TenantLeaseAsk init_value = JUNCTION__V1__TENANT_LEASE_ASK__INIT;
+  *message = init_value;
+}
+size_t junction__v1__tenant_lease_ask__get_packed_size
+                     (const Junction__V1__TenantLeaseAsk *message)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_lease_ask__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__tenant_lease_ask__pack
+                     (const Junction__V1__TenantLeaseAsk *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_lease_ask__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__tenant_lease_ask__pack_to_buffer
+                     (const Junction__V1__TenantLeaseAsk *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_lease_ask__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__TenantLeaseAsk *
+       junction__v1__tenant_lease_ask__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__TenantLeaseAsk *)
+     protobuf_c_message_unpack (&junction__v1__tenant_lease_ask__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__tenant_lease_ask__free_unpacked
+                     (Junction__V1__TenantLeaseAsk *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__tenant_lease_ask__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__budget_lease_reply__init
+                     (Junction__V1__BudgetLeaseReply         *message)
+{
+  static const Junction__V1__BudgetLeaseReply init_value = JUNCTION__V1__BUDGET_LEASE_REPLY__INIT;
+  *message = init_value;
+}
+size_t junction__v1__budget_lease_reply__get_packed_size
+                     (const Junction__V1__BudgetLeaseReply *message)
+{
+  assert(message->base.descriptor == &junction__v1__budget_lease_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__budget_lease_reply__pack
+                     (const Junction__V1__BudgetLeaseReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__budget_lease_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__budget_lease_reply__pack_to_buffer
+                     (const Junction__V1__BudgetLeaseReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__budget_lease_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__BudgetLeaseReply *
+       junction__v1__budget_lease_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__BudgetLeaseReply *)
+     protobuf_c_message_unpack (&junction__v1__budget_lease_reply__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__budget_lease_reply__free_unpacked
+                     (Junction__V1__BudgetLeaseReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__budget_lease_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__tenant_lease_grant__init
+                     (Junction__V1__TenantLeaseGrant         *message)
+{
+  static const Junction__V1__TenantLeaseGrant init_value = JUNCTION__V1__TENANT_LEASE_GRANT__INIT;
+  *message = init_value;
+}
+size_t junction__v1__tenant_lease_grant__get_packed_size
+                     (const Junction__V1__TenantLeaseGrant *message)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_lease_grant__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__tenant_lease_grant__pack
+                     (const Junction__V1__TenantLeaseGrant *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_lease_grant__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__tenant_lease_grant__pack_to_buffer
+                     (const Junction__V1__TenantLeaseGrant *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_lease_grant__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__TenantLeaseGrant *
+       junction__v1__tenant_lease_grant__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__TenantLeaseGrant *)
+     protobuf_c_message_unpack (&junction__v1__tenant_lease_grant__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__tenant_lease_grant__free_unpacked
+                     (Junction__V1__TenantLeaseGrant *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__tenant_lease_grant__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   junction__v1__status_request__init
                      (Junction__V1__StatusRequest         *message)
 {
@@ -1445,6 +1625,141 @@ void   junction__v1__status_reply__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &junction__v1__status_reply__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__tenants_request__init
+                     (Junction__V1__TenantsRequest         *message)
+{
+  static const Junction__V1__TenantsRequest init_value = JUNCTION__V1__TENANTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t junction__v1__tenants_request__get_packed_size
+                     (const Junction__V1__TenantsRequest *message)
+{
+  assert(message->base.descriptor == &junction__v1__tenants_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__tenants_request__pack
+                     (const Junction__V1__TenantsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__tenants_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__tenants_request__pack_to_buffer
+                     (const Junction__V1__TenantsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__tenants_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__TenantsRequest *
+       junction__v1__tenants_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__TenantsRequest *)
+     protobuf_c_message_unpack (&junction__v1__tenants_request__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__tenants_request__free_unpacked
+                     (Junction__V1__TenantsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__tenants_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__tenant_budget__init
+                     (Junction__V1__TenantBudget         *message)
+{
+  static const Junction__V1__TenantBudget init_value = JUNCTION__V1__TENANT_BUDGET__INIT;
+  *message = init_value;
+}
+size_t junction__v1__tenant_budget__get_packed_size
+                     (const Junction__V1__TenantBudget *message)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_budget__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__tenant_budget__pack
+                     (const Junction__V1__TenantBudget *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_budget__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__tenant_budget__pack_to_buffer
+                     (const Junction__V1__TenantBudget *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__tenant_budget__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__TenantBudget *
+       junction__v1__tenant_budget__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__TenantBudget *)
+     protobuf_c_message_unpack (&junction__v1__tenant_budget__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__tenant_budget__free_unpacked
+                     (Junction__V1__TenantBudget *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__tenant_budget__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   junction__v1__tenants_reply__init
+                     (Junction__V1__TenantsReply         *message)
+{
+  static const Junction__V1__TenantsReply init_value = JUNCTION__V1__TENANTS_REPLY__INIT;
+  *message = init_value;
+}
+size_t junction__v1__tenants_reply__get_packed_size
+                     (const Junction__V1__TenantsReply *message)
+{
+  assert(message->base.descriptor == &junction__v1__tenants_reply__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t junction__v1__tenants_reply__pack
+                     (const Junction__V1__TenantsReply *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &junction__v1__tenants_reply__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t junction__v1__tenants_reply__pack_to_buffer
+                     (const Junction__V1__TenantsReply *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &junction__v1__tenants_reply__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Junction__V1__TenantsReply *
+       junction__v1__tenants_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Junction__V1__TenantsReply *)
+     protobuf_c_message_unpack (&junction__v1__tenants_reply__descriptor,
+                                allocator, len, data);
+}
+void   junction__v1__tenants_reply__free_unpacked
+                     (Junction__V1__TenantsReply *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &junction__v1__tenants_reply__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   junction__v1__policy_config__init
@@ -2662,7 +2977,7 @@ void   junction__v1__scheduler_snapshot__free_unpacked
   assert(message->base.descriptor == &junction__v1__scheduler_snapshot__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[33] =
+static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[37] =
 {
   {
     "call_id",
@@ -2941,6 +3256,30 @@ static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "budget_lease_request",
+    37,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Envelope, body_case),
+    offsetof(Junction__V1__Envelope, budget_lease_request),
+    &junction__v1__budget_lease_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "budget_lease_reply",
+    38,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Envelope, body_case),
+    offsetof(Junction__V1__Envelope, budget_lease_reply),
+    &junction__v1__budget_lease_reply__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "status_request",
     40,
     PROTOBUF_C_LABEL_NONE,
@@ -2996,6 +3335,30 @@ static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[
     offsetof(Junction__V1__Envelope, body_case),
     offsetof(Junction__V1__Envelope, membership_change_request),
     &junction__v1__membership_change_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tenants_request",
+    45,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Envelope, body_case),
+    offsetof(Junction__V1__Envelope, tenants_request),
+    &junction__v1__tenants_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tenants_reply",
+    46,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__Envelope, body_case),
+    offsetof(Junction__V1__Envelope, tenants_reply),
+    &junction__v1__tenants_reply__descriptor,
     NULL,
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
@@ -3063,38 +3426,42 @@ static const ProtobufCFieldDescriptor junction__v1__envelope__field_descriptors[
 };
 static const unsigned junction__v1__envelope__field_indices_by_name[] = {
   8,   /* field[8] = ack */
+  24,   /* field[24] = budget_lease_reply */
+  23,   /* field[23] = budget_lease_request */
   0,   /* field[0] = call_id */
   6,   /* field[6] = cancel */
   22,   /* field[22] = capacity_available */
   14,   /* field[14] = deregister_instance */
-  26,   /* field[26] = drain_request */
+  28,   /* field[28] = drain_request */
   7,   /* field[7] = end */
   3,   /* field[3] = error */
   18,   /* field[18] = finish_request */
-  29,   /* field[29] = forward_proposal */
+  33,   /* field[33] = forward_proposal */
   1,   /* field[1] = hello */
   2,   /* field[2] = hello_ack */
   20,   /* field[20] = instance_table */
   13,   /* field[13] = load_report */
-  27,   /* field[27] = membership_change_request */
+  29,   /* field[29] = membership_change_request */
   9,   /* field[9] = not_leader */
   12,   /* field[12] = open_report_stream */
   4,   /* field[4] = ping */
   5,   /* field[5] = pong */
-  30,   /* field[30] = proposal_reply */
-  28,   /* field[28] = raft_message */
-  32,   /* field[32] = read_index_reply */
-  31,   /* field[31] = read_index_request */
+  34,   /* field[34] = proposal_reply */
+  32,   /* field[32] = raft_message */
+  36,   /* field[36] = read_index_reply */
+  35,   /* field[35] = read_index_request */
   10,   /* field[10] = register_instance */
   11,   /* field[11] = register_reply */
   15,   /* field[15] = report_ack */
   17,   /* field[17] = schedule_reply */
   16,   /* field[16] = schedule_request */
-  25,   /* field[25] = set_policy_request */
-  24,   /* field[24] = status_reply */
-  23,   /* field[23] = status_request */
+  27,   /* field[27] = set_policy_request */
+  26,   /* field[26] = status_reply */
+  25,   /* field[25] = status_request */
   21,   /* field[21] = subscribe_capacity */
   19,   /* field[19] = subscribe_instances */
+  31,   /* field[31] = tenants_reply */
+  30,   /* field[30] = tenants_request */
 };
 static const ProtobufCIntRange junction__v1__envelope__number_ranges[6 + 1] =
 {
@@ -3102,9 +3469,9 @@ static const ProtobufCIntRange junction__v1__envelope__number_ranges[6 + 1] =
   { 10, 1 },
   { 20, 10 },
   { 30, 16 },
-  { 40, 23 },
-  { 50, 28 },
-  { 0, 33 }
+  { 40, 25 },
+  { 50, 32 },
+  { 0, 37 }
 };
 const ProtobufCMessageDescriptor junction__v1__envelope__descriptor =
 {
@@ -3114,7 +3481,7 @@ const ProtobufCMessageDescriptor junction__v1__envelope__descriptor =
   "Junction__V1__Envelope",
   "junction.v1",
   sizeof(Junction__V1__Envelope),
-  33,
+  37,
   junction__v1__envelope__field_descriptors,
   junction__v1__envelope__field_indices_by_name,
   6,  junction__v1__envelope__number_ranges,
@@ -5219,6 +5586,392 @@ const ProtobufCMessageDescriptor junction__v1__capacity_available__descriptor =
   (ProtobufCMessageInit) junction__v1__capacity_available__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor junction__v1__budget_lease_request__field_descriptors[2] =
+{
+  {
+    "holder",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__BudgetLeaseRequest, holder),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tenants",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__BudgetLeaseRequest, n_tenants),
+    offsetof(Junction__V1__BudgetLeaseRequest, tenants),
+    &junction__v1__tenant_lease_ask__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__budget_lease_request__field_indices_by_name[] = {
+  0,   /* field[0] = holder */
+  1,   /* field[1] = tenants */
+};
+static const ProtobufCIntRange junction__v1__budget_lease_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor junction__v1__budget_lease_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.BudgetLeaseRequest",
+  "BudgetLeaseRequest",
+  "Junction__V1__BudgetLeaseRequest",
+  "junction.v1",
+  sizeof(Junction__V1__BudgetLeaseRequest),
+  2,
+  junction__v1__budget_lease_request__field_descriptors,
+  junction__v1__budget_lease_request__field_indices_by_name,
+  1,  junction__v1__budget_lease_request__number_ranges,
+  (ProtobufCMessageInit) junction__v1__budget_lease_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__tenant_lease_ask__field_descriptors[12] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_concurrent",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, max_concurrent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requests_per_minute",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, requests_per_minute),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tokens_per_minute",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, tokens_per_minute),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unspent_requests",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, unspent_requests),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "unspent_tokens",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, unspent_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "in_flight",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, in_flight),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "want_concurrent",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, want_concurrent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "want_requests",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, want_requests),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "want_tokens",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, want_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "need_requests",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, need_requests),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "need_tokens",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseAsk, need_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__tenant_lease_ask__field_indices_by_name[] = {
+  6,   /* field[6] = in_flight */
+  1,   /* field[1] = max_concurrent */
+  10,   /* field[10] = need_requests */
+  11,   /* field[11] = need_tokens */
+  2,   /* field[2] = requests_per_minute */
+  0,   /* field[0] = tenant */
+  3,   /* field[3] = tokens_per_minute */
+  4,   /* field[4] = unspent_requests */
+  5,   /* field[5] = unspent_tokens */
+  7,   /* field[7] = want_concurrent */
+  8,   /* field[8] = want_requests */
+  9,   /* field[9] = want_tokens */
+};
+static const ProtobufCIntRange junction__v1__tenant_lease_ask__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 12 }
+};
+const ProtobufCMessageDescriptor junction__v1__tenant_lease_ask__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.TenantLeaseAsk",
+  "TenantLeaseAsk",
+  "Junction__V1__TenantLeaseAsk",
+  "junction.v1",
+  sizeof(Junction__V1__TenantLeaseAsk),
+  12,
+  junction__v1__tenant_lease_ask__field_descriptors,
+  junction__v1__tenant_lease_ask__field_indices_by_name,
+  1,  junction__v1__tenant_lease_ask__number_ranges,
+  (ProtobufCMessageInit) junction__v1__tenant_lease_ask__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__budget_lease_reply__field_descriptors[3] =
+{
+  {
+    "lease_ms",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__BudgetLeaseReply, lease_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gateways",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__BudgetLeaseReply, gateways),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "grants",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__BudgetLeaseReply, n_grants),
+    offsetof(Junction__V1__BudgetLeaseReply, grants),
+    &junction__v1__tenant_lease_grant__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__budget_lease_reply__field_indices_by_name[] = {
+  1,   /* field[1] = gateways */
+  2,   /* field[2] = grants */
+  0,   /* field[0] = lease_ms */
+};
+static const ProtobufCIntRange junction__v1__budget_lease_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor junction__v1__budget_lease_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.BudgetLeaseReply",
+  "BudgetLeaseReply",
+  "Junction__V1__BudgetLeaseReply",
+  "junction.v1",
+  sizeof(Junction__V1__BudgetLeaseReply),
+  3,
+  junction__v1__budget_lease_reply__field_descriptors,
+  junction__v1__budget_lease_reply__field_indices_by_name,
+  1,  junction__v1__budget_lease_reply__number_ranges,
+  (ProtobufCMessageInit) junction__v1__budget_lease_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__tenant_lease_grant__field_descriptors[5] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseGrant, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "concurrent",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseGrant, concurrent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requests",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseGrant, requests),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tokens",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseGrant, tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retry_after_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantLeaseGrant, retry_after_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__tenant_lease_grant__field_indices_by_name[] = {
+  1,   /* field[1] = concurrent */
+  2,   /* field[2] = requests */
+  4,   /* field[4] = retry_after_ms */
+  0,   /* field[0] = tenant */
+  3,   /* field[3] = tokens */
+};
+static const ProtobufCIntRange junction__v1__tenant_lease_grant__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor junction__v1__tenant_lease_grant__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.TenantLeaseGrant",
+  "TenantLeaseGrant",
+  "Junction__V1__TenantLeaseGrant",
+  "junction.v1",
+  sizeof(Junction__V1__TenantLeaseGrant),
+  5,
+  junction__v1__tenant_lease_grant__field_descriptors,
+  junction__v1__tenant_lease_grant__field_indices_by_name,
+  1,  junction__v1__tenant_lease_grant__number_ranges,
+  (ProtobufCMessageInit) junction__v1__tenant_lease_grant__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 #define junction__v1__status_request__field_descriptors NULL
 #define junction__v1__status_request__field_indices_by_name NULL
 #define junction__v1__status_request__number_ranges NULL
@@ -5648,6 +6401,269 @@ const ProtobufCMessageDescriptor junction__v1__status_reply__descriptor =
   junction__v1__status_reply__field_indices_by_name,
   1,  junction__v1__status_reply__number_ranges,
   (ProtobufCMessageInit) junction__v1__status_reply__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define junction__v1__tenants_request__field_descriptors NULL
+#define junction__v1__tenants_request__field_indices_by_name NULL
+#define junction__v1__tenants_request__number_ranges NULL
+const ProtobufCMessageDescriptor junction__v1__tenants_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.TenantsRequest",
+  "TenantsRequest",
+  "Junction__V1__TenantsRequest",
+  "junction.v1",
+  sizeof(Junction__V1__TenantsRequest),
+  0,
+  junction__v1__tenants_request__field_descriptors,
+  junction__v1__tenants_request__field_indices_by_name,
+  0,  junction__v1__tenants_request__number_ranges,
+  (ProtobufCMessageInit) junction__v1__tenants_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__tenant_budget__field_descriptors[11] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_concurrent",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, max_concurrent),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requests_per_minute",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, requests_per_minute),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tokens_per_minute",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, tokens_per_minute),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requests_available",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, requests_available),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tokens_available",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, tokens_available),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "concurrent_leased",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, concurrent_leased),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "in_flight",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, in_flight),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "holders",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, holders),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requests_used",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, requests_used),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tokens_used",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantBudget, tokens_used),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__tenant_budget__field_indices_by_name[] = {
+  6,   /* field[6] = concurrent_leased */
+  8,   /* field[8] = holders */
+  7,   /* field[7] = in_flight */
+  1,   /* field[1] = max_concurrent */
+  4,   /* field[4] = requests_available */
+  2,   /* field[2] = requests_per_minute */
+  9,   /* field[9] = requests_used */
+  0,   /* field[0] = tenant */
+  5,   /* field[5] = tokens_available */
+  3,   /* field[3] = tokens_per_minute */
+  10,   /* field[10] = tokens_used */
+};
+static const ProtobufCIntRange junction__v1__tenant_budget__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor junction__v1__tenant_budget__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.TenantBudget",
+  "TenantBudget",
+  "Junction__V1__TenantBudget",
+  "junction.v1",
+  sizeof(Junction__V1__TenantBudget),
+  11,
+  junction__v1__tenant_budget__field_descriptors,
+  junction__v1__tenant_budget__field_indices_by_name,
+  1,  junction__v1__tenant_budget__number_ranges,
+  (ProtobufCMessageInit) junction__v1__tenant_budget__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor junction__v1__tenants_reply__field_descriptors[4] =
+{
+  {
+    "tenants",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Junction__V1__TenantsReply, n_tenants),
+    offsetof(Junction__V1__TenantsReply, tenants),
+    &junction__v1__tenant_budget__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lease_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantsReply, lease_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "gateways",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantsReply, gateways),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "leader_for_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Junction__V1__TenantsReply, leader_for_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned junction__v1__tenants_reply__field_indices_by_name[] = {
+  2,   /* field[2] = gateways */
+  3,   /* field[3] = leader_for_ms */
+  1,   /* field[1] = lease_ms */
+  0,   /* field[0] = tenants */
+};
+static const ProtobufCIntRange junction__v1__tenants_reply__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor junction__v1__tenants_reply__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "junction.v1.TenantsReply",
+  "TenantsReply",
+  "Junction__V1__TenantsReply",
+  "junction.v1",
+  sizeof(Junction__V1__TenantsReply),
+  4,
+  junction__v1__tenants_reply__field_descriptors,
+  junction__v1__tenants_reply__field_indices_by_name,
+  1,  junction__v1__tenants_reply__number_ranges,
+  (ProtobufCMessageInit) junction__v1__tenants_reply__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor junction__v1__policy_config__field_descriptors[2] =

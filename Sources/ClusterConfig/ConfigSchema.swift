@@ -14,7 +14,7 @@ public enum ConfigSchema {
             "retry_count", "scheduler_timeout_ms", "chunk_bytes", "max_prefix_chunks", "table_cache_path", "upstream_connect_timeout_ms", "upstream_timeout_ms",
             "response_headers_timeout_ms", "first_token_timeout_ms", "stream_idle_timeout_ms", "client_idle_timeout_ms",
             "max_client_connections", "upstream_idle_timeout_ms", "upstream_max_idle_per_engine", "pd_handoff", "access_log", "tls", "engine_ca",
-            "priority_classes", "tenants", "assumed_completion_tokens",
+            "priority_classes", "tenants", "assumed_completion_tokens", "cluster_budgets",
         ],
         "tracing": ["enabled", "otlp_endpoint", "sample_ratio", "export_timeout_ms", "headers"],
         "agent": ["engine", "model", "role", "bootstrap_port", "scrape_interval_ms", "scrape_timeout_ms", "filter_metrics", "health_failures", "drain_timeout_ms", "engine_ca"],

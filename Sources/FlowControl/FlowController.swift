@@ -34,6 +34,9 @@ public enum FlowArrival: Sendable, Equatable {
     case refused(LimitRefusal, retryAfter: Duration)
     /// The queue is full and this request is the one to shed (429).
     case shed
+    /// Its tenant's lease from the leader cannot cover it: ask the leader (`leaseAsks`), apply
+    /// the answer (`applyGrants` or `leaseFailed`), then arrive again without asking.
+    case askLeader
 }
 
 /// Flow control at one gateway: per-tenant limits at admission, the fair, banded queue, and the
@@ -43,9 +46,15 @@ public struct FlowController: Sendable {
     public let configuration: FlowConfiguration
     public private(set) var ledgers: [TenantLedger]
     public private(set) var queue: FairQueue
+    /// Whether limits are spent from the leader's leases (the leader answers lease asks) or from
+    /// this gateway's own buckets at its share (it does not, or cluster budgets are off).
+    public private(set) var usesLeases: Bool
+    /// Gateways sharing the budgets, as the leader last counted them.
+    public private(set) var gateways = 1
 
     public init(configuration: FlowConfiguration, now: Duration) {
         self.configuration = configuration
+        usesLeases = configuration.clusterBudgets
         ledgers = configuration.tenants.map { TenantLedger(policy: $0, now: now) }
         queue = FairQueue(classes: configuration.classes, weights: configuration.tenants.map(\.weight), capacity: configuration.queueCapacity)
     }
@@ -53,8 +62,14 @@ public struct FlowController: Sendable {
     /// A request arrives: refused by a limit, sent on, or queued behind those that go first.
     /// `shed`: the id of a waiting request dropped to make room, to be answered 429. Every ticket
     /// that is not refused must be `finished` once, however it ends.
-    public mutating func arrive(_ ticket: inout FlowTicket, now: Duration) -> (FlowArrival, shed: UInt64?) {
-        if let (refusal, wait) = ledgers[ticket.tenant].admit(estimatedTokens: ticket.estimatedTokens, now: now) {
+    public mutating func arrive(_ ticket: inout FlowTicket, now: Duration, mayAsk: Bool = true) -> (FlowArrival, shed: UInt64?) {
+        if usesLeases {
+            switch ledgers[ticket.tenant].admitLeased(estimatedTokens: ticket.estimatedTokens, now: now, mayAsk: mayAsk) {
+            case .admitted: break
+            case .askLeader: return (.askLeader, nil)
+            case .refused(let refusal, let wait): return (.refused(refusal, retryAfter: wait), nil)
+            }
+        } else if let (refusal, wait) = ledgers[ticket.tenant].admit(estimatedTokens: ticket.estimatedTokens, now: now) {
             return (.refused(refusal, retryAfter: wait), nil)
         }
         ticket.admitted = true
@@ -84,18 +99,10 @@ public struct FlowController: Sendable {
         }
     }
 
-    /// The next waiting request of `pool` (nil: any) to ask the scheduler, with the band it now
-    /// asks in (its class raised by aging), taken off the queue. It rejoins with `wait` if told to
-    /// wait again.
-    public mutating func next(now: Duration, pool: String? = nil) -> (id: UInt64, tenant: Int, band: Int)? {
-        guard let entry = queue.next(now: now, pool: pool) else { return nil }
-        return (entry.id, entry.tenant, queue.band(of: entry, now: now))
-    }
-
-    /// The band a ticket asks in at `now`: its class, raised by the time it has waited.
-    public func band(of ticket: FlowTicket, now: Duration) -> Int {
-        guard let enqueued = ticket.enqueued else { return ticket.classRank }
-        return queue.band(of: FairQueue.Entry(id: ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, enqueued: enqueued, cost: 0), now: now)
+    /// The next waiting request of `pool` (nil: any) to ask the scheduler, taken off the queue.
+    /// It rejoins with `wait` if told to wait again.
+    public mutating func next(now: Duration, pool: String? = nil) -> UInt64? {
+        queue.next(now: now, pool: pool)?.id
     }
 
     /// The request no longer waits (it ended, or was sent another way).
@@ -123,5 +130,38 @@ public struct FlowController: Sendable {
     /// Sets this gateway's share of every tenant's limits.
     public mutating func setShare(_ share: Double, now: Duration) {
         for index in ledgers.indices { ledgers[index].setShare(share, now: now) }
+    }
+
+    // MARK: - Cluster-wide budgets
+
+    /// The asks of the next lease call: for `needs` (tenant → the estimated tokens of a request
+    /// waiting for it) and, when `renewing`, every tenant that holds a lease or saw requests.
+    public mutating func leaseAsks(needs: [Int: Int], renewing: Bool, now: Duration) -> [(tenant: Int, ask: ClusterBudgets.Ask)] {
+        var asks: [(Int, ClusterBudgets.Ask)] = []
+        for index in ledgers.indices where needs[index] != nil || renewing {
+            if let ask = ledgers[index].leaseAsk(need: needs[index], now: now) { asks.append((index, ask)) }
+        }
+        return asks
+    }
+
+    /// The leader answered: its grants (one per ask, in order) last until `expires`, and
+    /// `gateways` share the budgets. Leases are in use again.
+    public mutating func applyGrants(_ grants: [(tenant: Int, grant: ClusterBudgets.Grant)], gateways: Int, expires: Duration, now: Duration) {
+        guard configuration.clusterBudgets else { return }
+        for (tenant, grant) in grants where ledgers.indices.contains(tenant) {
+            ledgers[tenant].applyGrant(grant, expires: expires, now: now)
+        }
+        usesLeases = configuration.clusterBudgets
+        if gateways != self.gateways, gateways > 0 {
+            self.gateways = gateways
+            setShare(1 / Double(gateways), now: now)
+        }
+    }
+
+    /// The leader did not answer the asks of `tenants`: until it does, each limit is this
+    /// gateway's share (the limit divided by the gateways last counted).
+    public mutating func leaseFailed(tenants: [Int]) {
+        for tenant in tenants where ledgers.indices.contains(tenant) { ledgers[tenant].leaseFailed() }
+        usesLeases = false
     }
 }

@@ -15,6 +15,24 @@ public struct TokenBucket: Sendable, Equatable {
         updated = now
     }
 
+    /// The level now, after refilling.
+    public mutating func available(now: Duration) -> Double {
+        refill(now)
+        return level
+    }
+
+    /// Takes `amount` whatever the level, but leaves it no lower than zero (spending elsewhere,
+    /// mirrored here so that a switch to this bucket does not start with credit already spent).
+    public mutating func drain(_ amount: Double, now: Duration) {
+        refill(now)
+        level = min(level, max(0, level - amount))
+    }
+
+    /// How long until the level reaches `amount` (zero if it has).
+    public func wait(until amount: Double) -> Duration {
+        level >= amount ? .zero : wait(for: amount)
+    }
+
     /// Takes `amount` if the level reaches it (an amount larger than the capacity needs a full
     /// bucket, and leaves a debt); otherwise takes nothing and says how long until it would.
     public mutating func take(_ amount: Double, now: Duration) -> Duration? {

@@ -1,7 +1,8 @@
 import ClusterConfig
 import FlowControl
 
-/// `llm_gateway.priority_classes`, `llm_gateway.tenants` and `llm_gateway.assumed_completion_tokens`
+/// `llm_gateway.priority_classes`, `llm_gateway.tenants`, `llm_gateway.assumed_completion_tokens` and
+/// `llm_gateway.cluster_budgets`
 /// (Docs/configuration.md, "Tenants and priority classes"): read into the flow controller's
 /// configuration, every mistake named by its key.
 enum FlowConfigurationParsing {
@@ -10,7 +11,9 @@ enum FlowConfigurationParsing {
         let classes = try parseClasses(section?["priority_classes"], ttl: ttl)
         let tenants = try parseTenants(section?["tenants"], classes: classes, clients: clients)
         let assumed = try ConfigFile.int(section, "llm_gateway.assumed_completion_tokens", default: 256, range: 1...1_000_000)
-        return FlowConfiguration(classes: classes, tenants: tenants, queueCapacity: queueCapacity, assumedCompletionTokens: assumed)
+        let cluster = try ConfigFile.bool(section, "llm_gateway.cluster_budgets", default: true)
+        return FlowConfiguration(
+            classes: classes, tenants: tenants, queueCapacity: queueCapacity, assumedCompletionTokens: assumed, clusterBudgets: cluster)
     }
 
     static let classKeys = ["name", "ttl_ms", "aging_ms", "headroom"]

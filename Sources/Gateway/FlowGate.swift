@@ -42,7 +42,9 @@ final class FlowGate: Sendable {
         self.metrics = metrics
         self.clock = clock
         state = Mutex(
-            State(controller: FlowController(configuration: configuration, now: clock()), published: Array(repeating: 0, count: configuration.tenants.count)))
+            State(
+                controller: FlowController(configuration: configuration, now: clock()),
+                published: Array(repeating: 0, count: configuration.tenants.count)))
         for tenant in configuration.tenants { metrics.tenantQueued(tenant: tenant.name, waiting: 0) }
     }
 
@@ -51,11 +53,14 @@ final class FlowGate: Sendable {
     func tenantName(_ ticket: FlowTicket) -> String { configuration.tenants[ticket.tenant].name }
     func className(_ rank: Int) -> String { configuration.classes[rank].name }
 
-    /// A request arrives; if it waits, `wake` is how it is woken.
-    func arrive(_ ticket: inout FlowTicket, on loop: any EventLoop, wake: @escaping @Sendable (Wake) -> Void) -> FlowArrival {
+    var now: Duration { clock() }
+
+    /// A request arrives; if it waits, `wake` is how it is woken. `mayAsk`: false when it arrives
+    /// again after its tenant's lease was asked for (`askLeader`).
+    func arrive(_ ticket: inout FlowTicket, mayAsk: Bool = true, on loop: any EventLoop, wake: @escaping @Sendable (Wake) -> Void) -> FlowArrival {
         let now = clock()
         let (arrival, shed) = state.withLock { state -> (FlowArrival, Waiter?) in
-            let (arrival, shed) = state.controller.arrive(&ticket, now: now)
+            let (arrival, shed) = state.controller.arrive(&ticket, now: now, mayAsk: mayAsk)
             if arrival == .queued { state.waiters[ticket.id] = Waiter(loop: loop, wake: wake) }
             return (arrival, shed.flatMap { state.waiters.removeValue(forKey: $0) })
         }
@@ -65,7 +70,7 @@ final class FlowGate: Sendable {
             switch arrival {
             case .proceed, .queued: "admitted"
             case .refused(let refusal, _): "refused_\(refusal.kind)"
-            case .shed: nil  // counted when it is answered
+            case .shed, .askLeader: nil  // counted when it is answered, or when it arrives again
             }
         if let outcome { metrics.tenantRequest(tenant: tenantName(ticket), class: className(ticket.classRank), outcome: outcome) }
         return arrival
@@ -101,7 +106,7 @@ final class FlowGate: Sendable {
         let now = clock()
         let first = !ticket.served
         let pool = ticket.pool
-        let woken = state.withLock { state -> [Woken] in
+        let woken = state.withLock { state -> [Waiter] in
             state.controller.served(&ticket)
             return wasWoken ? Self.wakeNext(1, pool: pool, &state, now: now) : []
         }
@@ -136,24 +141,40 @@ final class FlowGate: Sendable {
             })
     }
 
-    private struct Woken {
-        var waiter: Waiter
-        var tenant: Int
+    // MARK: - Cluster-wide budgets (`LeaseKeeper` calls the leader)
+
+    /// Whether requests spend the leader's leases now (false: this gateway's share).
+    var usesLeases: Bool { state.withLock { $0.controller.usesLeases } }
+
+    func leaseAsks(needs: [Int: Int], renewing: Bool) -> [(tenant: Int, ask: ClusterBudgets.Ask)] {
+        let now = clock()
+        return state.withLock { $0.controller.leaseAsks(needs: needs, renewing: renewing, now: now) }
     }
 
-    private static func wakeNext(_ count: Int, pool: String?, _ state: inout State, now: Duration) -> [Woken] {
-        var woken: [Woken] = []
-        while woken.count < count, let (id, tenant, _) = state.controller.next(now: now, pool: pool) {
+    func applyGrants(_ grants: [(tenant: Int, grant: ClusterBudgets.Grant)], gateways: Int, expires: Duration) {
+        let now = clock()
+        state.withLock { $0.controller.applyGrants(grants, gateways: gateways, expires: expires, now: now) }
+    }
+
+    func leaseFailed(tenants: [Int]) {
+        state.withLock { $0.controller.leaseFailed(tenants: tenants) }
+    }
+
+    // MARK: - Waking
+
+    private static func wakeNext(_ count: Int, pool: String?, _ state: inout State, now: Duration) -> [Waiter] {
+        var woken: [Waiter] = []
+        while woken.count < count, let id = state.controller.next(now: now, pool: pool) {
             // No waiter: the request ended as it was taken; nothing to wake.
             guard let waiter = state.waiters.removeValue(forKey: id) else { continue }
-            woken.append(Woken(waiter: waiter, tenant: tenant))
+            woken.append(waiter)
         }
         if !woken.isEmpty { state.lastWake = now }
         return woken
     }
 
-    private func deliver(_ woken: [Woken]) {
-        for one in woken { one.waiter.loop.execute { one.waiter.wake(.turn) } }
+    private func deliver(_ woken: [Waiter]) {
+        for waiter in woken { waiter.loop.execute { waiter.wake(.turn) } }
         if !woken.isEmpty { publishWaiting() }
     }
 

@@ -9,6 +9,8 @@ final class GatewayMetrics: Sendable {
     private let inFlightGauge: Gauge
     private let pendingGauge: Gauge
     private let fallbackGauge: Gauge
+    private let budgetShareGauge: Gauge
+    private let budgetGatewaysGauge: Gauge
     private let ttft: ValueHistogram
     private let tpot: ValueHistogram
     private let schedulerLatency: ValueHistogram
@@ -38,6 +40,13 @@ final class GatewayMetrics: Sendable {
         inFlightGauge = registry.makeGauge(descriptor: Self.name("requests_in_flight", "", "Requests being answered now."))
         pendingGauge = registry.makeGauge(descriptor: Self.name("requests_pending", "", "Requests waiting for an engine with room."))
         fallbackGauge = registry.makeGauge(descriptor: Self.name("fallback", "", "1 while no scheduler answers and routing is round-robin."))
+        budgetShareGauge = registry.makeGauge(
+            descriptor: Self.name(
+                "tenant_limits_local", "", "1 while tenant limits are this gateway's share (the leader does not lease cluster-wide budgets)."))
+        budgetGatewaysGauge = registry.makeGauge(
+            descriptor: Self.name(
+                "tenant_limits_gateways", "", "Gateways sharing tenants' budgets, as the leader last counted them: the divisor of each limit in fallback."))
+        budgetGatewaysGauge.set(to: 1)
         let latencyBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
         ttft = registry.makeValueHistogram(
             descriptor: Self.name("time_to_first_token", "seconds", "From request to the first byte of the answer."), buckets: latencyBuckets)
@@ -57,6 +66,12 @@ final class GatewayMetrics: Sendable {
     func requestEnded() { inFlightGauge.decrement() }
     func pending(_ count: Int) { pendingGauge.set(to: Double(count)) }
     func fallback(_ on: Bool) { fallbackGauge.set(to: on ? 1 : 0) }
+    /// A lease call to the leader for tenants' budgets: `granted` or `failed`.
+    func budgetLease(outcome: String) {
+        counter("budget_leases", "Lease calls for tenants' cluster-wide budgets, by outcome.", [("outcome", outcome)]).increment()
+    }
+    func budgetShare(leased: Bool) { budgetShareGauge.set(to: leased ? 0 : 1) }
+    func budgetGateways(_ count: Int) { budgetGatewaysGauge.set(to: Double(count)) }
     func scheduled(in duration: Duration, route: String) {
         schedulerLatency.record(duration / .seconds(1))
         counter("routing_decisions", "Routing decisions by how they were made.", [("route", route)]).increment()

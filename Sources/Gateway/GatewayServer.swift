@@ -63,6 +63,7 @@ struct GatewayService: Service {
         let shared = self.shared
         await withDiscardingTaskGroup { group in
             group.addTask { await shared.link.run() }
+            if let leases = shared.leases { group.addTask { await leases.run() } }
             group.addTask {
                 for await signal in shared.link.capacity { shared.flow.signal(slots: Int(signal.freeSlots), model: signal.model) }
             }

@@ -20,6 +20,8 @@ final class GatewayShared: Sendable {
     let metrics: GatewayMetrics
     let link: SchedulerLink
     let flow: FlowGate
+    /// The leases of tenants' cluster-wide budgets (nil: `cluster_budgets` is off).
+    let leases: LeaseKeeper?
     private let fallback = Mutex(FallbackRouter())
     private let requestCounter = Atomic<UInt64>(0)
     /// Client connections open now (capped by `max_client_connections`).
@@ -45,6 +47,8 @@ final class GatewayShared: Sendable {
         link = SchedulerLink(configuration: config, wire: try config.wireConfiguration(), loops: loops, metrics: metrics, logger: logger)
         let started = self.started
         flow = FlowGate(configuration: config.flow, metrics: metrics, clock: { ContinuousClock.now - started })
+        leases = config.flow.clusterBudgets ? LeaseKeeper(flow: flow, link: link, metrics: metrics, logger: logger) : nil
+        metrics.budgetShare(leased: config.flow.clusterBudgets)
         engineTLS = try Self.engineTLSContext(caFile: config.engineCA)
     }
 

@@ -118,7 +118,32 @@ final class RequestRun {
         shared.metrics.requestStarted()
         _ = shared.inFlight.wrappingAdd(1, ordering: .relaxed)
         if let priorityError { return feed(.refused(priorityError)) }
-        switch shared.flow.arrive(&ticket, on: context.loop, wake: wakeHandler) {
+        arrive()
+    }
+
+    /// Times this request had its tenant's lease asked for.
+    private var leaseAsks = 0
+    /// A request asks for its tenant's lease at most this often: twice, since a request of the
+    /// same tenant arriving as the first answer comes may take the slot that answer granted.
+    private static let maxLeaseAsks = 2
+
+    /// Flow control's admission. After its asks for its tenant's lease (the leader answered or
+    /// did not), this gateway decides.
+    private func arrive() {
+        let mayAsk = leaseAsks < Self.maxLeaseAsks
+        switch shared.flow.arrive(&ticket, mayAsk: mayAsk, on: context.loop, wake: wakeHandler) {
+        case .askLeader:
+            leaseAsks += 1
+            guard let leases = shared.leases else { return arrive() }
+            let me = NIOLoopBound(self, eventLoop: context.loop)
+            let loop = context.loop
+            leases.need(tenant: ticket.tenant, estimatedTokens: ticket.estimatedTokens) {
+                loop.execute {
+                    // The client may have gone meanwhile: its lifecycle ended, nothing was charged.
+                    guard !me.value.lifecycle.isDone else { return }
+                    me.value.arrive()
+                }
+            }
         case .proceed: feed(.start)
         case .queued: feed(.startQueued)
         case .refused(let refusal, let wait):

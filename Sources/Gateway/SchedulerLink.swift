@@ -212,6 +212,14 @@ final class SchedulerLink: Sendable {
         }
     }
 
+    /// Renews this gateway's leases of tenants' budgets (`LeaseKeeper`) with the leader, following
+    /// redirects, for at most twice the call timeout.
+    func lease(_ request: BudgetLeaseRequest) async throws -> BudgetLeaseReply {
+        let reply = try await clients[0].client.call(.budgetLeaseRequest(request), attempt: callTimeout, deadline: callTimeout * 2)
+        guard case .budgetLeaseReply(let answer) = reply else { throw WireError(.protocolViolation, "a lease answered with \(reply.name)") }
+        return answer
+    }
+
     static let probeEvery = Duration.milliseconds(250)
 
     /// While in fallback, every `probeEvery`: asks every scheduler at once who leads (so a silent

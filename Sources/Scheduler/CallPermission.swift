@@ -6,10 +6,11 @@ import Wire
 ///
 /// - scheduler: Raft, forwarded proposals, read indexes, status.
 /// - gateway (and bench, for benchmarks and tests): schedule, finish, the instance table and
-///   capacity subscriptions, status.
+///   capacity subscriptions, budget leases, tenants, status.
 /// - agent: registers, reports on, drains on stopping and deregisters its own instance only (the
 ///   node id its credential names); status (to find the leader); nothing else.
-/// - operator (`junction ctl`): status, policy, drains, membership, deregistration, the table.
+/// - operator (`junction ctl`): status, policy, drains, membership, deregistration, the table,
+///   tenants.
 public enum CallPermission {
     /// nil when `peer` may send `body`; otherwise why not.
     public static func refusal(_ body: Envelope.Body, from peer: PeerIdentity) -> String? {
@@ -25,9 +26,9 @@ public enum CallPermission {
         switch body {
         case .raftMessage, .forwardProposal, .readIndexRequest:
             return only(Roles.scheduler)
-        case .scheduleRequest, .finishRequest, .subscribeCapacity:
+        case .scheduleRequest, .finishRequest, .subscribeCapacity, .budgetLeaseRequest:
             return only(Roles.gateway)
-        case .subscribeInstances:
+        case .subscribeInstances, .tenantsRequest:
             return only(Roles.tableReaders)
         case .statusRequest:
             return only(Roles.statusReaders)

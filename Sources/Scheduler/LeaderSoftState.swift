@@ -1,12 +1,13 @@
+import FlowControl
 import Routing
 import SchedulerCore
 
 /// What only the leader keeps, outside the log: each instance's latest load report and when it
 /// came, the requests it assigned and has not seen finish, the router (its round-robin cursor
 /// and tie-break generator), the affinity learned since the last batch was proposed (and the
-/// overlay that lets decisions see it before it commits), and the models for which some request
-/// was told to wait. A new leader starts this empty; the affinity it decides with is the
-/// replicated one.
+/// overlay that lets decisions see it before it commits), the models for which some request
+/// was told to wait, and the tenants' cluster-wide budgets. A new leader starts this empty; the
+/// affinity it decides with is the replicated one.
 struct LeaderSoftState: Sendable {
     struct Report: Sendable {
         var load: EngineLoad
@@ -77,8 +78,13 @@ struct LeaderSoftState: Sendable {
     var sessions = SessionTable()
     /// Prefixes being computed for the first time, and the requests to hold back until then.
     var warmup = PrefixWarmup(maxHold: 0, minChunks: 1)
-    /// The zero of `PrefillEstimate`'s seconds.
+    /// The zero of `PrefillEstimate`'s seconds and of the budgets' time: when this node began
+    /// leading (or stopped).
     let epoch = ContinuousClock.now
+    /// Tenants' cluster-wide budgets, leased to the gateways.
+    var budgets = ClusterBudgets(leasePeriod: Self.leasePeriod)
+    /// How long a gateway's lease of a tenant's budget lasts; gateways renew every third of it.
+    static let leasePeriod = Duration.seconds(3)
 
     /// `seed` drives the router's tie-breaks: each leadership draws its own, so a new leader does
     /// not replay its predecessor's choices among equal instances.

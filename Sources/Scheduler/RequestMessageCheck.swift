@@ -54,6 +54,8 @@ public enum RequestMessageCheck {
                 ?? text(finish.prefillInstanceID, "prefill instance id", maxIDBytes)
         case .subscribeCapacity(let subscribe):
             return text(subscribe.model, "model", maxModelBytes)
+        case .budgetLeaseRequest(let lease):
+            return problem(lease)
         case .setPolicyRequest(let set):
             guard let policy = set.policy else { return "SetPolicyRequest needs a policy" }
             if let bad = text(policy.name, "policy name", maxModelBytes, required: true) { return bad }
@@ -66,6 +68,27 @@ public enum RequestMessageCheck {
         default:
             return nil
         }
+    }
+
+    /// More than any gateway's config can name (1,024 tenants and the default).
+    public static let maxLeaseAsks = 1_100
+
+    static func problem(_ lease: BudgetLeaseRequest) -> String? {
+        if lease.holder == 0 { return "holder 0: a gateway names itself with a number other than 0" }
+        if lease.tenants.count > maxLeaseAsks { return "\(lease.tenants.count) tenants in one lease request, more than \(maxLeaseAsks)" }
+        for ask in lease.tenants {
+            if let bad = text(ask.tenant, "tenant", maxModelBytes, required: true) { return bad }
+            for (name, value) in [("unspent requests", ask.unspentRequests), ("unspent tokens", ask.unspentTokens)] where !value.isFinite {
+                return "\(name) \(value) of tenant \(ask.tenant.prefix(64)): not a finite number"
+            }
+            for (name, value) in [
+                ("want requests", ask.wantRequests), ("want tokens", ask.wantTokens), ("need requests", ask.needRequests),
+                ("need tokens", ask.needTokens),
+            ] where !(value.isFinite && value >= 0) {
+                return "\(name) \(value) of tenant \(ask.tenant.prefix(64)): not a finite number of at least 0"
+            }
+        }
+        return nil
     }
 
     static func problem(_ instance: Instance) -> String? {

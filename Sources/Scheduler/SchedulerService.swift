@@ -13,6 +13,8 @@ struct SchedulerService: WireService {
         case .registerInstance(let r): return try await node.register(r)
         case .deregisterInstance(let r): return try await node.deregister(r)
         case .statusRequest: return await node.status()
+        case .budgetLeaseRequest(let r): return try await node.lease(r)
+        case .tenantsRequest: return await node.tenants()
         case .setPolicyRequest(let r): return try await node.setPolicy(r)
         case .drainRequest(let r): return try await node.drain(r)
         case .membershipChangeRequest(let r): return try await node.changeMembership(r)
@@ -91,6 +93,7 @@ struct SchedulerService: WireService {
         switch request {
         case .scheduleRequest(let schedule): return node.assumeIsolated { $0.scheduleNow(schedule) }
         case .finishRequest(let finish): return node.assumeIsolated { $0.finishNow(finish) } ? .success(.ack(Ack())) : nil
+        case .budgetLeaseRequest(let lease): return node.assumeIsolated { $0.leaseNow(lease) }
         default: return nil
         }
     }

@@ -29,11 +29,13 @@ extension Envelope.Body {
         case .cancel: .cancel
         case .end: .end
         case .registerInstance, .deregisterInstance, .scheduleRequest, .finishRequest, .statusRequest,
-             .setPolicyRequest, .drainRequest, .membershipChangeRequest, .forwardProposal, .readIndexRequest:
+             .setPolicyRequest, .drainRequest, .membershipChangeRequest, .forwardProposal, .readIndexRequest,
+             .budgetLeaseRequest, .tenantsRequest:
             .request
         case .openReportStream, .subscribeInstances, .subscribeCapacity: .streamOpen
         case .raftMessage: .oneWay
-        case .ack, .notLeader, .registerReply, .scheduleReply, .statusReply, .proposalReply, .readIndexReply:
+        case .ack, .notLeader, .registerReply, .scheduleReply, .statusReply, .proposalReply, .readIndexReply,
+             .budgetLeaseReply, .tenantsReply:
             .reply
         case .loadReport, .reportAck, .instanceTable, .capacityAvailable: .streamItem
         }
@@ -64,6 +66,10 @@ extension Envelope.Body {
         case .instanceTable: "instance_table"
         case .subscribeCapacity: "subscribe_capacity"
         case .capacityAvailable: "capacity_available"
+        case .budgetLeaseRequest: "budget_lease_request"
+        case .budgetLeaseReply: "budget_lease_reply"
+        case .tenantsRequest: "tenants_request"
+        case .tenantsReply: "tenants_reply"
         case .statusRequest: "status_request"
         case .statusReply: "status_reply"
         case .setPolicyRequest: "set_policy_request"

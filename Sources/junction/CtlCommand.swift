@@ -8,7 +8,7 @@ struct CtlCommand: AsyncParsableCommand {
         commandName: "ctl",
         abstract: "Operator commands to the scheduler trio over the wire.",
         subcommands: [
-            CtlStatus.self, CtlTop.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self,
+            CtlStatus.self, CtlTop.self, CtlTenants.self, CtlSetPolicy.self, CtlDrain.self, CtlAddMember.self, CtlRemoveMember.self, CtlReplaceMember.self,
             CtlCredential.self,
         ]
     )

@@ -54,6 +54,27 @@ enum Samples {
         .instanceTable(InstanceTable(version: 4, instances: [instance, Instance(id: "engine-b")], leaderID: 1, term: 9)),
         .subscribeCapacity(SubscribeCapacity(model: "qwen-7b")),
         .capacityAvailable(CapacityAvailable(model: "qwen-7b", instanceID: "engine-a", freeSlots: 3)),
+        .budgetLeaseRequest(
+            BudgetLeaseRequest(
+                holder: 0xFEED,
+                tenants: [
+                    TenantLeaseAsk(
+                        tenant: "nightly-eval", maxConcurrent: 8, requestsPerMinute: 600, tokensPerMinute: 2_000_000, unspentRequests: 3,
+                        unspentTokens: -120.5, inFlight: 4, wantConcurrent: 6, wantRequests: 20, wantTokens: 40_000, needRequests: 1,
+                        needTokens: 900)
+                ])),
+        .budgetLeaseReply(
+            BudgetLeaseReply(
+                leaseMs: 3_000, gateways: 2,
+                grants: [TenantLeaseGrant(tenant: "nightly-eval", concurrent: 5, requests: 10, tokens: 20_000.5, retryAfterMs: 250)])),
+        .tenantsRequest(TenantsRequest()),
+        .tenantsReply(
+            TenantsReply(
+                tenants: [
+                    TenantBudget(
+                        tenant: "nightly-eval", maxConcurrent: 8, requestsPerMinute: 600, tokensPerMinute: 2_000_000, requestsAvailable: 580.5,
+                        tokensAvailable: 1_900_000, concurrentLeased: 6, inFlight: 4, holders: 2, requestsUsed: 20, tokensUsed: 100_000)
+                ], leaseMs: 3_000, gateways: 2, leaderForMs: 61_000)),
         .statusRequest(StatusRequest()),
         .statusReply(StatusReply(
             nodeID: 1, leaderID: 1, term: 9, commitIndex: 100, appliedIndex: 99, raftState: "leader",

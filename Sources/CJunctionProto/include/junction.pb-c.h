@@ -43,10 +43,17 @@ typedef struct Junction__V1__SubscribeInstances Junction__V1__SubscribeInstances
 typedef struct Junction__V1__InstanceTable Junction__V1__InstanceTable;
 typedef struct Junction__V1__SubscribeCapacity Junction__V1__SubscribeCapacity;
 typedef struct Junction__V1__CapacityAvailable Junction__V1__CapacityAvailable;
+typedef struct Junction__V1__BudgetLeaseRequest Junction__V1__BudgetLeaseRequest;
+typedef struct Junction__V1__TenantLeaseAsk Junction__V1__TenantLeaseAsk;
+typedef struct Junction__V1__BudgetLeaseReply Junction__V1__BudgetLeaseReply;
+typedef struct Junction__V1__TenantLeaseGrant Junction__V1__TenantLeaseGrant;
 typedef struct Junction__V1__StatusRequest Junction__V1__StatusRequest;
 typedef struct Junction__V1__MemberStatus Junction__V1__MemberStatus;
 typedef struct Junction__V1__InstanceStatus Junction__V1__InstanceStatus;
 typedef struct Junction__V1__StatusReply Junction__V1__StatusReply;
+typedef struct Junction__V1__TenantsRequest Junction__V1__TenantsRequest;
+typedef struct Junction__V1__TenantBudget Junction__V1__TenantBudget;
+typedef struct Junction__V1__TenantsReply Junction__V1__TenantsReply;
 typedef struct Junction__V1__PolicyConfig Junction__V1__PolicyConfig;
 typedef struct Junction__V1__PolicyParam Junction__V1__PolicyParam;
 typedef struct Junction__V1__SetPolicyRequest Junction__V1__SetPolicyRequest;
@@ -287,11 +294,15 @@ typedef enum {
   JUNCTION__V1__ENVELOPE__BODY_INSTANCE_TABLE = 34,
   JUNCTION__V1__ENVELOPE__BODY_SUBSCRIBE_CAPACITY = 35,
   JUNCTION__V1__ENVELOPE__BODY_CAPACITY_AVAILABLE = 36,
+  JUNCTION__V1__ENVELOPE__BODY_BUDGET_LEASE_REQUEST = 37,
+  JUNCTION__V1__ENVELOPE__BODY_BUDGET_LEASE_REPLY = 38,
   JUNCTION__V1__ENVELOPE__BODY_STATUS_REQUEST = 40,
   JUNCTION__V1__ENVELOPE__BODY_STATUS_REPLY = 41,
   JUNCTION__V1__ENVELOPE__BODY_SET_POLICY_REQUEST = 42,
   JUNCTION__V1__ENVELOPE__BODY_DRAIN_REQUEST = 43,
   JUNCTION__V1__ENVELOPE__BODY_MEMBERSHIP_CHANGE_REQUEST = 44,
+  JUNCTION__V1__ENVELOPE__BODY_TENANTS_REQUEST = 45,
+  JUNCTION__V1__ENVELOPE__BODY_TENANTS_REPLY = 46,
   JUNCTION__V1__ENVELOPE__BODY_RAFT_MESSAGE = 50,
   JUNCTION__V1__ENVELOPE__BODY_FORWARD_PROPOSAL = 51,
   JUNCTION__V1__ENVELOPE__BODY_PROPOSAL_REPLY = 52,
@@ -342,6 +353,8 @@ struct  Junction__V1__Envelope
     Junction__V1__InstanceTable *instance_table;
     Junction__V1__SubscribeCapacity *subscribe_capacity;
     Junction__V1__CapacityAvailable *capacity_available;
+    Junction__V1__BudgetLeaseRequest *budget_lease_request;
+    Junction__V1__BudgetLeaseReply *budget_lease_reply;
     /*
      * Operator (junction ctl) to scheduler.
      */
@@ -350,6 +363,8 @@ struct  Junction__V1__Envelope
     Junction__V1__SetPolicyRequest *set_policy_request;
     Junction__V1__DrainRequest *drain_request;
     Junction__V1__MembershipChangeRequest *membership_change_request;
+    Junction__V1__TenantsRequest *tenants_request;
+    Junction__V1__TenantsReply *tenants_reply;
     /*
      * Scheduler to scheduler.
      */
@@ -1019,6 +1034,114 @@ struct  Junction__V1__CapacityAvailable
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
+/*
+ * Leases of tenants' cluster-wide budgets (flow control, Docs/gateway.md "Cluster-wide budgets").
+ * The leader keeps each limited tenant's budget as soft state: a requests-per-minute and a
+ * tokens-per-minute bucket, and who holds how much of its concurrency. A gateway leases slices,
+ * spends them on its own requests without asking again, and every renewal gives back what it did
+ * not spend and asks for what it expects to need. A lease it does not renew expires; so does what
+ * it held. A gateway also sends one (with no tenants) every renewal period, so the leader knows
+ * how many gateways share the budgets; in fallback each enforces its share of every limit.
+ */
+struct  Junction__V1__BudgetLeaseRequest
+{
+  ProtobufCMessage base;
+  /*
+   * the gateway process, chosen at random when it starts
+   */
+  uint64_t holder;
+  size_t n_tenants;
+  Junction__V1__TenantLeaseAsk **tenants;
+};
+#define JUNCTION__V1__BUDGET_LEASE_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__budget_lease_request__descriptor) \
+    , 0, 0,NULL }
+
+
+struct  Junction__V1__TenantLeaseAsk
+{
+  ProtobufCMessage base;
+  char *tenant;
+  /*
+   * The tenant's limits in the gateway's config (0 = none). The leader's budget follows the
+   * latest it was told: a config change reaches it with the next renewal.
+   */
+  uint32_t max_concurrent;
+  uint32_t requests_per_minute;
+  uint64_t tokens_per_minute;
+  /*
+   * What the gateway holds unspent of its last lease and gives back; negative: a debt (requests
+   * used more tokens than they were charged at admission).
+   */
+  double unspent_requests;
+  double unspent_tokens;
+  /*
+   * Its requests of this tenant running now, and how many it would run at most (its allowance).
+   */
+  uint32_t in_flight;
+  uint32_t want_concurrent;
+  /*
+   * What it expects to spend before the next renewal, and the least worth granting (the
+   * request that asked for this lease: one request and its estimated tokens; 0 for a renewal).
+   */
+  double want_requests;
+  double want_tokens;
+  double need_requests;
+  double need_tokens;
+};
+#define JUNCTION__V1__TENANT_LEASE_ASK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__tenant_lease_ask__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Junction__V1__BudgetLeaseReply
+{
+  ProtobufCMessage base;
+  /*
+   * every grant expires this long after the gateway asked
+   */
+  uint32_t lease_ms;
+  /*
+   * gateways that hold a live lease (fallback's divisor)
+   */
+  uint32_t gateways;
+  /*
+   * one per ask, in the same order
+   */
+  size_t n_grants;
+  Junction__V1__TenantLeaseGrant **grants;
+};
+#define JUNCTION__V1__BUDGET_LEASE_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__budget_lease_reply__descriptor) \
+    , 0, 0, 0,NULL }
+
+
+struct  Junction__V1__TenantLeaseGrant
+{
+  ProtobufCMessage base;
+  char *tenant;
+  /*
+   * this gateway may run this many of the tenant's requests
+   */
+  uint32_t concurrent;
+  /*
+   * and start this many more
+   */
+  double requests;
+  /*
+   * worth this many tokens
+   */
+  double tokens;
+  /*
+   * when the grant does not cover the need: when it would
+   */
+  uint32_t retry_after_ms;
+};
+#define JUNCTION__V1__TENANT_LEASE_GRANT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__tenant_lease_grant__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+
+
 struct  Junction__V1__StatusRequest
 {
   ProtobufCMessage base;
@@ -1124,6 +1247,73 @@ struct  Junction__V1__StatusReply
 #define JUNCTION__V1__STATUS_REPLY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&junction__v1__status_reply__descriptor) \
     , 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL, NULL, 0, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * `junction ctl tenants`: the leader's cluster-wide budgets and their use since it was elected.
+ */
+struct  Junction__V1__TenantsRequest
+{
+  ProtobufCMessage base;
+};
+#define JUNCTION__V1__TENANTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__tenants_request__descriptor) \
+     }
+
+
+struct  Junction__V1__TenantBudget
+{
+  ProtobufCMessage base;
+  char *tenant;
+  /*
+   * the limits (0 = none)
+   */
+  uint32_t max_concurrent;
+  uint32_t requests_per_minute;
+  uint64_t tokens_per_minute;
+  /*
+   * in the leader's buckets now, not leased out
+   */
+  double requests_available;
+  double tokens_available;
+  /*
+   * allowances held by gateways, summed
+   */
+  uint32_t concurrent_leased;
+  /*
+   * running requests the gateways last reported, summed
+   */
+  uint32_t in_flight;
+  /*
+   * gateways holding a live lease of it
+   */
+  uint32_t holders;
+  /*
+   * Leased out since this leader was elected and not given back: spent, or held unspent now.
+   */
+  double requests_used;
+  double tokens_used;
+};
+#define JUNCTION__V1__TENANT_BUDGET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__tenant_budget__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Junction__V1__TenantsReply
+{
+  ProtobufCMessage base;
+  size_t n_tenants;
+  Junction__V1__TenantBudget **tenants;
+  uint32_t lease_ms;
+  uint32_t gateways;
+  /*
+   * how long this node has led: the counts start then
+   */
+  uint64_t leader_for_ms;
+};
+#define JUNCTION__V1__TENANTS_REPLY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&junction__v1__tenants_reply__descriptor) \
+    , 0,NULL, 0, 0, 0 }
 
 
 /*
@@ -2140,6 +2330,82 @@ Junction__V1__CapacityAvailable *
 void   junction__v1__capacity_available__free_unpacked
                      (Junction__V1__CapacityAvailable *message,
                       ProtobufCAllocator *allocator);
+/* Junction__V1__BudgetLeaseRequest methods */
+void   junction__v1__budget_lease_request__init
+                     (Junction__V1__BudgetLeaseRequest         *message);
+size_t junction__v1__budget_lease_request__get_packed_size
+                     (const Junction__V1__BudgetLeaseRequest   *message);
+size_t junction__v1__budget_lease_request__pack
+                     (const Junction__V1__BudgetLeaseRequest   *message,
+                      uint8_t             *out);
+size_t junction__v1__budget_lease_request__pack_to_buffer
+                     (const Junction__V1__BudgetLeaseRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__BudgetLeaseRequest *
+       junction__v1__budget_lease_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__budget_lease_request__free_unpacked
+                     (Junction__V1__BudgetLeaseRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__TenantLeaseAsk methods */
+void   junction__v1__tenant_lease_ask__init
+                     (Junction__V1__TenantLeaseAsk         *message);
+size_t junction__v1__tenant_lease_ask__get_packed_size
+                     (const Junction__V1__TenantLeaseAsk   *message);
+size_t junction__v1__tenant_lease_ask__pack
+                     (const Junction__V1__TenantLeaseAsk   *message,
+                      uint8_t             *out);
+size_t junction__v1__tenant_lease_ask__pack_to_buffer
+                     (const Junction__V1__TenantLeaseAsk   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__TenantLeaseAsk *
+       junction__v1__tenant_lease_ask__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__tenant_lease_ask__free_unpacked
+                     (Junction__V1__TenantLeaseAsk *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__BudgetLeaseReply methods */
+void   junction__v1__budget_lease_reply__init
+                     (Junction__V1__BudgetLeaseReply         *message);
+size_t junction__v1__budget_lease_reply__get_packed_size
+                     (const Junction__V1__BudgetLeaseReply   *message);
+size_t junction__v1__budget_lease_reply__pack
+                     (const Junction__V1__BudgetLeaseReply   *message,
+                      uint8_t             *out);
+size_t junction__v1__budget_lease_reply__pack_to_buffer
+                     (const Junction__V1__BudgetLeaseReply   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__BudgetLeaseReply *
+       junction__v1__budget_lease_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__budget_lease_reply__free_unpacked
+                     (Junction__V1__BudgetLeaseReply *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__TenantLeaseGrant methods */
+void   junction__v1__tenant_lease_grant__init
+                     (Junction__V1__TenantLeaseGrant         *message);
+size_t junction__v1__tenant_lease_grant__get_packed_size
+                     (const Junction__V1__TenantLeaseGrant   *message);
+size_t junction__v1__tenant_lease_grant__pack
+                     (const Junction__V1__TenantLeaseGrant   *message,
+                      uint8_t             *out);
+size_t junction__v1__tenant_lease_grant__pack_to_buffer
+                     (const Junction__V1__TenantLeaseGrant   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__TenantLeaseGrant *
+       junction__v1__tenant_lease_grant__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__tenant_lease_grant__free_unpacked
+                     (Junction__V1__TenantLeaseGrant *message,
+                      ProtobufCAllocator *allocator);
 /* Junction__V1__StatusRequest methods */
 void   junction__v1__status_request__init
                      (Junction__V1__StatusRequest         *message);
@@ -2215,6 +2481,63 @@ Junction__V1__StatusReply *
                       const uint8_t       *data);
 void   junction__v1__status_reply__free_unpacked
                      (Junction__V1__StatusReply *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__TenantsRequest methods */
+void   junction__v1__tenants_request__init
+                     (Junction__V1__TenantsRequest         *message);
+size_t junction__v1__tenants_request__get_packed_size
+                     (const Junction__V1__TenantsRequest   *message);
+size_t junction__v1__tenants_request__pack
+                     (const Junction__V1__TenantsRequest   *message,
+                      uint8_t             *out);
+size_t junction__v1__tenants_request__pack_to_buffer
+                     (const Junction__V1__TenantsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__TenantsRequest *
+       junction__v1__tenants_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__tenants_request__free_unpacked
+                     (Junction__V1__TenantsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__TenantBudget methods */
+void   junction__v1__tenant_budget__init
+                     (Junction__V1__TenantBudget         *message);
+size_t junction__v1__tenant_budget__get_packed_size
+                     (const Junction__V1__TenantBudget   *message);
+size_t junction__v1__tenant_budget__pack
+                     (const Junction__V1__TenantBudget   *message,
+                      uint8_t             *out);
+size_t junction__v1__tenant_budget__pack_to_buffer
+                     (const Junction__V1__TenantBudget   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__TenantBudget *
+       junction__v1__tenant_budget__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__tenant_budget__free_unpacked
+                     (Junction__V1__TenantBudget *message,
+                      ProtobufCAllocator *allocator);
+/* Junction__V1__TenantsReply methods */
+void   junction__v1__tenants_reply__init
+                     (Junction__V1__TenantsReply         *message);
+size_t junction__v1__tenants_reply__get_packed_size
+                     (const Junction__V1__TenantsReply   *message);
+size_t junction__v1__tenants_reply__pack
+                     (const Junction__V1__TenantsReply   *message,
+                      uint8_t             *out);
+size_t junction__v1__tenants_reply__pack_to_buffer
+                     (const Junction__V1__TenantsReply   *message,
+                      ProtobufCBuffer     *buffer);
+Junction__V1__TenantsReply *
+       junction__v1__tenants_reply__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   junction__v1__tenants_reply__free_unpacked
+                     (Junction__V1__TenantsReply *message,
                       ProtobufCAllocator *allocator);
 /* Junction__V1__PolicyConfig methods */
 void   junction__v1__policy_config__init
@@ -2815,6 +3138,18 @@ typedef void (*Junction__V1__SubscribeCapacity_Closure)
 typedef void (*Junction__V1__CapacityAvailable_Closure)
                  (const Junction__V1__CapacityAvailable *message,
                   void *closure_data);
+typedef void (*Junction__V1__BudgetLeaseRequest_Closure)
+                 (const Junction__V1__BudgetLeaseRequest *message,
+                  void *closure_data);
+typedef void (*Junction__V1__TenantLeaseAsk_Closure)
+                 (const Junction__V1__TenantLeaseAsk *message,
+                  void *closure_data);
+typedef void (*Junction__V1__BudgetLeaseReply_Closure)
+                 (const Junction__V1__BudgetLeaseReply *message,
+                  void *closure_data);
+typedef void (*Junction__V1__TenantLeaseGrant_Closure)
+                 (const Junction__V1__TenantLeaseGrant *message,
+                  void *closure_data);
 typedef void (*Junction__V1__StatusRequest_Closure)
                  (const Junction__V1__StatusRequest *message,
                   void *closure_data);
@@ -2826,6 +3161,15 @@ typedef void (*Junction__V1__InstanceStatus_Closure)
                   void *closure_data);
 typedef void (*Junction__V1__StatusReply_Closure)
                  (const Junction__V1__StatusReply *message,
+                  void *closure_data);
+typedef void (*Junction__V1__TenantsRequest_Closure)
+                 (const Junction__V1__TenantsRequest *message,
+                  void *closure_data);
+typedef void (*Junction__V1__TenantBudget_Closure)
+                 (const Junction__V1__TenantBudget *message,
+                  void *closure_data);
+typedef void (*Junction__V1__TenantsReply_Closure)
+                 (const Junction__V1__TenantsReply *message,
                   void *closure_data);
 typedef void (*Junction__V1__PolicyConfig_Closure)
                  (const Junction__V1__PolicyConfig *message,
@@ -2951,10 +3295,17 @@ extern const ProtobufCMessageDescriptor junction__v1__subscribe_instances__descr
 extern const ProtobufCMessageDescriptor junction__v1__instance_table__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__subscribe_capacity__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__capacity_available__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__budget_lease_request__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__tenant_lease_ask__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__budget_lease_reply__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__tenant_lease_grant__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__status_request__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__member_status__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__instance_status__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__status_reply__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__tenants_request__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__tenant_budget__descriptor;
+extern const ProtobufCMessageDescriptor junction__v1__tenants_reply__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__policy_config__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__policy_param__descriptor;
 extern const ProtobufCMessageDescriptor junction__v1__set_policy_request__descriptor;

@@ -232,12 +232,16 @@ public struct Envelope: Sendable, Hashable {
         case instanceTable(InstanceTable)
         case subscribeCapacity(SubscribeCapacity)
         case capacityAvailable(CapacityAvailable)
+        case budgetLeaseRequest(BudgetLeaseRequest)
+        case budgetLeaseReply(BudgetLeaseReply)
         /// Operator (junction ctl) to scheduler.
         case statusRequest(StatusRequest)
         case statusReply(StatusReply)
         case setPolicyRequest(SetPolicyRequest)
         case drainRequest(DrainRequest)
         case membershipChangeRequest(MembershipChangeRequest)
+        case tenantsRequest(TenantsRequest)
+        case tenantsReply(TenantsReply)
         /// Scheduler to scheduler.
         case raftMessage(RaftMessage)
         case forwardProposal(ForwardProposal)
@@ -287,11 +291,15 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case 34: self.body = try c.instance_table.map { .instanceTable(try InstanceTable(c: $0)) }
         case 35: self.body = try c.subscribe_capacity.map { .subscribeCapacity(try SubscribeCapacity(c: $0)) }
         case 36: self.body = try c.capacity_available.map { .capacityAvailable(try CapacityAvailable(c: $0)) }
+        case 37: self.body = try c.budget_lease_request.map { .budgetLeaseRequest(try BudgetLeaseRequest(c: $0)) }
+        case 38: self.body = try c.budget_lease_reply.map { .budgetLeaseReply(try BudgetLeaseReply(c: $0)) }
         case 40: self.body = try c.status_request.map { .statusRequest(try StatusRequest(c: $0)) }
         case 41: self.body = try c.status_reply.map { .statusReply(try StatusReply(c: $0)) }
         case 42: self.body = try c.set_policy_request.map { .setPolicyRequest(try SetPolicyRequest(c: $0)) }
         case 43: self.body = try c.drain_request.map { .drainRequest(try DrainRequest(c: $0)) }
         case 44: self.body = try c.membership_change_request.map { .membershipChangeRequest(try MembershipChangeRequest(c: $0)) }
+        case 45: self.body = try c.tenants_request.map { .tenantsRequest(try TenantsRequest(c: $0)) }
+        case 46: self.body = try c.tenants_reply.map { .tenantsReply(try TenantsReply(c: $0)) }
         case 50: self.body = try c.raft_message.map { .raftMessage(try RaftMessage(c: $0)) }
         case 51: self.body = try c.forward_proposal.map { .forwardProposal(try ForwardProposal(c: $0)) }
         case 52: self.body = try c.proposal_reply.map { .proposalReply(try ProposalReply(c: $0)) }
@@ -374,6 +382,12 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case .capacityAvailable(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 36)
             c.capacity_available = value.makeC(arena)
+        case .budgetLeaseRequest(let value)?:
+            c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 37)
+            c.budget_lease_request = value.makeC(arena)
+        case .budgetLeaseReply(let value)?:
+            c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 38)
+            c.budget_lease_reply = value.makeC(arena)
         case .statusRequest(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 40)
             c.status_request = value.makeC(arena)
@@ -389,6 +403,12 @@ extension Envelope: ProtobufCConvertible, WireMessage {
         case .membershipChangeRequest(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 44)
             c.membership_change_request = value.makeC(arena)
+        case .tenantsRequest(let value)?:
+            c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 45)
+            c.tenants_request = value.makeC(arena)
+        case .tenantsReply(let value)?:
+            c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 46)
+            c.tenants_reply = value.makeC(arena)
         case .raftMessage(let value)?:
             c.body_case = Junction__V1__Envelope__BodyCase(rawValue: 50)
             c.raft_message = value.makeC(arena)
@@ -2275,6 +2295,310 @@ extension CapacityAvailable: ProtobufCConvertible, WireMessage {
     }
 }
 
+/// Leases of tenants' cluster-wide budgets (flow control, Docs/gateway.md "Cluster-wide budgets").
+/// The leader keeps each limited tenant's budget as soft state: a requests-per-minute and a
+/// tokens-per-minute bucket, and who holds how much of its concurrency. A gateway leases slices,
+/// spends them on its own requests without asking again, and every renewal gives back what it did
+/// not spend and asks for what it expects to need. A lease it does not renew expires; so does what
+/// it held. A gateway also sends one (with no tenants) every renewal period, so the leader knows
+/// how many gateways share the budgets; in fallback each enforces its share of every limit.
+public struct BudgetLeaseRequest: Sendable, Hashable {
+    /// the gateway process, chosen at random when it starts
+    public var holder: UInt64
+    public var tenants: [TenantLeaseAsk]
+
+    public init(
+        holder: UInt64 = 0,
+        tenants: [TenantLeaseAsk] = []
+    ) {
+        self.holder = holder
+        self.tenants = tenants
+    }
+}
+
+extension BudgetLeaseRequest: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__BudgetLeaseRequest
+
+    init(c pointer: UnsafePointer<Junction__V1__BudgetLeaseRequest>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.holder = c.holder
+        self.tenants = try cMessages(c.tenants, c.n_tenants).map { try TenantLeaseAsk(c: $0) }
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__BudgetLeaseRequest> {
+        let pointer = arena.allocate(Junction__V1__BudgetLeaseRequest.self)
+        junction__v1__budget_lease_request__init(pointer)
+        var c = pointer.pointee
+        c.holder = holder
+        (c.n_tenants, c.tenants) = arena.messages(tenants)
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(BudgetLeaseRequest.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(BudgetLeaseRequest.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__BudgetLeaseRequest>? {
+        junction__v1__budget_lease_request__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__BudgetLeaseRequest>) {
+        junction__v1__budget_lease_request__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__BudgetLeaseRequest>) -> Int {
+        junction__v1__budget_lease_request__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__BudgetLeaseRequest>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__budget_lease_request__pack(pointer, out)
+    }
+}
+
+public struct TenantLeaseAsk: Sendable, Hashable {
+    public var tenant: String
+    /// The tenant's limits in the gateway's config (0 = none). The leader's budget follows the
+    /// latest it was told: a config change reaches it with the next renewal.
+    public var maxConcurrent: UInt32
+    public var requestsPerMinute: UInt32
+    public var tokensPerMinute: UInt64
+    /// What the gateway holds unspent of its last lease and gives back; negative: a debt (requests
+    /// used more tokens than they were charged at admission).
+    public var unspentRequests: Double
+    public var unspentTokens: Double
+    /// Its requests of this tenant running now, and how many it would run at most (its allowance).
+    public var inFlight: UInt32
+    public var wantConcurrent: UInt32
+    /// What it expects to spend before the next renewal, and the least worth granting (the
+    /// request that asked for this lease: one request and its estimated tokens; 0 for a renewal).
+    public var wantRequests: Double
+    public var wantTokens: Double
+    public var needRequests: Double
+    public var needTokens: Double
+
+    public init(
+        tenant: String = "",
+        maxConcurrent: UInt32 = 0,
+        requestsPerMinute: UInt32 = 0,
+        tokensPerMinute: UInt64 = 0,
+        unspentRequests: Double = 0,
+        unspentTokens: Double = 0,
+        inFlight: UInt32 = 0,
+        wantConcurrent: UInt32 = 0,
+        wantRequests: Double = 0,
+        wantTokens: Double = 0,
+        needRequests: Double = 0,
+        needTokens: Double = 0
+    ) {
+        self.tenant = tenant
+        self.maxConcurrent = maxConcurrent
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.unspentRequests = unspentRequests
+        self.unspentTokens = unspentTokens
+        self.inFlight = inFlight
+        self.wantConcurrent = wantConcurrent
+        self.wantRequests = wantRequests
+        self.wantTokens = wantTokens
+        self.needRequests = needRequests
+        self.needTokens = needTokens
+    }
+}
+
+extension TenantLeaseAsk: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__TenantLeaseAsk
+
+    init(c pointer: UnsafePointer<Junction__V1__TenantLeaseAsk>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.tenant = try cString(c.tenant)
+        self.maxConcurrent = c.max_concurrent
+        self.requestsPerMinute = c.requests_per_minute
+        self.tokensPerMinute = c.tokens_per_minute
+        self.unspentRequests = c.unspent_requests
+        self.unspentTokens = c.unspent_tokens
+        self.inFlight = c.in_flight
+        self.wantConcurrent = c.want_concurrent
+        self.wantRequests = c.want_requests
+        self.wantTokens = c.want_tokens
+        self.needRequests = c.need_requests
+        self.needTokens = c.need_tokens
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__TenantLeaseAsk> {
+        let pointer = arena.allocate(Junction__V1__TenantLeaseAsk.self)
+        junction__v1__tenant_lease_ask__init(pointer)
+        var c = pointer.pointee
+        c.tenant = arena.cString(tenant)
+        c.max_concurrent = maxConcurrent
+        c.requests_per_minute = requestsPerMinute
+        c.tokens_per_minute = tokensPerMinute
+        c.unspent_requests = unspentRequests
+        c.unspent_tokens = unspentTokens
+        c.in_flight = inFlight
+        c.want_concurrent = wantConcurrent
+        c.want_requests = wantRequests
+        c.want_tokens = wantTokens
+        c.need_requests = needRequests
+        c.need_tokens = needTokens
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(TenantLeaseAsk.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(TenantLeaseAsk.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__TenantLeaseAsk>? {
+        junction__v1__tenant_lease_ask__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__TenantLeaseAsk>) {
+        junction__v1__tenant_lease_ask__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__TenantLeaseAsk>) -> Int {
+        junction__v1__tenant_lease_ask__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__TenantLeaseAsk>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__tenant_lease_ask__pack(pointer, out)
+    }
+}
+
+public struct BudgetLeaseReply: Sendable, Hashable {
+    /// every grant expires this long after the gateway asked
+    public var leaseMs: UInt32
+    /// gateways that hold a live lease (fallback's divisor)
+    public var gateways: UInt32
+    /// one per ask, in the same order
+    public var grants: [TenantLeaseGrant]
+
+    public init(
+        leaseMs: UInt32 = 0,
+        gateways: UInt32 = 0,
+        grants: [TenantLeaseGrant] = []
+    ) {
+        self.leaseMs = leaseMs
+        self.gateways = gateways
+        self.grants = grants
+    }
+}
+
+extension BudgetLeaseReply: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__BudgetLeaseReply
+
+    init(c pointer: UnsafePointer<Junction__V1__BudgetLeaseReply>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.leaseMs = c.lease_ms
+        self.gateways = c.gateways
+        self.grants = try cMessages(c.grants, c.n_grants).map { try TenantLeaseGrant(c: $0) }
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__BudgetLeaseReply> {
+        let pointer = arena.allocate(Junction__V1__BudgetLeaseReply.self)
+        junction__v1__budget_lease_reply__init(pointer)
+        var c = pointer.pointee
+        c.lease_ms = leaseMs
+        c.gateways = gateways
+        (c.n_grants, c.grants) = arena.messages(grants)
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(BudgetLeaseReply.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(BudgetLeaseReply.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__BudgetLeaseReply>? {
+        junction__v1__budget_lease_reply__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__BudgetLeaseReply>) {
+        junction__v1__budget_lease_reply__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__BudgetLeaseReply>) -> Int {
+        junction__v1__budget_lease_reply__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__BudgetLeaseReply>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__budget_lease_reply__pack(pointer, out)
+    }
+}
+
+public struct TenantLeaseGrant: Sendable, Hashable {
+    public var tenant: String
+    /// this gateway may run this many of the tenant's requests
+    public var concurrent: UInt32
+    /// and start this many more
+    public var requests: Double
+    /// worth this many tokens
+    public var tokens: Double
+    /// when the grant does not cover the need: when it would
+    public var retryAfterMs: UInt32
+
+    public init(
+        tenant: String = "",
+        concurrent: UInt32 = 0,
+        requests: Double = 0,
+        tokens: Double = 0,
+        retryAfterMs: UInt32 = 0
+    ) {
+        self.tenant = tenant
+        self.concurrent = concurrent
+        self.requests = requests
+        self.tokens = tokens
+        self.retryAfterMs = retryAfterMs
+    }
+}
+
+extension TenantLeaseGrant: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__TenantLeaseGrant
+
+    init(c pointer: UnsafePointer<Junction__V1__TenantLeaseGrant>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.tenant = try cString(c.tenant)
+        self.concurrent = c.concurrent
+        self.requests = c.requests
+        self.tokens = c.tokens
+        self.retryAfterMs = c.retry_after_ms
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__TenantLeaseGrant> {
+        let pointer = arena.allocate(Junction__V1__TenantLeaseGrant.self)
+        junction__v1__tenant_lease_grant__init(pointer)
+        var c = pointer.pointee
+        c.tenant = arena.cString(tenant)
+        c.concurrent = concurrent
+        c.requests = requests
+        c.tokens = tokens
+        c.retry_after_ms = retryAfterMs
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(TenantLeaseGrant.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(TenantLeaseGrant.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__TenantLeaseGrant>? {
+        junction__v1__tenant_lease_grant__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__TenantLeaseGrant>) {
+        junction__v1__tenant_lease_grant__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__TenantLeaseGrant>) -> Int {
+        junction__v1__tenant_lease_grant__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__TenantLeaseGrant>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__tenant_lease_grant__pack(pointer, out)
+    }
+}
+
 public struct StatusRequest: Sendable, Hashable {
 
     public init() {}
@@ -2585,6 +2909,214 @@ extension StatusReply: ProtobufCConvertible, WireMessage {
     }
     static func cPack(_ pointer: UnsafePointer<Junction__V1__StatusReply>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
         junction__v1__status_reply__pack(pointer, out)
+    }
+}
+
+/// `junction ctl tenants`: the leader's cluster-wide budgets and their use since it was elected.
+public struct TenantsRequest: Sendable, Hashable {
+
+    public init() {}
+}
+
+extension TenantsRequest: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__TenantsRequest
+
+    init(c pointer: UnsafePointer<Junction__V1__TenantsRequest>) throws {
+        _ = pointer
+        self.init()
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__TenantsRequest> {
+        let pointer = arena.allocate(Junction__V1__TenantsRequest.self)
+        junction__v1__tenants_request__init(pointer)
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(TenantsRequest.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(TenantsRequest.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__TenantsRequest>? {
+        junction__v1__tenants_request__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__TenantsRequest>) {
+        junction__v1__tenants_request__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__TenantsRequest>) -> Int {
+        junction__v1__tenants_request__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__TenantsRequest>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__tenants_request__pack(pointer, out)
+    }
+}
+
+public struct TenantBudget: Sendable, Hashable {
+    public var tenant: String
+    /// the limits (0 = none)
+    public var maxConcurrent: UInt32
+    public var requestsPerMinute: UInt32
+    public var tokensPerMinute: UInt64
+    /// in the leader's buckets now, not leased out
+    public var requestsAvailable: Double
+    public var tokensAvailable: Double
+    /// allowances held by gateways, summed
+    public var concurrentLeased: UInt32
+    /// running requests the gateways last reported, summed
+    public var inFlight: UInt32
+    /// gateways holding a live lease of it
+    public var holders: UInt32
+    /// Leased out since this leader was elected and not given back: spent, or held unspent now.
+    public var requestsUsed: Double
+    public var tokensUsed: Double
+
+    public init(
+        tenant: String = "",
+        maxConcurrent: UInt32 = 0,
+        requestsPerMinute: UInt32 = 0,
+        tokensPerMinute: UInt64 = 0,
+        requestsAvailable: Double = 0,
+        tokensAvailable: Double = 0,
+        concurrentLeased: UInt32 = 0,
+        inFlight: UInt32 = 0,
+        holders: UInt32 = 0,
+        requestsUsed: Double = 0,
+        tokensUsed: Double = 0
+    ) {
+        self.tenant = tenant
+        self.maxConcurrent = maxConcurrent
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.requestsAvailable = requestsAvailable
+        self.tokensAvailable = tokensAvailable
+        self.concurrentLeased = concurrentLeased
+        self.inFlight = inFlight
+        self.holders = holders
+        self.requestsUsed = requestsUsed
+        self.tokensUsed = tokensUsed
+    }
+}
+
+extension TenantBudget: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__TenantBudget
+
+    init(c pointer: UnsafePointer<Junction__V1__TenantBudget>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.tenant = try cString(c.tenant)
+        self.maxConcurrent = c.max_concurrent
+        self.requestsPerMinute = c.requests_per_minute
+        self.tokensPerMinute = c.tokens_per_minute
+        self.requestsAvailable = c.requests_available
+        self.tokensAvailable = c.tokens_available
+        self.concurrentLeased = c.concurrent_leased
+        self.inFlight = c.in_flight
+        self.holders = c.holders
+        self.requestsUsed = c.requests_used
+        self.tokensUsed = c.tokens_used
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__TenantBudget> {
+        let pointer = arena.allocate(Junction__V1__TenantBudget.self)
+        junction__v1__tenant_budget__init(pointer)
+        var c = pointer.pointee
+        c.tenant = arena.cString(tenant)
+        c.max_concurrent = maxConcurrent
+        c.requests_per_minute = requestsPerMinute
+        c.tokens_per_minute = tokensPerMinute
+        c.requests_available = requestsAvailable
+        c.tokens_available = tokensAvailable
+        c.concurrent_leased = concurrentLeased
+        c.in_flight = inFlight
+        c.holders = holders
+        c.requests_used = requestsUsed
+        c.tokens_used = tokensUsed
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(TenantBudget.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(TenantBudget.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__TenantBudget>? {
+        junction__v1__tenant_budget__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__TenantBudget>) {
+        junction__v1__tenant_budget__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__TenantBudget>) -> Int {
+        junction__v1__tenant_budget__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__TenantBudget>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__tenant_budget__pack(pointer, out)
+    }
+}
+
+public struct TenantsReply: Sendable, Hashable {
+    public var tenants: [TenantBudget]
+    public var leaseMs: UInt32
+    public var gateways: UInt32
+    /// how long this node has led: the counts start then
+    public var leaderForMs: UInt64
+
+    public init(
+        tenants: [TenantBudget] = [],
+        leaseMs: UInt32 = 0,
+        gateways: UInt32 = 0,
+        leaderForMs: UInt64 = 0
+    ) {
+        self.tenants = tenants
+        self.leaseMs = leaseMs
+        self.gateways = gateways
+        self.leaderForMs = leaderForMs
+    }
+}
+
+extension TenantsReply: ProtobufCConvertible, WireMessage {
+    typealias CMessage = Junction__V1__TenantsReply
+
+    init(c pointer: UnsafePointer<Junction__V1__TenantsReply>) throws {
+        let c = pointer.pointee
+        self.init()
+        self.tenants = try cMessages(c.tenants, c.n_tenants).map { try TenantBudget(c: $0) }
+        self.leaseMs = c.lease_ms
+        self.gateways = c.gateways
+        self.leaderForMs = c.leader_for_ms
+    }
+
+    func makeC(_ arena: CArena) -> UnsafeMutablePointer<Junction__V1__TenantsReply> {
+        let pointer = arena.allocate(Junction__V1__TenantsReply.self)
+        junction__v1__tenants_reply__init(pointer)
+        var c = pointer.pointee
+        (c.n_tenants, c.tenants) = arena.messages(tenants)
+        c.lease_ms = leaseMs
+        c.gateways = gateways
+        c.leader_for_ms = leaderForMs
+        pointer.pointee = c
+        return pointer
+    }
+
+    public func serializedBytes() -> [UInt8] { protobufCSerializedBytes(self) }
+    @discardableResult
+    public func serialize(into buffer: inout ByteBuffer) -> Int { protobufCSerialize(self, into: &buffer) }
+    public init(serializedBytes bytes: some Collection<UInt8>) throws { self = try protobufCDecode(TenantsReply.self, bytes: bytes) }
+    public init(buffer: ByteBuffer) throws { self = try protobufCDecode(TenantsReply.self, buffer: buffer) }
+
+    static func cUnpack(_ length: Int, _ bytes: UnsafePointer<UInt8>) -> UnsafeMutablePointer<Junction__V1__TenantsReply>? {
+        junction__v1__tenants_reply__unpack(nil, length, bytes)
+    }
+    static func cFree(_ pointer: UnsafeMutablePointer<Junction__V1__TenantsReply>) {
+        junction__v1__tenants_reply__free_unpacked(pointer, nil)
+    }
+    static func cPackedSize(_ pointer: UnsafePointer<Junction__V1__TenantsReply>) -> Int {
+        junction__v1__tenants_reply__get_packed_size(pointer)
+    }
+    static func cPack(_ pointer: UnsafePointer<Junction__V1__TenantsReply>, _ out: UnsafeMutablePointer<UInt8>) -> Int {
+        junction__v1__tenants_reply__pack(pointer, out)
     }
 }
 

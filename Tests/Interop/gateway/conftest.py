@@ -184,12 +184,18 @@ class Cluster:
         self.registered = {name: self.engine_urls.get(name, lambda url: url)(url) for name, url in self.engines.items()}
         for name in engines:
             self.start_agent(name)
-        gateway_config = self.process_config("gateway", "gw-1")
-        named = ["--name", "gw-1"] if self.tls else []
-        gateway = Process("gateway", ["gateway", "--config", gateway_config, "--port", "0", "--log-level", "info", *named], self.dir)
-        self.processes["gateway"] = gateway
-        self.url = gateway.listening_url()
+        self.url = self.start_gateway("gw-1", key="gateway")
         self.wait_for_instances(len(engines), timeout=self.ready_timeout)
+
+    def start_gateway(self, name, key=None):
+        """Starts a gateway of the cluster (another beside the first, for tests of several) and
+        returns its URL once it listens."""
+        gateway_config = self.process_config("gateway", name)
+        named = ["--name", name] if self.tls else []
+        gateway = Process(key or f"gateway-{name}", ["gateway", "--config", gateway_config, "--port", "0", "--log-level", "info", *named],
+                          self.dir)
+        self.processes[key or f"gateway-{name}"] = gateway
+        return gateway.listening_url()
 
     def start_scheduler(self, i):
         self.processes[f"scheduler-{i}"] = Process(
