@@ -134,6 +134,8 @@ def main():
     parser.add_argument("--chat-fraction", type=float, default=0.25, help="chat's rate, a fraction of the capacity")
     parser.add_argument("--capacity", type=float, help="requests a second the pool serves (default: measured first)")
     parser.add_argument("--batch-headroom", help="the batch class's headroom (JSON) instead of the default's, for the flow-control run")
+    parser.add_argument("--also-batch-headroom", action="append", default=[], metavar="JSON",
+                        help="one more flow-control run with this batch headroom (repeatable): the trade-off between chat's TTFT and the pool's output")
     parser.add_argument("--prefill-tokens-per-second", type=float, default=1667,
                         help="the scheduler's prefill rate to start from (policy parameter prefill_tokens_per_second): the "
                              "engines' real rate (default: 32b-l20x2's), which headroom's max_prefill_ms is measured in until the leader learns it")
@@ -150,16 +152,21 @@ def main():
         chat_rate = args.chat_fraction * capacity
         print(f"fairness: {args.engines} × {args.profile} (speed {args.speed:g}); flood {flood_rate:.2f}/s, chat {chat_rate:.2f}/s, "
               f"{args.seconds:g} s each run", flush=True)
-        flow = {"tenants": {"chat": {"class": "interactive"}, "flood": {"class": "batch"}}}
-        if args.batch_headroom:
-            flow["priority_classes"] = [{"name": "interactive"}, {"name": "standard", "aging_ms": 20000},
-                                        {"name": "batch", "aging_ms": 30000, "headroom": json.loads(args.batch_headroom)}]
+        def flow_with(headroom):
+            flow = {"tenants": {"chat": {"class": "interactive"}, "flood": {"class": "batch"}}}
+            if headroom:
+                # The default classes' aging (a third and a half of wait_schedule_timeout, 60 s here).
+                flow["priority_classes"] = [{"name": "interactive"}, {"name": "standard", "aging_ms": 20000},
+                                            {"name": "batch", "aging_ms": 30000, "headroom": json.loads(headroom)}]
+            return flow
+        flow = flow_with(args.batch_headroom)
         runs = [("alone", flow, False), ("fifo", {}, True), ("flow control", flow, True)]
+        runs += [(f"flow control {headroom}", flow_with(headroom), True) for headroom in args.also_batch_headroom]
         results = {}
         for name, gateway, flood in runs:
             for engine in engines:
                 http(engine + "/reset_prefix_cache", "POST")
-            tag = name.replace(" ", "-")
+            tag = "".join(c if c.isalnum() else "-" for c in name)
             params = {"prefill_tokens_per_second": args.prefill_tokens_per_second} if args.prefill_tokens_per_second else {}
             url, started = start_junction(procs, work, engines, tag, gateway, params)
             chat_out, flood_out = os.path.join(args.out, f"{tag}-chat.json"), os.path.join(args.out, f"{tag}-flood.json")

@@ -90,6 +90,9 @@ public struct ClusterBudgets: Sendable {
 
     private struct Holding: Sendable {
         var concurrent = 0
+        /// The allowance before the last grant: the holder may still admit up to it until the
+        /// grant's answer reaches it, which its next ask proves (a gateway's calls go one at a time).
+        var previousConcurrent = 0
         var inFlight = 0
         var wantConcurrent = 0
         var wantRequests = 0.0
@@ -107,6 +110,8 @@ public struct ClusterBudgets: Sendable {
         var holdings: [UInt64: Holding] = [:]
         var requestsUsed = 0.0
         var tokensUsed = 0.0
+        /// Turns the remainder of a fair split among holders from one grant to the next.
+        var rotation = 0
 
         init(limits: Limits, now: Duration) {
             self.limits = limits
@@ -114,9 +119,13 @@ public struct ClusterBudgets: Sendable {
             tokens = limits.tokensPerMinute.map { TokenBucket(perMinute: Double($0), now: now) }
         }
 
-        /// A limit changed in the gateways' config: a new bucket keeps the old one's level
-        /// (within the new capacity); a limit removed drops its bucket.
-        mutating func follow(_ new: Limits, now: Duration) {
+        /// A limit changed in a gateway's config: a bucket keeps its level (within the new
+        /// capacity). A limit an ask does not state stays as it was: during a config rollout,
+        /// gateways with and without it must not drop and refill the bucket in turn.
+        mutating func follow(_ stated: Limits, now: Duration) {
+            let new = Limits(
+                maxConcurrent: stated.maxConcurrent ?? limits.maxConcurrent, requestsPerMinute: stated.requestsPerMinute ?? limits.requestsPerMinute,
+                tokensPerMinute: stated.tokensPerMinute ?? limits.tokensPerMinute)
             guard new != limits else { return }
             requests = Self.resized(requests, new.requestsPerMinute, now: now)
             tokens = Self.resized(tokens, new.tokensPerMinute, now: now)
@@ -173,11 +182,14 @@ public struct ClusterBudgets: Sendable {
         var budget = budgets[ask.tenant] ?? Budget(limits: ask.limits, now: now)
         budget.follow(ask.limits, now: now)
         var holding = budget.holdings[holder] ?? Holding(expires: now)
-        // What came back: into the buckets, and what of the last grant did not come back was spent.
-        budget.requests?.adjust(by: ask.unspentRequests, now: now)
-        budget.tokens?.adjust(by: ask.unspentTokens, now: now)
-        budget.requestsUsed += holding.outstandingRequests - ask.unspentRequests
-        budget.tokensUsed += holding.outstandingTokens - ask.unspentTokens
+        // What came back: into the buckets, and what of the last grant did not come back was
+        // spent. A gateway gives back at most what a bucket holds, and owes at most as much.
+        let requestsBack = Self.bounded(ask.unspentRequests, by: budget.requests)
+        let tokensBack = Self.bounded(ask.unspentTokens, by: budget.tokens)
+        budget.requests?.adjust(by: requestsBack, now: now)
+        budget.tokens?.adjust(by: tokensBack, now: now)
+        budget.requestsUsed += holding.outstandingRequests - requestsBack
+        budget.tokensUsed += holding.outstandingTokens - tokensBack
         holding.inFlight = max(0, ask.inFlight)
         holding.wantConcurrent = max(0, ask.wantConcurrent)
         holding.wantRequests = max(0, ask.wantRequests)
@@ -190,12 +202,16 @@ public struct ClusterBudgets: Sendable {
 
         var concurrent = 0
         if let limit = budget.limits.maxConcurrent {
-            let others = budget.holdings.filter { $0.key != holder }.values.reduce(0) { $0 + max($1.concurrent, $1.inFlight) }
+            let others = budget.holdings.filter { $0.key != holder }.values.reduce(0) {
+                $0 + max($1.concurrent, $1.previousConcurrent, $1.inFlight)
+            }
             let free = max(0, limit - others)
             let wants = budget.holdings.mapValues { $0.wantConcurrent }
-            concurrent = min(Self.fairShares(of: limit, wants: wants)[holder] ?? 0, free)
+            concurrent = min(Self.fairShares(of: limit, wants: wants, rotation: budget.rotation)[holder] ?? 0, free)
+            budget.rotation &+= 1
             if concurrent <= holding.inFlight, holding.wantConcurrent > holding.inFlight { needsRetry(after: .seconds(1)) }
         }
+        budget.holdings[holder]!.previousConcurrent = holding.concurrent
         budget.holdings[holder]!.concurrent = concurrent
 
         let requests = Self.grant(
@@ -212,8 +228,8 @@ public struct ClusterBudgets: Sendable {
 
     /// A slice of one rate bucket: the holder's part of what is there, in proportion to its want
     /// among all holders' wants, at most its want, and at least its need while the bucket holds
-    /// the need (a need above the bucket's capacity takes a full bucket and leaves a debt, as
-    /// `TokenBucket.take` does). Unlimited (no bucket): nothing to grant. `whole`: requests are
+    /// the need (a need above the bucket's capacity gets a full bucket; the request spends more,
+    /// and its gateway gives back the debt, which the bucket bounds). Unlimited (no bucket): nothing to grant. `whole`: requests are
     /// granted in whole numbers, since a fraction of one admits nothing where it is held.
     private static func grant(
         from bucket: inout TokenBucket?, want: Double, need: Double, whole: Bool, wants: Double, now: Duration, retry: (Duration) -> Void
@@ -228,16 +244,21 @@ public struct ClusterBudgets: Sendable {
         }
         let part = wants > 0 ? max(0, level) * want / wants : 0
         let slice = min(want, part, max(0, level))
-        let amount = max(whole ? slice.rounded(.down) : slice, need)
+        let amount = max(whole ? slice.rounded(.down) : slice, needed)
         held.adjust(by: -amount, now: now)
         return amount
     }
 
+    private static func bounded(_ amount: Double, by bucket: TokenBucket?) -> Double {
+        guard let bucket, amount.isFinite else { return 0 }
+        return min(bucket.capacity, max(-bucket.capacity, amount))
+    }
+
     /// Max-min fair shares of `limit` between holders by what each wants: everyone gets an equal
     /// part, those who want less keep only what they want, and what they leave is shared again
-    /// among the rest. Integer parts; a remainder goes to the smallest holder ids, so the answer
-    /// does not depend on the order of a dictionary.
-    public static func fairShares(of limit: Int, wants: [UInt64: Int]) -> [UInt64: Int] {
+    /// among the rest. Integer parts; a remainder goes to holders in the order of their ids,
+    /// starting `rotation` places in (so no holder is always last), not in a dictionary's order.
+    public static func fairShares(of limit: Int, wants: [UInt64: Int], rotation: Int = 0) -> [UInt64: Int] {
         var shares: [UInt64: Int] = [:]
         var left = limit
         var open = wants.filter { $0.value > 0 }.sorted { $0.key < $1.key }
@@ -246,7 +267,12 @@ public struct ClusterBudgets: Sendable {
             let satisfied = open.filter { $0.value - (shares[$0.key] ?? 0) <= part }
             if satisfied.isEmpty {
                 let extra = left - part * open.count
-                for (index, holder) in open.enumerated() { shares[holder.key, default: 0] += part + (index < extra ? 1 : 0) }
+                let start = Int(UInt(bitPattern: rotation) % UInt(open.count))
+                for (index, holder) in open.enumerated() {
+                    let place = (index - start + open.count) % open.count
+                    let amount = part + (place < extra ? 1 : 0)
+                    if amount > 0 { shares[holder.key, default: 0] += amount }
+                }
                 left = 0
                 break
             }
@@ -261,10 +287,19 @@ public struct ClusterBudgets: Sendable {
     }
 
     /// Drops what has expired: a holding's outstanding grant counts as spent (it was never given
-    /// back), and its allowance frees.
+    /// back), and its allowance frees. A budget nobody holds whose buckets are full again says
+    /// nothing a new one would not: it goes, so the bound on tenants counts live ones.
     private mutating func expire(_ now: Duration) {
         holders = holders.filter { $0.value > now }
         for (tenant, budget) in budgets {
+            if budget.holdings.isEmpty {
+                let full = [budget.requests, budget.tokens].allSatisfy { bucket in
+                    guard var bucket else { return true }
+                    return bucket.available(now: now) >= bucket.capacity
+                }
+                if full { budgets[tenant] = nil }
+                continue
+            }
             guard budget.holdings.values.contains(where: { $0.expires <= now }) else { continue }
             var kept = budget
             for (holder, holding) in budget.holdings where holding.expires <= now {

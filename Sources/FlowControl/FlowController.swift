@@ -14,6 +14,9 @@ public struct FlowTicket: Sendable, Equatable {
     public var admitted = false
     /// Whether its estimate was charged to its tenant's fair share (it was sent to an engine).
     public var served = false
+    /// Whether its tenant's limits were charged to the leader's lease (else this gateway's own
+    /// buckets): it settles where it was charged.
+    public var chargedToLease = false
 
     public init(id: UInt64, tenant: Int, classRank: Int, estimatedTokens: Int, pool: String = "") {
         self.id = id
@@ -65,7 +68,8 @@ public struct FlowController: Sendable {
     public mutating func arrive(_ ticket: inout FlowTicket, now: Duration, mayAsk: Bool = true) -> (FlowArrival, shed: UInt64?) {
         if usesLeases {
             switch ledgers[ticket.tenant].admitLeased(estimatedTokens: ticket.estimatedTokens, now: now, mayAsk: mayAsk) {
-            case .admitted: break
+            case .admitted: ticket.chargedToLease = true
+            case .admittedByShare: break
             case .askLeader: return (.askLeader, nil)
             case .refused(let refusal, let wait): return (.refused(refusal, retryAfter: wait), nil)
             }
@@ -123,7 +127,8 @@ public struct FlowController: Sendable {
         queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
         guard ticket.admitted else { return }
         ledgers[ticket.tenant].settle(
-            estimatedTokens: ticket.estimatedTokens, usedTokens: ticket.served ? usedTokens : 0, reachedEngine: ticket.served, now: now)
+            estimatedTokens: ticket.estimatedTokens, usedTokens: ticket.served ? usedTokens : 0, reachedEngine: ticket.served,
+            toLease: ticket.chargedToLease, now: now)
         if ticket.served, let used = usedTokens { queue.charge(tenant: ticket.tenant, tokens: Double(used - ticket.estimatedTokens)) }
     }
 

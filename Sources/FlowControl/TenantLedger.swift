@@ -22,7 +22,10 @@ public enum LimitRefusal: Sendable, Equatable {
 
 /// What a tenant's limits say to a request under the leader's leases.
 public enum LeasedAdmission: Sendable, Equatable {
+    /// Charged to the lease.
     case admitted
+    /// Charged to this gateway's own buckets (its share): no live lease, and the leader was asked.
+    case admittedByShare
     case refused(LimitRefusal, retryAfter: Duration)
     /// The lease this gateway holds cannot say yes: ask the leader for more, then decide again
     /// without asking.
@@ -99,14 +102,16 @@ public struct TenantLedger: Sendable, Equatable {
     /// the estimate stands). One that never reached an engine (refused by the queue, shed, timed
     /// out waiting, given up by its client) gives its request back too: the tenant is not charged
     /// for the gateway's lack of room.
-    public mutating func settle(estimatedTokens: Int, usedTokens: Int?, reachedEngine: Bool, now: Duration) {
+    /// `toLease`: it was charged to the lease (`admitLeased` said `admitted`), so it settles there
+    /// and the lease gives the difference back to the leader at its next renewal; otherwise it was
+    /// charged to this gateway's own buckets and settles in them.
+    public mutating func settle(estimatedTokens: Int, usedTokens: Int?, reachedEngine: Bool, toLease: Bool = false, now: Duration) {
         inFlight = max(0, inFlight - 1)
         let requestBack: Double = reachedEngine ? 0 : 1
-        let tokensBack = usedTokens.map { Double(estimatedTokens - $0) } ?? 0
-        if lease != nil {
-            // Back to the lease, which gives it back to the leader at its next renewal.
-            lease!.requests += policy.requestsPerMinute == nil ? 0 : requestBack
-            lease!.tokens += policy.tokensPerMinute == nil ? 0 : tokensBack
+        let tokensBack = usedTokens.map { Double(estimatedTokens) - Double($0) } ?? 0
+        if toLease {
+            lease?.requests += policy.requestsPerMinute == nil ? 0 : requestBack
+            lease?.tokens += policy.tokensPerMinute == nil ? 0 : tokensBack
         } else {
             requests?.adjust(by: requestBack, now: now)
             tokens?.adjust(by: tokensBack, now: now)
@@ -133,7 +138,7 @@ public struct TenantLedger: Sendable, Equatable {
                 return .askLeader
             }
             if let (refusal, wait) = admit(estimatedTokens: estimatedTokens, now: now) { return .refused(refusal, retryAfter: wait) }
-            return .admitted
+            return .admittedByShare
         }
         if let refusal = held.shortfall(policy: policy, inFlight: inFlight, estimatedTokens: estimatedTokens) {
             if mayAsk { demand.unadmitted += 1 }

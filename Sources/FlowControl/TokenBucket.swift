@@ -1,7 +1,10 @@
 /// A budget that refills at `ratePerSecond` up to `capacity`: a per-minute limit L is a bucket of
 /// capacity L refilling at L / 60 a second, so a tenant idle for a minute may send L at once and a
 /// busy one gets L a minute. The level may go below zero when a request's estimate is corrected
-/// upwards at its end; the debt is paid before anything else is taken. Pure: time is a value.
+/// upwards at its end; the debt is paid before anything else is taken. A debt is at most one
+/// minute's budget (`floor`): a request estimated at 10^17 tokens, or a peer's report of such a
+/// debt, cannot shut a tenant out for ever, nor make a wait too long to count. Pure: time is a
+/// value.
 public struct TokenBucket: Sendable, Equatable {
     public private(set) var capacity: Double
     public private(set) var ratePerSecond: Double
@@ -39,15 +42,19 @@ public struct TokenBucket: Sendable, Equatable {
         refill(now)
         let needed = min(amount, capacity)
         guard level >= needed else { return wait(for: needed) }
-        level -= amount
+        level = max(floor, level - amount)
         return nil
     }
+
+    /// The deepest the level goes: one minute's budget in debt.
+    private var floor: Double { -capacity }
 
     /// Puts back (positive) or takes more (negative) after the fact, as a request's real usage
     /// corrects its estimate. Never above the capacity.
     public mutating func adjust(by amount: Double, now: Duration) {
         refill(now)
-        level = min(capacity, level + amount)
+        guard amount.isFinite else { return }
+        level = min(capacity, max(floor, level + amount))
     }
 
     /// Changes the limit (a new share of a cluster-wide budget), keeping the level within it.
@@ -55,7 +62,7 @@ public struct TokenBucket: Sendable, Equatable {
         refill(now)
         capacity = max(0, limit)
         ratePerSecond = capacity / 60
-        level = min(level, capacity)
+        level = min(capacity, max(floor, level))
     }
 
     private mutating func refill(_ now: Duration) {
@@ -65,8 +72,11 @@ public struct TokenBucket: Sendable, Equatable {
         updated = now
     }
 
+    /// At most an hour: with the level at least `floor` and `needed` at most the capacity, the
+    /// wait is at most two minutes, but a `wait(until:)` may ask for more than the capacity.
     private func wait(for needed: Double) -> Duration {
         guard ratePerSecond > 0 else { return .seconds(60) }
-        return .nanoseconds(Int64(((needed - level) / ratePerSecond * 1e9).rounded(.up)))
+        let seconds = min(3_600, (needed - level) / ratePerSecond)
+        return .nanoseconds(Int64((seconds * 1e9).rounded(.up)))
     }
 }

@@ -33,6 +33,10 @@ public struct RequestFeatures: Sendable, Equatable {
     /// Reads an OpenAI request body. `kind` comes from the route.
     /// `maxPrefixChunks`: the most prefix hashes kept (`llm_gateway.max_prefix_chunks`); a
     /// prompt beyond is served whole but not routed on.
+    /// The most completion tokens a request is counted as asking for: more than any model
+    /// generates, small enough that sums of them cannot overflow.
+    public static let largestCountedMaxTokens = 1 << 30
+
     public static func read(_ body: [UInt8], kind: Kind, chunkBytes: Int, maxPrefixChunks: Int = .max) throws(OpenAIError) -> RequestFeatures {
         let object: JSONValue
         do { object = try JSONParser.parse(body) } catch {
@@ -45,7 +49,11 @@ public struct RequestFeatures: Sendable, Equatable {
         var features = RequestFeatures(
             kind: kind, model: model, stream: object["stream"].flatMap(Self.flag) ?? false, canonicalPrompt: [], prefixHashes: [],
             promptTokens: 0)
-        if let limit = (object["max_completion_tokens"] ?? object["max_tokens"])?.int { features.maxTokens = limit }
+        if let limit = (object["max_completion_tokens"] ?? object["max_tokens"])?.int {
+            // The engine judges the value; the gateway only counts it (flow control's estimate),
+            // so any integer a client sends must count without overflow.
+            features.maxTokens = min(max(0, limit), Self.largestCountedMaxTokens)
+        }
         if let user = object["user"]?.string { features.sessionKey = Self.sessionKey(user) }
         for key in ["n", "best_of"] where (object[key]?.int ?? 1) > 1 { features.splittable = false }
         var tokenIDs = 0

@@ -64,6 +64,8 @@ import Testing
         // The first renews with two running: it shrinks to its fair share, two.
         let a2 = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 4; $0.inFlight = 2 }], now: later)
         #expect(a2[0].concurrent == 2)
+        // Its next renewal shows it has the answer: the two it gave up go to the second.
+        _ = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 4; $0.inFlight = 2 }], now: later)
         let b2 = try budgets.lease(holder: 2, asks: [ask(four) { $0.wantConcurrent = 2 }], now: later)
         #expect(b2[0].concurrent == 2)
     }
@@ -114,11 +116,76 @@ import Testing
         _ = try budgets.lease(holder: 3, asks: [], now: later + lease)
     }
 
+    /// A holder whose allowance shrinks may admit under the old one until the answer reaches it:
+    /// the others are not given what it may still be using.
+    @Test func aShrinkingAllowanceCountsAtItsOldSizeUntilItsHolderAsksAgain() throws {
+        var budgets = ClusterBudgets(leasePeriod: lease)
+        let four = ClusterBudgets.Limits(maxConcurrent: 4)
+        _ = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 4 }], now: later)
+        _ = try budgets.lease(holder: 2, asks: [ask(four) { $0.wantConcurrent = 2 }], now: later)
+        // The first shrinks to 2 with 2 running; before the answer arrives it admits 2 more.
+        let shrunk = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 4; $0.inFlight = 2 }], now: later)
+        #expect(shrunk[0].concurrent == 2)
+        let second = try budgets.lease(holder: 2, asks: [ask(four) { $0.wantConcurrent = 2 }], now: later)
+        #expect(second[0].concurrent == 0)
+        // It asks again (so it has the answer), with its 4 running: still nothing free.
+        _ = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 4; $0.inFlight = 4 }], now: later)
+        #expect(try budgets.lease(holder: 2, asks: [ask(four) { $0.wantConcurrent = 2 }], now: later)[0].concurrent == 0)
+        // Two of them end and it says so: the other gets its share.
+        _ = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 3; $0.inFlight = 2 }], now: later)
+        _ = try budgets.lease(holder: 1, asks: [ask(four) { $0.wantConcurrent = 3; $0.inFlight = 2 }], now: later)
+        #expect(try budgets.lease(holder: 2, asks: [ask(four) { $0.wantConcurrent = 2 }], now: later)[0].concurrent == 2)
+    }
+
+    /// Whatever a gateway's numbers, the leader neither traps nor keeps a debt beyond a minute's
+    /// budget: a need of 10^17 tokens gets at most the whole bucket, and a debt of 10^300 comes back
+    /// as one minute's.
+    @Test func hugeNeedsAndDebtsAreBoundedByTheBucket() throws {
+        var budgets = ClusterBudgets(leasePeriod: lease)
+        let tpm = ClusterBudgets.Limits(tokensPerMinute: 100_000)
+        let huge = try budgets.lease(holder: 1, asks: [ask(tpm) { $0.wantTokens = 1e17; $0.needTokens = 1e17 }], now: later)
+        #expect(huge[0].tokens == 100_000)
+        let debt = try budgets.lease(holder: 1, asks: [ask(tpm) { $0.unspentTokens = -1e300; $0.needTokens = 1e17 }], now: later)
+        #expect(debt[0].tokens == 0)
+        let wait = try #require(debt[0].retryAfter)
+        #expect(wait <= .seconds(121))
+        // A minute of debt, then a minute to fill: two minutes on, the whole bucket again.
+        let refilled = try budgets.lease(holder: 1, asks: [ask(tpm) { $0.wantTokens = 1; $0.needTokens = 1e17 }], now: later + .seconds(121))
+        #expect(refilled[0].tokens == 100_000)
+    }
+
+    @Test func aLimitAnAskDoesNotStateIsKeptNotDroppedAndRefilled() throws {
+        var budgets = ClusterBudgets(leasePeriod: lease)
+        let both = ClusterBudgets.Limits(requestsPerMinute: 10, tokensPerMinute: 1_000)
+        _ = try budgets.lease(holder: 1, asks: [ask(both) { $0.wantTokens = 1_000 }], now: later)
+        // A gateway whose config lacks the token limit renews: the spent bucket stays spent.
+        _ = try budgets.lease(holder: 2, asks: [ask(ClusterBudgets.Limits(requestsPerMinute: 10))], now: later)
+        let again = try budgets.lease(holder: 1, asks: [ask(both) { $0.wantTokens = 1_000; $0.needTokens = 10 }], now: later)
+        #expect(again[0].tokens == 0)
+        #expect(budgets.usage(now: later).first?.limits == both)
+    }
+
+    @Test func aBudgetNobodyHoldsIsForgottenOnceItsBucketsAreFullAgain() throws {
+        var budgets = ClusterBudgets(leasePeriod: lease, maxTenants: 1)
+        let rpm = ClusterBudgets.Limits(requestsPerMinute: 60)
+        _ = try budgets.lease(holder: 1, asks: [ask(rpm, tenant: "a") { $0.wantRequests = 30 }], now: later)
+        // Held, and then spent: tenant b does not fit.
+        #expect(throws: ClusterBudgets.Refusal.self) { try budgets.lease(holder: 1, asks: [ask(rpm, tenant: "b")], now: later) }
+        #expect(throws: ClusterBudgets.Refusal.self) { try budgets.lease(holder: 1, asks: [ask(rpm, tenant: "b")], now: later + lease) }
+        // Thirty seconds later a's bucket is full again and nobody holds it: b takes its place.
+        _ = try budgets.lease(holder: 1, asks: [ask(rpm, tenant: "b")], now: later + .seconds(30))
+        #expect(budgets.usage(now: later + .seconds(30)).map(\.tenant) == ["b"])
+    }
+
     @Test func fairSharesFillTheSmallWantsFirstAndSplitTheRest() {
         #expect(ClusterBudgets.fairShares(of: 10, wants: [1: 1, 2: 10, 3: 10]) == [1: 1, 2: 5, 3: 4])
         #expect(ClusterBudgets.fairShares(of: 10, wants: [1: 2, 2: 3]) == [1: 2, 2: 3])
         #expect(ClusterBudgets.fairShares(of: 3, wants: [7: 5, 8: 5, 9: 5]) == [7: 1, 8: 1, 9: 1])
         #expect(ClusterBudgets.fairShares(of: 4, wants: [1: 0, 2: 9]) == [2: 4])
+        // The remainder turns: no holder is always the one left short.
+        #expect(ClusterBudgets.fairShares(of: 2, wants: [7: 5, 8: 5, 9: 5], rotation: 0) == [7: 1, 8: 1])
+        #expect(ClusterBudgets.fairShares(of: 2, wants: [7: 5, 8: 5, 9: 5], rotation: 1) == [8: 1, 9: 1])
+        #expect(ClusterBudgets.fairShares(of: 2, wants: [7: 5, 8: 5, 9: 5], rotation: 2) == [9: 1, 7: 1])
     }
 
     /// Whatever three gateways ask, in any order and at any time: the allowances held never sum

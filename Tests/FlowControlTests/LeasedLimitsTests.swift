@@ -34,7 +34,7 @@ import Testing
         ledger.applyGrant(ClusterBudgets.Grant(tenant: "t", concurrent: 2, requests: 0, tokens: 500), expires: lease, now: .zero)
         #expect(ledger.admitLeased(estimatedTokens: 100, now: .zero, mayAsk: false) == .admitted)
         // It used 150 of the 100 charged: the lease owes 50.
-        ledger.settle(estimatedTokens: 100, usedTokens: 150, reachedEngine: true, now: .seconds(1))
+        ledger.settle(estimatedTokens: 100, usedTokens: 150, reachedEngine: true, toLease: true, now: .seconds(1))
         #expect(ledger.admitLeased(estimatedTokens: 100, now: .seconds(1), mayAsk: true) == .admitted)
         let renewed = ledger.leaseAsk(need: nil, now: .seconds(1))
         let renewal = try #require(renewed)
@@ -42,7 +42,7 @@ import Testing
         #expect(renewal.inFlight == 1 && renewal.wantConcurrent == 2 && renewal.wantTokens == 200)
         #expect(ledger.lease?.tokens == 0)
         ledger.applyGrant(ClusterBudgets.Grant(tenant: "t", concurrent: 1, requests: 0, tokens: 200), expires: .seconds(4), now: .seconds(1))
-        ledger.settle(estimatedTokens: 100, usedTokens: 100, reachedEngine: true, now: .seconds(2))
+        ledger.settle(estimatedTokens: 100, usedTokens: 100, reachedEngine: true, toLease: true, now: .seconds(2))
         // Nothing came in since: the next renewal gives all back and keeps no lease.
         let released = ledger.leaseAsk(need: nil, now: .seconds(2))
         let release = try #require(released)
@@ -69,6 +69,19 @@ import Testing
         // The leader answers again: leases decide.
         flow.applyGrants([], gateways: 2, expires: lease, now: .zero)
         #expect(flow.arrive(&third, now: .zero).0 == .askLeader)
+    }
+
+    @Test func aRequestChargedToTheShareSettlesThereNotInTheLease() {
+        var ledger = TenantLedger(policy: TenantPolicy(name: "t", classRank: 0, tokensPerMinute: 1_000), now: .zero)
+        // The leader did not answer: charged to the own bucket (1,000), estimated at 900.
+        #expect(ledger.admitLeased(estimatedTokens: 900, now: .zero, mayAsk: false) == .admittedByShare)
+        // A lease comes meanwhile; the request ends having used 100.
+        _ = ledger.leaseAsk(need: nil, now: .zero)
+        ledger.applyGrant(ClusterBudgets.Grant(tenant: "t", concurrent: 0, requests: 0, tokens: 50), expires: lease, now: .zero)
+        ledger.settle(estimatedTokens: 900, usedTokens: 100, reachedEngine: true, toLease: false, now: .zero)
+        // The 800 not used go back to the bucket they came from; the lease keeps its 50.
+        #expect(ledger.lease?.tokens == 50)
+        #expect(ledger.remaining(now: .zero).tokens == 900)
     }
 
     /// Two gateways and one leader: thirty requests of a tenant limited to ten a minute, sent to

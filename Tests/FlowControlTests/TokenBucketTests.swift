@@ -44,4 +44,16 @@ func about(_ wait: Duration?, _ expected: Duration) -> Bool {
         // 40 a minute: one token every 1.5 s.
         #expect(about(bucket.take(1, now: .zero), .milliseconds(1_500)))
     }
+
+    @Test func aDebtIsAtMostAMinutesBudgetAndEveryWaitCountsWithoutOverflow() {
+        var bucket = TokenBucket(perMinute: 60, now: .zero)
+        #expect(bucket.take(1e17, now: .zero) == nil)
+        #expect(bucket.level == -60)
+        bucket.adjust(by: -1e300, now: .zero)
+        bucket.adjust(by: .nan, now: .zero)
+        #expect(bucket.level == -60)
+        let refused = bucket.take(1, now: .zero)
+        #expect(refused == .seconds(61))
+        #expect(bucket.wait(until: 1e300) == .seconds(3_600))
+    }
 }

@@ -5,6 +5,16 @@ import Testing
 @Suite struct RequestFeaturesTests {
     private func body(_ json: String) -> [UInt8] { Array(json.utf8) }
 
+    /// Any integer a client sends as `max_tokens` counts without overflow (flow control adds it to
+    /// the prompt's tokens); the engine judges whether it is valid.
+    @Test func maxTokensIsCountedWithinBounds() throws {
+        let huge = try RequestFeatures.read(body(#"{"model":"m","prompt":"p","max_tokens":9223372036854775807}"#), kind: .completion, chunkBytes: 4)
+        #expect(huge.maxTokens == RequestFeatures.largestCountedMaxTokens)
+        let negative = try RequestFeatures.read(body(#"{"model":"m","prompt":"p","max_tokens":-5}"#), kind: .completion, chunkBytes: 4)
+        #expect(negative.maxTokens == 0)
+        #expect(huge.promptTokens + huge.maxTokens! < Int.max / 2)
+    }
+
     @Test func aLaterTurnExtendsTheEarlierTurnsChain() throws {
         let first = try RequestFeatures.read(
             body(#"{"model":"m","messages":[{"role":"system","content":"\#(String(repeating: "s", count: 600))"},{"role":"user","content":"hi"}]}"#),
