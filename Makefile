@@ -146,7 +146,8 @@ bench-pd: build-release
 ## two simulated 32b-l20x2 engines at real time (about 10 min); the interactive TTFT against
 ## running alone, the pool's output against FIFO's (Docs/benchmarks.md). Table in .build/bench-fairness.
 bench-fairness: build-release
-	python3 Deploy/bench/fairness.py --out .build/bench-fairness
+	python3 Deploy/bench/fairness.py --out .build/bench-fairness \
+	  --also-batch-headroom '{"max_waiting": 0, "max_kv_usage": 0.9, "max_prefill_ms": 100, "max_running": 12}'
 
 clean:
 	rm -rf .build .build-asan Tests/Fuzz/.build

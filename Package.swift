@@ -198,7 +198,7 @@ let package = Package(
         ),
         .testTarget(name: "EngineModelTests", dependencies: ["EngineModel"], swiftSettings: strict),
         .testTarget(name: "RoutingTests", dependencies: ["Routing"], swiftSettings: strict),
-        .testTarget(name: "FlowControlTests", dependencies: ["FlowControl"], swiftSettings: strict),
+        .testTarget(name: "FlowControlTests", dependencies: ["FlowControl", "Seeded"], swiftSettings: strict),
         .testTarget(name: "BenchCoreTests", dependencies: ["BenchCore", "Seeded"], swiftSettings: strict),
         .testTarget(name: "PromTextTests", dependencies: ["PromText"], swiftSettings: strict),
         .testTarget(name: "CtlViewsTests", dependencies: ["CtlViews", "Wire"], swiftSettings: strict),

@@ -1,4 +1,5 @@
 import FlowControl
+import Seeded
 import Testing
 
 @Suite struct ClusterBudgetsTests {
@@ -193,7 +194,7 @@ import Testing
     /// back never exceed what one bucket would allow (a full minute's, and the refill since),
     /// and requests are granted whole.
     @Test(arguments: 1...40) func noSequenceOfAsksLeasesMoreThanTheLimits(seed: UInt64) throws {
-        var random = SplitMix(seed)
+        var random = SplitMix64(seed: seed)
         var budgets = ClusterBudgets(leasePeriod: lease)
         let limits = ClusterBudgets.Limits(maxConcurrent: 5, requestsPerMinute: 120)
         var now = Duration.zero
@@ -223,18 +224,5 @@ import Testing
             #expect(live <= 5, "allowances \(held) at \(now)")
             #expect(outstanding <= 120 + 2 * (now / .seconds(1)) + 1e-6, "leased \(outstanding) by \(now)")
         }
-    }
-}
-
-/// A small deterministic generator for the property tests.
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

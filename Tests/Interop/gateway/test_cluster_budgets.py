@@ -3,12 +3,12 @@ them, not each (the leader leases slices of each tenant's budget); when no leade
 enforces its share (the limit divided by the gateways the leader last counted). `junction ctl
 tenants` shows the leader's budgets."""
 import json
-import socket
 import time
 
 import httpx
 
 from conftest import API_KEY, wait_for
+from test_flow_control import hold_gateway, metric, post
 
 TENANTS = {
     "api_keys": [API_KEY, {"client": "jobs", "key": "jobs-key"}, {"client": "pair", "key": "pair-key"},
@@ -19,19 +19,6 @@ TENANTS = {
         "cut": {"requests_per_minute": 6},
     },
 }
-
-
-def post(url, key, prompt, max_tokens=4):
-    return httpx.post(url + "/v1/completions", timeout=30, headers={"Authorization": f"Bearer {key}"},
-                      json={"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True})
-
-
-def metric(url, name, **labels):
-    text = httpx.get(url + "/metrics").text
-    for line in text.splitlines():
-        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 def two_gateways(cluster_factory, engine_args=()):
@@ -70,20 +57,10 @@ def test_a_requests_per_minute_limit_holds_across_two_gateways(cluster_factory):
     assert "jobs" in text and "left of 6" in text, text
 
 
-def hold(url, key, prompt):
-    """A raw streaming request, in flight until the socket is closed (the client leaving ends it)."""
-    host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 1500, "ignore_eos": True, "stream": True}).encode()
-    sock = socket.create_connection((host, int(port)))
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
-                 + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-    return sock
-
-
 def test_a_concurrency_limit_holds_across_two_gateways_and_moves_to_where_it_is_wanted(cluster_factory):
     # Each token takes 20 ms: a held request runs until the test closes its connection.
     cluster, (first, second) = two_gateways(cluster_factory, ["--slowness", "20"])
-    held = [hold(first, "pair-key", f"long {i}") for i in range(2)]
+    held = [hold_gateway(first, "pair-key", f"long {i}") for i in range(2)]
     wait_for(lambda: metric(first, "junction_gateway_tenant_requests_total", tenant="pair", outcome="admitted") >= 2, 15,
              "both held requests admitted at the first gateway")
     refused = post(second, "pair-key", "a third, elsewhere")

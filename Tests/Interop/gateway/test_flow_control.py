@@ -23,16 +23,21 @@ TENANTS = {
 }
 
 
-def post(cluster, key, prompt, max_tokens=4, headers=None, timeout=30):
+def url_of(target):
+    """A gateway's URL: a cluster's (its first gateway) or the URL itself."""
+    return getattr(target, "url", target)
+
+
+def post(target, key, prompt, max_tokens=4, headers=None, timeout=30):
     # ignore_eos: the engine generates max_tokens, so a request's usage does not hang on its text.
-    return httpx.post(cluster.url + "/v1/completions", timeout=timeout,
+    return httpx.post(url_of(target) + "/v1/completions", timeout=timeout,
                       headers={"Authorization": f"Bearer {key}", **(headers or {})},
                       json={"model": "tiny", "prompt": prompt, "max_tokens": max_tokens, "ignore_eos": True})
 
 
-def metric(cluster, name, **labels):
+def metric(target, name, **labels):
     """The value of one sample of the gateway's /metrics, 0 when absent."""
-    text = httpx.get(cluster.url + "/metrics").text
+    text = httpx.get(url_of(target) + "/metrics").text
     for line in text.splitlines():
         if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
@@ -62,10 +67,10 @@ def test_each_tenants_limits_answer_429_with_retry_after_and_spare_the_others(cl
     assert metric(cluster, "junction_gateway_tenant_tokens_total", tenant="jobs", kind="completion") > 0
 
 
-def hold_gateway(cluster, key, prompt):
+def hold_gateway(target, key, prompt):
     """A raw streaming request through the gateway, in flight until the socket is closed (the
     client leaving ends it)."""
-    host, port = cluster.url.removeprefix("http://").split(":")
+    host, port = url_of(target).removeprefix("http://").split(":")
     body = json.dumps({"model": "tiny", "prompt": prompt, "max_tokens": 1500, "ignore_eos": True, "stream": True}).encode()
     sock = socket.create_connection((host, int(port)))
     sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
