@@ -67,8 +67,16 @@ final class GatewayMetrics: Sendable {
     func pending(_ count: Int) { pendingGauge.set(to: Double(count)) }
     func fallback(_ on: Bool) { fallbackGauge.set(to: on ? 1 : 0) }
     /// A lease call to the leader for tenants' budgets: `granted` or `failed`.
-    func budgetLease(outcome: String) {
-        counter("budget_leases", "Lease calls for tenants' cluster-wide budgets, by outcome.", [("outcome", outcome)]).increment()
+    func budgetLease(outcome: String) { budgetLeaseCounter(outcome).increment() }
+
+    /// Makes both outcomes' series at start (with cluster budgets on), so the page's series do
+    /// not change with the first call's outcome.
+    func declareBudgetLeases() {
+        for outcome in ["granted", "failed"] { _ = budgetLeaseCounter(outcome) }
+    }
+
+    private func budgetLeaseCounter(_ outcome: String) -> Counter {
+        counter("budget_leases", "Lease calls for tenants' cluster-wide budgets, by outcome.", [("outcome", outcome)])
     }
     func budgetShare(leased: Bool) { budgetShareGauge.set(to: leased ? 0 : 1) }
     func budgetGateways(_ count: Int) { budgetGatewaysGauge.set(to: Double(count)) }

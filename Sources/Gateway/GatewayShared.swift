@@ -49,6 +49,7 @@ final class GatewayShared: Sendable {
         flow = FlowGate(configuration: config.flow, metrics: metrics, clock: { ContinuousClock.now - started })
         leases = config.flow.clusterBudgets ? LeaseKeeper(flow: flow, link: link, metrics: metrics, logger: logger) : nil
         metrics.budgetShare(leased: config.flow.clusterBudgets)
+        if config.flow.clusterBudgets { metrics.declareBudgetLeases() }
         engineTLS = try Self.engineTLSContext(caFile: config.engineCA)
     }
 
