@@ -29,19 +29,48 @@ import Testing
         #expect(estimate.backlog(at: 1) == 8 * estimate.meanRequestTokens)
     }
 
-    @Test func idleReportsOnlyRaiseTheRateAndSaturatedOnesMoveItBothWays() {
+    /// Reports every quarter second, each with the same rate, from `start` for `seconds`.
+    private func report(
+        _ estimate: inout PrefillEstimate, from start: Double, seconds: Double, waiting: Int, rate: Double, memoryBound: Bool = false
+    ) {
+        for tick in 0..<Int(seconds * 4) {
+            estimate.reported(waiting: waiting, computedTokensPerSecond: rate, memoryBound: memoryBound, at: start + Double(tick) * 0.25)
+        }
+    }
+
+    @Test func idleWindowsOnlyRaiseTheRateAndSaturatedOnesMoveItBothWays() {
         var estimate = PrefillEstimate(tokensPerSecond: 10_000, meanRequestTokens: 500)
-        estimate.reported(waiting: 0, computedTokensPerSecond: 2_000, at: 1)
+        report(&estimate, from: 0, seconds: 6, waiting: 0, rate: 2_000)
         #expect(estimate.tokensPerSecond == 10_000, "an idle engine computed little because little came")
-        estimate.reported(waiting: 0, computedTokensPerSecond: 14_000, at: 2)
-        #expect(estimate.tokensPerSecond == 14_000)
-        for second in 3...30 { estimate.reported(waiting: 20, computedTokensPerSecond: 4_000, at: Double(second)) }
+        report(&estimate, from: 6, seconds: 6, waiting: 0, rate: 14_000)
+        #expect(abs(estimate.tokensPerSecond - 14_000) < 1)
+        report(&estimate, from: 12, seconds: 20, waiting: 20, rate: 4_000)
         #expect(abs(estimate.tokensPerSecond - 4_000) < 10, "while requests wait, the engine runs flat out")
-        estimate.reported(waiting: 5, computedTokensPerSecond: .nan, at: 31)
+        estimate.reported(waiting: 5, computedTokensPerSecond: .nan, at: 32)
         #expect(estimate.tokensPerSecond.isFinite)
-        // Waiting for KV blocks, not for prefill: the report says nothing of the prefill rate.
-        estimate.reported(waiting: 30, computedTokensPerSecond: 100, memoryBound: true, at: 32)
+        // Waiting for KV blocks, not for prefill: the window has spare time, and says only that
+        // the rate is at least what it shows.
+        report(&estimate, from: 32.25, seconds: 10, waiting: 30, rate: 100, memoryBound: true)
         #expect(abs(estimate.tokensPerSecond - 4_000) < 10)
+    }
+
+    @Test func oneReportsBurstDoesNotRaiseTheRate() {
+        // A step of 1.6 s completes 2,700 prompt tokens: they are counted in the quarter second
+        // it ends in, 10,800 a second there, while the engine computed 1,667 a second at most.
+        var estimate = PrefillEstimate(tokensPerSecond: 1_667, meanRequestTokens: 400)
+        var at = 0.0
+        for second in 0..<30 {
+            for quarter in 0..<4 {
+                let burst = quarter == 3 && second % 2 == 1
+                estimate.reported(waiting: 0, computedTokensPerSecond: burst ? 10_800 : 0, at: at)
+                at += 0.25
+            }
+        }
+        #expect(estimate.tokensPerSecond == 1_667, "at most 1,620 a second over any five seconds")
+        // Sustained, the same engine shows its rate, and the estimate follows it up; a window
+        // that still held the last burst overstates it by at most that burst over five seconds.
+        report(&estimate, from: at, seconds: 10, waiting: 0, rate: 2_000)
+        #expect(estimate.tokensPerSecond >= 2_000 && estimate.tokensPerSecond <= 2_000 + 2_700 / 5)
     }
 }
 
