@@ -9,11 +9,25 @@
 /// block, the most recently admitted running request is preempted: its blocks are freed and it
 /// returns to the head of the waiting queue to be recomputed.
 ///
+/// Under `SchedulingPolicy.priority` (vLLM's `--scheduling-policy priority`) the waiting queue is
+/// ordered by (priority, arrival), lower values first, and the running request preempted for
+/// blocks is the one of the highest value, latest arrived: a request of a higher priority goes
+/// ahead of those of lower ones waiting, and is the last one preempted. It does not preempt a
+/// running request to start (neither does vLLM v1): it waits for blocks like any other.
+///
 /// LoRA adapters follow vLLM too: one batch uses at most `lora.maxLoras` distinct adapters, so a
 /// waiting request whose adapter would exceed that is passed over (later requests may go first);
 /// an adapter not in the engine's slots is loaded when its first request is scheduled, which
 /// adds `lora.loadSeconds` to that step; slots are reused least recently used first.
 public struct EngineCore: Sendable {
+    /// vLLM's `--scheduling-policy`.
+    public enum SchedulingPolicy: String, Sendable, CaseIterable {
+        /// First come, first served; the latest admitted running request is preempted first.
+        case fcfs
+        /// By the requests' `priority`, lower first; see the type's comment.
+        case priority
+    }
+
     public struct LoRAConfig: Sendable {
         /// Adapters one batch may use, and adapter slots kept loaded (vLLM's `--max-loras`).
         public var maxLoras: Int
@@ -28,6 +42,7 @@ public struct EngineCore: Sendable {
 
     public let profile: EngineProfile
     public let lora: LoRAConfig
+    public let policy: SchedulingPolicy
     public private(set) var cache: KVCache
     public private(set) var counters = EngineCounters()
     /// Adapters loaded in slots, least recently used first.
@@ -40,9 +55,10 @@ public struct EngineCore: Sendable {
     /// Requests with a LoRA adapter, running or waiting: while none, steps skip the adapter stats.
     private var adapterRequests = 0
 
-    public init(profile: EngineProfile, lora: LoRAConfig = LoRAConfig()) throws(EngineModelError) {
+    public init(profile: EngineProfile, lora: LoRAConfig = LoRAConfig(), policy: SchedulingPolicy = .fcfs) throws(EngineModelError) {
         try profile.validate()
         self.profile = profile
+        self.policy = policy
         self.lora = LoRAConfig(maxLoras: max(1, lora.maxLoras), loadSeconds: max(0, lora.loadSeconds))
         cache = KVCache(blockCount: profile.kvBlocks, blockSize: profile.blockSize)
     }
@@ -85,8 +101,9 @@ public struct EngineCore: Sendable {
             id: id, promptCount: promptCount, tokens: tokens,
             targetOutput: stopsByItself ? plan.naturalLength : request.maxTokens,
             finishReason: stopsByItself ? .stop : .length, plan: plan, adapter: request.adapter,
+            priority: policy == .priority ? request.priority : 0,
             hashSeed: request.adapter.map { KVCache.chainHash(parent: 0, tokens: Self.adapterKey($0)[...]) } ?? 0)
-        waiting.append(id)
+        enqueue(id)
         if request.adapter != nil { adapterRequests += 1 }
         counters.requestsReceived += 1
         return id
@@ -165,7 +182,14 @@ public struct EngineCore: Sendable {
             if wanted <= 0 { index += 1; continue }
             let newBlocks = blocksNeeded(sequence, adding: wanted)
             var fits = cache.canAllocate(newBlocks)
-            while !fits, let victim = running.last {
+            while !fits, let victim = preemptionVictim() {
+                // A victim already given work this step (only under `priority`, where it need
+                // not be the last) gives it back, as vLLM's scheduler does.
+                if let done = scheduled.firstIndex(where: { $0.id == victim }) {
+                    budget += scheduled[done].tokens
+                    scheduled.remove(at: done)
+                }
+                if let position = running.firstIndex(of: victim), position < index { index -= 1 }
                 preempt(victim)
                 preempted = true
                 if victim == id { break }
@@ -291,6 +315,25 @@ public struct EngineCore: Sendable {
         }
     }
 
+    /// The running request to preempt for blocks: the latest admitted (FCFS), or the one of the
+    /// highest priority value, latest arrived among those (`priority`).
+    private func preemptionVictim() -> EngineRequestID? {
+        guard policy == .priority else { return running.last }
+        return running.max { order($0) < order($1) }
+    }
+
+    /// A request's place in the `priority` order: by priority, then arrival (ids grow with it).
+    private func order(_ id: EngineRequestID) -> (Int, Int) { (sequences[id]?.priority ?? 0, id) }
+
+    /// Puts a new request in the waiting queue: at the end (FCFS), or after every request that
+    /// comes before it in the `priority` order.
+    private mutating func enqueue(_ id: EngineRequestID) {
+        guard policy == .priority else { return waiting.append(id) }
+        let key = order(id)
+        let position = waiting.firstIndex { order($0) > key } ?? waiting.count
+        waiting.insert(id, at: position)
+    }
+
     private mutating func preempt(_ id: EngineRequestID) {
         running.removeAll { $0 == id }
         guard var sequence = sequences[id] else { return }
@@ -299,7 +342,9 @@ public struct EngineCore: Sendable {
         sequence.computed = 0
         sequence.registeredBlocks = 0
         sequences[id] = sequence
-        waiting.insert(id, at: 0)
+        // FCFS: back to the head, to run next. Priority: back in its place by (priority, arrival),
+        // as vLLM re-adds it to its priority queue.
+        if policy == .priority { enqueue(id) } else { waiting.insert(id, at: 0) }
         counters.preemptions += 1
     }
 

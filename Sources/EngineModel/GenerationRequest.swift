@@ -10,9 +10,15 @@ public struct GenerationRequest: Sendable {
     public var seed: UInt64
     /// The LoRA adapter to apply, by name; nil for the base model.
     public var adapter: String?
+    /// vLLM's request `priority` under `--scheduling-policy priority`: lower values are scheduled
+    /// first, and preempted last. 0 unless the client sets it.
+    public var priority: Int
 
-    public init(promptTokens: [UInt32], maxTokens: Int, ignoreEOS: Bool = false, seed: UInt64, adapter: String? = nil) {
+    public init(
+        promptTokens: [UInt32], maxTokens: Int, ignoreEOS: Bool = false, seed: UInt64, adapter: String? = nil, priority: Int = 0
+    ) {
         self.adapter = adapter
+        self.priority = priority
         self.promptTokens = promptTokens
         self.maxTokens = maxTokens
         self.ignoreEOS = ignoreEOS

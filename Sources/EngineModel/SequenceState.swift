@@ -9,6 +9,8 @@ struct SequenceState {
     var plan: OutputPlan
     /// The LoRA adapter it runs with; nil for the base model.
     var adapter: String? = nil
+    /// Its scheduling priority (lower first), used under `SchedulingPolicy.priority`.
+    var priority = 0
     /// The first block's parent in the hash chain: 0 for the base model, the adapter's own value
     /// otherwise (vLLM keys every cached block by its adapter too: KV computed with one adapter
     /// is no use to another).

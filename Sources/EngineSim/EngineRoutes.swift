@@ -70,6 +70,10 @@ struct EngineRoutes: Sendable {
                 throw RequestError.tooLarge(limit: state.config.maxBodyBytes)
             }
             let parsed = try InferenceRequest.parse(Array(buffer: body), kind: kind)
+            // vLLM's check, word for word.
+            if parsed.priority != 0, state.config.schedulingPolicy != .priority {
+                throw RequestError.invalid("Got priority \(parsed.priority) but Priority scheduling is not enabled.", param: "priority")
+            }
             let adapter = try adapter(for: parsed.model)
             let faults = state.faults.current
             if faults.errorRate > 0, Double.random(in: 0..<1) < faults.errorRate {
@@ -89,7 +93,7 @@ struct EngineRoutes: Sendable {
             if case .prefill(_, vllm: false) = side { maxTokens = 1 }
             let generation = GenerationRequest(
                 promptTokens: parsed.promptTokens, maxTokens: maxTokens, ignoreEOS: parsed.ignoreEOS,
-                seed: parsed.seed ?? answerSeed(parsed.promptTokens), adapter: adapter)
+                seed: parsed.seed ?? answerSeed(parsed.promptTokens), adapter: adapter, priority: parsed.priority)
             let submission = try await submit(generation, importing: receivedBlocks, param: kind == .chat ? "messages" : "prompt")
             let id = submission.id
             var events = submission.events

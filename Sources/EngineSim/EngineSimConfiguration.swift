@@ -18,6 +18,8 @@ public struct EngineSimConfiguration: Sendable {
     public var loraModules: [String] = []
     public var maxLoras = 1
     public var loraLoadSeconds = 0.02
+    /// vLLM's `--scheduling-policy`: `priority` orders the queue by the requests' `priority`.
+    public var schedulingPolicy: EngineCore.SchedulingPolicy = .fcfs
     /// Runs the model this many times faster than real time.
     public var speed = 1.0
     /// Fixes answers of requests that carry no `seed`.

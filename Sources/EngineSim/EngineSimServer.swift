@@ -10,7 +10,7 @@ import Synchronization
 /// the `EngineModel` core. Runs until SIGTERM or SIGINT, then finishes what is in flight.
 public enum EngineSimServer {
     public static func run(_ config: EngineSimConfiguration, logger: Logger) async throws {
-        let core = try EngineCore(profile: config.profile, lora: .init(maxLoras: config.maxLoras, loadSeconds: config.loraLoadSeconds))
+        let core = try EngineCore(profile: config.profile, lora: .init(maxLoras: config.maxLoras, loadSeconds: config.loraLoadSeconds), policy: config.schedulingPolicy)
         let faults = FaultSwitch(config.faults)
         let requestLog = try config.requestLogPath.map { try RequestLog(path: $0) }
         let runner = EngineRunner(core: core, speed: config.speed, faults: faults, requestLog: requestLog)

@@ -16,6 +16,8 @@ struct InferenceRequest: Sendable {
     var stream: Bool
     var includeUsage: Bool
     var continuousUsage: Bool
+    /// vLLM's `priority` (lower is sooner); only a policy-`priority` engine takes one but 0.
+    var priority = 0
     /// Prefill/decode hand-off fields, when the request carries them.
     var handoff: Handoff?
 
@@ -60,6 +62,10 @@ struct InferenceRequest: Sendable {
         if let value = object["seed"], !(value is NSNull) {
             guard let seed = JSONValue.int(value) else { throw .invalid("seed must be an integer", param: "seed") }
             request.seed = UInt64(bitPattern: Int64(seed))
+        }
+        if let value = object["priority"], !(value is NSNull) {
+            guard let priority = JSONValue.int(value) else { throw .invalid("priority must be an integer", param: "priority") }
+            request.priority = priority
         }
         request.stream = try flag(object, "stream")
         if let options = object["stream_options"], !(options is NSNull) {

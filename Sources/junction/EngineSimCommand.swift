@@ -14,6 +14,7 @@ struct EngineSimCommand: AsyncParsableCommand {
 
 extension Dialect: ExpressibleByArgument {}
 extension MetricsRenderer.VLLMGeneration: ExpressibleByArgument {}
+extension EngineCore.SchedulingPolicy: ExpressibleByArgument {}
 
 struct EngineSimServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +36,8 @@ struct EngineSimServe: AsyncParsableCommand {
     var loraModules: [String] = []
     @Option(help: "vLLM: LoRA adapters one batch may use, and adapter slots kept loaded.") var maxLoras = 1
     @Option(help: "vLLM: model milliseconds to load a LoRA adapter into a slot.") var loraLoadMs = 20.0
+    @Option(help: "vLLM: fcfs, or priority (requests' `priority` field orders the queue, lower first, and picks who is preempted).")
+    var schedulingPolicy: EngineCore.SchedulingPolicy = .fcfs
     @Option(help: "Run the model this many times faster than real time.") var speed = 1.0
     @Option(help: "Seed for answers of requests that bring none.") var seed: UInt64 = 0
     @Option(help: "Override the profile's number of KV blocks.") var kvBlocks: Int?
@@ -89,6 +92,8 @@ struct EngineSimServe: AsyncParsableCommand {
         config.loraModules = adapters
         config.maxLoras = maxLoras
         config.loraLoadSeconds = loraLoadMs / 1000
+        guard schedulingPolicy == .fcfs || dialect == .vllm else { throw ValidationError("--scheduling-policy is for the vllm dialect") }
+        config.schedulingPolicy = schedulingPolicy
         config.speed = speed
         config.requestLogPath = requestLog
         config.seed = seed
