@@ -216,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "GatewayCore", "ClusterConfig", "ProcessHarness", "Wire",
+                "Gateway", "GatewayCore", "ClusterConfig", "FlowControl", "ProcessHarness", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

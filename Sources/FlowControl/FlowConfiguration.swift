@@ -41,4 +41,11 @@ public struct FlowConfiguration: Sendable, Equatable {
     }
 
     public func classRank(named name: String) -> Int? { classes.firstIndex { $0.name == name } }
+
+    /// The engine `priority` a request of class `rank` is sent with; nil when no class sets one
+    /// (bodies are then forwarded untouched).
+    public func enginePriority(ofClass rank: Int) -> Int? {
+        guard classes.contains(where: { $0.enginePriority != nil }) else { return nil }
+        return classes[rank].enginePriority ?? 0
+    }
 }

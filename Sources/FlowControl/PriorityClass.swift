@@ -14,8 +14,13 @@ public struct PriorityClass: Sendable, Equatable {
     /// What the engines must have free before a request of this class is sent to one. nil: any
     /// engine that is not saturated takes it (the leader's own rule).
     public var headroom: Headroom?
+    /// The `priority` the gateway sets in this class's request bodies, for engines that schedule
+    /// by it (vLLM's `--scheduling-policy priority`: lower first, preempted last). nil: 0 when
+    /// another class sets one, and the body untouched when none does.
+    public var enginePriority: Int?
 
-    public init(name: String, ttl: Duration, agingAfter: Duration? = nil, headroom: Headroom? = nil) {
+    public init(name: String, ttl: Duration, agingAfter: Duration? = nil, headroom: Headroom? = nil, enginePriority: Int? = nil) {
+        self.enginePriority = enginePriority
         self.name = name
         self.ttl = ttl
         self.agingAfter = agingAfter

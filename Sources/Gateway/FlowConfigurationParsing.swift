@@ -16,7 +16,7 @@ enum FlowConfigurationParsing {
             classes: classes, tenants: tenants, queueCapacity: queueCapacity, assumedCompletionTokens: assumed, clusterBudgets: cluster)
     }
 
-    static let classKeys = ["name", "ttl_ms", "aging_ms", "headroom"]
+    static let classKeys = ["name", "ttl_ms", "aging_ms", "headroom", "engine_priority"]
     static let headroomKeys = ["max_waiting", "max_kv_usage", "max_running", "max_prefill_ms"]
     static let tenantKeys = ["class", "weight", "max_concurrent", "requests_per_minute", "tokens_per_minute"]
 
@@ -52,7 +52,11 @@ enum FlowConfigurationParsing {
                     maxRunning: try ConfigFile.int(room, "\(at).headroom.max_running", default: 0, range: 0...1_000_000),
                     maxPrefillMilliseconds: try ConfigFile.int(room, "\(at).headroom.max_prefill_ms", default: 0, range: 0...3_600_000))
             }
-            classes.append(PriorityClass(name: name, ttl: .milliseconds(ttl), agingAfter: aging.map { .milliseconds($0) }, headroom: headroom))
+            let enginePriority = try ConfigFile.optionalInt(entry, "\(at).engine_priority", range: -1_000_000...1_000_000)
+            classes.append(
+                PriorityClass(
+                    name: name, ttl: .milliseconds(ttl), agingAfter: aging.map { .milliseconds($0) }, headroom: headroom,
+                    enginePriority: enginePriority))
         }
         return classes
     }

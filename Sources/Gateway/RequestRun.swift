@@ -72,7 +72,6 @@ final class RequestRun {
         self.sink = sink
         self.uri = uri
         clientHeaders = headers
-        self.body = body
         self.features = features
         self.pathLabel = pathLabel
         self.client = client
@@ -88,6 +87,12 @@ final class RequestRun {
                 priorityError = .invalidRequest(
                     "x-junction-priority: no priority class '\(Self.loggable(asked))'; the classes are \(flow.classes.map(\.name).joined(separator: ", ")).")
             }
+        }
+        // Every leg of every attempt carries the class's engine priority, the client's replaced.
+        if let priority = flow.enginePriority(ofClass: rank), let marked = EnginePriorityBody.apply(Array(buffer: body), priority: priority) {
+            self.body = ByteBuffer(bytes: marked)
+        } else {
+            self.body = body
         }
         ticket = FlowTicket(
             id: context.shared.nextTicketID(), tenant: tenant, classRank: rank,

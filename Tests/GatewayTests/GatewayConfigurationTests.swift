@@ -1,4 +1,5 @@
 import ClusterConfig
+import FlowControl
 import Foundation
 import ProcessHarness
 import Wire
@@ -98,5 +99,38 @@ import Testing
         #expect(throws: ConfigError.self) { _ = try config.wireConfiguration() }  // still "gateway-8080"
         config.name = "edge-1"
         #expect(try config.wireConfiguration().tls?.ownIdentities == [CertificateIdentity(role: .gateway, nodeID: "edge-1")])
+    }
+}
+
+/// `priority_classes[].engine_priority`: the engines' own priority for a class's requests.
+@Suite struct EnginePriorityConfigurationTests {
+    func flow(_ classes: Any) throws(ConfigError) -> FlowConfiguration {
+        try GatewayConfiguration.parse([
+            "cluster": ["secret": "gateway-config-secret-0123", "schedulers": [["id": 1, "address": "127.0.0.1:1"]]],
+            "llm_gateway": ["priority_classes": classes],
+        ]).flow
+    }
+
+    @Test func classesWithoutItLeaveBodiesAlone() throws {
+        let config = try flow([["name": "interactive"], ["name": "standard"], ["name": "batch"]])
+        #expect((0..<3).allSatisfy { config.enginePriority(ofClass: $0) == nil })
+    }
+
+    @Test func oneClassSettingItGivesEveryOtherClassZero() throws {
+        let config = try flow([["name": "interactive"], ["name": "standard"], ["name": "batch", "engine_priority": 10]])
+        #expect(config.enginePriority(ofClass: 0) == 0)
+        #expect(config.enginePriority(ofClass: 1) == 0)
+        #expect(config.enginePriority(ofClass: 2) == 10)
+    }
+
+    @Test func aValueThatIsNotASmallIntegerIsNamed() {
+        for bad: Any in [1.5, "1", 2_000_000, true] {
+            do {
+                _ = try flow([["name": "batch", "engine_priority": bad]])
+                Issue.record("accepted \(bad)")
+            } catch {
+                #expect(error.key == "llm_gateway.priority_classes[0].engine_priority")
+            }
+        }
     }
 }

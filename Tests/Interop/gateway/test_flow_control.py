@@ -162,6 +162,27 @@ def test_a_request_may_lower_its_class_but_not_raise_it_and_an_unknown_class_is_
     assert bad.status_code == 400 and "interactive, standard, batch" in bad.json()["error"]["message"], bad.text
 
 
+def post_body(target, key, body, headers=None):
+    return httpx.post(url_of(target) + "/v1/completions", timeout=30, headers={"Authorization": f"Bearer {key}", **(headers or {})},
+                      json={"model": "tiny", "max_tokens": 2, **body})
+
+
+def test_a_classes_engine_priority_reaches_the_engine_in_place_of_the_clients(cluster_factory):
+    # The engine schedules first come, first served, and so refuses any priority but 0 with
+    # vLLM's own message: what it answers shows what the gateway sent it.
+    classes = [{"name": "interactive"}, {"name": "standard"}, {"name": "batch", "engine_priority": 7}]
+    cluster = cluster_factory({"a": ["--dialect", "vllm"]}, dict(TENANTS, priority_classes=classes))
+    batch = post_body(cluster, "jobs-key", {"prompt": "a batch job"})
+    assert batch.status_code == 400 and batch.json()["error"]["message"] == "Got priority 7 but Priority scheduling is not enabled.", batch.text
+    lowered = post_body(cluster, "chat-key", {"prompt": "lowered"}, headers={"x-junction-priority": "batch"})
+    assert lowered.status_code == 400 and "Got priority 7" in lowered.text
+    # A client's own priority is replaced by its class's (0 for the classes that set none): it
+    # cannot put itself ahead of anyone inside the engines.
+    for key in ("chat-key", API_KEY):
+        asked = post_body(cluster, key, {"prompt": "me first", "priority": -100})
+        assert asked.status_code == 200, asked.text
+
+
 def test_config_mistakes_in_tenants_are_named_by_key(tmp_path):
     import subprocess
     from conftest import BINARY
@@ -172,6 +193,7 @@ def test_config_mistakes_in_tenants_are_named_by_key(tmp_path):
         ({"api_keys": [{"client": "a", "key": "k"}], "tenants": {"a": {"max_concurent": 3}}}, "llm_gateway.tenants.a.max_concurent"),
         ({"priority_classes": [{"name": "low", "headroom": {"max_kv_usage": 1.5}}]}, "llm_gateway.priority_classes[0].headroom.max_kv_usage"),
         ({"priority_classes": []}, "llm_gateway.priority_classes"),
+        ({"priority_classes": [{"name": "low", "engine_priority": 0.5}]}, "llm_gateway.priority_classes[0].engine_priority"),
     ]
     for gateway, key in cases:
         path = tmp_path / "config.json"
