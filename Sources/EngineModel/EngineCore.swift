@@ -271,7 +271,12 @@ public struct EngineCore: Sendable {
                 sequences[id] = sequence
             }
         }
-        guard !scheduled.isEmpty else { return nil }
+        guard !scheduled.isEmpty else {
+            // Under `priority` the first running request may be its own victim: vLLM's step then
+            // runs nothing and the next one goes on (nil would tell the shell there is no work).
+            return preempted
+                ? StepResult(duration: 0, prefillTokens: 0, decodeSequences: 0, sequences: 0, events: events) : nil
+        }
         counters.steps += 1
         return StepResult(
             duration: profile.stepDuration(

@@ -70,8 +70,8 @@ struct EngineRoutes: Sendable {
                 throw RequestError.tooLarge(limit: state.config.maxBodyBytes)
             }
             let parsed = try InferenceRequest.parse(Array(buffer: body), kind: kind)
-            // vLLM's check, word for word.
-            if parsed.priority != 0, state.config.schedulingPolicy != .priority {
+            // vLLM's check, word for word (SGLang without priority scheduling ignores the field).
+            if parsed.priority != 0, dialect == .vllm, state.config.schedulingPolicy != .priority {
                 throw RequestError.invalid("Got priority \(parsed.priority) but Priority scheduling is not enabled.", param: "priority")
             }
             let adapter = try adapter(for: parsed.model)

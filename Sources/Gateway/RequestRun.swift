@@ -48,6 +48,8 @@ final class RequestRun {
     private var woken = false
     /// `x-junction-priority` named no class: answered 400 at the start.
     private var priorityError: OpenAIError?
+    /// The body could not be given its class's engine priority: answered 400 at the start.
+    private var bodyError: OpenAIError?
     private var meter: StreamMeter
     private var answeredStatus = 0
     private var answeredBy: String?
@@ -88,9 +90,16 @@ final class RequestRun {
                     "x-junction-priority: no priority class '\(Self.loggable(asked))'; the classes are \(flow.classes.map(\.name).joined(separator: ", ")).")
             }
         }
-        // Every leg of every attempt carries the class's engine priority, the client's replaced.
-        if let priority = flow.enginePriority(ofClass: rank), let marked = EnginePriorityBody.apply(Array(buffer: body), priority: priority) {
-            self.body = ByteBuffer(bytes: marked)
+        // Every leg of every attempt carries the class's engine priority, the client's replaced;
+        // a body that cannot carry it is refused rather than sent with the client's own.
+        if let priority = flow.enginePriority(ofClass: rank) {
+            if let marked = EnginePriorityBody.apply(Array(buffer: body), priority: priority) {
+                self.body = ByteBuffer(bytes: marked)
+            } else {
+                self.body = body
+                bodyError = .invalidRequest(
+                    "The request body names 'priority' and holds a number that cannot be written again (out of range); the gateway sets 'priority' itself.")
+            }
         } else {
             self.body = body
         }
@@ -122,7 +131,7 @@ final class RequestRun {
     func start() {
         shared.metrics.requestStarted()
         _ = shared.inFlight.wrappingAdd(1, ordering: .relaxed)
-        if let priorityError { return feed(.refused(priorityError)) }
+        if let refusal = priorityError ?? bodyError { return feed(.refused(refusal)) }
         arrive()
     }
 

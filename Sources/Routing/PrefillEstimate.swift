@@ -76,7 +76,11 @@ public struct PrefillEstimate: Sendable, Equatable {
         let interval = lastReportAt.map { now - $0 } ?? 0
         lastReportAt = max(lastReportAt ?? now, now)
         let observed = computedTokensPerSecond
-        guard observed.isFinite, observed >= 0, interval > 0 else { return }
+        // After a gap as long as the window (reports the agent did not send, or unhealthy ones),
+        // this report's rate, over its agent's last scrape, cannot stand for the whole gap:
+        // start the window again from here.
+        if interval > Self.rateWindowSeconds { window.removeAll() }
+        guard observed.isFinite, observed >= 0, interval > 0, interval <= Self.rateWindowSeconds else { return }
         window.append(RateSample(tokens: observed * interval, seconds: interval, saturated: waiting > 0 && !memoryBound))
         // Summed afresh each time (a few dozen reports): no drift over a long run.
         var windowSeconds = window.reduce(0) { $0 + $1.seconds }

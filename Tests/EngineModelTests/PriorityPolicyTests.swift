@@ -43,6 +43,9 @@ import Testing
         profile.maxModelLength = 1000
         var driver = try driver(profile, policy)
         let low = try submit(&driver, seed: 1, prompt: 200, maxTokens: 400, priority: 1)
+        // `low` is admitted a step ahead: it runs first in every step's batch, so under
+        // `priority` the victim is one already given its tokens in the step (they are refunded).
+        driver.runUntilIdle(limit: 1)
         let high = try submit(&driver, seed: 2, prompt: 200, maxTokens: 400, priority: 0)
         driver.runUntilIdle()
         #expect(driver.core.counters.preemptions > 0)

@@ -13,12 +13,26 @@ import Testing
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    @Test func aBodyWithoutPriorityKeepsEveryByteAndGainsTheField() {
+    @Test func aBodyWithoutPriorityKeepsEveryByteAndGainsTheFieldLast() {
         let body = #"{"model":"m","messages":[{"role":"user","content":"1.50 apples"}],"temperature":0.7}"#
-        #expect(apply(body, 3) == #"{"priority":3,"model":"m","messages":[{"role":"user","content":"1.50 apples"}],"temperature":0.7}"#)
-        #expect(apply("  {\n \"model\": \"m\" }", -2) == "  {\"priority\":-2,\n \"model\": \"m\" }")
+        #expect(apply(body, 3) == #"{"model":"m","messages":[{"role":"user","content":"1.50 apples"}],"temperature":0.7,"priority":3}"#)
+        #expect(apply("  {\n \"model\": \"m\" }\n", -2) == "  {\n \"model\": \"m\" ,\"priority\":-2}\n")
         #expect(apply("{}", 1) == #"{"priority":1}"#)
-        #expect(apply("{ }", 1) == #"{"priority":1 }"#)
+        #expect(apply("{ }", 1) == #"{ "priority":1}"#)
+    }
+
+    @Test func aKeySpeltWithEscapesIsOutvotedByOursComingLast() throws {
+        // Python's json (vLLM's, SGLang's) keeps the last of duplicate keys.
+        let written = try #require(apply(#"{"\u0070riority":-100,"model":"m"}"#, 1))
+        #expect(written.hasSuffix(#","priority":1}"#))
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", "import json,sys; print(json.loads(sys.argv[1])['priority'])", written]
+        let pipe = Pipe()
+        python.standardOutput = pipe
+        try python.run()
+        python.waitUntilExit()
+        #expect(String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "1\n")
     }
 
     @Test func theClientsOwnPriorityIsReplacedNotDuplicated() throws {
@@ -34,5 +48,6 @@ import Testing
         #expect(apply("", 1) == nil)
         #expect(apply("{", 1) == nil)
         #expect(apply(#"{"priority": }"#, 1) == nil, "mentions priority but is not JSON")
+        #expect(apply(#"{"priority":1,"x":1e400}"#, 1) == nil, "names priority, and cannot be written again")
     }
 }

@@ -72,6 +72,19 @@ import Testing
         report(&estimate, from: at, seconds: 10, waiting: 0, rate: 2_000)
         #expect(estimate.tokensPerSecond >= 2_000 && estimate.tokensPerSecond <= 2_000 + 2_700 / 5)
     }
+
+    @Test func aReportAfterALongGapDoesNotStandForTheGap() {
+        var estimate = PrefillEstimate(tokensPerSecond: 1_667, meanRequestTokens: 400)
+        report(&estimate, from: 0, seconds: 6, waiting: 0, rate: 0)
+        // Reports stopped for 8 s (the engine was unhealthy); the next one shows a burst.
+        estimate.reported(waiting: 0, computedTokensPerSecond: 10_800, at: 14)
+        #expect(estimate.tokensPerSecond == 1_667)
+        // The window starts again: five seconds of reports before it says anything.
+        report(&estimate, from: 14.25, seconds: 4, waiting: 0, rate: 3_000)
+        #expect(estimate.tokensPerSecond == 1_667)
+        report(&estimate, from: 18.25, seconds: 2, waiting: 0, rate: 3_000)
+        #expect(abs(estimate.tokensPerSecond - 3_000) < 1)
+    }
 }
 
 @Suite struct ExpectedTTFTTests {

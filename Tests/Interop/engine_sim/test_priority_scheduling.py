@@ -25,10 +25,12 @@ def test_a_higher_priority_request_leaves_the_queue_before_those_waiting_longer(
     # One sequence at a time, so requests wait in the engine's queue in the order it keeps.
     sim = start_sim("--profile", "tiny", "--max-num-seqs", "1", "--scheduling-policy", "priority")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        low = [pool.submit(complete, sim, f"low {i}", 5, 150) for i in range(4)]
+        # Each takes over a second (600 steps of 2 ms): the running one is still running when
+        # `high` comes, however slow the machine is to send it.
+        low = [pool.submit(complete, sim, f"low {i}", 5, 600) for i in range(4)]
         # Every low one has reached the engine: one runs, three wait.
         wait_until(lambda: sample_value(sim.metrics(), "vllm:num_requests_waiting") == 3, timeout=20)
-        high = pool.submit(complete, sim, "high", 0, 150).result(timeout=60)
+        high = pool.submit(complete, sim, "high", 0, 600).result(timeout=60)
         ends = sorted(f.result(timeout=60) for f in low)
     # It went next: only the low one running when it came finished before it.
     assert sum(1 for end in ends if end < high) == 1, (ends, high)
