@@ -116,6 +116,9 @@ private final class FollowerService: WireService {
     /// The scheduler first in the list is on a host that is cut off: a dial to it hangs (here
     /// for a connect timeout of a minute, so only one path can pass). The client asks every
     /// scheduler meanwhile, follows the leader they name, and abandons the hanging dial.
+    /// Any scheduler may answer a status call, and on a loaded machine (a fresh clone's CI run)
+    /// the first call was once answered by the follower: what is promised is an answer well
+    /// before the dial's minute, and the client settled on the leader.
     @Test func aDialToACutOffHostIsAbandonedForTheLeaderTheOthersName() async throws {
         let blackhole = try BlackholeListener()
         defer { blackhole.close() }
@@ -131,13 +134,14 @@ private final class FollowerService: WireService {
                 let running = Task { await client.run() }
                 defer { running.cancel() }
                 let reply = try await client.call(.statusRequest(StatusRequest()), attempt: .milliseconds(300), deadline: .seconds(20))
-                #expect(Self.statusNode(reply) == 3)
-                #expect(await client.target == targets[2])
+                #expect([2, 3].contains(Self.statusNode(reply)))
                 // Asked again, the two that answer settle it without waiting out the third's dial
                 // (which would take the whole 40 s budget; settling takes milliseconds).
                 let started = ContinuousClock.now
                 #expect(await client.discoverLeader(within: .seconds(40)) == targets[2])
                 #expect(ContinuousClock.now - started < .seconds(20))
+                #expect(await client.target == targets[2])
+                #expect(Self.statusNode(try await client.call(.statusRequest(StatusRequest()), deadline: .seconds(20))) == 3)
             }
         }
     }
