@@ -6,14 +6,16 @@ target in turn resets the engines' prefix caches, starts the router, replays the
 workload through it with `junction bench serve`, and stops it; then writes one JSON per target,
 a Markdown table with the change against round-robin, and an SVG of the TTFT distributions.
 
-    Deploy/bench/compare.py [--workload seed heavy-reuse pressure-closed pressure-open saturation]
+    Deploy/bench/compare.py [--workload seed heavy-reuse pressure-closed pressure-open saturation queueing]
                             [--targets ...] [--out DIR]
     Deploy/bench/compare.py --scenario seed --rate 4     # an ad-hoc workload: open loop, 4 turns/s
 
 Workloads (WORKLOADS below): the project's two scenarios in closed loop; KV-cache pressure (the
 heavy-reuse conversations on `32b-l20x2` engines, whose caches hold 65k tokens) in closed and
-open loop; and saturation, open loop at 90 % of the pool's capacity, which the script first
-measures (prefix-cache, closed loop at four times the usual users, engines at real time). `make bench-compare` runs
+open loop; saturation, open loop at 90 % of the pool's capacity, which the script first
+measures (prefix-cache, closed loop at four times the usual users, engines at real time); and
+queueing, the same with each engine's batch capped at 16 sequences, so that requests wait for a
+slot. `make bench-compare` runs
 them all (Docs/benchmarks.md). Needs a release build (`swift build -c release --product
 junction`). The routers are installed with pip into --routers-venv (default
 ~/.cache/junction/routers-venv) if they are not there; a router that does not install or start
@@ -46,15 +48,21 @@ JUNCTION_POLICIES = ["expected-ttft", "prefix-cache", "llm-metrics", "least-requ
 # Pinned so that a comparison is repeatable; smg is the SGLang project's gateway today.
 EXTERNAL = {"smg": "smg==1.13.0", "sglang-router": "sglang-router==0.3.2", "vllm-router": "vllm-router==0.1.17"}
 
-# name: (bench scenario, engine profile, loop, requests[, engine speed]). loop: ("closed", users),
-# ("open", turns/s), or ("saturation", fraction of the measured capacity). Saturation runs the
-# engines at real time: at twice real time two cores could not offer the pool enough work to queue.
+# name: (bench scenario, engine profile, loop, requests[, engine speed[, max running sequences]]).
+# loop: ("closed", users), ("open", turns/s), or ("saturation", fraction of the measured capacity).
+# Saturation runs the engines at real time: at twice real time two cores could not offer the pool
+# enough work to queue. Even so `saturation` never queues for long on `7b-a100` engines, whose
+# batch (256 sequences, 896k tokens of KV) grows with the load: continuous batching trades time per
+# output token for admission. `queueing` caps each engine's batch at 16 sequences (vLLM's
+# `--max-num-seqs`, as deployments that bound time per output token do), so that near capacity
+# requests wait for a slot and a pick that ignores the queue costs a whole answer's time.
 WORKLOADS = {
     "seed": ("seed", "7b-a100", ("closed", 60), 500),
     "heavy-reuse": ("heavy-reuse", "7b-a100", ("closed", 60), 1500),
     "pressure-closed": ("heavy-reuse", "32b-l20x2", ("closed", 60), 1000),
     "pressure-open": ("heavy-reuse", "32b-l20x2", ("open", 10), 1000),
     "saturation": ("heavy-reuse", "7b-a100", ("saturation", 0.9), 1500, 1),
+    "queueing": ("heavy-reuse", "7b-a100", ("saturation", 0.9), 1500, 1, 16),
 }
 
 
@@ -250,7 +258,7 @@ def opening_split(files, users):
     return "\n".join(lines) + "\n"
 
 
-def start_engines(procs, args, profile, speed, name):
+def start_engines(procs, args, profile, speed, name, max_num_seqs=None):
     engines, started = [], []
     for n in range(args.engines):
         port = free_port()
@@ -258,13 +266,16 @@ def start_engines(procs, args, profile, speed, name):
                 "--speed", str(speed), "--seed", str(n + 1), "--served-model-name", "tiny"]
         if args.kv_blocks:
             argv += ["--kv-blocks", str(args.kv_blocks)]
+        if max_num_seqs:
+            argv += ["--max-num-seqs", str(max_num_seqs)]
         if args.engine_request_logs:
             argv += ["--request-log", os.path.join(args.out, f"{name}-engine-{n}.jsonl")]
         started.append(procs.start(f"engine-{profile}-{n}", argv))
         engines.append(f"http://127.0.0.1:{port}")
     for engine in engines:
         wait_until(lambda: http(engine + "/health")[0] == 200, 30, f"{engine} healthy")
-    print(f"compare: {args.engines} × engine-sim --profile {profile} --speed {speed:g}", flush=True)
+    capped = f" --max-num-seqs {max_num_seqs}" if max_num_seqs else ""
+    print(f"compare: {args.engines} × engine-sim --profile {profile} --speed {speed:g}{capped}", flush=True)
     return engines, started
 
 
@@ -305,8 +316,8 @@ def junction_target(target):
     return policy, params
 
 
-def run_workload(procs, work, args, name, scenario, profile, loop, requests, speed, external):
-    engines, engine_procs = start_engines(procs, args, profile, speed, name)
+def run_workload(procs, work, args, name, scenario, profile, loop, requests, speed, max_num_seqs, external):
+    engines, engine_procs = start_engines(procs, args, profile, speed, name, max_num_seqs)
     windows = {}
     try:
         if loop[0] == "saturation":
@@ -369,6 +380,8 @@ def main():
     parser.add_argument("--profile", default="7b-a100", help="engine profile of ad-hoc workloads")
     parser.add_argument("--speed", type=float, default=2, help="simulated engines run this many times faster than real time")
     parser.add_argument("--kv-blocks", type=int, default=None, help="KV blocks per engine (default: the profile's)")
+    parser.add_argument("--max-num-seqs", type=int, default=None,
+                        help="ad-hoc workloads: running sequences per engine (default: the profile's, 256)")
     parser.add_argument("--engine-request-logs", action="store_true",
                         help="engines write a line per request into --out (NAME-engine-N.jsonl; NAME-windows.json says when each target ran)")
     parser.add_argument("--concurrency", type=int, default=60, help="closed loop: users")
@@ -386,10 +399,13 @@ def main():
     for scenario in args.scenario or []:
         loop = ("open", args.rate) if args.rate else ("closed", args.concurrency)
         name = scenario if not args.rate else f"{scenario}-open"
-        runs.append((name, scenario, args.profile, loop, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario], args.speed))
+        runs.append((name, scenario, args.profile, loop, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario],
+                     args.speed, args.max_num_seqs))
     for name in args.workload or ([] if args.scenario else list(WORKLOADS)):
-        scenario, profile, loop, requests, *speed = WORKLOADS[name]
-        runs.append((name, scenario, profile, loop, args.requests or requests, speed[0] if speed else args.speed))
+        scenario, profile, loop, requests, *rest = WORKLOADS[name]
+        speed = rest[0] if rest else args.speed
+        max_num_seqs = rest[1] if len(rest) > 1 else None
+        runs.append((name, scenario, profile, loop, args.requests or requests, speed, max_num_seqs))
     work = tempfile.mkdtemp(prefix="junction-compare-")
     print(f"compare: logs in {work}", flush=True)
     procs = Processes(work)
