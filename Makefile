@@ -132,7 +132,7 @@ bench-gateway: build-release
 	python3 Deploy/bench/gateway-overhead.py
 
 ## Junction's policies, round-robin, smg and vllm-router on the same simulated engines, every preset
-## workload (closed and open loop, KV-cache pressure, saturation); tables and TTFT plots in
+## workload (closed and open loop, KV-cache pressure, saturation, queueing); tables and TTFT plots in
 ## .build/bench-compare (Docs/benchmarks.md).
 bench-compare: build-release
 	python3 Deploy/bench/compare.py

@@ -59,7 +59,7 @@ def start_engines(procs, args, tag="capacity"):
     return engines, started
 
 
-def start_junction(procs, work, engines, tag, gateway, params=None):
+def start_junction(procs, work, engines, tag, gateway, run_seconds, params=None):
     ports = {i: free_port() for i in (1, 2, 3)}
     gateway_port = free_port()
     config = os.path.join(work, f"junction-{tag}.json")
@@ -67,7 +67,7 @@ def start_junction(procs, work, engines, tag, gateway, params=None):
     # (60 s) the gateway would cut FIFO's long-queued requests, which the simulator then computes
     # for nothing when their turn comes (vLLM drops a waiting request when its client leaves).
     section = {"listen": f"127.0.0.1:{gateway_port}", "max_queue_size": 512, "wait_schedule_timeout": 60000,
-               "stream_idle_timeout_ms": int(1000 * (ARGS.seconds + 60)),
+               "stream_idle_timeout_ms": int(1000 * (run_seconds + 60)),
                "api_keys": [{"client": "chat", "key": "chat-key"}, {"client": "flood", "key": "flood-key"}]}
     section.update(gateway)
     with open(config, "w") as f:
@@ -128,7 +128,7 @@ def output_tokens(path):
 def measure_capacity(procs, work, engines, args):
     """Requests a second the pool completes with far more users than it can serve at once, through
     Junction, over the middle half of the completions."""
-    url, started = start_junction(procs, work, engines, "capacity", {})
+    url, started = start_junction(procs, work, engines, "capacity", {}, args.seconds)
     out = os.path.join(args.out, "capacity.json")
     p = bench(url, "flood-key", "capacity", 11, "--concurrency", 4 * 64 * args.engines // 4, args, out, requests=600)
     p.wait()
@@ -164,8 +164,6 @@ def main():
                         help="which of the runs to make, comma-separated (alone, fifo, flow); the ratios need alone and fifo")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    global ARGS
-    ARGS = args
     args.out = args.out or tempfile.mkdtemp(prefix="junction-fairness-")
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="junction-fairness-work-")
@@ -202,7 +200,7 @@ def main():
             tag = "".join(c if c.isalnum() else "-" for c in name)
             engines, engine_names = start_engines(procs, args, tag)
             params = {"prefill_tokens_per_second": args.prefill_tokens_per_second} if args.prefill_tokens_per_second else {}
-            url, started = start_junction(procs, work, engines, tag, gateway, params)
+            url, started = start_junction(procs, work, engines, tag, gateway, args.seconds, params)
             chat_out, flood_out = os.path.join(args.out, f"{tag}-chat.json"), os.path.join(args.out, f"{tag}-flood.json")
             began = time.time()
             clients = [bench(url, "chat-key", f"chat ({name})", 1, "--rate", chat_rate, args, chat_out)]
