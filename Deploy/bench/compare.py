@@ -9,6 +9,7 @@ a Markdown table with the change against round-robin, and an SVG of the TTFT dis
     Deploy/bench/compare.py [--workload seed heavy-reuse pressure-closed pressure-open saturation queueing]
                             [--targets ...] [--out DIR]
     Deploy/bench/compare.py --scenario seed --rate 4     # an ad-hoc workload: open loop, 4 turns/s
+    Deploy/bench/compare.py --workload heavy-reuse --targets prefix-cache smg --repeat 3   # mean and range of 3 rounds
 
 Workloads (WORKLOADS below): the project's two scenarios in closed loop; KV-cache pressure (the
 heavy-reuse conversations on `32b-l20x2` engines, whose caches hold 65k tokens) in closed and
@@ -322,49 +323,111 @@ def run_workload(procs, work, args, name, scenario, profile, loop, requests, spe
     try:
         if loop[0] == "saturation":
             loop = ("open", round(loop[1] * measure_capacity(procs, work, args, engines, scenario, name), 2))
-        files = []
-        for target in args.targets:
-            if target in EXTERNAL and target not in external:
-                continue
-            reset(engines)
-            label = target if target in EXTERNAL else ("round-robin" if target == "round-robin" else f"junction {target}")
-            try:
-                if target in EXTERNAL:
-                    url, started = start_external(procs, args.routers_venv, target, engines)
-                else:
-                    policy, params = junction_target(target)
-                    url, started = start_junction(procs, work, engines, policy, f"{name}-{target}", params=params)
-            except RuntimeError as error:
-                print(f"compare: {target} skipped: {error} (logs in {work})", flush=True)
-                procs.stop([p for p in procs.running if p not in engine_procs])
-                continue
-            out = os.path.join(args.out, f"{name}-{target}.json")
-            cpu_before = cpu_by_role(started, target)
-            engine_cpu_before = sum(cpu_seconds(p) for p in engine_procs)
-            began = time.time()
-            serve(url, label, ["--scenario", scenario], args, requests, engines, out, loop=loop)
-            windows[target] = [began, time.time()]
-            # What the router's processes and the engines spent during the run: on two shared
-            # cores, a router's CPU is taken from the engines and the client.
-            cpu = {role: round(seconds - cpu_before.get(role, 0.0), 2) for role, seconds in cpu_by_role(started, target).items()}
-            engine_cpu = round(sum(cpu_seconds(p) for p in engine_procs) - engine_cpu_before, 2)
-            print(f"CPU seconds during the run: router {cpu}, engines {engine_cpu}", flush=True)
-            if target not in EXTERNAL:
-                status, body = http(url + "/metrics")
-                if status == 200:
-                    with open(os.path.join(args.out, f"{name}-{target}-gateway-metrics.txt"), "wb") as f:
-                        f.write(body)
-            procs.stop(started)
-            files.append(out)
+        rounds = []
+        for round_index in range(args.repeat):
+            # Each round starts one target later, so no target always runs first (or last) on
+            # engines that have run for longer.
+            shift = round_index % len(args.targets)
+            order = args.targets[shift:] + args.targets[:shift]
+            suffix = f"-r{round_index + 1}" if args.repeat > 1 else ""
+            rounds.append(run_targets(procs, work, args, name, scenario, loop, requests, engines, engine_procs, order, suffix,
+                                      external, windows))
         how = f"{loop[1]:g} users" if loop[0] == "closed" else f"open loop {loop[1]:g} turns/s"
-        report(files, "round-robin", args.out, name,
-               f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {speed:g}), {how}",
-               users=int(loop[1]) if loop[0] == "closed" else None)
+        users = int(loop[1]) if loop[0] == "closed" else None
+        for files, suffix in rounds:
+            report(files, "round-robin", args.out, name + suffix,
+                   f"TTFT, {name} ({scenario}): {args.engines} × {profile} (speed {speed:g}), {how}", users=users)
+        if args.repeat > 1:
+            repeats_table([files for files, _ in rounds], args.out, name, users)
         if args.engine_request_logs:
             with open(os.path.join(args.out, f"{name}-windows.json"), "w") as f:
                 json.dump(windows, f)
     finally:
         procs.stop(engine_procs)
+
+
+def run_targets(procs, work, args, name, scenario, loop, requests, engines, engine_procs, order, suffix, external, windows):
+    """One round: each target of `order` in turn on the engines (caches reset before each), its
+    records into NAME-TARGET`suffix`.json. Returns the files written and the suffix."""
+    files = []
+    for target in order:
+        if target in EXTERNAL and target not in external:
+            continue
+        reset(engines)
+        label = target if target in EXTERNAL else ("round-robin" if target == "round-robin" else f"junction {target}")
+        try:
+            if target in EXTERNAL:
+                url, started = start_external(procs, args.routers_venv, target, engines)
+            else:
+                policy, params = junction_target(target)
+                # Each round's trio starts from empty data directories: one that restored the
+                # last round's affinity would believe the engines hold what their reset dropped.
+                url, started = start_junction(procs, work, engines, policy, f"{name}-{target}{suffix}", params=params)
+        except RuntimeError as error:
+            print(f"compare: {target} skipped: {error} (logs in {work})", flush=True)
+            procs.stop([p for p in procs.running if p not in engine_procs])
+            continue
+        out = os.path.join(args.out, f"{name}-{target}{suffix}.json")
+        cpu_before = cpu_by_role(started, target)
+        engine_cpu_before = sum(cpu_seconds(p) for p in engine_procs)
+        began = time.time()
+        serve(url, label, ["--scenario", scenario], args, requests, engines, out, loop=loop)
+        windows[target + suffix] = [began, time.time()]
+        # What the router's processes and the engines spent during the run: on two shared
+        # cores, a router's CPU is taken from the engines and the client.
+        cpu = {role: round(seconds - cpu_before.get(role, 0.0), 2) for role, seconds in cpu_by_role(started, target).items()}
+        engine_cpu = round(sum(cpu_seconds(p) for p in engine_procs) - engine_cpu_before, 2)
+        print(f"CPU seconds during the run: router {cpu}, engines {engine_cpu}", flush=True)
+        if target not in EXTERNAL:
+            status, body = http(url + "/metrics")
+            if status == 200:
+                with open(os.path.join(args.out, f"{name}-{target}{suffix}-gateway-metrics.txt"), "wb") as f:
+                    f.write(body)
+        procs.stop(started)
+        files.append(out)
+    return files, suffix
+
+
+def repeats_table(rounds, out_dir, scenario, users):
+    """The rounds of a repeated workload side by side: for each target, each metric's mean over
+    the rounds with its range, and the change of the means against the first external router
+    run (else round-robin). One run of a closed loop's mean moves by 10 % or more with where its
+    opening burst happens to land; the range says how far one run can be trusted."""
+    runs = {}
+    for files in rounds:
+        for path in files:
+            with open(path) as f:
+                data = json.load(f)
+            summary = data["summary"]
+            metrics = {"mean TTFT (ms)": summary["ttftMs"]["mean"], "P99 TTFT (ms)": summary["ttftMs"]["p99"],
+                       "output tokens/s": summary["outputThroughput"]}
+            if users:
+                done = sorted((r for r in data["records"] if r.get("firstToken") is not None), key=lambda r: r["start"])
+                burst = [1000 * (r["firstToken"] - r["start"]) for r in done[:users]]
+                rest = [1000 * (r["firstToken"] - r["start"]) for r in done[users:]]
+                metrics["opening burst: mean TTFT (ms)"] = sum(burst) / max(1, len(burst))
+                metrics["after it: mean TTFT (ms)"] = sum(rest) / max(1, len(rest))
+            runs.setdefault(summary["target"], []).append(metrics)
+    names = list(runs)
+    reference = next((n for n in names if n in EXTERNAL), "round-robin" if "round-robin" in names else None)
+    lines = [f"| {len(rounds)} rounds: mean (min–max) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for metric in runs[names[0]][0]:
+        cells = []
+        for n in names:
+            values = [m[metric] for m in runs[n]]
+            mean = sum(values) / len(values)
+            cell = f"{mean:,.1f} ({min(values):,.1f}–{max(values):,.1f})"
+            if reference and n != reference:
+                ref = [m[metric] for m in runs[reference]]
+                ref_mean = sum(ref) / len(ref)
+                cell += f", {100 * (mean - ref_mean) / ref_mean:+.1f} %" if ref_mean else ""
+            cells.append(cell)
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    note = f"\n(change of the means against {reference})\n" if reference else "\n"
+    table = "\n".join(lines) + "\n" + note
+    with open(os.path.join(out_dir, f"{scenario}-repeats.md"), "w") as f:
+        f.write(table)
+    print(f"\n## Scenario {scenario}, {len(rounds)} rounds\n\n{table}\nwritten: {out_dir}/{scenario}-repeats.md", flush=True)
 
 
 def main():
@@ -389,6 +452,9 @@ def main():
     parser.add_argument("--requests", type=int, default=None, help="requests per target (default: the workload's)")
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every target per workload (each round starts one target later); with more than "
+                             "one, NAME-repeats.md gives each metric's mean and range over the rounds")
     parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
     parser.add_argument("--out", default=str(ROOT / ".build" / "bench-compare"))
     args = parser.parse_args()

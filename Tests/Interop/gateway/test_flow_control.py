@@ -183,6 +183,22 @@ def test_a_classes_engine_priority_reaches_the_engine_in_place_of_the_clients(cl
         assert asked.status_code == 200, asked.text
 
 
+def test_a_body_whose_priority_cannot_be_replaced_is_refused_by_the_gateway(cluster_factory):
+    # With an engine priority configured, the gateway writes every request's `priority` itself. A
+    # body whose own `priority` is a number it cannot write again (1e400 overflows a double) is
+    # refused with the gateway's 400, not sent on with the client's value, and nothing else breaks.
+    classes = [{"name": "interactive"}, {"name": "standard"}, {"name": "batch", "engine_priority": 7}]
+    cluster = cluster_factory({"a": ["--dialect", "vllm"]}, dict(TENANTS, priority_classes=classes))
+    raw = b'{"model": "tiny", "max_tokens": 2, "prompt": "unmarkable", "priority": 1e400}'
+    refused = httpx.post(url_of(cluster) + "/v1/completions", timeout=30, content=raw,
+                         headers={"Authorization": "Bearer chat-key", "Content-Type": "application/json"})
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert "names 'priority'" in error["message"] and "Got priority" not in error["message"], refused.text
+    # The same client's next request is marked (priority 0, its class's) and served.
+    assert post_body(cluster, "chat-key", {"prompt": "after it", "priority": 3}).status_code == 200
+
+
 def test_config_mistakes_in_tenants_are_named_by_key(tmp_path):
     import subprocess
     from conftest import BINARY
