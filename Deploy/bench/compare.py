@@ -409,6 +409,8 @@ def repeats_table(rounds, out_dir, scenario, users):
                 metrics["after it: mean TTFT (ms)"] = sum(rest) / max(1, len(rest))
             runs.setdefault(summary["target"], []).append(metrics)
     names = list(runs)
+    if not names:
+        return
     reference = next((n for n in names if n in EXTERNAL), "round-robin" if "round-robin" in names else None)
     lines = [f"| {len(rounds)} rounds: mean (min–max) | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for metric in runs[names[0]][0]:
@@ -458,6 +460,8 @@ def main():
     parser.add_argument("--routers-venv", default=os.path.expanduser("~/.cache/junction/routers-venv"))
     parser.add_argument("--out", default=str(ROOT / ".build" / "bench-compare"))
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if not os.path.exists(BINARY):
         sys.exit(f"compare: no release build at {BINARY} (swift build -c release --product junction)")
     os.makedirs(args.out, exist_ok=True)
