@@ -115,7 +115,9 @@ def test_when_engines_are_busy_the_higher_class_goes_first_and_the_full_queue_sh
         deadline = time.time() + 10
         while time.time() < deadline and pending() != count:
             time.sleep(0.05)
-        assert pending() == count
+        # What the leader saw of the engine, should it not hold (a rare failure seen once in CI,
+        # 2026-12-07, with one request fewer pending: which one left, and on what report?).
+        assert pending() == count, (pending(), cluster.status(), finished)
 
     finished = {}
 
