@@ -234,6 +234,14 @@ def report(files, baseline, out_dir, scenario, title, users=None):
     print(f"\n## Scenario {scenario}\n\n{table}\nwritten: {out_dir}/{scenario}.md, {scenario}-ttft.svg", flush=True)
 
 
+def burst_and_rest(records, users):
+    """The TTFTs (ms) of a closed loop's opening burst (the first `users` requests started) and of
+    the requests after it, in start order."""
+    done = sorted((r for r in records if r.get("firstToken") is not None), key=lambda r: r["start"])
+    ttft = [1000 * (r["firstToken"] - r["start"]) for r in done]
+    return ttft[:users], ttft[users:]
+
+
 def opening_split(files, users):
     """A closed loop starts with every user's first turn at once: a burst the rest of the run never
     sees again, which can set the mean. This table shows that burst (the first `users` requests
@@ -245,9 +253,8 @@ def opening_split(files, users):
         with open(path) as f:
             data = json.load(f)
         names.append(data["summary"]["target"])
-        done = sorted((r for r in data["records"] if r.get("firstToken") is not None), key=lambda r: r["start"])
-        ttft = [1000 * (r["firstToken"] - r["start"]) for r in done]
-        burst, rest = ttft[:users], sorted(ttft[users:])
+        burst, rest = burst_and_rest(data["records"], users)
+        rest = sorted(rest)
         rows["opening burst: requests"].append(f"{len(burst)}")
         rows["opening burst: mean TTFT (ms)"].append(f"{sum(burst) / max(1, len(burst)):.0f}")
         rows["opening burst: max TTFT (ms)"].append(f"{max(burst, default=0):.0f}")
@@ -402,9 +409,7 @@ def repeats_table(rounds, out_dir, scenario, users):
             metrics = {"mean TTFT (ms)": summary["ttftMs"]["mean"], "P99 TTFT (ms)": summary["ttftMs"]["p99"],
                        "output tokens/s": summary["outputThroughput"]}
             if users:
-                done = sorted((r for r in data["records"] if r.get("firstToken") is not None), key=lambda r: r["start"])
-                burst = [1000 * (r["firstToken"] - r["start"]) for r in done[:users]]
-                rest = [1000 * (r["firstToken"] - r["start"]) for r in done[users:]]
+                burst, rest = burst_and_rest(data["records"], users)
                 metrics["opening burst: mean TTFT (ms)"] = sum(burst) / max(1, len(burst))
                 metrics["after it: mean TTFT (ms)"] = sum(rest) / max(1, len(rest))
             runs.setdefault(summary["target"], []).append(metrics)

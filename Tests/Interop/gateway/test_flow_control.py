@@ -117,8 +117,8 @@ def test_when_engines_are_busy_the_higher_class_goes_first_and_the_full_queue_sh
             time.sleep(0.05)
         # What the leader saw of the engine, should it not hold (a rare failure seen once in CI,
         # 2026-12-07, with one request fewer pending: which one left, and on what report?).
-        fallback = metric(cluster, "junction_gateway_routing_decisions_total", route="fallback")
-        assert pending() == count, (pending(), f"fallback routes {fallback}", cluster.status(), finished)
+        assert pending() == count, (pending(), "fallback routes", metric(cluster, "junction_gateway_routing_decisions_total", route="fallback"),
+                                    cluster.status(), finished)
 
     finished = {}
 
