@@ -11,15 +11,34 @@ import Glibc
 /// own choice for port 0 comes from that range, which is also where every outgoing connection
 /// of every test running at the same time takes its local port, so a port chosen there was seen
 /// taken before the process bound it ("Address already in use"). Below the range, only another
-/// caller's random pick in the same instant can collide.
+/// caller's pick can collide, and within this process none can: a port is handed out once. (A
+/// port handed out but not bound at the moment, such as a killed node's before its restart or a
+/// spare member's never started, binds fine, so the bind check alone gave it out twice; CI saw
+/// an engine simulator fail with "Address already in use".)
 public func freeLoopbackPort() throws -> Int {
     let low = ephemeralPortsStart()
     let candidates = 10_000..<max(10_001, low)
     for _ in 0..<200 {
         let port = Int.random(in: candidates)
-        if canBind(port) { return port }
+        if handedOut.claim(port) {
+            if canBind(port) { return port }
+            handedOut.release(port)
+        }
     }
     throw POSIXError(.EADDRINUSE)
+}
+
+/// The ports `freeLoopbackPort` has given out in this process.
+private let handedOut = HandedOutPorts()
+
+private final class HandedOutPorts: @unchecked Sendable {
+    // Safe: `ports` is read and written only while `lock` is held.
+    private let lock = NSLock()
+    private var ports: Set<Int> = []
+
+    /// True if `port` was not handed out before (it is now).
+    func claim(_ port: Int) -> Bool { lock.withLock { ports.insert(port).inserted } }
+    func release(_ port: Int) { _ = lock.withLock { ports.remove(port) } }
 }
 
 /// The first port of `net.ipv4.ip_local_port_range` (Linux's default 32768 if unreadable).

@@ -111,7 +111,7 @@ public actor LocalSchedulerTrio {
 
     /// Where node `id` serves `/metrics` (a trio made `withMetrics`, node started).
     public func metricsURL(_ id: UInt64) async throws -> String {
-        guard let process = processes[id] else { throw SpawnError.noMetricsURL("scheduler-\(id) (not running)") }
+        guard let process = processes[id] else { throw SpawnError.notPrinted("scheduler-\(id) (not running)", "metrics listening on ") }
         return try await process.metricsURL()
     }
 

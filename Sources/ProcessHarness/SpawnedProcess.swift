@@ -11,6 +11,9 @@ public final class SpawnedProcess: @unchecked Sendable {
     // thread-safe for signalling and waiting.
     public let name: String
     public let logPath: String
+    /// Where this run's output begins in the log: a restarted process appends to its
+    /// predecessor's, whose lines (an old port, say) must not be taken for this one's.
+    private let logStart: UInt64
     private let process: Process
 
     public init(name: String, binary: String, arguments: [String], directory: String) throws {
@@ -21,7 +24,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         logPath = directory + "/\(name).log"
         if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        handle.seekToEndOfFile()
+        logStart = handle.seekToEndOfFile()
         process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -42,17 +45,33 @@ public final class SpawnedProcess: @unchecked Sendable {
     /// The URL the process printed in its "metrics listening on URL" line (it was started with
     /// `--metrics-listen HOST:0`), waiting for the line up to `limit`.
     public func metricsURL(within limit: Duration = .seconds(20)) async throws -> String {
-        let marker = "metrics listening on "
+        try await printedWord(after: "metrics listening on ", within: limit)
+    }
+
+    /// The word that follows `marker` in the first log line holding it (an address the process
+    /// printed once it was listening), waiting for the line up to `limit`. Throws at once if the
+    /// process exits without printing it.
+    public func printedWord(after marker: String, within limit: Duration = .seconds(20)) async throws -> String {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < limit {
-            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }), let range = line.range(of: marker) {
-                return String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+            let text = ownOutput()
+            if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }), let range = line.range(of: marker),
+                let word = line[range.upperBound...].split(separator: " ").first
+            {
+                return String(word)
             }
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw SpawnError.noMetricsURL(name)
+        throw SpawnError.notPrinted(name, marker)
+    }
+
+    /// What this run has written to the log so far.
+    private func ownOutput() -> String {
+        guard let handle = FileHandle(forReadingAtPath: logPath) else { return "" }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: logStart)) != nil, let data = try? handle.readToEnd() else { return "" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     public func log(lines: Int = 30) -> String {
@@ -63,11 +82,11 @@ public final class SpawnedProcess: @unchecked Sendable {
 
 public enum SpawnError: Error, CustomStringConvertible {
     case noBinary(String)
-    case noMetricsURL(String)
+    case notPrinted(String, String)
     public var description: String {
         switch self {
         case .noBinary(let path): "no junction binary at \(path): run `swift build` (or set JUNCTION_BIN)"
-        case .noMetricsURL(let name): "\(name) printed no \"metrics listening on\" line"
+        case .notPrinted(let name, let marker): "\(name) printed no \"\(marker)\" line"
         }
     }
 }

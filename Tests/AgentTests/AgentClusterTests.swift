@@ -26,17 +26,34 @@ import Glibc
 
         init() throws {
             trio = try LocalSchedulerTrio(binary: builtJunctionBinary(), heartbeatTimeoutMilliseconds: 2_000, withMetrics: true)
-            for dialect in AgentClusterTests.dialects { ports[dialect] = try freeLoopbackPort() }
         }
 
         func instanceID(_ dialect: String) -> String { "127.0.0.1-\(ports[dialect]!)" }
         func url(_ dialect: String) -> String { "http://127.0.0.1:\(ports[dialect]!)" }
 
-        func startSimulator(_ dialect: String) throws {
-            simulators[dialect] = try SpawnedProcess(
-                name: "sim-\(dialect)", binary: builtJunctionBinary(),
-                arguments: ["engine-sim", "--dialect", dialect, "--port", String(ports[dialect]!), "--slowness", "20"],
-                directory: trio.directory)
+        /// Starts the dialect's simulator and waits until it listens. The first start takes a
+        /// port of the kernel's choosing (nothing can take it between choice and bind); a restart
+        /// takes the same port again, the one its agent watches, retrying while the port is held.
+        func startSimulator(_ dialect: String) async throws {
+            let marker = "engine-sim listening on "
+            for attempt in 1...10 {
+                let simulator = try SpawnedProcess(
+                    name: "sim-\(dialect)", binary: builtJunctionBinary(),
+                    arguments: ["engine-sim", "--dialect", dialect, "--port", String(ports[dialect] ?? 0), "--slowness", "20"],
+                    directory: trio.directory)
+                simulators[dialect] = simulator
+                do {
+                    let url = try await simulator.printedWord(after: marker)
+                    guard let port = url.split(separator: ":").last.flatMap({ Int($0) }) else {
+                        throw WireError(.internal, "sim-\(dialect) printed \(url)")
+                    }
+                    ports[dialect] = port
+                    return
+                } catch let error as SpawnError where attempt < 10 && !simulator.isRunning {
+                    print("sim-\(dialect) did not start (\(error)), retrying")
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
         }
 
         func startAgent(_ dialect: String) throws {
@@ -146,7 +163,7 @@ import Glibc
             for id: UInt64 in 1...3 { try await cluster.trio.start(id) }
             _ = try await cluster.trio.waitForLeader(among: [1, 2, 3])
             for dialect in Self.dialects {
-                try cluster.startSimulator(dialect)
+                try await cluster.startSimulator(dialect)
                 try cluster.startAgent(dialect)
             }
             try await body(cluster)
@@ -265,7 +282,7 @@ import Glibc
             #expect(reason?.contains("unreachable") == true, "reason: \(reason ?? "none")")
 
             // Back when it restarts.
-            try cluster.startSimulator("vllm")
+            try await cluster.startSimulator("vllm")
             let up = try await cluster.waitUntil(within: .seconds(5), "the restarted engine marked up") { status in
                 cluster.instance("vllm", in: status)?.instance?.state == .up
             }
