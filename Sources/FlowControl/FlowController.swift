@@ -54,6 +54,21 @@ public struct FlowController: Sendable {
     public private(set) var usesLeases: Bool
     /// Gateways sharing the budgets, as the leader last counted them.
     public private(set) var gateways = 1
+    /// The requests `next` took off the queue to ask the scheduler, by id (their tenants), until
+    /// they rejoin (`wait`), leave, are served or end. They still wait for an engine with room, so
+    /// the waiting counts include them: a gauge of the queue alone dipped by one each time the
+    /// first waiting request asked again, several times a second while every engine is busy.
+    public private(set) var asking: [UInt64: Int] = [:]
+
+    /// Requests waiting for an engine: in the queue, or taken off it to ask the scheduler.
+    public var waitingCount: Int { queue.count + asking.count }
+
+    /// `waitingCount` by tenant.
+    public var waitingByTenant: [Int] {
+        var counts = queue.waitingByTenant
+        for tenant in asking.values { counts[tenant] += 1 }
+        return counts
+    }
 
     public init(configuration: FlowConfiguration, now: Duration) {
         self.configuration = configuration
@@ -91,6 +106,7 @@ public struct FlowController: Sendable {
     /// at its first place if it waited before in this stay (`ticket.enqueued`). Returns the id of
     /// the request shed to make room, which is `ticket`'s own when it is the one.
     public mutating func wait(_ ticket: inout FlowTicket, now: Duration) -> UInt64? {
+        asking[ticket.id] = nil
         let enqueued = ticket.enqueued ?? now
         ticket.enqueued = enqueued
         let entry = FairQueue.Entry(
@@ -106,16 +122,25 @@ public struct FlowController: Sendable {
     /// The next waiting request of `pool` (nil: any) to ask the scheduler, taken off the queue.
     /// It rejoins with `wait` if told to wait again.
     public mutating func next(now: Duration, pool: String? = nil) -> UInt64? {
-        queue.next(now: now, pool: pool)?.id
+        guard let entry = queue.next(now: now, pool: pool) else { return nil }
+        asking[entry.id] = entry.tenant
+        return entry.id
+    }
+
+    /// A request `next` returned will not ask after all (nobody was left to wake).
+    public mutating func forget(_ id: UInt64) {
+        asking[id] = nil
     }
 
     /// The request no longer waits (it ended, or was sent another way).
     public mutating func leave(_ ticket: FlowTicket) {
+        asking[ticket.id] = nil
         queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
     }
 
     /// The request was sent to an engine: its estimate counts toward its tenant's fair share.
     public mutating func served(_ ticket: inout FlowTicket) {
+        asking[ticket.id] = nil
         guard !ticket.served else { return }
         ticket.served = true
         queue.charge(tenant: ticket.tenant, tokens: Double(ticket.estimatedTokens))
@@ -124,6 +149,7 @@ public struct FlowController: Sendable {
     /// The request ended, having used `usedTokens` (nil: unknown). One that never reached an
     /// engine gives back its request and its tokens; one that did is settled at its real usage.
     public mutating func finished(_ ticket: FlowTicket, usedTokens: Int?, now: Duration) {
+        asking[ticket.id] = nil
         queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
         guard ticket.admitted else { return }
         ledgers[ticket.tenant].settle(

@@ -48,8 +48,6 @@ final class FlowGate: Sendable {
         for tenant in configuration.tenants { metrics.tenantQueued(tenant: tenant.name, waiting: 0) }
     }
 
-    var waiting: Int { state.withLock { $0.controller.queue.count } }
-
     func tenantName(_ ticket: FlowTicket) -> String { configuration.tenants[ticket.tenant].name }
     func className(_ rank: Int) -> String { configuration.classes[rank].name }
 
@@ -166,7 +164,10 @@ final class FlowGate: Sendable {
         var woken: [Waiter] = []
         while woken.count < count, let id = state.controller.next(now: now, pool: pool) {
             // No waiter: the request ended as it was taken; nothing to wake.
-            guard let waiter = state.waiters.removeValue(forKey: id) else { continue }
+            guard let waiter = state.waiters.removeValue(forKey: id) else {
+                state.controller.forget(id)
+                continue
+            }
             woken.append(waiter)
         }
         if !woken.isEmpty { state.lastWake = now }
@@ -183,12 +184,12 @@ final class FlowGate: Sendable {
     /// than the caller's).
     private func publishWaiting() {
         state.withLock { state in
-            let waiting = state.controller.queue.waitingByTenant
+            let waiting = state.controller.waitingByTenant
             for index in waiting.indices where waiting[index] != state.published[index] {
                 metrics.tenantQueued(tenant: configuration.tenants[index].name, waiting: waiting[index])
                 state.published[index] = waiting[index]
             }
-            metrics.pending(state.controller.queue.count)
+            metrics.pending(state.controller.waitingCount)
         }
     }
 }

@@ -145,7 +145,7 @@ final class GatewayMetrics: Sendable {
     private let tenantGauges = Mutex<[String: Gauge]>([:])
     private let tenantWaits = Mutex<[String: ValueHistogram]>([:])
 
-    /// Requests of `tenant` waiting in the queue now.
+    /// Requests of `tenant` waiting now: in the queue, or woken from it and asking the scheduler.
     func tenantQueued(tenant: String, waiting: Int) {
         let gauge = tenantGauges.withLock { gauges in
             if let found = gauges[tenant] { return found }

@@ -310,12 +310,13 @@ final class SchedulerLink: Sendable {
         return .unavailable(reason)
     }
 
-    /// One call the leader was too slow to answer while it went on answering others: this
-    /// request is routed without it, and the gateway stays with the leader (no fallback, no
-    /// retarget), so one slow call costs one request's routing, not every request's.
+    /// One call the leader was too slow to answer while it went on answering others: the gateway
+    /// stays with the leader (no fallback, no retarget), so one slow call costs one request's
+    /// routing, not every request's; the lifecycle routes it without the leader, or puts it back
+    /// in the queue it was waiting in.
     private func slowAnswer(_ error: WireError) -> ScheduleAnswer {
         logger.debug("the scheduler was slow to answer one call", metadata: ["error": "\(error)"])
-        return .unavailable(error.message)
+        return .late(error.message)
     }
 
     private func leaveFallback() {

@@ -121,6 +121,10 @@ public enum ScheduleAnswer: Sendable, Equatable {
     case noneUp(String)
     /// No scheduler answered in time: route by fallback.
     case unavailable(String)
+    /// The leader, answering other calls, did not answer this one in time. A request that waits
+    /// in the queue goes back to its place (engines were full when it was last told; routing it
+    /// blind would skip the queue it waited in); any other is routed by fallback.
+    case late(String)
 }
 
 public enum LifecycleEvent: Sendable, Equatable {

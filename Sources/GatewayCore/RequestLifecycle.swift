@@ -185,7 +185,9 @@ public struct RequestLifecycle: Sendable {
             answerError(excluded.isEmpty ? .modelNotFound(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
         case .noneUp(let why):
             answerError(excluded.isEmpty ? .noInstanceUp(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
-        case .unavailable:
+        case .late where inQueue:
+            wait(retryAfter: .zero, now, &out)
+        case .unavailable, .late:
             phase = .pickingFallback
             out.append(.pickFallback(exclude: excluded))
         }

@@ -124,7 +124,7 @@ public struct RequestTracePlan: Sendable {
                 out.append(.attribute(schedule, "junction.instance_id", .string(instance.id)))
                 end(schedule, now, nil, &out)
             case .wait, .hold: end(schedule, now, nil, &out)
-            case .noInstance(let why), .noneUp(let why), .unavailable(let why): end(schedule, now, why, &out)
+            case .noInstance(let why), .noneUp(let why), .unavailable(let why), .late(let why): end(schedule, now, why, &out)
             }
         case .fallbackPicked(let instance, _):
             out.append(.attribute(SpanKey(.request), "junction.fallback_instance_id", .string(instance?.id ?? "")))
@@ -264,6 +264,7 @@ public struct RequestTracePlan: Sendable {
         case .noInstance: "no_instance"
         case .noneUp: "none_up"
         case .unavailable: "unavailable"
+        case .late: "late"
         }
     }
 }

@@ -89,4 +89,41 @@ import Testing
         #expect(job.enqueued == .zero)
         #expect(flow.queue.band(of: entry, now: .seconds(17)) == 1)
     }
+
+    /// A request woken to ask the scheduler still waits for an engine: it counts as waiting
+    /// (overall and for its tenant) until it is back in the queue, sent, gone, or ended.
+    @Test func aRequestAskingFromTheQueueStillCountsAsWaitingUntilItLeavesIt() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        let jobs = configuration.tenant(named: "jobs"), standard = configuration.defaultTenant
+        var a = ticket(1, "jobs"), b = ticket(2, nil), c = ticket(3, "jobs")
+        // Each asked first and was told to wait (a standard request goes before a batch one).
+        #expect(flow.arrive(&a, now: .zero) == (.proceed, nil))
+        _ = flow.wait(&a, now: .zero)
+        #expect(flow.arrive(&b, now: .zero) == (.proceed, nil))
+        _ = flow.wait(&b, now: .zero)
+        #expect(flow.waitingCount == 2 && flow.queue.count == 2)
+        // The standard request goes first; woken, it is off the queue but still waiting.
+        #expect(flow.next(now: .zero) == 2)
+        #expect(flow.queue.count == 1 && flow.waitingCount == 2)
+        #expect(flow.waitingByTenant[standard] == 1 && flow.waitingByTenant[jobs] == 1)
+        // Told to wait again: back in the queue, counted once.
+        #expect(flow.wait(&b, now: .milliseconds(200)) == nil)
+        #expect(flow.queue.count == 2 && flow.waitingCount == 2 && flow.asking.isEmpty)
+        // Woken and sent: no longer waiting.
+        #expect(flow.next(now: .milliseconds(400)) == 2)
+        flow.leave(b)
+        flow.served(&b)
+        #expect(flow.waitingCount == 1 && flow.waitingByTenant[standard] == 0)
+        // Woken, then its client leaves: it ends and counts no more.
+        #expect(flow.next(now: .milliseconds(600)) == 1)
+        #expect(flow.waitingCount == 1)
+        flow.finished(a, usedTokens: nil, now: .milliseconds(700))
+        #expect(flow.waitingCount == 0 && flow.waitingByTenant[jobs] == 0)
+        // Taken with nobody left to wake: forgotten.
+        _ = flow.arrive(&c, now: .seconds(1))
+        _ = flow.wait(&c, now: .seconds(1))
+        #expect(flow.next(now: .seconds(1)) == 3)
+        flow.forget(3)
+        #expect(flow.waitingCount == 0)
+    }
 }

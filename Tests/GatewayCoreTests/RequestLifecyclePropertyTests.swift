@@ -51,7 +51,7 @@ import Testing
                 let flow: HandoffFlow? = pick([nil, nil, .vllm, .sglang])
                 return .scheduler(.assigned(instance(pick(instances)), prefill: flow.map { prefill(pick(["p1", "p2"]), $0) }))
             case 1: return .scheduler(.wait(retryAfter: .milliseconds(Int64(random.next() % 300))))
-            case 2: return .scheduler(pick([.noInstance("none"), .noneUp("down"), .unavailable("down"), .hold(retryAfter: .milliseconds(20))]))
+            case 2: return .scheduler(pick([.noInstance("none"), .noneUp("down"), .unavailable("down"), .late("slow"), .hold(retryAfter: .milliseconds(20))]))
             case 3: return .fallbackPicked(random.next() % 3 == 0 ? nil : instance(pick(instances)), tableKnowsModel: random.next() % 2 == 0)
             case 4: return .queueJoined(admitted: random.next() % 4 != 0)
             case 5: return .turn
@@ -191,7 +191,7 @@ import Testing
             let flow: HandoffFlow? = checker.pick([nil, nil, .vllm, .sglang])
             let assigned = ScheduleAnswer.assigned(instance(checker.pick(["a", "b", "c"])), prefill: flow.map { prefill("p1", $0) })
             let reused = ScheduleAnswer.reused(instance(checker.pick(["a", "b", "c"])))
-            return [.scheduler(checker.pick([assigned, assigned, assigned, reused, .wait(retryAfter: .milliseconds(50)), .unavailable("down"), .noInstance("x"), .noneUp("x"), .hold(retryAfter: .milliseconds(20))]))]
+            return [.scheduler(checker.pick([assigned, assigned, assigned, reused, .wait(retryAfter: .milliseconds(50)), .unavailable("down"), .late("slow"), .noInstance("x"), .noneUp("x"), .hold(retryAfter: .milliseconds(20))]))]
         case .pickFallback: return [.fallbackPicked(checker.random.next() % 4 == 0 ? nil : instance("f"), tableKnowsModel: true)]
         case .joinQueue: return [.queueJoined(admitted: checker.random.next() % 5 != 0)]
         case .waitForTurn: return checker.pick([[.turn], [.turn], [.shed], []])

@@ -175,6 +175,32 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(d.all.filter { $0 == .leaveQueue }.count == 1)
     }
 
+    /// The leader answered others but not this call in time: a request that waited in the
+    /// queue (engines were full when it was last told) goes back to its place rather than to an
+    /// engine picked blind; one that never waited is routed by fallback, as without a leader.
+    @Test func aLateAnswerPutsAQueuedRequestBackInItsPlaceAndRoutesAnyOtherByFallback() {
+        var queued = Drive { $0.waitScheduleTimeout = .seconds(30) }
+        queued.feed(.start)
+        queued.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
+        queued.feed(.queueJoined(admitted: true))
+        queued.feed(.turn)
+        #expect(queued.feed(.scheduler(.late("call timed out"))) == [.waitForTurn])
+        #expect(queued.feed(.turn) == [.askScheduler(exclude: [])])
+        let routed = queued.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
+        #expect(routed.first == .leaveQueue && !queued.all.contains(.pickFallback(exclude: [])))
+        // Past its time to live, a late answer ends its wait as a wait answer would.
+        var expired = Drive { $0.waitScheduleTimeout = .milliseconds(300) }
+        expired.feed(.start)
+        expired.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
+        expired.feed(.queueJoined(admitted: true))
+        expired.feed(.turn)
+        expired.feed(.scheduler(.late("call timed out")), after: .milliseconds(400))
+        #expect(expired.answerErrors.map(\.status) == [503] && expired.machine.isDone)
+        var fresh = Drive()
+        fresh.feed(.start)
+        #expect(fresh.feed(.scheduler(.late("call timed out"))) == [.pickFallback(exclude: [])])
+    }
+
     @Test func aRequestAdmittedBehindOthersWaitsForItsTurnUntilItsClassesTimeToLive() {
         var d = Drive()
         d.machine = RequestLifecycle(request: LifecycleRequest(model: "m", stream: true, queueTimeout: .seconds(5)), configuration: LifecycleConfiguration())
