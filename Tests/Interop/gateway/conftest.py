@@ -4,6 +4,7 @@ binary and stopped (by PID) afterwards."""
 import json
 import os
 import pathlib
+import random
 import re
 import signal
 import socket
@@ -21,10 +22,29 @@ BINARY = os.environ.get("JUNCTION_BIN", str(ROOT / ".build" / "debug" / "junctio
 API_KEY = "test-key-0123"
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on now, for a process that must be named its port in
+    advance (the schedulers list each other's). Taken at random below the kernel's ephemeral
+    range, where the kernel's own picks (every outgoing connection's local port, every port 0)
+    never land, and handed out once per test run, so a port given to a process that is stopped
+    for now (a killed scheduler before its restart) is not given to another."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for _ in range(200):
+        port = random.randrange(10_000, max(10_001, low))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise OSError("no free loopback port below the ephemeral range")
 
 
 class Process:
