@@ -123,7 +123,8 @@ public enum ScheduleAnswer: Sendable, Equatable {
     case unavailable(String)
     /// The leader, answering other calls, did not answer this one in time. A request that waits
     /// in the queue goes back to its place (engines were full when it was last told; routing it
-    /// blind would skip the queue it waited in); any other is routed by fallback.
+    /// blind would skip the queue it waited in), unless its previous answer was late too; any
+    /// other is routed by fallback.
     case late(String)
 }
 

@@ -26,6 +26,12 @@ public struct RequestLifecycle: Sendable {
     private var inQueue = false
     private var queueDeadline: Moment?
     private var nextTry: Moment = .zero
+    /// When the leader began holding the request (its first hold since another answer): holds
+    /// are bounded from here, not from its arrival, which for a request that waited in the queue
+    /// may be long before.
+    private var holdingSince: Moment?
+    /// The leader's answers that came late in a row (`ScheduleAnswer.late`).
+    private var lateInARow = 0
     /// The timer the shell has been asked for, if it has not fired yet.
     private var armed: Moment?
     private var lastProblem = "no instance was tried"
@@ -146,6 +152,8 @@ public struct RequestLifecycle: Sendable {
 
     private mutating func scheduled(_ answer: ScheduleAnswer, _ now: Moment, _ out: inout [LifecycleDirective]) {
         guard phase == .scheduling else { return }
+        if case .hold = answer {} else { holdingSince = nil }
+        if case .late = answer { lateInARow += 1 } else { lateInARow = 0 }
         switch answer {
         case .assigned(let instance, var prefill):
             let number = attemptNumber + 1
@@ -176,7 +184,9 @@ public struct RequestLifecycle: Sendable {
             // gateway takes the leader for broken rather than hold the client without end. A
             // request woken from the queue and held asks again on its own timer too: no capacity
             // signal follows a hold.
-            if now - askedAt >= Self.longestHold {
+            let since = holdingSince ?? now
+            holdingSince = since
+            if now - since >= Self.longestHold {
                 return answerError(.upstream("The scheduler held the request for more than \(Self.longestHold).", status: 503), &out)
             }
             phase = .holding
@@ -185,7 +195,9 @@ public struct RequestLifecycle: Sendable {
             answerError(excluded.isEmpty ? .modelNotFound(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
         case .noneUp(let why):
             answerError(excluded.isEmpty ? .noInstanceUp(request.model) : .upstream("No other instance can take the request: \(why)"), &out)
-        case .late where inQueue:
+        case .late where inQueue && lateInARow == 1:
+            // Once: a leader late twice in a row may be stuck while its connection still
+            // answers, and the queue must not keep its requests until their time to live.
             wait(retryAfter: .zero, now, &out)
         case .unavailable, .late:
             phase = .pickingFallback

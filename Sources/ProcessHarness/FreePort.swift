@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -31,14 +32,12 @@ public func freeLoopbackPort() throws -> Int {
 /// The ports `freeLoopbackPort` has given out in this process.
 private let handedOut = HandedOutPorts()
 
-private final class HandedOutPorts: @unchecked Sendable {
-    // Safe: `ports` is read and written only while `lock` is held.
-    private let lock = NSLock()
-    private var ports: Set<Int> = []
+private final class HandedOutPorts: Sendable {
+    private let ports = Mutex<Set<Int>>([])
 
     /// True if `port` was not handed out before (it is now).
-    func claim(_ port: Int) -> Bool { lock.withLock { ports.insert(port).inserted } }
-    func release(_ port: Int) { _ = lock.withLock { ports.remove(port) } }
+    func claim(_ port: Int) -> Bool { ports.withLock { $0.insert(port).inserted } }
+    func release(_ port: Int) { _ = ports.withLock { $0.remove(port) } }
 }
 
 /// The first port of `net.ipv4.ip_local_port_range` (Linux's default 32768 if unreadable).

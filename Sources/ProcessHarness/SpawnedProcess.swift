@@ -54,13 +54,15 @@ public final class SpawnedProcess: @unchecked Sendable {
     public func printedWord(after marker: String, within limit: Duration = .seconds(20)) async throws -> String {
         let start = ContinuousClock.now
         while ContinuousClock.now - start < limit {
+            // Whether it ran before the read: a line printed just before it exited is still read.
+            let running = process.isRunning
             let text = ownOutput()
             if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }), let range = line.range(of: marker),
                 let word = line[range.upperBound...].split(separator: " ").first
             {
                 return String(word)
             }
-            if !process.isRunning { break }
+            if !running { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw SpawnError.notPrinted(name, marker)

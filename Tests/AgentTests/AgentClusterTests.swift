@@ -26,28 +26,24 @@ import Glibc
 
         init() throws {
             trio = try LocalSchedulerTrio(binary: builtJunctionBinary(), heartbeatTimeoutMilliseconds: 2_000, withMetrics: true)
+            for dialect in AgentClusterTests.dialects { ports[dialect] = try freeLoopbackPort() }
         }
 
         func instanceID(_ dialect: String) -> String { "127.0.0.1-\(ports[dialect]!)" }
         func url(_ dialect: String) -> String { "http://127.0.0.1:\(ports[dialect]!)" }
 
-        /// Starts the dialect's simulator and waits until it listens. The first start takes a
-        /// port of the kernel's choosing (nothing can take it between choice and bind); a restart
-        /// takes the same port again, the one its agent watches, retrying while the port is held.
+        /// Starts the dialect's simulator on its port (the one its agent watches, kept across a
+        /// restart) and waits until it listens, retrying while something else holds the port.
         func startSimulator(_ dialect: String) async throws {
             let marker = "engine-sim listening on "
             for attempt in 1...10 {
                 let simulator = try SpawnedProcess(
                     name: "sim-\(dialect)", binary: builtJunctionBinary(),
-                    arguments: ["engine-sim", "--dialect", dialect, "--port", String(ports[dialect] ?? 0), "--slowness", "20"],
+                    arguments: ["engine-sim", "--dialect", dialect, "--port", String(ports[dialect]!), "--slowness", "20"],
                     directory: trio.directory)
                 simulators[dialect] = simulator
                 do {
-                    let url = try await simulator.printedWord(after: marker)
-                    guard let port = url.split(separator: ":").last.flatMap({ Int($0) }) else {
-                        throw WireError(.internal, "sim-\(dialect) printed \(url)")
-                    }
-                    ports[dialect] = port
+                    _ = try await simulator.printedWord(after: marker)
                     return
                 } catch let error as SpawnError where attempt < 10 && !simulator.isRunning {
                     print("sim-\(dialect) did not start (\(error)), retrying")

@@ -199,6 +199,33 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         var fresh = Drive()
         fresh.feed(.start)
         #expect(fresh.feed(.scheduler(.late("call timed out"))) == [.pickFallback(exclude: [])])
+        // Late twice in a row (a leader stuck while its connection answers): routed by fallback,
+        // not kept in the queue until its time to live runs out.
+        var stuck = Drive { $0.waitScheduleTimeout = .seconds(30) }
+        stuck.feed(.start)
+        stuck.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
+        stuck.feed(.queueJoined(admitted: true))
+        stuck.feed(.turn)
+        #expect(stuck.feed(.scheduler(.late("call timed out"))) == [.waitForTurn])
+        stuck.feed(.turn)
+        #expect(stuck.feed(.scheduler(.late("call timed out"))) == [.pickFallback(exclude: [])])
+        let sent = stuck.feed(.fallbackPicked(instance("a"), tableKnowsModel: true))
+        #expect(sent.first == .leaveQueue && stuck.answerErrors.isEmpty)
+    }
+
+    /// A request that waited long in the queue and is then held is bounded from its first hold,
+    /// not from its arrival.
+    @Test func holdsAreBoundedFromTheFirstHoldNotFromTheArrival() {
+        var d = Drive { $0.waitScheduleTimeout = .seconds(30) }
+        d.feed(.start)
+        d.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
+        d.feed(.queueJoined(admitted: true))
+        d.feed(.turn, after: .seconds(20))
+        let held = d.feed(.scheduler(.hold(retryAfter: .milliseconds(50))))
+        #expect(held.contains(.setTimer(at: d.now + .milliseconds(50))) && d.answerErrors.isEmpty)
+        d.feed(.timer, after: .seconds(15))
+        d.feed(.scheduler(.hold(retryAfter: .milliseconds(50))))
+        #expect(d.answerErrors.map(\.status) == [503] && d.machine.isDone)
     }
 
     @Test func aRequestAdmittedBehindOthersWaitsForItsTurnUntilItsClassesTimeToLive() {

@@ -9,7 +9,7 @@ import Wire
 /// all refused without moving the leader.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct TLSTrioTests {
     @Test func aTrioOnTLSServesItsRolesAndRefusesEveryoneElse() async throws {
-        let trio = try LocalSchedulerTrio(binary: try builtJunctionBinary(), pki: try LocalPKI())
+        let trio = try LocalSchedulerTrio(binary: builtJunctionBinary(), pki: try LocalPKI())
         do {
             try await run(trio)
         } catch {
