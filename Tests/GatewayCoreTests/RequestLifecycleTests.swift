@@ -29,6 +29,15 @@ struct Drive {
         all.compactMap { if case .connect(let leg, let instance, let body, _) = $0 { (leg, instance.id, body) } else { nil } }
     }
     var answerErrors: [OpenAIError] { all.compactMap { if case .answerError(let error) = $0 { error } else { nil } } }
+
+    /// A request that asked, was told to wait, and joined the queue (`timeout`: its time to live).
+    static func queued(timeout: Duration = LifecycleConfiguration().waitScheduleTimeout) -> Drive {
+        var d = Drive { $0.waitScheduleTimeout = timeout }
+        d.feed(.start)
+        d.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
+        d.feed(.queueJoined(admitted: true))
+        return d
+    }
 }
 
 func instance(_ id: String) -> InstanceRef { InstanceRef(id: id, endpointURL: "http://127.0.0.1:1/\(id)", model: "m", isUp: true) }
@@ -179,20 +188,14 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
     /// queue (engines were full when it was last told) goes back to its place rather than to an
     /// engine picked blind; one that never waited is routed by fallback, as without a leader.
     @Test func aLateAnswerPutsAQueuedRequestBackInItsPlaceAndRoutesAnyOtherByFallback() {
-        var queued = Drive { $0.waitScheduleTimeout = .seconds(30) }
-        queued.feed(.start)
-        queued.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
-        queued.feed(.queueJoined(admitted: true))
+        var queued = Drive.queued()
         queued.feed(.turn)
         #expect(queued.feed(.scheduler(.late("call timed out"))) == [.waitForTurn])
         #expect(queued.feed(.turn) == [.askScheduler(exclude: [])])
         let routed = queued.feed(.scheduler(.assigned(instance("a"), prefill: nil)))
         #expect(routed.first == .leaveQueue && !queued.all.contains(.pickFallback(exclude: [])))
         // Past its time to live, a late answer ends its wait as a wait answer would.
-        var expired = Drive { $0.waitScheduleTimeout = .milliseconds(300) }
-        expired.feed(.start)
-        expired.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
-        expired.feed(.queueJoined(admitted: true))
+        var expired = Drive.queued(timeout: .milliseconds(300))
         expired.feed(.turn)
         expired.feed(.scheduler(.late("call timed out")), after: .milliseconds(400))
         #expect(expired.answerErrors.map(\.status) == [503] && expired.machine.isDone)
@@ -201,10 +204,7 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(fresh.feed(.scheduler(.late("call timed out"))) == [.pickFallback(exclude: [])])
         // Late twice in a row (a leader stuck while its connection answers): routed by fallback,
         // not kept in the queue until its time to live runs out.
-        var stuck = Drive { $0.waitScheduleTimeout = .seconds(30) }
-        stuck.feed(.start)
-        stuck.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
-        stuck.feed(.queueJoined(admitted: true))
+        var stuck = Drive.queued()
         stuck.feed(.turn)
         #expect(stuck.feed(.scheduler(.late("call timed out"))) == [.waitForTurn])
         stuck.feed(.turn)
@@ -216,10 +216,7 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
     /// A request that waited long in the queue and is then held is bounded from its first hold,
     /// not from its arrival.
     @Test func holdsAreBoundedFromTheFirstHoldNotFromTheArrival() {
-        var d = Drive { $0.waitScheduleTimeout = .seconds(30) }
-        d.feed(.start)
-        d.feed(.scheduler(.wait(retryAfter: .milliseconds(100))))
-        d.feed(.queueJoined(admitted: true))
+        var d = Drive.queued()
         d.feed(.turn, after: .seconds(20))
         let held = d.feed(.scheduler(.hold(retryAfter: .milliseconds(50))))
         #expect(held.contains(.setTimer(at: d.now + .milliseconds(50))) && d.answerErrors.isEmpty)
@@ -293,10 +290,7 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         #expect(d.answerErrors.map(\.status) == [503] && d.machine.isDone)
         // A request woken from the queue and held asks again when the hold ends (no capacity
         // signal follows a hold), and gives its queue place back once.
-        var queued = Drive()
-        queued.feed(.start)
-        queued.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
-        queued.feed(.queueJoined(admitted: true))
+        var queued = Drive.queued()
         queued.feed(.turn)
         let held = queued.feed(.scheduler(.hold(retryAfter: .milliseconds(10))))
         #expect(!held.contains(.waitForTurn) && held.contains { if case .setTimer = $0 { true } else { false } })
@@ -311,10 +305,7 @@ func prefill(_ id: String, _ flow: HandoffFlow) -> PrefillTarget {
         full.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
         full.feed(.queueJoined(admitted: false))
         #expect(full.answerErrors.map(\.status) == [429] && !full.all.contains(.leaveQueue))
-        var late = Drive { $0.waitScheduleTimeout = .milliseconds(300) }
-        late.feed(.start)
-        late.feed(.scheduler(.wait(retryAfter: .milliseconds(10))))
-        late.feed(.queueJoined(admitted: true))
+        var late = Drive.queued(timeout: .milliseconds(300))
         late.feed(.turn)
         late.feed(.scheduler(.wait(retryAfter: .milliseconds(10))), after: .milliseconds(400))
         #expect(late.answerErrors.map(\.status) == [503] && late.all.filter { $0 == .leaveQueue }.count == 1)
