@@ -9,6 +9,8 @@ a Markdown table with the change against round-robin, and an SVG of the TTFT dis
     Deploy/bench/compare.py [--workload seed heavy-reuse pressure-closed pressure-open saturation queueing]
                             [--targets ...] [--out DIR]
     Deploy/bench/compare.py --scenario seed --rate 4     # an ad-hoc workload: open loop, 4 turns/s
+    Deploy/bench/compare.py --scenario heavy-reuse --name rag --rate 20 \
+        --shape "--turns 1-1 --conversations 3000 --system-prompts 16"   # another shape of workload
     Deploy/bench/compare.py --workload heavy-reuse --targets prefix-cache smg --repeat 3   # mean and range of 3 rounds
 
 Workloads (WORKLOADS below): the project's two scenarios in closed loop; KV-cache pressure (the
@@ -35,6 +37,7 @@ import argparse
 import json
 import os
 import pathlib
+import shlex
 import signal
 import socket
 import subprocess
@@ -287,6 +290,11 @@ def start_engines(procs, args, profile, speed, name, max_num_seqs=None):
     return engines, started
 
 
+def shaped(scenario, args):
+    """The generator's arguments: the scenario, then --shape's overrides of its distributions."""
+    return ["--scenario", scenario, *shlex.split(args.shape or "")]
+
+
 def reset(engines):
     for engine in engines:
         http(engine + "/reset_prefix_cache", "POST")
@@ -301,7 +309,7 @@ def measure_capacity(procs, work, args, engines, scenario, tag):
     reset(engines)
     url, started = start_junction(procs, work, engines, "prefix-cache", f"{tag}-capacity")
     out = os.path.join(args.out, f"{tag}-capacity.json")
-    serve(url, "capacity", ["--scenario", scenario], args, 2400, engines, out, loop=("closed", 4 * args.concurrency))
+    serve(url, "capacity", shaped(scenario, args), args, 2400, engines, out, loop=("closed", 4 * args.concurrency))
     procs.stop(started)
     with open(out) as f:
         ends = sorted(r["end"] for r in json.load(f)["records"] if r.get("end") is not None and r.get("firstToken") is not None)
@@ -378,7 +386,7 @@ def run_targets(procs, work, args, name, scenario, loop, requests, engines, engi
         cpu_before = cpu_by_role(started, target)
         engine_cpu_before = sum(cpu_seconds(p) for p in engine_procs)
         began = time.time()
-        serve(url, label, ["--scenario", scenario], args, requests, engines, out, loop=loop)
+        serve(url, label, shaped(scenario, args), args, requests, engines, out, loop=loop)
         windows[target + suffix] = [began, time.time()]
         # What the router's processes and the engines spent during the run: on two shared
         # cores, a router's CPU is taken from the engines and the client.
@@ -454,8 +462,15 @@ def main():
                         help="ad-hoc workloads: running sequences per engine (default: the profile's, 256)")
     parser.add_argument("--engine-request-logs", action="store_true",
                         help="engines write a line per request into --out (NAME-engine-N.jsonl; NAME-windows.json says when each target ran)")
+    parser.add_argument("--shape", default=None,
+                        help="overrides of the generator's distributions, passed to `junction bench serve` after the "
+                             "scenario (\"--turns 1-1 --system-prompts 16 --conversations 3000\"); with --name")
+    parser.add_argument("--name", default=None, help="ad-hoc workloads: the run's name in --out (default: the scenario's)")
     parser.add_argument("--concurrency", type=int, default=60, help="closed loop: users")
     parser.add_argument("--rate", type=float, default=None, help="ad-hoc workloads: open loop at this many turns a second")
+    parser.add_argument("--saturation", type=float, default=None,
+                        help="ad-hoc workloads: open loop at this fraction of the capacity measured first (as the "
+                             "saturation workload; pass --speed 1 for engines at real time as it does)")
     parser.add_argument("--requests", type=int, default=None, help="requests per target (default: the workload's)")
     parser.add_argument("--max-seconds", type=float, default=240)
     parser.add_argument("--seed", type=int, default=1)
@@ -467,13 +482,22 @@ def main():
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.name and (args.workload or len(args.scenario or []) != 1):
+        parser.error("--name names one ad-hoc workload: give exactly one --scenario and no --workload")
+    if args.rate and args.saturation:
+        parser.error("--rate and --saturation are two open loops: give one")
     if not os.path.exists(BINARY):
         sys.exit(f"compare: no release build at {BINARY} (swift build -c release --product junction)")
     os.makedirs(args.out, exist_ok=True)
     runs = []
     for scenario in args.scenario or []:
-        loop = ("open", args.rate) if args.rate else ("closed", args.concurrency)
-        name = scenario if not args.rate else f"{scenario}-open"
+        if args.saturation:
+            loop, default_name = ("saturation", args.saturation), f"{scenario}-saturation"
+        elif args.rate:
+            loop, default_name = ("open", args.rate), f"{scenario}-open"
+        else:
+            loop, default_name = ("closed", args.concurrency), scenario
+        name = args.name or default_name
         runs.append((name, scenario, args.profile, loop, args.requests or {"seed": 500, "heavy-reuse": 1500}[scenario],
                      args.speed, args.max_num_seqs))
     for name in args.workload or ([] if args.scenario else list(WORKLOADS)):
