@@ -125,15 +125,21 @@ public struct FairQueue: Sendable {
     }
 
     /// Whether something waiting in `pool` would be served before a request of `tenant` and
-    /// `classRank` arriving now; if not, it may go to the engines without waiting.
-    public func hasAnythingAhead(ofTenant tenant: Int, classRank: Int, pool: String = "", now: Duration) -> Bool {
+    /// `classRank` arriving now; if not, it may go to the engines without waiting. `outside`:
+    /// entries taken off the queue that still wait for an engine (woken to ask the scheduler),
+    /// which go before a newcomer as they would had they stayed.
+    public func hasAnythingAhead(
+        ofTenant tenant: Int, classRank: Int, pool: String = "", now: Duration, outside: some Sequence<Entry> = [Entry]()
+    ) -> Bool {
         let counter = liftedCounter(of: tenant)
-        for (key, flow) in flows where key.pool == pool {
-            guard let head = flow.first else { continue }
+        func goesFirst(_ head: Entry) -> Bool {
             let band = band(of: head, now: now)
-            if band < classRank || (band == classRank && counters[key.tenant] <= counter) { return true }
+            return band < classRank || (band == classRank && counters[head.tenant] <= counter)
         }
-        return false
+        for (key, flow) in flows where key.pool == pool {
+            if let head = flow.first, goesFirst(head) { return true }
+        }
+        return outside.contains { $0.pool == pool && goesFirst($0) }
     }
 
     public mutating func join(_ entry: Entry, now: Duration) -> Joined {

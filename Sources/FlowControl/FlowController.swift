@@ -54,11 +54,12 @@ public struct FlowController: Sendable {
     public private(set) var usesLeases: Bool
     /// Gateways sharing the budgets, as the leader last counted them.
     public private(set) var gateways = 1
-    /// The requests `next` took off the queue to ask the scheduler, by id (their tenants), until
-    /// they rejoin (`wait`), leave, are served or end. They still wait for an engine with room, so
-    /// the waiting counts include them: a gauge of the queue alone dipped by one each time the
-    /// first waiting request asked again, several times a second while every engine is busy.
-    public private(set) var asking: [UInt64: Int] = [:]
+    /// The requests `next` took off the queue to ask the scheduler, by id, until they rejoin
+    /// (`wait`), leave, are served or end. They still wait for an engine with room, so the waiting
+    /// counts include them (a gauge of the queue alone dipped by one each time the first waiting
+    /// request asked again, several times a second while every engine is busy), and a newcomer
+    /// they would have gone before does not pass them while they ask.
+    public private(set) var asking: [UInt64: FairQueue.Entry] = [:]
 
     /// Requests waiting for an engine: in the queue, or taken off it to ask the scheduler.
     public var waitingCount: Int { queue.count + asking.count }
@@ -66,7 +67,7 @@ public struct FlowController: Sendable {
     /// `waitingCount` by tenant.
     public var waitingByTenant: [Int] {
         var counts = queue.waitingByTenant
-        for tenant in asking.values { counts[tenant] += 1 }
+        for entry in asking.values { counts[entry.tenant] += 1 }
         return counts
     }
 
@@ -92,7 +93,8 @@ public struct FlowController: Sendable {
             return (.refused(refusal, retryAfter: wait), nil)
         }
         ticket.admitted = true
-        guard queue.hasAnythingAhead(ofTenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool, now: now) else {
+        guard queue.hasAnythingAhead(ofTenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool, now: now, outside: asking.values)
+        else {
             return (.proceed, nil)
         }
         switch wait(&ticket, now: now) {
@@ -123,7 +125,7 @@ public struct FlowController: Sendable {
     /// It rejoins with `wait` if told to wait again.
     public mutating func next(now: Duration, pool: String? = nil) -> UInt64? {
         guard let entry = queue.next(now: now, pool: pool) else { return nil }
-        asking[entry.id] = entry.tenant
+        asking[entry.id] = entry
         return entry.id
     }
 
@@ -132,10 +134,12 @@ public struct FlowController: Sendable {
         asking[id] = nil
     }
 
-    /// The request no longer waits (it ended, or was sent another way).
-    public mutating func leave(_ ticket: FlowTicket) {
-        asking[ticket.id] = nil
+    /// The request no longer waits (it ended, or was sent another way). True when it had been
+    /// woken to ask and was not served: the wake it took is the next one's (see `finished`).
+    @discardableResult
+    public mutating func leave(_ ticket: FlowTicket) -> Bool {
         queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
+        return asking.removeValue(forKey: ticket.id) != nil
     }
 
     /// The request was sent to an engine: its estimate counts toward its tenant's fair share.
@@ -148,14 +152,18 @@ public struct FlowController: Sendable {
 
     /// The request ended, having used `usedTokens` (nil: unknown). One that never reached an
     /// engine gives back its request and its tokens; one that did is settled at its real usage.
-    public mutating func finished(_ ticket: FlowTicket, usedTokens: Int?, now: Duration) {
-        asking[ticket.id] = nil
+    /// True when it ended while woken to ask: newcomers it went before queued behind it, so the
+    /// wake (a slot the leader said was free) passes to the next waiting request of its pool.
+    @discardableResult
+    public mutating func finished(_ ticket: FlowTicket, usedTokens: Int?, now: Duration) -> Bool {
+        let wasAsking = asking.removeValue(forKey: ticket.id) != nil
         queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
-        guard ticket.admitted else { return }
+        guard ticket.admitted else { return wasAsking }
         ledgers[ticket.tenant].settle(
             estimatedTokens: ticket.estimatedTokens, usedTokens: ticket.served ? usedTokens : 0, reachedEngine: ticket.served,
             toLease: ticket.chargedToLease, now: now)
         if ticket.served, let used = usedTokens { queue.charge(tenant: ticket.tenant, tokens: Double(used - ticket.estimatedTokens)) }
+        return wasAsking
     }
 
     /// Sets this gateway's share of every tenant's limits.

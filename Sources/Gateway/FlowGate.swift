@@ -9,7 +9,7 @@ import Synchronization
 /// engine, the next of its pool (there was room; the chain stops at the first told to wait,
 /// whose wait asks the leader for the next signal); and the first of any pool each try period in
 /// which nothing was woken (a lost signal costs at most a period). A woken request told to wait
-/// again goes back to its place.
+/// again goes back to its place; one that ends before it is sent passes its wake on.
 final class FlowGate: Sendable {
     enum Wake: Sendable {
         /// Ask the scheduler now.
@@ -89,12 +89,16 @@ final class FlowGate: Sendable {
         return !shedSelf
     }
 
-    /// The request no longer waits (it ended, or went another way).
+    /// The request no longer waits (it ended, or went another way). One woken to ask passes its
+    /// wake to the next of its pool: a newcomer that queued behind it is not left for a try period.
     func leave(_ ticket: FlowTicket) {
-        state.withLock { state in
-            state.controller.leave(ticket)
+        let now = clock()
+        let pool = ticket.pool
+        let woken = state.withLock { state -> [Waiter] in
             state.waiters[ticket.id] = nil
+            return state.controller.leave(ticket) ? Self.wakeNext(1, pool: pool, &state, now: now) : []
         }
+        deliver(woken)
         publishWaiting()
     }
 
@@ -115,10 +119,12 @@ final class FlowGate: Sendable {
     /// The request ended (however): its limits are settled with the tokens it used.
     func finished(_ ticket: FlowTicket, usedTokens: Int?) {
         let now = clock()
-        state.withLock { state in
-            state.controller.finished(ticket, usedTokens: usedTokens, now: now)
+        let pool = ticket.pool
+        let woken = state.withLock { state -> [Waiter] in
             state.waiters[ticket.id] = nil
+            return state.controller.finished(ticket, usedTokens: usedTokens, now: now) ? Self.wakeNext(1, pool: pool, &state, now: now) : []
         }
+        deliver(woken)
     }
 
     /// A capacity signal for `model`'s engines: wake as many of its waiting requests as it frees,

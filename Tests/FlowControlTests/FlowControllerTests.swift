@@ -127,4 +127,38 @@ import Testing
         flow.forget(3)
         #expect(flow.waitingCount == 0)
     }
+
+    /// A request woken to ask keeps its place against newcomers: one of its pool that it would
+    /// have gone before queues behind it (before, it went straight on while the woken one asked,
+    /// and could take the slot the wake was for); one of a higher class or another pool does not.
+    /// If the woken one ends before it is sent, its wake is the next one's.
+    @Test func aNewcomerDoesNotPassARequestWokenToAsk() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var waiting = ticket(1, nil)
+        #expect(flow.arrive(&waiting, now: .zero) == (.proceed, nil))
+        _ = flow.wait(&waiting, now: .zero)
+        #expect(flow.next(now: .milliseconds(200)) == 1)
+        #expect(flow.queue.count == 0)
+        // Same tenant, same class, same pool: behind it.
+        var same = ticket(2, nil)
+        #expect(flow.arrive(&same, now: .milliseconds(201)) == (.queued, nil))
+        // A higher class goes first anyway; another pool never waits for this one.
+        var chat = ticket(3, "chat")
+        #expect(flow.arrive(&chat, now: .milliseconds(201)) == (.proceed, nil))
+        var otherPool = FlowTicket(id: 4, tenant: configuration.defaultTenant, classRank: 1, estimatedTokens: 100, pool: "adapter")
+        #expect(flow.arrive(&otherPool, now: .milliseconds(201)) == (.proceed, nil))
+        // Sent: it passes nothing on (the shell wakes the next because it was sent).
+        var sent = waiting
+        flow.served(&sent)
+        let sentPassesOn = flow.finished(sent, usedTokens: 50, now: .milliseconds(300))
+        #expect(!sentPassesOn)
+        // The newcomer, woken in turn, ends before it is sent: its wake passes on.
+        #expect(flow.next(now: .milliseconds(300)) == 2)
+        let leftPassesOn = flow.leave(same)
+        let endedPassesOn = flow.finished(same, usedTokens: nil, now: .milliseconds(301))
+        #expect(leftPassesOn && !endedPassesOn)
+        // Nothing asks now: a newcomer goes straight on again.
+        var later = ticket(5, nil)
+        #expect(flow.arrive(&later, now: .milliseconds(302)) == (.proceed, nil))
+    }
 }
