@@ -134,6 +134,14 @@ public struct FlowController: Sendable {
         asking[id] = nil
     }
 
+    /// The scheduler holds a woken request until a prompt prefix it shares is being computed: it
+    /// has had its turn and waits for the cache, not for an engine with room, so newcomers no
+    /// longer queue behind it (nor does it count as waiting). Told to wait after the hold, it
+    /// rejoins at its first place (`wait`).
+    public mutating func held(_ id: UInt64) {
+        asking[id] = nil
+    }
+
     /// The request no longer waits (it ended, or was sent another way). True when it had been
     /// woken to ask and was not served: the wake it took is the next one's (see `finished`).
     @discardableResult

@@ -102,6 +102,12 @@ final class FlowGate: Sendable {
         publishWaiting()
     }
 
+    /// The scheduler holds the woken request for a warming prefix: newcomers stop queueing behind it.
+    func held(_ ticket: FlowTicket) {
+        state.withLock { $0.controller.held(ticket.id) }
+        publishWaiting()
+    }
+
     /// The request was sent to an engine. If the queue woke it for this, there was room: wake the
     /// next of its pool.
     func served(_ ticket: inout FlowTicket, wasWoken: Bool) {

@@ -161,4 +161,23 @@ import Testing
         var later = ticket(5, nil)
         #expect(flow.arrive(&later, now: .milliseconds(302)) == (.proceed, nil))
     }
+
+    /// Held by the scheduler for a warming prefix, a woken request has had its turn: a newcomer
+    /// no longer queues behind it; told to wait after the hold, it goes back to its first place.
+    @Test func aWokenRequestHeldForAPrefixNoLongerHoldsBackNewcomers() {
+        var flow = FlowController(configuration: configuration, now: .zero)
+        var waiting = ticket(1, nil)
+        _ = flow.arrive(&waiting, now: .zero)
+        _ = flow.wait(&waiting, now: .zero)
+        #expect(flow.next(now: .milliseconds(200)) == 1)
+        flow.held(1)
+        #expect(flow.waitingCount == 0)
+        var newcomer = ticket(2, nil)
+        #expect(flow.arrive(&newcomer, now: .milliseconds(201)) == (.proceed, nil))
+        // The newcomer was told to wait; the held one, told to wait after its hold, goes first.
+        _ = flow.wait(&newcomer, now: .milliseconds(202))
+        _ = flow.wait(&waiting, now: .milliseconds(400))
+        #expect(waiting.enqueued == .zero)
+        #expect(flow.next(now: .milliseconds(600)) == 1)
+    }
 }
