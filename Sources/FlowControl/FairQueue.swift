@@ -117,11 +117,12 @@ public struct FairQueue: Sendable {
 
     private func isWaiting(tenant: Int) -> Bool { waitingByTenant[tenant] > 0 }
 
-    /// The counter a tenant that is not waiting would start waiting with.
-    private func liftedCounter(of tenant: Int) -> Double {
-        if isWaiting(tenant: tenant) { return counters[tenant] }
-        let floor = flows.filter { !$0.value.isEmpty }.map { counters[$0.key.tenant] }.min() ?? lastServed
-        return max(counters[tenant], floor)
+    /// The counter a tenant that is not waiting would start waiting with. `outside`: entries off
+    /// the queue that still wait (see `hasAnythingAhead`), counted as if they had stayed.
+    private func liftedCounter(of tenant: Int, outside: some Sequence<Entry> = [Entry]()) -> Double {
+        if isWaiting(tenant: tenant) || outside.contains(where: { $0.tenant == tenant }) { return counters[tenant] }
+        let waiting = flows.filter { !$0.value.isEmpty }.map { counters[$0.key.tenant] } + outside.map { counters[$0.tenant] }
+        return max(counters[tenant], waiting.min() ?? lastServed)
     }
 
     /// Whether something waiting in `pool` would be served before a request of `tenant` and
@@ -131,7 +132,7 @@ public struct FairQueue: Sendable {
     public func hasAnythingAhead(
         ofTenant tenant: Int, classRank: Int, pool: String = "", now: Duration, outside: some Sequence<Entry> = [Entry]()
     ) -> Bool {
-        let counter = liftedCounter(of: tenant)
+        let counter = liftedCounter(of: tenant, outside: outside)
         func goesFirst(_ head: Entry) -> Bool {
             let band = band(of: head, now: now)
             return band < classRank || (band == classRank && counters[head.tenant] <= counter)

@@ -138,24 +138,29 @@ public struct FlowController: Sendable {
     /// has had its turn and waits for the cache, not for an engine with room, so newcomers no
     /// longer queue behind it (nor does it count as waiting). Told to wait after the hold, it
     /// rejoins at its first place (`wait`).
-    public mutating func held(_ id: UInt64) {
-        asking[id] = nil
+    /// True when it was asking: the wake it took (room the leader signalled, unused while it is
+    /// held) is the next one's, and its send after the hold passes nothing on.
+    @discardableResult
+    public mutating func held(_ id: UInt64) -> Bool {
+        asking.removeValue(forKey: id) != nil
     }
 
-    /// The request no longer waits (it ended, or was sent another way). True when it had been
-    /// woken to ask and was not served: the wake it took is the next one's (see `finished`).
-    @discardableResult
-    public mutating func leave(_ ticket: FlowTicket) -> Bool {
+    /// The request leaves the queue: it is being sent (`served` follows) or ends (`finished`
+    /// follows). A woken one stays among those asking until then, so that exactly one of the two
+    /// passes its wake on.
+    public mutating func leave(_ ticket: FlowTicket) {
         queue.remove(ticket.id, tenant: ticket.tenant, classRank: ticket.classRank, pool: ticket.pool)
-        return asking.removeValue(forKey: ticket.id) != nil
     }
 
     /// The request was sent to an engine: its estimate counts toward its tenant's fair share.
-    public mutating func served(_ ticket: inout FlowTicket) {
-        asking[ticket.id] = nil
-        guard !ticket.served else { return }
+    /// True when it was asking (the waiting counts changed).
+    @discardableResult
+    public mutating func served(_ ticket: inout FlowTicket) -> Bool {
+        let wasAsking = asking.removeValue(forKey: ticket.id) != nil
+        guard !ticket.served else { return wasAsking }
         ticket.served = true
         queue.charge(tenant: ticket.tenant, tokens: Double(ticket.estimatedTokens))
+        return wasAsking
     }
 
     /// The request ended, having used `usedTokens` (nil: unknown). One that never reached an

@@ -89,22 +89,25 @@ final class FlowGate: Sendable {
         return !shedSelf
     }
 
-    /// The request no longer waits (it ended, or went another way). One woken to ask passes its
-    /// wake to the next of its pool: a newcomer that queued behind it is not left for a try period.
+    /// The request leaves the queue: it is being sent (`served` follows) or ends (`finished`).
     func leave(_ ticket: FlowTicket) {
-        let now = clock()
-        let pool = ticket.pool
-        let woken = state.withLock { state -> [Waiter] in
+        state.withLock { state in
+            state.controller.leave(ticket)
             state.waiters[ticket.id] = nil
-            return state.controller.leave(ticket) ? Self.wakeNext(1, pool: pool, &state, now: now) : []
         }
-        deliver(woken)
         publishWaiting()
     }
 
-    /// The scheduler holds the woken request for a warming prefix: newcomers stop queueing behind it.
+    /// The scheduler holds the woken request for a warming prefix: newcomers stop queueing behind
+    /// it, and the room it was woken for goes to the next of its pool. Its send after the hold
+    /// passes nothing on (the caller no longer counts it as woken).
     func held(_ ticket: FlowTicket) {
-        state.withLock { $0.controller.held(ticket.id) }
+        let now = clock()
+        let pool = ticket.pool
+        let woken = state.withLock { state -> [Waiter] in
+            state.controller.held(ticket.id) ? Self.wakeNext(1, pool: pool, &state, now: now) : []
+        }
+        deliver(woken)
         publishWaiting()
     }
 
@@ -114,11 +117,12 @@ final class FlowGate: Sendable {
         let now = clock()
         let first = !ticket.served
         let pool = ticket.pool
-        let woken = state.withLock { state -> [Waiter] in
-            state.controller.served(&ticket)
-            return wasWoken ? Self.wakeNext(1, pool: pool, &state, now: now) : []
+        let (wasAsking, woken) = state.withLock { state -> (Bool, [Waiter]) in
+            let wasAsking = state.controller.served(&ticket)
+            return (wasAsking, wasWoken ? Self.wakeNext(1, pool: pool, &state, now: now) : [])
         }
         deliver(woken)
+        if wasAsking && woken.isEmpty { publishWaiting() }
         if first { metrics.tenantQueueWait(tenant: tenantName(ticket), seconds: ticket.enqueued.map { (now - $0) / .seconds(1) } ?? 0) }
     }
 
@@ -126,11 +130,14 @@ final class FlowGate: Sendable {
     func finished(_ ticket: FlowTicket, usedTokens: Int?) {
         let now = clock()
         let pool = ticket.pool
-        let woken = state.withLock { state -> [Waiter] in
+        let (wasAsking, woken) = state.withLock { state -> (Bool, [Waiter]) in
             state.waiters[ticket.id] = nil
-            return state.controller.finished(ticket, usedTokens: usedTokens, now: now) ? Self.wakeNext(1, pool: pool, &state, now: now) : []
+            guard state.controller.finished(ticket, usedTokens: usedTokens, now: now) else { return (false, []) }
+            return (true, Self.wakeNext(1, pool: pool, &state, now: now))
         }
         deliver(woken)
+        // Only an end while asking changes the waiting counts here (one in the queue left it first).
+        if wasAsking { publishWaiting() }
     }
 
     /// A capacity signal for `model`'s engines: wake as many of its waiting requests as it frees,

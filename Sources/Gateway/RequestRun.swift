@@ -386,7 +386,10 @@ final class RequestRun {
                 return
             }
             if case .assigned(_, let prefill) = answer { assignedPrefill = prefill }
-            if case .hold = answer, woken { shared.flow.held(ticket) }
+            if case .hold = answer, woken {
+                shared.flow.held(ticket)
+                woken = false
+            }
             if case .noInstance(let why) = answer, shared.tableKnows(model: features.model) { return feed(.scheduler(.noneUp(why))) }
             feed(.scheduler(answer))
         }

@@ -147,16 +147,20 @@ import Testing
         #expect(flow.arrive(&chat, now: .milliseconds(201)) == (.proceed, nil))
         var otherPool = FlowTicket(id: 4, tenant: configuration.defaultTenant, classRank: 1, estimatedTokens: 100, pool: "adapter")
         #expect(flow.arrive(&otherPool, now: .milliseconds(201)) == (.proceed, nil))
-        // Sent: it passes nothing on (the shell wakes the next because it was sent).
-        var sent = waiting
-        flow.served(&sent)
-        let sentPassesOn = flow.finished(sent, usedTokens: 50, now: .milliseconds(300))
+        // Sent, as the shell does it: it leaves the queue, still asking until it is counted
+        // served; its end then passes nothing on (the shell wakes the next because it was sent).
+        flow.leave(waiting)
+        #expect(flow.asking[1] != nil)
+        flow.served(&waiting)
+        #expect(flow.asking.isEmpty)
+        let sentPassesOn = flow.finished(waiting, usedTokens: 50, now: .milliseconds(300))
         #expect(!sentPassesOn)
-        // The newcomer, woken in turn, ends before it is sent: its wake passes on.
+        // The newcomer, woken in turn, ends before it is sent (leaves the queue, then ends): its
+        // wake passes on, once.
         #expect(flow.next(now: .milliseconds(300)) == 2)
-        let leftPassesOn = flow.leave(same)
+        flow.leave(same)
         let endedPassesOn = flow.finished(same, usedTokens: nil, now: .milliseconds(301))
-        #expect(leftPassesOn && !endedPassesOn)
+        #expect(endedPassesOn)
         // Nothing asks now: a newcomer goes straight on again.
         var later = ticket(5, nil)
         #expect(flow.arrive(&later, now: .milliseconds(302)) == (.proceed, nil))
@@ -170,8 +174,8 @@ import Testing
         _ = flow.arrive(&waiting, now: .zero)
         _ = flow.wait(&waiting, now: .zero)
         #expect(flow.next(now: .milliseconds(200)) == 1)
-        flow.held(1)
-        #expect(flow.waitingCount == 0)
+        let passesOn = flow.held(1)
+        #expect(passesOn && flow.waitingCount == 0)
         var newcomer = ticket(2, nil)
         #expect(flow.arrive(&newcomer, now: .milliseconds(201)) == (.proceed, nil))
         // The newcomer was told to wait; the held one, told to wait after its hold, goes first.
@@ -179,5 +183,35 @@ import Testing
         _ = flow.wait(&waiting, now: .milliseconds(400))
         #expect(waiting.enqueued == .zero)
         #expect(flow.next(now: .milliseconds(600)) == 1)
+    }
+
+    /// Fair share counts a woken request as if it had stayed: a tenant that was idle starts
+    /// waiting at the counter of the one asking, not below it, so it does not pass it.
+    @Test func anIdleTenantDoesNotPassAWokenRequestOnCreditSavedWhileIdle() {
+        let twoTenants = FlowConfiguration(
+            tenants: [TenantPolicy(name: "heavy", classRank: 1), TenantPolicy(name: "light", classRank: 1)], queueCapacity: 8)
+        var flow = FlowController(configuration: twoTenants, now: .zero)
+        func ticket(_ id: UInt64, _ name: String) -> FlowTicket {
+            FlowTicket(id: id, tenant: twoTenants.tenant(named: name), classRank: 1, estimatedTokens: 100)
+        }
+        // Heavy has been served 1,000 tokens, light 100 (served last).
+        var heavyServed = ticket(1, "heavy"), lightServed = ticket(2, "light")
+        for (served, used) in [(1, 1_000), (2, 100)] {
+            var t = served == 1 ? heavyServed : lightServed
+            #expect(flow.arrive(&t, now: .zero) == (.proceed, nil))
+            flow.served(&t)
+            _ = flow.finished(t, usedTokens: used, now: .zero)
+            if served == 1 { heavyServed = t } else { lightServed = t }
+        }
+        #expect(flow.queue.counter(of: 0) == 1_000 && flow.queue.counter(of: 1) == 100)
+        // Heavy's next request waits, and is woken to ask.
+        var heavy = ticket(3, "heavy")
+        _ = flow.arrive(&heavy, now: .milliseconds(10))
+        _ = flow.wait(&heavy, now: .milliseconds(10))
+        #expect(flow.next(now: .milliseconds(200)) == 3)
+        // Light arrives while it asks. Had heavy stayed queued, light would start waiting at
+        // heavy's counter and queue behind it (ties go to the one waiting); so it does now.
+        var light = ticket(4, "light")
+        #expect(flow.arrive(&light, now: .milliseconds(201)) == (.queued, nil))
     }
 }
