@@ -34,14 +34,20 @@ import Testing
         return ticket
     }
 
-    /// Sent after it was woken: the next is woken once, not once for leaving the queue and again
-    /// for being sent.
-    @Test func aWokenRequestSentWakesTheNextOnce() {
-        var a = queued(1)
+    /// Three requests queued and a capacity signal for one: the first is woken.
+    func firstOfThreeWoken() -> FlowTicket {
+        let first = queued(1)
         _ = (queued(2), queued(3))
         gate.signal(slots: 1, model: "")
         loop.run()
         #expect(wakes.ids == [1])
+        return first
+    }
+
+    /// Sent after it was woken: the next is woken once, not once for leaving the queue and again
+    /// for being sent.
+    @Test func aWokenRequestSentWakesTheNextOnce() {
+        var a = firstOfThreeWoken()
         gate.leave(a)
         gate.served(&a, wasWoken: true)
         loop.run()
@@ -53,10 +59,7 @@ import Testing
 
     /// A woken request that ends before it is sent gives its wake to the next, once.
     @Test func aWokenRequestThatEndsPassesItsWakeOn() {
-        let a = queued(1)
-        _ = (queued(2), queued(3))
-        gate.signal(slots: 1, model: "")
-        loop.run()
+        let a = firstOfThreeWoken()
         gate.leave(a)
         gate.finished(a, usedTokens: nil)
         loop.run()
@@ -66,10 +69,7 @@ import Testing
     /// Held by the leader for a warming prefix, a woken request gives the room it was woken for
     /// to the next; sent after the hold (no longer counted as woken), it wakes nobody more.
     @Test func aWokenRequestHeldPassesItsWakeOnAndItsSendWakesNobody() {
-        var a = queued(1)
-        _ = (queued(2), queued(3))
-        gate.signal(slots: 1, model: "")
-        loop.run()
+        var a = firstOfThreeWoken()
         gate.held(a)
         loop.run()
         #expect(wakes.ids == [1, 2])
