@@ -137,9 +137,9 @@ public struct FlowController: Sendable {
     /// The scheduler holds a woken request until a prompt prefix it shares is being computed: it
     /// has had its turn and waits for the cache, not for an engine with room, so newcomers no
     /// longer queue behind it (nor does it count as waiting). Told to wait after the hold, it
-    /// rejoins at its first place (`wait`).
-    /// True when it was asking: the wake it took (room the leader signalled, unused while it is
-    /// held) is the next one's, and its send after the hold passes nothing on.
+    /// rejoins at its first place (`wait`). True when it was asking: the wake it took (room the
+    /// leader signalled, unused while it is held) is the next one's, and its send after the hold
+    /// passes nothing on.
     @discardableResult
     public mutating func held(_ id: UInt64) -> Bool {
         asking.removeValue(forKey: id) != nil

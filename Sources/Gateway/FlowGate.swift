@@ -122,6 +122,7 @@ final class FlowGate: Sendable {
             return (wasAsking, wasWoken ? Self.wakeNext(1, pool: pool, &state, now: now) : [])
         }
         deliver(woken)
+        // `deliver` publishes when it wakes anyone; a woken request sent changed the counts too.
         if wasAsking && woken.isEmpty { publishWaiting() }
         if first { metrics.tenantQueueWait(tenant: tenantName(ticket), seconds: ticket.enqueued.map { (now - $0) / .seconds(1) } ?? 0) }
     }

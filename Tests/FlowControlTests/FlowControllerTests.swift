@@ -195,13 +195,11 @@ import Testing
             FlowTicket(id: id, tenant: twoTenants.tenant(named: name), classRank: 1, estimatedTokens: 100)
         }
         // Heavy has been served 1,000 tokens, light 100 (served last).
-        var heavyServed = ticket(1, "heavy"), lightServed = ticket(2, "light")
-        for (served, used) in [(1, 1_000), (2, 100)] {
-            var t = served == 1 ? heavyServed : lightServed
-            #expect(flow.arrive(&t, now: .zero) == (.proceed, nil))
-            flow.served(&t)
-            _ = flow.finished(t, usedTokens: used, now: .zero)
-            if served == 1 { heavyServed = t } else { lightServed = t }
+        for (id, name, used) in [(UInt64(1), "heavy", 1_000), (2, "light", 100)] {
+            var served = ticket(id, name)
+            #expect(flow.arrive(&served, now: .zero) == (.proceed, nil))
+            flow.served(&served)
+            _ = flow.finished(served, usedTokens: used, now: .zero)
         }
         #expect(flow.queue.counter(of: 0) == 1_000 && flow.queue.counter(of: 1) == 100)
         // Heavy's next request waits, and is woken to ask.
